@@ -1,0 +1,3 @@
+"""costloop: spreadsheet-native IT financial management and chargeback."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The engine: read a Book, order the rules, allocate, charge, forecast, write back."""

@@ -1,0 +1,32 @@
+"""The plan: rules in the order the engine runs them (SPEC §3, "Order").
+
+Pool-to-pool rules run before any rule that spreads a pool they feed
+(step-down). Rules whose pools feed each other in a cycle form one reciprocal
+step, solved together (T = D + Pᵀ·T); that is allowed only when every rule in
+the cycle says RECIPROCAL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costloop.rules.ast import Allocate, Charge, Forecast
+
+
+@dataclass(frozen=True)
+class Step:
+    """One allocation step: a single rule, or a reciprocal group solved together."""
+
+    rules: tuple[Allocate, ...]
+
+    @property
+    def reciprocal(self) -> bool:
+        return len(self.rules) > 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    allocations: tuple[Step, ...] = ()
+    """In dependency order: a pool's spreading step comes after every step feeding it."""
+    charges: tuple[Charge, ...] = ()
+    forecasts: tuple[Forecast, ...] = ()

@@ -1,0 +1,1 @@
+"""The template and demo workbooks, and the script that generates them."""
