@@ -1,0 +1,144 @@
+"""The `costloop` command line (SPEC §6).
+
+Exit codes: 0 clean, 1 the workbook has errors (or a tie-out failed),
+2 a usage error (unknown option, missing file). No traceback reaches the
+user: an unexpected failure prints one line and exits 1 (set
+``COSTLOOP_DEBUG=1`` to see the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from costloop import __version__
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="costloop",
+        description="Spreadsheet-native IT chargeback and ITFM: plan, bill, optimize.",
+    )
+    parser.add_argument("--version", action="version", version=f"costloop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="parse and validate rules and data; write Rule Check")
+    p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
+
+    p = sub.add_parser("run", help="run the loop and write the output sheets")
+    p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
+    p.add_argument("--period", help="the period to bill, YYYY-MM (default: Settings Period)")
+    p.add_argument("--output", type=Path, help="write the result to this file instead")
+    p.add_argument(
+        "--scenario",
+        help="what-if: read Budget@NAME / Rates@NAME and write outputs under NAME",
+    )
+
+    p = sub.add_parser("demo", help="write the demo workbook and run it")
+    p.add_argument(
+        "dir", nargs="?", type=Path, default=Path("costloop-demo"), help="folder for the demo"
+    )
+    return parser
+
+
+def _existing_book(path: Path) -> Path:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a workbook")
+    return path
+
+
+def _print_problems(problems, stream=None) -> None:
+    stream = stream or sys.stdout
+    ordered = [p for p in problems if p.is_error] + [p for p in problems if not p.is_error]
+    for problem in ordered:
+        prefix = "" if problem.is_error else "warning: "
+        print(prefix + problem.render(), file=stream)
+
+
+def cmd_check(args) -> int:
+    from costloop.engine.commands import check_book
+
+    outcome = check_book(_existing_book(args.book))
+    _print_problems(outcome.problems)
+    n_err, n_warn = len(outcome.errors), len(outcome.warnings)
+    rules = len(outcome.book.rules) if outcome.book else 0
+    print(f"{args.book}: {rules} rule(s) checked, {n_err} error(s), {n_warn} warning(s)")
+    return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+
+
+def cmd_run(args) -> int:
+    from costloop.engine.commands import run_book, summary_lines
+
+    output = args.output
+    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    outcome = run_book(
+        _existing_book(args.book), period=args.period, output=output, scenario=args.scenario
+    )
+    _print_problems(outcome.problems)
+    for line in summary_lines(outcome):
+        print(line)
+    if outcome.ok:
+        print(f"Wrote {', '.join(outcome.written)} to {output or args.book}")
+    return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+
+
+def cmd_demo(args) -> int:
+    from costloop.engine.commands import run_book, summary_lines
+    from costloop.workbooks import demo_path
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    book = args.dir / "costloop-demo.xlsx"
+    shutil.copyfile(demo_path(), book)
+    outcome = run_book(book)
+    _print_problems(outcome.problems)
+    for line in summary_lines(outcome):
+        print(line)
+    print(f"Demo workbook: {book.resolve()}")
+    return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+
+
+COMMANDS = {"check": cmd_check, "run": cmd_run, "demo": cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits 2 on a usage error
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"costloop {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("costloop: interrupted; the workbook was not changed", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except Exception as exc:  # the last line of defence: never a traceback
+        from costloop.engine.commands import explain_exception
+
+        message = explain_exception(exc)
+        if message is None:
+            if os.environ.get("COSTLOOP_DEBUG"):
+                traceback.print_exc()
+            message = (
+                f"unexpected error ({type(exc).__name__}: {exc}); the workbook was not changed. "
+                "Please report this; set COSTLOOP_DEBUG=1 for details."
+            )
+        print(f"costloop {args.command}: {message}", file=sys.stderr)
+        return EXIT_PROBLEMS
+
+
+if __name__ == "__main__":
+    sys.exit(main())
