@@ -59,6 +59,12 @@ class Reason(StrEnum):
     UNALLOCATED = "UNALLOCATED"
     UNBALANCED = "UNBALANCED"
     TIE_OUT = "TIE_OUT"
+    # the ITFM loop (forecast, compliance, scenarios)
+    NO_VOLUME = "NO_VOLUME"
+    OVER_RECOVERY = "OVER_RECOVERY"
+    RESERVE_EXCEEDED = "RESERVE_EXCEEDED"
+    RATE_NOT_UNIFORM = "RATE_NOT_UNIFORM"
+    BAD_SCENARIO = "BAD_SCENARIO"
 
 
 @dataclass(frozen=True)
