@@ -1,0 +1,525 @@
+"""A workbook file on disk: fast reads with calamine, lossless write-back of owned sheets.
+
+Reading goes through python-calamine (a Rust reader, many times faster than
+openpyxl cell loops). Writing never loads the workbook into a model: the zip
+package is copied part by part and only the parts listed in
+`costloop.engine.xlsx_parts` change, so charts, images, shapes, buttons,
+pivots, comments, VBA and everything else survive byte-for-byte.
+
+Ownership marker. A sheet is costloop's when the workbook has a hidden,
+sheet-scoped defined name ``costloop_owned`` on it::
+
+    <definedName name="costloop_owned" localSheetId="5" hidden="1">"v1"</definedName>
+
+A defined name was chosen over a document property listing sheet names because
+it is bound to the sheet itself, not to its name: Excel keeps ``localSheetId``
+right when sheets are moved, deletes the name with the sheet, and carries it
+through Save, Save As and copy. If a user renames costloop's ``Bills`` to
+``Bills March`` and then makes a sheet of their own called ``Bills``, a
+name-list property would claim the user's new sheet and overwrite it; the
+defined name still points at the renamed sheet, so the new ``Bills`` is the
+user's and costloop refuses to touch it. Hidden names do not appear in the
+Name Manager, so the marker is invisible. New sheets are only ever appended
+after the last sheet, so existing ``localSheetId`` values never shift.
+
+Values read back: None for an empty cell, str, int (a whole number, so codes
+such as account ``6400`` do not turn into ``6400.0``), float, bool,
+``datetime.date``/``datetime``/``time``, and `ExcelError` for ``#REF!`` and
+friends. calamine reports an error cell as empty, so a sheet whose XML holds
+error cells (``t="e"``) is scanned once more for them. An empty string and an
+empty cell both read as None (calamine does not tell them apart).
+
+Values written: str as an inline string (``sharedStrings.xml`` stays
+untouched), Decimal/int/float as numbers (a Decimal's exact digits go into the
+file), bool as a boolean, date/datetime as a serial number with a date format,
+None and NaN as no cell, infinity as ``#NUM!``. Strings over Excel's 32,767
+characters are cut (Excel cannot open a longer cell); characters XML 1.0
+forbids are escaped the OOXML way (``_x0001_``).
+
+``docProps/app.xml`` gets the new sheet names when its layout is the usual one;
+``xl/calcChain.xml`` loses only entries of replaced sheets (and goes, with its
+relationship and content type, if nothing is left: Excel rebuilds it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+import numbers
+import os
+import re
+import tempfile
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+import python_calamine
+from costloop.engine import xlsx_parts as parts
+from costloop.engine.workbook import CellValue, ExcelError, NotOwnedError, OutputSheet
+from lxml import etree
+
+MAX_ROWS = 1_048_576
+MAX_COLUMNS = 16_384
+MAX_CELL_CHARS = 32_767
+MAX_SHEET_NAME = 31
+DEFAULT_DATE_FORMAT = "yyyy-mm-dd"
+DEFAULT_DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+DEFAULT_TIME_FORMAT = "hh:mm:ss"
+ERROR_CODES = frozenset(
+    ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
+)
+
+
+class WorkbookFormatError(ValueError):
+    """The file is not an .xlsx/.xlsm workbook costloop can read and write."""
+
+
+def check_format(path: Path) -> None:
+    """Raise `WorkbookFormatError`, in words a finance user understands, unless ``path`` is an
+    .xlsx/.xlsm workbook."""
+    path = Path(path)
+    if not path.exists():
+        raise WorkbookFormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise WorkbookFormatError(f"{path}: is a folder, not an Excel workbook")
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise WorkbookFormatError(
+            f"{path}: is an old-style .xls workbook or a password-protected file; "
+            "open it in Excel, remove any password and use File > Save As > "
+            "Excel Workbook (*.xlsx)"
+        )
+    if not zipfile.is_zipfile(path):
+        kind = "a text file (CSV?)" if _looks_like_text(head) else "not an Excel workbook"
+        raise WorkbookFormatError(
+            f"{path}: is {kind}, not an .xlsx workbook; open it in Excel and use "
+            "File > Save As > Excel Workbook (*.xlsx)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = {n.lower() for n in archive.namelist()}
+    except zipfile.BadZipFile as exc:
+        raise WorkbookFormatError(f"{path}: the file is damaged ({exc})") from exc
+    if "[content_types].xml" not in names:
+        raise WorkbookFormatError(f"{path}: is a zip file, not an Excel workbook")
+    if any(n.endswith("workbook.bin") for n in names):
+        raise WorkbookFormatError(
+            f"{path}: is a binary .xlsb workbook; use File > Save As > Excel Workbook (*.xlsx)"
+        )
+    if not any(n.endswith(".xml") and "workbook" in n for n in names):
+        raise WorkbookFormatError(f"{path}: is an Office file but not an Excel workbook")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    return bool(head) and all(b in b"\t\r\n" or 32 <= b < 127 or b >= 128 for b in head)
+
+
+class FileWorkbook:
+    """An .xlsx/.xlsm file satisfying the `costloop.engine.workbook.Workbook` protocol."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        check_format(self.path)
+        self._data: bytes | None = None
+        self._calamine: python_calamine.CalamineWorkbook | None = None
+        self._workbook: parts.WorkbookPart | None = None
+
+    @staticmethod
+    def is_xlsx(path: Path) -> bool:
+        """True when ``path`` is an .xlsx/.xlsm workbook costloop can open."""
+        try:
+            check_format(Path(path))
+        except WorkbookFormatError:
+            return False
+        return True
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _load(self) -> tuple[bytes, parts.WorkbookPart]:
+        # The file is read once; calamine and the XML model both work from these bytes.
+        if self._data is None or self._workbook is None:
+            self._data = self.path.read_bytes()
+            try:
+                self._workbook = parts.WorkbookPart(parts.Package.read(self._data))
+            except (zipfile.BadZipFile, etree.XMLSyntaxError, parts.PackageError) as exc:
+                raise WorkbookFormatError(f"{self.path}: the workbook is damaged ({exc})") from exc
+        return self._data, self._workbook
+
+    def _reader(self) -> python_calamine.CalamineWorkbook:
+        if self._calamine is None:
+            data, _ = self._load()
+            self._calamine = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
+        return self._calamine
+
+    def _forget(self) -> None:
+        if self._calamine is not None:
+            self._calamine.close()
+        self._data = self._calamine = self._workbook = None
+
+    def sheet_names(self) -> list[str]:
+        return [s.name for s in self._load()[1].sheets]
+
+    def owned_sheets(self) -> set[str]:
+        return self._load()[1].owned()
+
+    def read_sheet(self, name: str) -> list[list[CellValue]]:
+        """The sheet's cells from A1: ``grid[0][0]`` is A1, ``grid[1041][3]`` is D1042."""
+        _, workbook = self._load()
+        entry = workbook.sheet(name)
+        if entry is None:
+            raise KeyError(f"{self.path.name}: there is no sheet named {name!r}")
+        if not entry.is_worksheet:
+            return []  # a chartsheet has no cells
+        sheet = self._reader().get_sheet_by_name(entry.name)
+        raw = sheet.to_python(skip_empty_area=True)
+        top, left = sheet.start or (0, 0)
+        grid = [[None] * left + [_cell(v) for v in row] for row in raw]
+        grid[:0] = [[] for _ in range(top)] if grid else []
+        part = entry.part and workbook.package.get(entry.part)
+        if part and (b't="e"' in part or b"t='e'" in part):
+            for row, col, code in _error_cells(part):
+                while len(grid) <= row:
+                    grid.append([])
+                cells = grid[row]
+                cells.extend([None] * (col + 1 - len(cells)))
+                cells[col] = ExcelError(code)
+        width = max((len(r) for r in grid), default=0)
+        for cells in grid:
+            cells.extend([None] * (width - len(cells)))
+        return grid
+
+    # -- writing ------------------------------------------------------------------------
+
+    def replace_sheets(self, sheets: list[OutputSheet], output: Path | None = None) -> None:
+        """Write the owned sheets into the file (or into ``output``), atomically and losslessly."""
+        _check_names([s.name for s in sheets])
+        # Fresh from disk: the user may have saved the workbook since we read it.
+        package = parts.Package.read(self.path.read_bytes())
+        updated = write_owned_sheets(package, sheets)
+        destination = Path(output) if output is not None else self.path
+        _atomic_write(destination, updated, mode_from=self.path)
+        if destination.resolve() == self.path.resolve():
+            self._forget()
+
+
+def write_owned_sheets(package: parts.Package, sheets: list[OutputSheet]) -> parts.Package:
+    """Put each output sheet into the package: replace it if costloop owns it, else append it.
+
+    Raises `NotOwnedError` before changing anything if a user sheet has one of the names.
+    """
+    workbook = parts.WorkbookPart(package)
+    owned = {name.casefold() for name in workbook.owned()}
+    for sheet in sheets:
+        existing = workbook.sheet(sheet.name)
+        if existing is not None and existing.name.casefold() not in owned:
+            raise NotOwnedError(existing.name)
+    before = package.reachable()
+    types = parts.ContentTypes(package)
+    styles = parts.Styles(package, workbook, types)
+    replaced_ids: set[str] = set()
+    added: list[str] = []
+    for sheet in sheets:
+        entry = workbook.sheet(sheet.name)
+        if entry is None or entry.part is None or not entry.is_worksheet:
+            if entry is not None:  # owned, but its worksheet part is gone: a damaged file
+                raise parts.PackageError(f"{sheet.name}: the sheet's part is missing")
+            entry = workbook.add_sheet(sheet.name, _new_sheet_part(package, workbook))
+            types.override(entry.part, parts.CT_WORKSHEET)
+            added.append(sheet.name)
+        else:
+            replaced_ids.add(entry.sheet_id)
+            # The old part's relationships (printer settings, a comment the user
+            # added) belong to content that is being replaced.
+            package.delete(parts.rels_part_of(entry.part))
+        xml, filter_ref = render_worksheet(sheet, styles, workbook.date1904)
+        package.set(entry.part, xml)
+        workbook.set_filter_range(entry, filter_ref)
+    parts.drop_calc_chain_cells(package, workbook, types, replaced_ids)
+    styles.save()
+    workbook.save()
+    parts.add_sheet_titles(package, added)
+    # Parts only the replaced sheets used (e.g. a comments part) would now dangle.
+    orphans = before - package.reachable()
+    for orphan in orphans:
+        package.delete(orphan)
+        package.delete(parts.rels_part_of(orphan))
+    types.forget(orphans)
+    types.save()
+    return package
+
+
+def _new_sheet_part(package: parts.Package, workbook: parts.WorkbookPart) -> str:
+    folder = parts.posixpath.join(parts.posixpath.dirname(workbook.part), "worksheets")
+    number = 1
+    while package.find(f"{folder}/sheet{number}.xml") is not None:
+        number += 1
+    return f"{folder}/sheet{number}.xml"
+
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def _check_names(names: list[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if not name or len(name) > MAX_SHEET_NAME or _BAD_SHEET_CHARS.search(name):
+            raise ValueError(
+                f"{name!r}: a sheet name must be 1 to {MAX_SHEET_NAME} characters "
+                "without [ ] : * ? / \\"
+            )
+        if name.startswith("'") or name.endswith("'") or name.casefold() == "history":
+            raise ValueError(f"{name!r}: Excel does not allow this sheet name")
+        if name.casefold() in seen:
+            raise ValueError(f"{name!r}: the same output sheet is written twice")
+        seen.add(name.casefold())
+
+
+def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) -> None:
+    """Write to a temp file beside ``destination``, fsync, then rename over it."""
+    destination = destination.resolve()
+    temp: Path | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            dir=destination.parent, prefix=".~costloop-", suffix=destination.suffix, delete=False
+        ) as handle:
+            temp = Path(handle.name)
+            package.write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # NamedTemporaryFile is private (0600); the workbook keeps its sharing mode.
+        source = destination if destination.exists() else mode_from
+        os.chmod(temp, source.stat().st_mode & 0o7777)
+        os.replace(temp, destination)
+    except BaseException:
+        if temp is not None:
+            temp.unlink(missing_ok=True)
+        raise
+
+
+# -- reading cells ---------------------------------------------------------------------
+
+
+def _cell(value: object) -> CellValue:
+    if value == "":
+        return None
+    if type(value) is float and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+_CELL_REF = re.compile(r"([A-Z]+)(\d+)")
+
+
+def _error_cells(xml: bytes) -> list[tuple[int, int, str]]:
+    """(row, column, code), 0-based, of every error cell in a worksheet part."""
+    root = parts.parse_xml(xml)
+    ns = etree.QName(root).namespace
+    sheet_data = root.find(f"{{{ns}}}sheetData")
+    found = []
+    row = -1
+    for row_node in sheet_data if sheet_data is not None else []:
+        # r is optional in the schema: a row or cell without it follows the previous one.
+        row = int(row_node.get("r")) - 1 if row_node.get("r") else row + 1
+        col = -1
+        for cell in row_node.iter(f"{{{ns}}}c"):
+            ref = _CELL_REF.match(cell.get("r") or "")
+            col = _column_index(ref.group(1)) if ref else col + 1
+            if cell.get("t") == "e":
+                value = cell.find(f"{{{ns}}}v")
+                code = (value.text or "").strip() if value is not None else ""
+                found.append((row, col, code if code else "#N/A"))
+    return found
+
+
+def _column_index(letters: str) -> int:
+    index = 0
+    for ch in letters:
+        index = index * 26 + ord(ch) - 64
+    return index - 1
+
+
+# -- writing cells ---------------------------------------------------------------------
+
+# XML 1.0 forbids most C0 controls; a lone surrogate cannot be encoded; a literal
+# "_x0041_" must itself be escaped or Excel would decode it. \r is escaped too,
+# because XML parsers turn a raw CR into LF.
+_NEEDS_ESCAPE = re.compile(
+    r"[&<>\x00-\x08\x0b\x0c\x0d\x0e-\x1f\ud800-\udfff\ufffe\uffff]|_x[0-9A-Fa-f]{4}_"
+)
+
+
+def _escape_char(match: re.Match) -> str:
+    text = match.group(0)
+    if text == "&":
+        return "&amp;"
+    if text == "<":
+        return "&lt;"
+    if text == ">":
+        return "&gt;"
+    if len(text) > 1:  # a literal _xHHHH_: escape its underscore
+        return "_x005F" + text
+    code = ord(text)
+    if 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+        return ""  # not representable in XML at all
+    return f"_x{code:04X}_"
+
+
+def _text_cell(ref: str, text: str, style: str) -> str:
+    if len(text) > MAX_CELL_CHARS:
+        text = text[: MAX_CELL_CHARS - 1] + "…"
+    body = _NEEDS_ESCAPE.sub(_escape_char, text)
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{body}</t></is></c>'
+
+
+_EPOCH_1900 = dt.datetime(1899, 12, 30)
+_EPOCH_1904 = dt.datetime(1904, 1, 1)
+
+
+def excel_serial(value: dt.date | dt.datetime, date1904: bool = False) -> float | None:
+    """The Excel serial number of a date/datetime, or None before the epoch."""
+    when = value if isinstance(value, dt.datetime) else dt.datetime.combine(value, dt.time())
+    when = when.replace(tzinfo=None)
+    epoch = _EPOCH_1904 if date1904 else _EPOCH_1900
+    delta = when - epoch
+    serial = delta.days + delta.seconds / 86400 + delta.microseconds / 86_400_000_000
+    if not date1904 and when < dt.datetime(1900, 3, 1):
+        serial -= 1  # Excel counts a 29 Feb 1900 that never was
+    return serial if serial >= (0 if date1904 else 1) else None
+
+
+def _number(value: float) -> str:
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+class _SheetStyles:
+    """Cell-format indices for one sheet, asked of styles.xml only when first used."""
+
+    def __init__(self, styles: parts.Styles, formats: list[str | None]):
+        self.styles = styles
+        self.formats = formats
+        self._memo: dict[tuple[int, str], str] = {}
+
+    def attr(self, column: int, kind: str) -> str:
+        key = (column, kind)
+        if key not in self._memo:
+            fmt = self.formats[column] if column < len(self.formats) else None
+            if kind == "date":
+                fmt = fmt or DEFAULT_DATE_FORMAT
+            elif kind == "datetime":
+                fmt = fmt or DEFAULT_DATETIME_FORMAT
+            elif kind == "time":
+                fmt = fmt or DEFAULT_TIME_FORMAT
+            index = self.styles.cell_format(fmt) if fmt else 0
+            self._memo[key] = f' s="{index}"' if index else ""
+        return self._memo[key]
+
+
+def render_worksheet(
+    sheet: OutputSheet, styles: parts.Styles, date1904: bool = False
+) -> tuple[bytes, str]:
+    """The worksheet part for an output sheet, and its autofilter range (``$A$1:$I$20001``)."""
+    rows = sheet.rows
+    width = max([len(sheet.columns), *(len(r) for r in rows)]) if rows else len(sheet.columns)
+    if len(rows) + 1 > MAX_ROWS or width > MAX_COLUMNS:
+        raise ValueError(
+            f"{sheet.name}: {len(rows):,} rows x {width} columns do not fit on an Excel sheet "
+            f"({MAX_ROWS - 1:,} rows of data at most)"
+        )
+    width = max(width, 1)
+    letters = [parts.column_letter(j) for j in range(width)]
+    sheet_styles = _SheetStyles(styles, [sheet.formats.get(c) for c in sheet.columns])
+    lengths = [len(str(c)) + 2 for c in sheet.columns] + [0] * (width - len(sheet.columns))
+    out = []
+    header = f' s="{styles.cell_format(None, bold=True)}"'
+    cells = [_text_cell(f"{letters[j]}1", str(c), header) for j, c in enumerate(sheet.columns)]
+    out.append('<row r="1">' + "".join(cells) + "</row>")
+    for number, row in enumerate(rows, start=2):
+        cells = []
+        for j, value in enumerate(row):
+            if value is None:
+                continue
+            ref = f"{letters[j]}{number}"
+            kind = type(value)
+            if kind is str:
+                cells.append(_text_cell(ref, value, ""))
+                size = len(value)
+            elif kind is Decimal or isinstance(value, Decimal):
+                if not value.is_finite():
+                    cells.append(_nan_cell(ref, value.is_nan()))
+                    continue
+                text = format(value, "f")
+                cells.append(f'<c r="{ref}"{sheet_styles.attr(j, "num")}><v>{text}</v></c>')
+                size = len(text) + len(text) // 4
+            elif kind is bool or isinstance(value, bool):
+                cells.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
+                size = 5
+            elif isinstance(value, numbers.Integral):
+                text = str(int(value))
+                cells.append(f'<c r="{ref}"{sheet_styles.attr(j, "num")}><v>{text}</v></c>')
+                size = len(text) + len(text) // 4
+            elif isinstance(value, numbers.Real):
+                if not math.isfinite(value):
+                    cells.append(_nan_cell(ref, math.isnan(value)))
+                    continue
+                text = _number(value)
+                cells.append(f'<c r="{ref}"{sheet_styles.attr(j, "num")}><v>{text}</v></c>')
+                size = min(len(text), 15) + 3
+            elif isinstance(value, dt.date | dt.time):
+                cell, size = _date_cell(ref, value, j, sheet_styles, date1904)
+                cells.append(cell)
+            else:
+                text = str(value)
+                cells.append(_text_cell(ref, text, ""))
+                size = len(text)
+            if size > lengths[j]:
+                lengths[j] = size
+        out.append(f'<row r="{number}">' + "".join(cells) + "</row>")
+    last = f"{letters[width - 1]}{len(rows) + 1}"
+    cols = "".join(
+        f'<col min="{j + 1}" max="{j + 1}" width="{min(max(n + 2, 8), 60)}" customWidth="1"/>'
+        for j, n in enumerate(lengths)
+    )
+    filter_ref = f"A1:{letters[max(len(sheet.columns), 1) - 1]}{len(rows) + 1}"
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        f'<worksheet xmlns="{parts.NS_MAIN}" xmlns:r="{parts.NS_R}">'
+        f'<dimension ref="A1:{last}"/>'
+        '<sheetViews><sheetView workbookViewId="0">'
+        '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+        '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
+        "</sheetView></sheetViews>"
+        '<sheetFormatPr defaultRowHeight="15"/>'
+        f"<cols>{cols}</cols>"
+        f"<sheetData>{''.join(out)}</sheetData>"
+        + (f'<autoFilter ref="{filter_ref}"/>' if sheet.columns else "")
+        + '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+        "</worksheet>"
+    )
+    absolute = "$" + filter_ref.replace(":", ":$")
+    absolute = re.sub(r"([A-Z]+)(\d+)", r"\1$\2", absolute)
+    return xml.encode("utf-8"), absolute
+
+
+def _nan_cell(ref: str, is_nan: bool) -> str:
+    # NaN is how pandas spells "missing": leave the cell empty. Infinity is a real error.
+    return "" if is_nan else f'<c r="{ref}" t="e"><v>#NUM!</v></c>'
+
+
+def _date_cell(
+    ref: str, value: dt.date | dt.time, column: int, styles: _SheetStyles, date1904: bool
+) -> tuple[str, int]:
+    if isinstance(value, dt.time):
+        serial: float | None = (
+            value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6
+        ) / 86400
+        kind = "time"
+    else:
+        serial = excel_serial(value, date1904)
+        kind = "datetime" if isinstance(value, dt.datetime) else "date"
+    if serial is None:  # before Excel's calendar starts: keep it readable as text
+        return _text_cell(ref, value.isoformat(), ""), len(value.isoformat())
+    return f'<c r="{ref}"{styles.attr(column, kind)}><v>{_number(serial)}</v></c>', 19
