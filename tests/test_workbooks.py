@@ -1,0 +1,333 @@
+"""The committed template and demo workbooks: up to date, complete and consistent."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import openpyxl
+import pytest
+from costloop.rules.ast import name_key
+from costloop.workbooks import demo_data, generate
+
+WORKBOOKS = Path(generate.__file__).resolve().parent
+
+# SPEC §2, written out here (not imported) so the layout module cannot drift from it.
+SPEC_REQUIRED = {
+    "Settings": ["Key", "Value"],
+    "Departments": ["Department", "Fund"],
+    "Budget": ["Period", "Pool", "Amount"],
+    "Actuals": ["Period", "Pool", "Amount"],
+    "Usage": ["Period", "Department", "Metric", "Quantity"],
+    "Rates": ["Metric", "Rate"],
+    "Rules": ["ID", "Rule"],
+}
+SPEC_OPTIONAL = {
+    "Departments": ["Name", "Email", "Parent", "Billable"],
+    "Budget": ["Metric", "Volume", "Tower", "Service"],
+    "Actuals": ["Account", "Description"],
+    "Usage": ["Service", "Reference"],
+    "Rates": ["Pool", "Unit", "TierFrom", "TierTo", "EffectiveFrom"],
+    "Rules": ["Enabled", "Note"],
+}
+SETTING_KEYS = [
+    "Organization", "Currency", "Period", "FiscalYearStart", "CostBasis", "ITFund",
+    "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
+    "DueToAccount", "ReserveDays",
+]  # fmt: skip
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def snapshot(path: Path) -> dict:
+    """Everything a user sees of a workbook: sheets, values, formats, validations, names."""
+    wb = openpyxl.load_workbook(path)
+    out: dict = {"sheets": wb.sheetnames, "names": sorted(wb.defined_names.keys())}
+    for ws in wb.worksheets:
+        out[ws.title] = {
+            "cells": [
+                [(c.value, c.number_format, bool(c.font.b)) for c in row] for row in ws.iter_rows()
+            ],
+            "validations": sorted(
+                (str(dv.sqref), dv.type, dv.formula1, dv.formula2, dv.operator)
+                for dv in ws.data_validations.dataValidation
+            ),
+            "freeze": ws.freeze_panes,
+            "widths": {k: d.width for k, d in ws.column_dimensions.items()},
+        }
+    return out
+
+
+def records(path: Path, sheet: str) -> list[dict]:
+    ws = openpyxl.load_workbook(path, read_only=True)[sheet]
+    rows = list(ws.iter_rows(values_only=True))
+    header = [str(h) for h in rows[0]]
+    return [dict(zip(header, r, strict=False)) for r in rows[1:] if any(v is not None for v in r)]
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict[str, list[dict]]:
+    return {s: records(WORKBOOKS / "demo.xlsx", s) for s in SPEC_REQUIRED}
+
+
+@pytest.fixture(scope="module")
+def rule_texts(demo) -> list[str]:
+    return [r["Rule"] for r in demo["Rules"] if r.get("Enabled", "Y") != "N"]
+
+
+# --- the committed files are the generator's output ---------------------------------
+
+
+@pytest.mark.parametrize("name", ["template.xlsx", "demo.xlsx"])
+def test_committed_workbook_matches_generator(tmp_path, name):
+    build = generate.build_template if name == "template.xlsx" else generate.build_demo
+    fresh = build(tmp_path / name)
+    assert snapshot(WORKBOOKS / name) == snapshot(fresh), (
+        f"workbooks/{name} is stale: run `python -m costloop.workbooks.generate`"
+    )
+
+
+def test_generation_is_byte_deterministic(tmp_path):
+    a = generate.build_demo(tmp_path / "a.xlsx").read_bytes()
+    b = generate.build_demo(tmp_path / "b.xlsx").read_bytes()
+    assert a == b
+    t1 = generate.build_template(tmp_path / "t1.xlsx").read_bytes()
+    t2 = generate.build_template(tmp_path / "t2.xlsx").read_bytes()
+    assert t1 == t2
+
+
+def test_main_writes_both_files(tmp_path, capsys):
+    assert generate.main([str(tmp_path)]) == 0
+    assert (tmp_path / "template.xlsx").exists() and (tmp_path / "demo.xlsx").exists()
+    assert "demo.xlsx" in capsys.readouterr().out
+
+
+# --- the template -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("book", ["template.xlsx", "demo.xlsx"])
+def test_every_input_sheet_has_the_spec_headers(book):
+    wb = openpyxl.load_workbook(WORKBOOKS / book)
+    for sheet, required in SPEC_REQUIRED.items():
+        assert sheet in wb.sheetnames, f"{book} lacks {sheet}"
+        ws = wb[sheet]
+        header = [c.value for c in ws[1] if c.value is not None]
+        for col in required + SPEC_OPTIONAL.get(sheet, []):
+            assert col in header, f"{book} {sheet} lacks column {col!r}"
+        assert all(c.font.b for c in ws[1] if c.value is not None), f"{sheet} header not bold"
+        assert ws.freeze_panes == "A2", f"{sheet} header row not frozen"
+
+
+def test_template_settings_lists_every_key_with_a_meaning():
+    rows = records(WORKBOOKS / "template.xlsx", "Settings")
+    keys = [r["Key"] for r in rows]
+    for key in SETTING_KEYS:
+        assert key in keys
+    by_key = {r["Key"]: r for r in rows}
+    assert by_key["Currency"]["Value"] == "USD"
+    assert by_key["FiscalYearStart"]["Value"] == 7
+    assert by_key["CostBasis"]["Value"] == "ACTUAL"
+    assert by_key["RevenueAccount"]["Value"] == "4400"
+    assert all(r["Meaning"] for r in rows)
+
+
+def test_template_input_sheets_other_than_settings_are_empty():
+    wb = openpyxl.load_workbook(WORKBOOKS / "template.xlsx")
+    for sheet in SPEC_REQUIRED:
+        if sheet != "Settings":
+            assert wb[sheet].max_row == 1, f"template {sheet} has data rows"
+
+
+def validations(book: str, sheet: str) -> list[tuple[str, str, str | None]]:
+    ws = openpyxl.load_workbook(WORKBOOKS / book)[sheet]
+    return [(str(dv.sqref), dv.type, dv.formula1) for dv in ws.data_validations.dataValidation]
+
+
+@pytest.mark.parametrize("book", ["template.xlsx", "demo.xlsx"])
+def test_yes_no_and_cost_basis_validation(book):
+    assert any(
+        t == "list" and f == '"Y,N"' and s.startswith("C2:")
+        for s, t, f in validations(book, "Rules")
+    )
+    assert any(
+        t == "list" and f == '"Y,N"' and s.startswith("E2:")
+        for s, t, f in validations(book, "Departments")
+    )
+    settings = records(WORKBOOKS / book, "Settings")
+    row = 2 + [r["Key"] for r in settings].index("CostBasis")
+    assert (f"B{row}", "list", '"ACTUAL,BUDGET"') in validations(book, "Settings")
+
+
+def test_instructions_teach_every_statement_form():
+    ws = openpyxl.load_workbook(WORKBOOKS / "template.xlsx")["Instructions"]
+    text = "\n".join(str(c.value) for row in ws.iter_rows() for c in row if c.value)
+    for phrase in [
+        "TO DEPARTMENTS BY Headcount", 'BY USAGE "', "EVENLY WHERE", 'BY 60% "',
+        'TO POOLS BY 70%', "BY COST", "AND DEPARTMENTS", "RECIPROCAL", "IF NO USAGE EVENLY",
+        "KEEP", " IN (", "AT 0.12", "AT RATE CARD", "TIERED FIRST", "ABOVE AT",
+        "BY TREND OVER", "BY GROWTH", "BY PLAN", "BY RUN RATE",
+        "Settings", "Departments", "Budget", "Actuals", "Usage", "Rates", "Rules",
+    ]:  # fmt: skip
+        assert phrase in text, f"Instructions never show {phrase!r}"
+
+
+# --- the demo: every statement form -----------------------------------------------
+
+FORMS = {
+    "column driver": r'^ALLOCATE "[^"]+" TO DEPARTMENTS BY (?!USAGE|COST|\d)\w+',
+    "usage driver": r'TO DEPARTMENTS BY USAGE "',
+    "evenly where": r'EVENLY WHERE Fund = "General"',
+    "fixed shares to departments": r'TO DEPARTMENTS BY \d+% "[^"]+"(, \d+% "[^"]+")+',
+    "fixed shares to pools": r'TO POOLS BY \d+% "[^"]+"(, \d+% "[^"]+")+',
+    "pools by cost": r'TO POOLS "[^"]+"(, "[^"]+")* BY COST',
+    "pools and departments": r'TO POOLS "[^"]+" AND DEPARTMENTS BY USAGE',
+    "if no usage evenly": r"IF NO USAGE EVENLY",
+    "if no usage keep": r"IF NO USAGE KEEP",
+    "reciprocal": r"RECIPROCAL$",
+    "charge fixed": r'^CHARGE "[^"]+" FOR "[^"]+" AT \d+(\.\d+)?\b',
+    "charge rate card": r"AT RATE CARD$",
+    "charge tiered": r"TIERED FIRST \d+ AT [\d.]+(, NEXT \d+ AT [\d.]+)+, ABOVE AT [\d.]+$",
+    "charge where in": r'WHERE Service IN \("[^"]+"(, "[^"]+")*\)',
+    "forecast trend": r'^FORECAST (USAGE|COST) "[^"]+" BY TREND OVER \d+ PERIODS$',
+    "forecast growth": r'^FORECAST USAGE "[^"]+" BY GROWTH [\d.]+% PER PERIOD$',
+    "forecast plan": r'^FORECAST COST "[^"]+" BY PLAN$',
+    "forecast run rate": r'^FORECAST USAGE "[^"]+" BY RUN RATE OVER \d+ PERIODS$',
+}
+
+
+@pytest.mark.parametrize("form", sorted(FORMS))
+def test_demo_uses_statement_form(rule_texts, form):
+    assert any(re.search(FORMS[form], t) for t in rule_texts), f"no demo rule shows {form}"
+
+
+def test_demo_reciprocal_pair_is_a_cycle(rule_texts):
+    reciprocal = [t for t in rule_texts if t.endswith("RECIPROCAL")]
+    pools = {re.match(r'ALLOCATE "([^"]+)"', t).group(1) for t in reciprocal}
+    assert pools == {"IT Management", "HR Services"}
+    by_pool = {re.match(r'ALLOCATE "([^"]+)"', t).group(1): t for t in reciprocal}
+    assert '"HR Services"' in by_pool["IT Management"].split(" TO ", 1)[1]
+    assert '"IT Management"' in by_pool["HR Services"].split(" TO ", 1)[1]
+
+
+def test_demo_rules_parse_without_problems(demo):
+    rules = pytest.importorskip("costloop.rules")
+    parse_rules = getattr(rules, "parse_rules", None)
+    if parse_rules is None:
+        pytest.skip("costloop.rules.parse_rules has not landed yet")
+    from costloop.rules.ast import RuleCell
+
+    cells = [
+        RuleCell(rule_id=r["ID"], where=f"Rules!B{i}", text=r["Rule"],
+                 enabled=r.get("Enabled") != "N", note=r.get("Note") or "")
+        for i, r in enumerate(demo["Rules"], start=2)
+    ]  # fmt: skip
+    parsed = parse_rules(cells)
+    problems = parsed[1] if isinstance(parsed, tuple) else []
+    assert [p.render() for p in problems] == []
+
+
+# --- the demo: names are consistent across sheets --------------------------------
+
+
+def quoted(text: str) -> list[str]:
+    return re.findall(r'"([^"]+)"', text)
+
+
+def test_demo_names_are_consistent(demo, rule_texts):
+    pools = {name_key(r["Pool"]) for r in demo["Budget"] + demo["Actuals"]}
+    depts = {name_key(r["Department"]) for r in demo["Departments"]}
+    metrics = {name_key(r["Metric"]) for r in demo["Usage"]}
+    assert not pools & depts, "a name is both a pool and a department"
+    for r in demo["Usage"]:
+        assert name_key(r["Department"]) in depts | pools, f"unknown usage department {r}"
+    for r in demo["Rates"]:
+        assert name_key(r["Metric"]) in metrics
+        assert name_key(r["Pool"]) in pools
+    for text in rule_texts:
+        kind = text.split()[0]
+        names = quoted(text.split(" WHERE ")[0])
+        head = name_key(names[0])
+        if kind == "ALLOCATE":
+            assert head in pools, text
+            for n in names[1:]:
+                key = name_key(n)
+                usage_metric = f'USAGE "{n}"' in text
+                assert key in (metrics if usage_metric else pools | depts), f"{n} in {text}"
+        elif kind == "CHARGE":
+            assert head in pools and name_key(names[1]) in metrics, text
+        else:
+            is_usage = text.split()[1] == "USAGE"
+            assert head in (metrics if is_usage else pools), text
+
+
+def test_demo_no_pool_is_both_charged_and_allocated_to_departments(rule_texts):
+    charged = {quoted(t)[0] for t in rule_texts if t.startswith("CHARGE")}
+    allocated = {
+        quoted(t)[0] for t in rule_texts if t.startswith("ALLOCATE") and "DEPARTMENTS" in t
+    }
+    assert not charged & allocated
+
+
+def test_demo_fixed_shares_add_to_100_and_name_billable_receivers(demo, rule_texts):
+    billable = {r["Department"] for r in demo["Departments"] if (r.get("Billable") or "Y") == "Y"}
+    pools = {r["Pool"] for r in demo["Budget"]}
+    for text in rule_texts:
+        shares = re.findall(r'(\d+(?:\.\d+)?)% "([^"]+)"', text)
+        if not shares or "GROWTH" in text:
+            continue
+        assert sum(float(p) for p, _ in shares) == 100, text
+        for _, name in shares:
+            assert name in billable | pools, f"{name} in {text}"
+
+
+def test_demo_usage_drivers_have_usage_every_billed_month(demo, rule_texts):
+    billable = {r["Department"] for r in demo["Departments"] if (r.get("Billable") or "Y") == "Y"}
+    pools = {r["Pool"] for r in demo["Budget"]}
+    billed = sorted({r["Period"] for r in demo["Usage"]})
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    for r in demo["Usage"]:
+        if r["Department"] in billable | pools:
+            totals[(r["Metric"], r["Period"])] += float(r["Quantity"])
+    for text in rule_texts:
+        m = re.search(r'BY USAGE "([^"]+)"', text)
+        if not m or "IF NO USAGE EVENLY" in text or "IF NO USAGE KEEP" in text:
+            continue
+        for period in billed:
+            assert totals[(m.group(1), period)] > 0, f"no {m.group(1)} usage in {period}"
+
+
+def test_demo_periods_cover_the_fiscal_year(demo):
+    settings = {r["Key"]: r["Value"] for r in demo["Settings"]}
+    assert settings["Period"] == "2026-03" and settings["FiscalYearStart"] == 7
+    assert settings["Organization"] == "State University — Central IT"
+    budget_periods = sorted({r["Period"] for r in demo["Budget"]})
+    assert budget_periods == demo_data.FISCAL_PERIODS
+    assert sorted({r["Period"] for r in demo["Usage"]}) == demo_data.BILLED_PERIODS
+    assert sorted({r["Period"] for r in demo["Actuals"]}) == demo_data.BILLED_PERIODS
+    pools = {r["Pool"] for r in demo["Budget"]}
+    for period in budget_periods:
+        assert {r["Pool"] for r in demo["Budget"] if r["Period"] == period} == pools
+    charged = {quoted(r["Rule"])[0] for r in demo["Rules"] if r["Rule"].startswith("CHARGE")}
+    for r in demo["Budget"]:
+        if r["Pool"] in charged:
+            assert r["Metric"] and r["Volume"], f"charged pool {r['Pool']} has no planned volume"
+
+
+def test_demo_shape(demo):
+    assert 300 <= len(demo["Usage"]) <= 5000
+    depts = demo["Departments"]
+    assert 20 <= len(depts) <= 30
+    assert {r["Fund"] for r in depts} == {"General", "Grants", "Auxiliary", "IT"}
+    assert sum(r["Billable"] == "N" for r in depts) == 1
+    assert sum(r["Fund"] == "IT" for r in depts) >= 2
+    rates = demo["Rates"]
+    assert len({r["EffectiveFrom"] for r in rates if r["Metric"] == "VM-Month"}) == 2
+    assert any(r["TierFrom"] is not None for r in rates)
+
+
+def test_demo_money_is_exact_cents(demo):
+    for sheet in ("Budget", "Actuals"):
+        for r in demo[sheet]:
+            assert round(r["Amount"] * 100) == pytest.approx(r["Amount"] * 100, abs=1e-6)

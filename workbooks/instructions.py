@@ -1,0 +1,215 @@
+"""The text of the `Instructions` sheet: how the workbook and the rules language work.
+
+Rows are (style, column A, column B). Styles: ``title``, ``heading``, ``example``
+(a rule statement in A, what it does in B), ``text`` (plain text in A and B).
+The longer guide is `docs/rules-language.md`.
+"""
+
+from __future__ import annotations
+
+from costloop.workbooks.layout import INPUT_LAYOUTS
+
+Row = tuple[str, str, str]
+
+_INTRO: list[Row] = [
+    ("title", "costloop — IT chargeback in this workbook", ""),
+    (
+        "text",
+        "The loop",
+        "Plan costs in Budget, record what pools really cost in Actuals and what departments "
+        "used in Usage, write the rules in Rules, then run costloop (ribbon button or "
+        "`costloop run book.xlsx`). It writes Bills, Journal, Recovery, Forecast, Rule Check "
+        "and Run Log; it never changes the sheets you own.",
+    ),
+    (
+        "text",
+        "Names",
+        "Pools, departments, metrics and funds match ignoring case and surrounding spaces. "
+        "A pool exists if it appears in Budget or Actuals. Periods are text YYYY-MM or dates.",
+    ),
+    (
+        "text",
+        "Start with `costloop check`",
+        "It reads every rule and every sheet and lists each problem with its cell (Rules!B7, "
+        "Usage!D1042) in the Rule Check sheet, without billing anything.",
+    ),
+]
+
+_SHEETS_HEADING: list[Row] = [("heading", "The sheets you fill in", "")]
+
+_RULES: list[Row] = [
+    (
+        "heading",
+        "The rules language: one statement per cell of Rules!B",
+        "Keywords in capitals (any case works); names in double quotes; column names bare; "
+        "percentages like 60%; -- starts a comment.",
+    ),
+    ("heading", "ALLOCATE — spread a pool's cost", "What it does to the numbers"),
+    (
+        "example",
+        'ALLOCATE "Service Desk" TO DEPARTMENTS BY Headcount',
+        "Each billable department gets Service Desk cost × its Headcount ÷ total Headcount. "
+        "Any numeric column of Departments can be the driver.",
+    ),
+    (
+        "example",
+        'ALLOCATE "Data Center" TO DEPARTMENTS BY USAGE "Server Hours"',
+        "Shares are each department's Server Hours in the period (from Usage).",
+    ),
+    (
+        "example",
+        'ALLOCATE "Network" TO DEPARTMENTS EVENLY WHERE Fund = "General"',
+        "Every General-fund department pays the same share. WHERE filters departments by "
+        "Departments columns and usage rows by Usage columns.",
+    ),
+    (
+        "example",
+        'ALLOCATE "ERP" TO DEPARTMENTS BY 60% "ADM", 30% "FIN", 10% "HR"',
+        "Fixed shares; they must add up to exactly 100%.",
+    ),
+    (
+        "example",
+        'ALLOCATE "Facilities" TO POOLS BY 70% "Data Center", 30% "Network"',
+        "Step-down: pool to pools. The receiving pools then spread it with their own rules; "
+        "costloop runs pool-to-pool rules first, whatever the row order.",
+    ),
+    (
+        "example",
+        'ALLOCATE "IT Management" TO POOLS "Data Center", "Network", "Service Desk" BY COST',
+        "Shares are the receiving pools' own direct cost. TO POOLS with no names means every "
+        "other pool.",
+    ),
+    (
+        "example",
+        'ALLOCATE "Administration" TO POOLS "Maintenance" AND DEPARTMENTS BY USAGE "Staff Hours"',
+        "Pools and departments receive together. A Usage row whose Department is a pool's "
+        "name counts for that pool.",
+    ),
+    (
+        "example",
+        'ALLOCATE "HR Services" TO POOLS "IT Management" AND DEPARTMENTS '
+        'BY USAGE "HR Tickets" RECIPROCAL',
+        "Two pools that serve each other: mark every rule in the loop RECIPROCAL and costloop "
+        "solves them together (reciprocal method). Without it a loop is an error.",
+    ),
+    (
+        "example",
+        'ALLOCATE "Security" TO DEPARTMENTS BY USAGE "Endpoints" IF NO USAGE EVENLY',
+        "When nobody has usage in the period: FAIL (default, an error), EVENLY (even split) "
+        "or KEEP (cost stays in the pool as unallocated and is reported).",
+    ),
+    (
+        "example",
+        'ALLOCATE "Cloud" TO DEPARTMENTS BY USAGE "vCPU-Hours" WHERE Fund IN '
+        '("General", "Grants") AND Headcount >= 50',
+        "Conditions: = <> < <= > >= and IN (...); join several with AND.",
+    ),
+    ("heading", "CHARGE — bill usage at a rate", ""),
+    (
+        "example",
+        'CHARGE "Storage" FOR "GB-Month" AT 0.12',
+        "Each department pays its GB-Month × 0.12, rounded half-up to the cent; the pool is "
+        "credited with what it recovers.",
+    ),
+    (
+        "example",
+        'CHARGE "Virtual Servers" FOR "VM-Month" AT RATE CARD',
+        "The rate comes from the Rates sheet: the row whose EffectiveFrom is the latest not "
+        "after the period (tiered rows by TierFrom/TierTo).",
+    ),
+    (
+        "example",
+        'CHARGE "Cloud" FOR "vCPU-Hours" TIERED FIRST 1000 AT 0.05, NEXT 9000 AT 0.04, '
+        "ABOVE AT 0.03",
+        "Graduated per department per month: the first 1,000 at 0.05, the next 9,000 at 0.04, "
+        "everything above 10,000 at 0.03.",
+    ),
+    (
+        "example",
+        'CHARGE "Cloud Pass-through" FOR "AWS Cost" AT 1.05 WHERE Service IN ("EC2", "S3")',
+        "Pass-through with a 5% markup, only for usage rows whose Service is EC2 or S3.",
+    ),
+    ("heading", "FORECAST — re-forecast the rest of the fiscal year", ""),
+    (
+        "example",
+        'FORECAST USAGE "vCPU-Hours" BY TREND OVER 6 PERIODS',
+        "A least-squares line through the last 6 actual periods, extended to year end.",
+    ),
+    (
+        "example",
+        'FORECAST USAGE "GB-Month" BY GROWTH 2% PER PERIOD',
+        "Compounds 2% a period from the last actual period.",
+    ),
+    ("example", 'FORECAST COST "Data Center" BY PLAN', "Uses the Budget for the remaining months."),
+    (
+        "example",
+        'FORECAST USAGE "VM-Month" BY RUN RATE OVER 3 PERIODS',
+        "The average of the last 3 actual periods. Without a rule: usage by RUN RATE over 3, "
+        "cost by PLAN.",
+    ),
+    (
+        "text",
+        "Break-even rates",
+        "For every charged pool the Forecast sheet proposes a RATE: (forecast remaining cost − "
+        "over-recovery to date + under-recovery to date) ÷ forecast remaining volume.",
+    ),
+    ("heading", "Common mistakes and what costloop says", ""),
+    (
+        "example",
+        'ALLOCATE "Cloud" TO DEPARTMENTS BY usgae "vCPU-Hours"',
+        'Rules!B7, character 36: unknown driver "usgae" — did you mean USAGE?',
+    ),
+    (
+        "example",
+        'ALLOCATE "ERP" TO DEPARTMENTS BY 60% "ADM", 30% "FIN"',
+        "Rules!B9: shares add up to 90%, not 100%",
+    ),
+    (
+        "example",
+        'ALLOCATE "HR Services" TO POOLS "IT Management" BY COST  (and back again)',
+        'cycle between pools "HR Services" -> "IT Management" -> "HR Services" (mark every '
+        "rule in it RECIPROCAL to solve it)",
+    ),
+    (
+        "example",
+        'ALLOCATE "Netwrok" TO DEPARTMENTS BY Headcount',
+        'unknown pool "Netwrok" — did you mean "Network"? (a pool must appear in Budget or '
+        "Actuals)",
+    ),
+    (
+        "text",
+        "Charged and allocated",
+        "Do not both CHARGE a pool and ALLOCATE it to departments: its cost would be "
+        "recovered twice.",
+    ),
+]
+
+_OUTPUTS: list[Row] = [
+    ("heading", "The sheets costloop writes (replaced whole on every run)", ""),
+    ("text", "Bills", "One line per department, pool and rule for the billed period."),
+    (
+        "text",
+        "Journal",
+        "Balanced entries per department: expense in its fund, revenue (or a "
+        "reimbursement, for IT-fund departments) in the IT fund, due to/from between funds.",
+    ),
+    (
+        "text",
+        "Recovery",
+        "Per pool and period of the fiscal year: cost, recovered, over/under, "
+        "recovery %, unallocated.",
+    ),
+    ("text", "Forecast", "Usage, cost and break-even rates for the rest of the fiscal year."),
+    ("text", "Rule Check", "Every rule with OK / WARNING / ERROR / DISABLED and its message."),
+    ("text", "Run Log", "What ran, on which input, and every tie-out check with its result."),
+]
+
+
+def sheet_rows() -> list[Row]:
+    """Every row of the Instructions sheet, in order."""
+    rows = list(_INTRO) + list(_SHEETS_HEADING)
+    for layout in INPUT_LAYOUTS:
+        required = ", ".join(c.header for c in layout.columns if c.required)
+        rows.append(("text", layout.name, f"{layout.purpose} Required columns: {required}."))
+    rows += _RULES + _OUTPUTS
+    return rows
