@@ -65,6 +65,8 @@ class Reason(StrEnum):
     RESERVE_EXCEEDED = "RESERVE_EXCEEDED"
     RATE_NOT_UNIFORM = "RATE_NOT_UNIFORM"
     BAD_SCENARIO = "BAD_SCENARIO"
+    # reading (appended)
+    DUPLICATE_COLUMN = "DUPLICATE_COLUMN"
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ class Book:
     """Every sheet in the workbook, in order."""
     fingerprint: str = ""
     """A hash of every input sheet's content (for the Run Log)."""
+    sources: dict[str, str] = field(default_factory=dict)
+    """Input sheet -> the workbook sheet it was read from, when they differ by case or a
+    scenario reads another one (``{"Budget": "Budget@Cloud10"}``); `cell` names that sheet."""
 
     # --- names, for static checks and "did you mean" --------------------
     @property
@@ -110,7 +113,7 @@ class Book:
     def cell(self, sheet: str, column: str, row: int) -> str:
         """``Usage!D1042`` for a header name (any case) and an Excel row number."""
         letter = self.columns.get(sheet, {}).get(name_key(column), (column, "?"))[1]
-        return f"{sheet}!{letter}{row}"
+        return f"{self.sources.get(sheet, sheet)}!{letter}{row}"
 
 
 def money(cents: int, minor_unit: int = 2) -> Decimal:
