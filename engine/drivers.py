@@ -1,0 +1,250 @@
+"""What the engine reads from a Book, prepared once per run.
+
+`Drivers` holds the departments (fund, billable, display name), each pool's
+direct cost per period (per CostBasis), and usage quantities as exact integer
+units. Usage is aggregated once per (metric, WHERE) signature across every
+period with a pandas groupby, so running the rules for twelve periods of
+Recovery costs twelve dictionary look-ups, not twelve passes over the rows.
+
+WHERE (SPEC §3) filters receivers on `Departments` columns and usage rows on
+`Usage` columns; a column in both filters both. Text compares
+case-insensitively (as names do), numbers numerically.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+from costloop.engine.book import Book
+from costloop.engine.money import quantity_units, to_fraction
+from costloop.rules.ast import Condition, name_key
+
+_NO = {"n", "no", "false", "0", "f"}
+
+
+@dataclass(frozen=True)
+class Department:
+    key: str
+    code: str
+    """As written in Departments.Department."""
+    name: str
+    fund: str
+    billable: bool
+    row: int | None
+
+
+def _is_blank(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _billable(value: object) -> bool:
+    if _is_blank(value):
+        return True
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.number):
+        return value != 0
+    return str(value).strip().casefold() not in _NO
+
+
+def _frame_column(frame: pd.DataFrame, key: str) -> str | None:
+    """The frame's column whose header has this name key (helper columns excluded)."""
+    for column in frame.columns:
+        if isinstance(column, str) and not column.startswith("_") and name_key(column) == key:
+            return column
+    return None
+
+
+def _text_key(series: pd.Series) -> pd.Series:
+    """Column values compared as names: trimmed, inner spaces collapsed, case-folded."""
+    text = series.astype("string").fillna("")
+    return text.str.split().str.join(" ").str.casefold().fillna("")
+
+
+def condition_mask(frame: pd.DataFrame, column: str, cond: Condition) -> np.ndarray:
+    """Rows of ``frame`` meeting one WHERE condition on ``column``."""
+    values = frame[column]
+    wanted = cond.values
+    numeric = all(isinstance(v, Decimal) for v in wanted)
+    if numeric:
+        col = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        floats = [float(v) for v in wanted]
+        with np.errstate(invalid="ignore"):
+            if cond.op == "IN":
+                return np.isin(col, floats)
+            target = floats[0]
+            return {
+                "=": col == target,
+                "<>": ~(col == target),
+                "<": col < target,
+                "<=": col <= target,
+                ">": col > target,
+                ">=": col >= target,
+            }[cond.op]
+    keys = _text_key(values).to_numpy(dtype=object)
+    texts = [name_key(str(v)) for v in wanted]
+    if cond.op == "IN":
+        return np.isin(keys, texts)
+    target = texts[0]
+    return {
+        "=": keys == target,
+        "<>": keys != target,
+        "<": keys < target,
+        "<=": keys <= target,
+        ">": keys > target,
+        ">=": keys >= target,
+    }[cond.op]
+
+
+class Drivers:
+    """The Book's departments, pool costs and usage, shaped for allocating and charging."""
+
+    def __init__(self, book: Book):
+        self.book = book
+        self.settings = book.settings
+        self.minor_unit = book.settings.minor_unit
+        self.pool_names: dict[str, str] = book.pools
+        self.metric_names: dict[str, str] = book.metrics
+        self.departments: dict[str, Department] = {}
+        deps = book.departments
+        for i in range(len(deps)):
+            code = str(deps["Department"].iat[i]).strip()
+            key = name_key(code)
+            if key in self.departments:
+                continue  # the reader reports duplicates; the first one counts
+            name = deps["Name"].iat[i] if "Name" in deps else None
+            self.departments[key] = Department(
+                key=key,
+                code=code,
+                name="" if _is_blank(name) else str(name).strip(),
+                fund=str(deps["Fund"].iat[i]).strip(),
+                billable=_billable(deps["Billable"].iat[i]) if "Billable" in deps else True,
+                row=int(deps["_row"].iat[i]) if "_row" in deps else None,
+            )
+        self.department_order = sorted(self.departments)
+        self._prepare_costs()
+        self._prepare_usage()
+        self._usage_cache: dict[tuple, dict[str, dict[str, int]]] = {}
+        self._text_cache: dict[str, pd.Series] = {}
+
+    # --- pool cost ---------------------------------------------------------
+    def _prepare_costs(self) -> None:
+        def sums(frame: pd.DataFrame) -> dict[tuple[str, str], int]:
+            if frame is None or frame.empty:
+                return {}
+            keys = frame["_key"] if "_key" in frame else frame["Pool"].map(name_key)
+            grouped = (
+                pd.DataFrame({"p": frame["Period"], "k": keys, "c": frame["Cents"]})
+                .groupby(["p", "k"], sort=True)["c"]
+                .sum()
+            )
+            return {(p, k): int(c) for (p, k), c in grouped.items()}
+
+        self.budget_cents = sums(self.book.budget)
+        self.actual_cents = sums(self.book.actuals)
+
+    def pool_cost(self, period: str, pool: str) -> tuple[int, bool]:
+        """(direct cost in minor units, fell back to Budget?) of one pool in one period."""
+        budget = self.budget_cents.get((period, pool), 0)
+        if self.settings.cost_basis.strip().upper() == "BUDGET":
+            return budget, False
+        if (period, pool) in self.actual_cents:
+            return self.actual_cents[(period, pool)], False
+        return budget, (period, pool) in self.budget_cents
+
+    # --- usage -------------------------------------------------------------
+    def _prepare_usage(self) -> None:
+        usage = self.book.usage
+        units, scale = quantity_units(usage["Quantity"].to_numpy(dtype="float64"))
+        self.usage_scale = scale
+        self._usage = usage
+        self._usage_units = units
+        self._usage_dept = (
+            usage["_key"].to_numpy(dtype=object)
+            if "_key" in usage
+            else usage["Department"].map(name_key).to_numpy(dtype=object)
+        )
+        self._usage_metric = _text_key(usage["Metric"]).to_numpy(dtype=object)
+        self._usage_period = usage["Period"].to_numpy(dtype=object)
+
+    def split_conditions(
+        self, conditions: tuple[Condition, ...]
+    ) -> tuple[list[tuple[str, Condition]], list[tuple[str, Condition]], list[Condition]]:
+        """WHERE conditions on Departments columns, on Usage columns, and on neither."""
+        on_departments, on_usage, unknown = [], [], []
+        for cond in conditions:
+            dep_col = _frame_column(self.book.departments, cond.column.key)
+            use_col = _frame_column(self._usage, cond.column.key)
+            if dep_col:
+                on_departments.append((dep_col, cond))
+            if use_col:
+                on_usage.append((use_col, cond))
+            if not dep_col and not use_col:
+                unknown.append(cond)
+        return on_departments, on_usage, unknown
+
+    def department_receivers(self, on_departments: list[tuple[str, Condition]]) -> list[str]:
+        """Billable departments passing the WHERE conditions on Departments columns, by key."""
+        deps = self.book.departments
+        mask = np.ones(len(deps), dtype=bool)
+        for column, cond in on_departments:
+            mask &= condition_mask(deps, column, cond)
+        keys = {
+            name_key(str(code)) for code, ok in zip(deps["Department"], mask, strict=True) if ok
+        }
+        return [k for k in self.department_order if k in keys and self.departments[k].billable]
+
+    def usage_by_receiver(
+        self, metric: str, on_usage: list[tuple[str, Condition]], period: str
+    ) -> dict[str, int]:
+        """Units of ``metric`` per department/pool key in ``period`` (usage WHERE applied)."""
+        signature = (metric, tuple((c, cond.op, cond.values) for c, cond in on_usage))
+        table = self._usage_cache.get(signature)
+        if table is None:
+            table = self._aggregate(metric, on_usage)
+            self._usage_cache[signature] = table
+        return table.get(period, {})
+
+    def _aggregate(
+        self, metric: str, on_usage: list[tuple[str, Condition]]
+    ) -> dict[str, dict[str, int]]:
+        mask = self._usage_metric == metric
+        for column, cond in on_usage:
+            mask &= condition_mask(self._usage, column, cond)
+        if not mask.any():
+            return {}
+        frame = pd.DataFrame(
+            {
+                "p": self._usage_period[mask],
+                "k": self._usage_dept[mask],
+                "u": self._usage_units[mask],
+            }
+        )
+        grouped = frame.groupby(["p", "k"], sort=True)["u"].sum()
+        table: dict[str, dict[str, int]] = defaultdict(dict)
+        for (p, k), u in grouped.items():
+            table[p][k] = int(u)
+        return dict(table)
+
+    def department_column(self, column_key: str) -> tuple[str | None, dict[str, Fraction]]:
+        """(header as written, exact value per department key) of a numeric Departments column."""
+        deps = self.book.departments
+        column = _frame_column(deps, column_key)
+        if column is None:
+            return None, {}
+        values: dict[str, Fraction] = {}
+        numbers = pd.to_numeric(deps[column], errors="coerce")
+        for code, value in zip(deps["Department"], numbers, strict=True):
+            key = name_key(str(code))
+            if key not in values:
+                values[key] = Fraction(0) if pd.isna(value) else to_fraction(value)
+        return column, values

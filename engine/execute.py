@@ -1,0 +1,233 @@
+"""Run the plan: allocations, then charges, for every period of the fiscal year to date.
+
+`execute` runs the rules for each period from the start of the fiscal year up
+to the billed one (Recovery is recomputed from the rules, so past rate and
+usage changes show), then builds the billed period's Bills and Journal, the
+year's Recovery and pool flows, and runs the SPEC §4 tie-outs.
+
+Within a period a pool's books are kept in minor units:
+
+- direct: its cost per CostBasis (Actuals, or Budget when it has no actuals);
+- received: transfers in from pool-to-pool rules;
+- onward: transfers out to other pools;
+- billed: bill lines to departments (ALLOCATE lines and CHARGE lines);
+- unallocated: kept (IF NO USAGE KEEP, a failed driver) or never spread.
+
+A rule spreads the pool's balance when it runs (direct + received − onward −
+billed − kept so far), so a pool that receives after it was spread keeps the
+late amount as Unallocated, with a warning, rather than losing it.
+
+Problems of the billed period are reported as they are; an ERROR in an earlier
+period of the year must not block the bills, so it becomes a WARNING naming
+its period (its Recovery row is still computed from what did run).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import pandas as pd
+from costloop.engine.allocate import receivers, spread_rule
+from costloop.engine.book import Book
+from costloop.engine.charge import bill_charge
+from costloop.engine.drivers import Drivers
+from costloop.engine.journal import build_journal
+from costloop.engine.money import cents_to_money, format_money
+from costloop.engine.reciprocal import spread_group
+from costloop.engine.recovery import build_pool_flows, build_recovery
+from costloop.engine.result import BILL_COLUMNS, PeriodRun, Result, Spread
+from costloop.engine.tieouts import run_tieouts
+from costloop.rules.plan import Plan
+
+from costloop.problems import Problem, Reason, Severity
+
+FLOW_KEYS = ("direct", "received", "onward", "billed", "unallocated", "charged")
+
+
+def fiscal_periods(period: str, fiscal_year_start: int) -> list[str]:
+    """Every period from the start of ``period``'s fiscal year up to and including it."""
+    year, month = int(period[:4]), int(period[5:7])
+    start = fiscal_year_start if 1 <= fiscal_year_start <= 12 else 7
+    first_year = year if month >= start else year - 1
+    out, y, m = [], first_year, start
+    while (y, m) <= (year, month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+class _PoolBooks:
+    """The minor-unit books of every pool during one period."""
+
+    def __init__(self, drivers: Drivers, period: str, run: PeriodRun):
+        self.drivers, self.period, self.run = drivers, period, run
+        self.flows: dict[str, dict[str, int]] = {}
+        for pool in sorted(drivers.pool_names):
+            cents, fell_back = drivers.pool_cost(period, pool)
+            self.flows[pool] = dict.fromkeys(FLOW_KEYS, 0) | {"direct": cents}
+            if fell_back:
+                name = drivers.pool_names[pool]
+                run.problems.append(
+                    Problem(
+                        Reason.COST_BASIS_FALLBACK,
+                        Severity.WARNING,
+                        "Actuals",
+                        f'no actuals for pool "{name}" in {period}; using its Budget '
+                        f"({format_money(cents, drivers.minor_unit)}) instead. Add its actuals "
+                        f"for {period}, or set CostBasis to BUDGET in Settings",
+                    )
+                )
+
+    def pool(self, key: str) -> dict[str, int]:
+        return self.flows.setdefault(key, dict.fromkeys(FLOW_KEYS, 0))
+
+    def balance(self, key: str) -> int:
+        f = self.pool(key)
+        return f["direct"] + f["received"] - f["onward"] - f["billed"] - f["unallocated"]
+
+    def direct(self, key: str) -> int:
+        return self.pool(key)["direct"]
+
+    def post(self, spread: Spread) -> None:
+        run = self.run
+        run.spreads[spread.rule_id] = spread
+        source = self.pool(spread.pool)
+        for t in spread.transfers:
+            source["onward"] += t.cents
+            self.pool(t.target)["received"] += t.cents
+            run.transfers.append(t)
+        for line in spread.lines:
+            source["billed"] += line.cents
+            run.lines.append(line)
+        source["unallocated"] += spread.kept
+
+
+def run_period(drivers: Drivers, plan: Plan, period: str) -> PeriodRun:
+    """Every rule of the plan for one period: spreads, charges, pool flows, problems."""
+    run = PeriodRun(period)
+    books = _PoolBooks(drivers, period, run)
+    spread_pools: set[str] = set()
+    for step in plan.allocations:
+        if step.reciprocal:
+            spreads, problems = spread_group(
+                drivers, step.rules, period, books.balance, books.direct
+            )
+            run.problems += problems
+            for spread in spreads:
+                books.post(spread)
+        else:
+            rule = step.rules[0]
+            amount = books.balance(rule.pool.key)
+            found = receivers(drivers, rule, period, amount, books.direct)
+            run.problems += found.problems or []
+            books.post(spread_rule(rule, amount, found))
+        spread_pools.update(r.pool.key for r in step.rules)
+
+    charged_pools = run.charged_pools
+    for rule in plan.charges:
+        lines, problems = bill_charge(drivers, rule, period)
+        run.problems += problems
+        cents = sum(line.cents for line in lines)
+        run.charged[rule.rule_id] = run.charged.get(rule.rule_id, 0) + cents
+        flows = books.pool(rule.pool.key)
+        flows["billed"] += cents
+        flows["charged"] += cents
+        run.lines += lines
+        charged_pools.add(rule.pool.key)
+
+    for pool, flows in books.flows.items():
+        if pool in charged_pools:
+            continue  # what CHARGE leaves unbilled is under-recovery, not unallocated cost
+        left = books.balance(pool)
+        if not left:
+            continue
+        flows["unallocated"] += left
+        name = drivers.pool_names.get(pool, pool)
+        why = (
+            "it received cost after the rule spreading it ran"
+            if pool in spread_pools
+            else "no rule spreads or charges it"
+        )
+        run.problems.append(
+            Problem(
+                Reason.UNALLOCATED,
+                Severity.WARNING,
+                "Rules",
+                f'pool "{name}" keeps {format_money(left, drivers.minor_unit)} as Unallocated in '
+                f"{period}: {why}; add an ALLOCATE or CHARGE rule for it",
+            )
+        )
+    run.flows = books.flows
+    return run
+
+
+def bills_frame(drivers: Drivers, run: PeriodRun) -> pd.DataFrame:
+    """The Bills sheet of one period, sorted by department, pool, rule, band."""
+    minor = drivers.minor_unit
+    ordered = sorted(run.lines, key=lambda b: (b.department, b.pool, b.rule_id, b.tier))
+    rows = []
+    for line in ordered:
+        dep = drivers.departments.get(line.department)
+        rows.append(
+            {
+                "Period": run.period,
+                "Department": dep.code if dep else line.department,
+                "Name": dep.name if dep else "",
+                "Pool": drivers.pool_names.get(line.pool, line.pool),
+                "Metric": line.metric,
+                "Quantity": line.quantity,
+                "Rate": line.rate,
+                "Amount": cents_to_money(line.cents, minor),
+                "Rule": line.rule_id,
+            }
+        )
+    return pd.DataFrame(rows, columns=BILL_COLUMNS)
+
+
+def _earlier(problem: Problem, period: str) -> Problem:
+    """An earlier period's error, reported without blocking the billed period."""
+    return replace(
+        problem,
+        severity=Severity.WARNING,
+        message=f"in {period} (fiscal year to date, for Recovery): {problem.message}",
+    )
+
+
+def execute(book: Book, plan: Plan, period: str) -> Result:
+    """Run the plan for the billed ``period`` and its fiscal year to date."""
+    drivers = Drivers(book)
+    periods = fiscal_periods(period, book.settings.fiscal_year_start)
+    runs = [run_period(drivers, plan, p) for p in periods]
+    billed = runs[-1]
+
+    problems: list[Problem] = []
+    for run in runs[:-1]:
+        problems += [_earlier(p, run.period) for p in run.problems if p.is_error]
+    problems += billed.problems
+
+    bills = bills_frame(drivers, billed)
+    journal = build_journal(drivers, bills, period)
+    flows = build_pool_flows(drivers, runs)
+    recovery = build_recovery(flows)
+    minor = drivers.minor_unit
+    amounts: dict[str, int] = defaultdict(int)
+    for rule_id, spread in billed.spreads.items():
+        amounts[rule_id] += spread.amount
+    for rule_id, cents in billed.charged.items():
+        amounts[rule_id] += cents
+    rule_amounts = {k: cents_to_money(v, minor) for k, v in sorted(amounts.items())}
+
+    tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal)
+    problems += tie_problems
+    return Result(
+        period=period,
+        bills=bills,
+        journal=journal,
+        recovery=recovery,
+        pool_flows=flows,
+        rule_amounts=rule_amounts,
+        tieouts=tieouts,
+        problems=problems,
+        periods=periods,
+    )

@@ -1,0 +1,164 @@
+"""Exact money: integer minor units inside, Decimal at the edges, never a float.
+
+Three kinds of numbers meet here:
+
+- money: integer minor units (cents for USD, yen for JPY), as `Book` stores it;
+- quantities: float64 exactly as Excel stored them. ``0.1`` in a cell means one
+  tenth, so a quantity is read as ``Decimal(repr(x))`` (the shortest text that
+  round-trips), never as the binary fraction the float really holds;
+- shares and rates: `fractions.Fraction` while computing, so nothing is lost
+  before the single rounding step that produces a bill line.
+
+Two roundings, per SPEC §4: largest remainder for spreading a fixed total (the
+shares then add up to the total exactly), half-up (away from zero) for a rate
+charge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+
+# Quantities with at most this many decimals are aggregated as int64 "units"
+# (quantity x 10**scale); beyond it we fall back to Python ints.
+_MAX_FAST_SCALE = 9
+# Keep units small enough that two different decimals at this scale are never
+# the same double, so units / 10**scale reproduces repr(x) exactly.
+_MAX_FAST_UNITS = 2**50
+
+
+def to_decimal(x: float | int | Decimal) -> Decimal:
+    """A number as Excel shows it: ``0.1`` -> ``Decimal('0.1')``, not 0.1000000000000000055."""
+    if isinstance(x, Decimal):
+        return x
+    if isinstance(x, int | np.integer):
+        return Decimal(int(x))
+    return Decimal(repr(float(x)))
+
+
+def to_fraction(x: float | int | Decimal | Fraction) -> Fraction:
+    """An exact fraction of a number as Excel shows it."""
+    if isinstance(x, Fraction):
+        return x
+    return Fraction(to_decimal(x))
+
+
+def quantity_units(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, int]:
+    """Quantities as exact integers at one common decimal scale.
+
+    Returns ``(units, scale)`` with ``units[i] / 10**scale == Decimal(repr(values[i]))``
+    exactly. Units are int64 when every quantity has at most 9 decimals and is
+    not astronomically large (vectorised sums stay exact); otherwise an object
+    array of Python ints.
+    """
+    arr = np.asarray(values, dtype="float64")
+    if arr.size == 0:
+        return np.zeros(0, dtype="int64"), 0
+    if not np.all(np.isfinite(arr)):
+        arr = np.where(np.isfinite(arr), arr, 0.0)
+    for scale in range(_MAX_FAST_SCALE + 1):
+        scaled = np.round(arr * 10.0**scale)
+        if np.abs(scaled).max() >= _MAX_FAST_UNITS:
+            break
+        # units / 10**scale round-trips to x, and (units below 2**50) no other
+        # decimal of that scale does: so it is exactly repr(x).
+        if np.array_equal(scaled / 10.0**scale, arr):
+            return scaled.astype("int64"), scale
+    decimals = [to_decimal(x) for x in arr]
+    scale = max(0, *(-d.as_tuple().exponent for d in decimals))
+    units = np.array([int(d.scaleb(scale)) for d in decimals], dtype=object)
+    return units, scale
+
+
+def units_to_decimal(units: int, scale: int) -> Decimal:
+    """Integer units at ``scale`` decimals -> the quantity as Decimal, trailing zeros dropped."""
+    d = Decimal(int(units)).scaleb(-scale)
+    return _plain(d)
+
+
+def _plain(d: Decimal) -> Decimal:
+    """``1.2300`` -> ``1.23``, ``1E+3`` -> ``1000`` (no exponent when shown)."""
+    if d == d.to_integral_value():
+        return d.quantize(Decimal(1))
+    return d.normalize()
+
+
+def cents_to_money(cents: int, minor_unit: int = 2) -> Decimal:
+    """Integer minor units -> exact Decimal with the currency's places (1200 -> 12.00)."""
+    return Decimal(int(cents)).scaleb(-minor_unit)
+
+
+def money_to_cents(amount: Decimal | Fraction, minor_unit: int = 2) -> int:
+    """An amount already at (or rounded to) the minor unit -> integer minor units."""
+    return round_half_up(Fraction(amount) * 10**minor_unit)
+
+
+def round_half_up(x: Fraction) -> int:
+    """Nearest integer, halves away from zero (2.5 -> 3, -2.5 -> -3): the bill-line rounding."""
+    if x >= 0:
+        return math.floor(x + Fraction(1, 2))
+    return -math.floor(-x + Fraction(1, 2))
+
+
+def charge_cents(quantity: Fraction, rate: Decimal | Fraction, minor_unit: int) -> int:
+    """quantity x rate, rounded half-up to the minor unit (SPEC §4, rate charges)."""
+    return round_half_up(quantity * Fraction(rate) * 10**minor_unit)
+
+
+def integer_weights(weights: Iterable[int | Fraction | Decimal]) -> list[int]:
+    """Exact weights scaled to integers with the same ratios (so ties stay ties)."""
+    fractions = [w if isinstance(w, int) else Fraction(w) for w in weights]
+    denominator = 1
+    for w in fractions:
+        if isinstance(w, Fraction) and w.denominator != 1:
+            denominator = math.lcm(denominator, w.denominator)
+    return [int(w * denominator) for w in fractions]
+
+
+def largest_remainder(
+    total: int, weights: Sequence[int | Fraction | Decimal], names: Sequence[str]
+) -> list[int]:
+    """Split ``total`` minor units in proportion to ``weights``; the parts add up to ``total``.
+
+    Every share is floored to the minor unit, then the leftover units go one each
+    to the largest remainders, ties broken by ``names`` ascending (SPEC §4). A
+    negative total (a credit) is split as its absolute value and negated, so a
+    credit rounds exactly like a charge. Weights must be non-negative with a
+    positive sum.
+    """
+    ints = integer_weights(weights)
+    whole = sum(ints)
+    if whole <= 0 or any(w < 0 for w in ints):
+        raise ValueError("largest_remainder needs non-negative weights with a positive sum")
+    if total < 0:
+        return [-part for part in largest_remainder(-total, ints, names)]
+    parts: list[int] = []
+    remainders: list[int] = []
+    for w in ints:
+        part, remainder = divmod(total * w, whole)
+        parts.append(part)
+        remainders.append(remainder)
+    leftover = total - sum(parts)
+    if leftover:
+        order = sorted(range(len(ints)), key=lambda i: (-remainders[i], names[i]))
+        for i in order[:leftover]:
+            parts[i] += 1
+    return parts
+
+
+def format_quantity(q: Decimal | Fraction | int | None) -> str:
+    """``1234.5`` -> ``1,234.5`` for memos."""
+    if q is None:
+        return ""
+    if isinstance(q, Fraction):
+        q = Decimal(q.numerator) / Decimal(q.denominator)
+    return f"{_plain(Decimal(q)):,f}"
+
+
+def format_money(cents: int, minor_unit: int = 2) -> str:
+    """``123456`` -> ``1,234.56`` for messages."""
+    return f"{cents_to_money(cents, minor_unit):,f}"
