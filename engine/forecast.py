@@ -21,6 +21,12 @@ from fractions import Fraction
 
 import pandas as pd
 from costloop.engine.book import Book, money
+from costloop.engine.periods import (
+    fiscal_periods,
+    fiscal_periods_remaining,
+    fiscal_periods_to_date,
+    period_index,
+)
 from costloop.rules.ast import (
     Charge,
     FixedRate,
@@ -45,36 +51,11 @@ DEFAULT_RUN_RATE = 3
 """Usage without a FORECAST rule: the average of the last 3 actual periods."""
 
 
-# --- periods (engine/periods.py had not landed; these few are all the ITFM loop needs) ---
+# --- periods -------------------------------------------------------------------------
 
-
-def period_index(period: str) -> int:
-    """'2026-04' -> a month count, so periods subtract to a number of months."""
-    return int(period[:4]) * 12 + int(period[5:7]) - 1
-
-
-def period_at(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def fiscal_year_periods(period: str, start_month: int) -> list[str]:
-    """The 12 periods of the fiscal year that contains ``period``."""
-    year, month = int(period[:4]), int(period[5:7])
-    first_year = year if month >= start_month else year - 1
-    first = first_year * 12 + start_month - 1
-    return [period_at(first + i) for i in range(12)]
-
-
-def year_to_date(period: str, start_month: int) -> list[str]:
-    """Fiscal year start up to and including ``period``."""
-    periods = fiscal_year_periods(period, start_month)
-    return periods[: periods.index(period) + 1]
-
-
-def remaining_periods(period: str, start_month: int) -> list[str]:
-    """The periods after ``period`` up to the fiscal year end (empty in the last month)."""
-    periods = fiscal_year_periods(period, start_month)
-    return periods[periods.index(period) + 1 :]
+fiscal_year_periods = fiscal_periods
+year_to_date = fiscal_periods_to_date
+remaining_periods = fiscal_periods_remaining
 
 
 # --- exact numbers ---------------------------------------------------------
@@ -444,11 +425,15 @@ def forecast(
     recovery: pd.DataFrame | None,
     period: str,
     bills: pd.DataFrame | None = None,
+    flows: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Forecast` sheet: USAGE, COST and RATE rows for the rest of the fiscal year.
 
     ``bills`` (optional, the billed period's Bills) fills the RATE rows' Actual
-    column with the average rate actually billed.
+    column with the average rate actually billed. ``flows`` (optional, the
+    engine's pool flows: Period, Pool, Received, AllocatedOnward) adds to a
+    charged pool's remaining cost what it nets from other pools' allocations,
+    at its run rate over the last 3 periods to date.
     """
     forecasts, charges = list(forecasts), list(charges)
     minor = book.settings.minor_unit
@@ -488,10 +473,10 @@ def forecast(
     kind_order = {"USAGE": 0, "COST": 1}
     rows.sort(key=lambda r: (r["Period"], kind_order[r["Kind"]]))
     rate_rows, rate_problems = break_even_rates(
-        book, charges, recovery, period, targets, shown, metrics, pools, bills
+        book, charges, recovery, period, targets, shown, metrics, pools, bills, flows
     )
     problems += rate_problems
-    frame = pd.DataFrame(rows + rate_rows, columns=FORECAST_COLUMNS)
+    frame = pd.DataFrame(rows + rate_rows, columns=FORECAST_COLUMNS, dtype=object)
     return frame, problems
 
 
@@ -511,6 +496,34 @@ def over_under_to_date(recovery: pd.DataFrame | None, period: str, start_month: 
             key = name_key(str(pool))
             totals[key] = totals.get(key, Decimal(0)) + Decimal(str(amount))
     return totals
+
+
+def net_received(
+    flows: pd.DataFrame | None,
+    pool_key: str,
+    period: str,
+    start_month: int,
+    remaining: int,
+    minor_unit: int = 2,
+) -> Decimal:
+    """What the pool will net from other pools' allocations over the rest of the year.
+
+    Received − AllocatedOnward per period, averaged over the last 3 periods of
+    the fiscal year to date, times the number of remaining periods (rounded to
+    the cent at the end).
+    """
+    if flows is None or len(flows) == 0 or "Received" not in flows:
+        return Decimal(0)
+    ytd = set(year_to_date(period, start_month))
+    per_period: dict[str, Fraction] = {}
+    for row in flows.itertuples(index=False):
+        if row.Period in ytd and name_key(str(row.Pool)) == pool_key:
+            net = (exact(row.Received) or 0) - (exact(getattr(row, "AllocatedOnward", 0)) or 0)
+            per_period[row.Period] = per_period.get(row.Period, Fraction(0)) + net
+    last = [per_period[p] for p in sorted(per_period)[-DEFAULT_RUN_RATE:]]
+    if not last:
+        return Decimal(0)
+    return round_half_up(sum(last, Fraction(0)) / len(last) * remaining, minor_unit)
 
 
 def current_rate(charge: Charge, book: Book, period: str) -> Decimal | None:
@@ -567,7 +580,9 @@ def _money_text(value: Decimal) -> str:
     return f"{value:,}"
 
 
-def break_even_rates(book, charges, recovery, period, targets, shown, metrics, pools, bills):
+def break_even_rates(
+    book, charges, recovery, period, targets, shown, metrics, pools, bills, flows=None
+):
     """A RATE row per CHARGE-billed pool: the rate that recovers the rest of the year's cost."""
     rows, problems = [], []
     start = book.settings.fiscal_year_start
@@ -603,15 +618,19 @@ def break_even_rates(book, charges, recovery, period, targets, shown, metrics, p
         metric_key = metric_keys[0]
         metric_name = metrics[metric_key].name if metric_key in metrics else first.metric.text
         cost = sum(shown.get(("COST", pool_key), {}).values(), Decimal(0))
-        cost = cost.quantize(Decimal(1).scaleb(-book.settings.minor_unit))
+        received = net_received(
+            flows, pool_key, period, start, len(targets), book.settings.minor_unit
+        )
+        cost = (cost + received).quantize(Decimal(1).scaleb(-book.settings.minor_unit))
         volume = sum(shown.get(("USAGE", metric_key), {}).values(), Decimal(0))
         carried = over_under.get(pool_key, Decimal(0))
+        extra = f" INCL. NET RECEIVED {_money_text(received)}" if received else ""
         rates = {current_rate(c, book, period) for c in pool_charges}
         current = rates.pop() if len(rates) == 1 else None
         row["Plan"] = current
         row["Actual"] = billed_rate(bills, pool_key, metric_key)
         formula = (
-            f'BREAK-EVEN PER "{metric_name}" {span_text}: (COST {_money_text(cost)} '
+            f'BREAK-EVEN PER "{metric_name}" {span_text}: (COST {_money_text(cost)}{extra} '
             f"− OVER/UNDER TO DATE {_money_text(carried)}) ÷ VOLUME {volume:,}"
         )
         if volume <= 0:

@@ -491,3 +491,23 @@ def test_forecast_values_are_decimal_never_float(method):
     frame, _ = forecast(book, [rule], [], None, "2026-04")
     for column in ("Plan", "Forecast", "Adjustment"):
         assert all(isinstance(v, Decimal) for v in frame[column] if v is not None)
+
+
+def test_break_even_adds_what_the_pool_nets_from_other_pools():
+    # Storage receives 50.00 a month from "IT Management" (last 3 periods 40, 50, 60 -> 50 avg)
+    # and passes 0 on: remaining cost 2,000.00 + 2 × 50.00 = 2,100.00; ÷ 400 = 5.25.
+    flows = pd.DataFrame(
+        [
+            ("2026-02", "Storage", Decimal("40.00"), Decimal("0")),
+            ("2026-03", "Storage", Decimal("50.00"), Decimal("0")),
+            ("2026-04", "Storage", Decimal("60.00"), Decimal("0")),
+            ("2026-04", "Cloud", Decimal("999.00"), Decimal("0")),
+        ],
+        columns=["Period", "Pool", "Received", "AllocatedOnward"],
+    )
+    frame, _ = forecast(
+        _break_even_book(), [], [charge_rule("Storage", "GB", "5.00")], None, "2026-04", flows=flows
+    )
+    rate = rows_of(frame, "RATE", "Storage").iloc[0]
+    assert rate["Forecast"] == Decimal("5.250000")
+    assert "NET RECEIVED 100.00" in rate["Method"]
