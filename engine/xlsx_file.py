@@ -32,7 +32,7 @@ empty cell both read as None (calamine does not tell them apart).
 Values written: str as an inline string (``sharedStrings.xml`` stays
 untouched), Decimal/int/float as numbers (a Decimal's exact digits go into the
 file), bool as a boolean, date/datetime as a serial number with a date format,
-None and NaN as no cell, infinity as ``#NUM!``. Strings over Excel's 32,767
+None, "" and NaN as no cell, infinity as ``#NUM!``. Strings over Excel's 32,767
 characters are cut (Excel cannot open a longer cell); characters XML 1.0
 forbids are escaped the OOXML way (``_x0001_``).
 
@@ -445,6 +445,8 @@ def render_worksheet(
             ref = f"{letters[j]}{number}"
             kind = type(value)
             if kind is str:
+                if not value:
+                    continue  # an empty string is a blank cell, as when typed in Excel
                 cells.append(_text_cell(ref, value, ""))
                 size = len(value)
             elif kind is Decimal or isinstance(value, Decimal):
