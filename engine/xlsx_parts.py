@@ -135,6 +135,17 @@ def serialize_xml(root: etree._Element) -> bytes:
     return XML_DECLARATION + etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
+def same_element(a: etree._Element, b: etree._Element) -> bool:
+    """Equal tag, attributes, text and children; namespace declarations in scope aside."""
+    return (
+        a.tag == b.tag
+        and dict(a.attrib) == dict(b.attrib)
+        and (a.text or "").strip() == (b.text or "").strip()
+        and len(a) == len(b)
+        and all(same_element(x, y) for x, y in zip(a, b, strict=True))
+    )
+
+
 def rels_part_of(part: str) -> str:
     """``xl/workbook.xml`` -> ``xl/_rels/workbook.xml.rels``; the root ('') -> ``_rels/.rels``."""
     folder, name = posixpath.split(part)
@@ -164,7 +175,8 @@ class Package:
     @classmethod
     def read(cls, data: bytes) -> Package:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            infos = [i for i in archive.infolist() if not i.is_dir()]
+            # Directory entries are kept too: nothing in the zip's listing goes missing.
+            infos = archive.infolist()
             parts = {i.filename: archive.read(i) for i in infos}
         return cls(infos, parts)
 
@@ -525,9 +537,8 @@ class Styles:
         else:
             bold = etree.Element(f"{{{self.ns}}}font")
         bold.insert(0, etree.Element(f"{{{self.ns}}}b"))
-        wanted = etree.tostring(bold, method="c14n")
         for index, font in enumerate(fonts):
-            if etree.tostring(font, method="c14n") == wanted:
+            if same_element(font, bold):
                 return index
         return self._append(section, bold)
 
