@@ -249,6 +249,8 @@ class _Builder:
         pools = False
         names: list[Name] = []
         for target in tree.children:
+            if _is_token(target):  # AND
+                continue
             if target.data == "departments_target":
                 departments = True
             else:

@@ -1,0 +1,397 @@
+"""Static checks: does every rule make sense against the workbook's real names?
+
+Runs on parsed rules before anything is computed, and returns every problem
+at once (finance wants the whole list, not the first). The rules package
+knows nothing of pandas: the engine builds `Names` from its Book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from costloop.rules.ast import (
+    Allocate,
+    Charge,
+    Column,
+    ColumnDriver,
+    Condition,
+    CostDriver,
+    Forecast,
+    Name,
+    Rule,
+    RuleCell,
+    SharesDriver,
+    Span,
+    Tiered,
+    Trend,
+    UsageDriver,
+    name_key,
+)
+from costloop.rules.parser import is_blank
+from costloop.rules.suggest import closest, closest_keyword, keyword_hint, quoted_hint
+
+from costloop.problems import Problem, Reason, Severity
+
+HUNDRED = Decimal(100)
+_DRIVER_KEYWORDS = ("USAGE", "COST", "EVENLY")
+
+
+@dataclass(frozen=True)
+class Names:
+    """The names a rule may use, each as ``key -> spelling`` (keys from ``name_key``)."""
+
+    pools: dict[str, str] = field(default_factory=dict)
+    """Pools in Budget or Actuals."""
+    departments: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)
+    department_columns: dict[str, str] = field(default_factory=dict)
+    """Departments column key -> header."""
+    numeric_department_columns: frozenset[str] = frozenset()
+    """Keys of the Departments columns that can be drivers."""
+    usage_columns: dict[str, str] = field(default_factory=dict)
+
+
+def check(
+    rules: list[Rule], names: Names, cells: Iterable[RuleCell] | None = None
+) -> list[Problem]:
+    """Every problem in ``rules`` against ``names``; with ``cells``, their IDs too."""
+    problems: list[Problem] = []
+    for rule in rules:
+        problems.extend(_RuleChecker(rule, names).run())
+    problems.extend(_across(rules, names))
+    if cells is not None:
+        problems.extend(check_ids(list(cells)))
+    return problems
+
+
+def check_ids(cells: list[RuleCell]) -> list[Problem]:
+    """Every enabled rule has an ID, and no two share one."""
+    problems: list[Problem] = []
+    first: dict[str, RuleCell] = {}
+    for cell in cells:
+        if not cell.enabled or is_blank(cell.text):
+            continue
+        where = cell.id_where or cell.where
+        key = name_key(cell.rule_id)
+        if not key:
+            problems.append(
+                Problem(
+                    Reason.MISSING_ID,
+                    Severity.ERROR,
+                    where,
+                    "this rule has no ID: type a short unique ID, like R1, in the ID column",
+                )
+            )
+            continue
+        if key in first:
+            other = first[key]
+            problems.append(
+                Problem(
+                    Reason.DUPLICATE_ID,
+                    Severity.ERROR,
+                    where,
+                    f'rule ID "{cell.rule_id}" is also used in {other.id_where or other.where}:'
+                    " give each rule its own ID",
+                    rule_id=cell.rule_id,
+                )
+            )
+            continue
+        first[key] = cell
+    return problems
+
+
+class _RuleChecker:
+    """The checks of one rule on its own."""
+
+    def __init__(self, rule: Rule, names: Names) -> None:
+        self.rule = rule
+        self.names = names
+        self.problems: list[Problem] = []
+
+    def flag(
+        self,
+        code: Reason,
+        message: str,
+        span: Span | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> None:
+        self.problems.append(_problem(self.rule, code, message, span, severity))
+
+    def run(self) -> list[Problem]:
+        rule = self.rule
+        if isinstance(rule, Allocate):
+            self.allocate(rule)
+        elif isinstance(rule, Charge):
+            self.charge(rule)
+        else:
+            self.forecast(rule)
+        return self.problems
+
+    # --- names --------------------------------------------------------------
+
+    def pool(self, name: Name) -> bool:
+        if name.key in self.names.pools:
+            return True
+        hint = quoted_hint(closest(name.text, self.names.pools.values()))
+        self.flag(
+            Reason.UNKNOWN_POOL,
+            f'unknown pool "{name.text}"' + (hint or ": it is in neither Budget nor Actuals"),
+            name.span,
+        )
+        return False
+
+    def metric(self, name: Name) -> None:
+        if name.key in self.names.metrics:
+            return
+        hint = quoted_hint(closest(name.text, self.names.metrics.values()))
+        self.flag(
+            Reason.UNKNOWN_METRIC,
+            f'unknown metric "{name.text}"' + (hint or ": no Usage row has this Metric"),
+            name.span,
+        )
+
+    def where_columns(self, conditions: tuple[Condition, ...]) -> None:
+        known = {**self.names.usage_columns, **self.names.department_columns}
+        for condition in conditions:
+            column = condition.column
+            if column.key in known:
+                continue
+            hint = _column_hint(closest(column.text, known.values()))
+            self.flag(
+                Reason.UNKNOWN_COLUMN,
+                f'unknown column "{column.text}" in WHERE'
+                + (hint or ": neither Departments nor Usage has this column"),
+                column.span,
+            )
+
+    # --- statements ---------------------------------------------------------
+
+    def allocate(self, rule: Allocate) -> None:
+        self.pool(rule.pool)
+        for name in rule.receivers.pool_names:
+            if name.key == rule.pool.key:
+                self.flag(
+                    Reason.SELF_ALLOCATION,
+                    f'pool "{rule.pool.text}" cannot allocate to itself',
+                    name.span,
+                )
+            else:
+                self.pool(name)
+        driver = rule.driver
+        if isinstance(driver, UsageDriver):
+            self.metric(driver.metric)
+        elif isinstance(driver, ColumnDriver):
+            self.column_driver(rule, driver.column)
+        elif isinstance(driver, SharesDriver):
+            self.shares(rule, driver)
+        elif isinstance(driver, CostDriver) and rule.to_departments:
+            self.flag(
+                Reason.BAD_DRIVER,
+                "BY COST shares by the receiving pools' own cost, so only pools can receive:"
+                " write TO POOLS, or pick another driver for departments",
+                driver.span,
+            )
+        self.where_columns(rule.where_clause)
+
+    def column_driver(self, rule: Allocate, column: Column) -> None:
+        columns = self.names.department_columns
+        if column.key not in columns:
+            suggestion = _column_hint(closest(column.text, columns.values()))
+            if suggestion:
+                message = f'unknown column "{column.text}"{suggestion}'
+            else:
+                keyword = closest_keyword(column.text, _DRIVER_KEYWORDS)
+                message = (
+                    f'unknown driver "{column.text}"{keyword_hint(keyword)}'
+                    if keyword
+                    else f'unknown driver "{column.text}": Departments has no column'
+                    f' "{column.text}" (drivers are USAGE "metric", a numeric Departments'
+                    ' column, shares like 60% "ADM", or COST)'
+                )
+            self.flag(Reason.UNKNOWN_COLUMN, message, column.span)
+            return
+        if column.key not in self.names.numeric_department_columns:
+            self.flag(
+                Reason.NOT_NUMERIC,
+                f"Departments column {columns[column.key]} is not a numeric column,"
+                " so it cannot share out cost: use a column of numbers such as Headcount",
+                column.span,
+            )
+        if rule.to_pools:
+            self.flag(
+                Reason.BAD_DRIVER,
+                f"BY {column.text} reads a Departments column, so pools cannot receive:"
+                " use BY USAGE, BY COST or fixed shares for pools",
+                column.span,
+            )
+
+    def shares(self, rule: Allocate, driver: SharesDriver) -> None:
+        total = sum((share.percent for share in driver.shares), Decimal(0))
+        if total != HUNDRED:
+            self.flag(Reason.SHARES_NOT_100, f"shares add up to {_pct(total)}%, not 100%")
+        listed = {name.key for name in rule.receivers.pool_names}
+        seen: set[str] = set()
+        for share in driver.shares:
+            name = share.name
+            if name.key in seen:
+                self.flag(
+                    Reason.BAD_DRIVER,
+                    f'"{name.text}" has two shares: give it one share',
+                    share.span,
+                )
+            seen.add(name.key)
+            if name.key == rule.pool.key:
+                self.flag(
+                    Reason.SELF_ALLOCATION,
+                    f'pool "{rule.pool.text}" cannot allocate to itself',
+                    name.span,
+                )
+                continue
+            is_pool = name.key in self.names.pools
+            is_department = name.key in self.names.departments
+            if rule.to_pools and is_pool:
+                if listed and name.key not in listed:
+                    self.flag(
+                        Reason.UNKNOWN_NAME,
+                        f'pool "{name.text}" gets a share but is not one of the pools'
+                        " this rule allocates to: add it after POOLS",
+                        name.span,
+                    )
+                continue
+            if rule.to_departments and is_department:
+                continue
+            self.unknown_share(rule, name)
+
+    def unknown_share(self, rule: Allocate, name: Name) -> None:
+        candidates: list[str] = []
+        if rule.to_departments:
+            candidates.extend(self.names.departments.values())
+        if rule.to_pools:
+            candidates.extend(self.names.pools.values())
+        hint = quoted_hint(closest(name.text, candidates))
+        if rule.to_departments and rule.to_pools:
+            code, what, home = Reason.UNKNOWN_NAME, "department or pool", "Departments, Budget"
+        elif rule.to_pools:
+            code, what, home = Reason.UNKNOWN_POOL, "pool", "Budget or Actuals"
+        else:
+            code, what, home = Reason.UNKNOWN_DEPARTMENT, "department", "Departments"
+        if not hint and rule.to_departments and name.key in self.names.pools:
+            hint = ": it is a pool, and this rule allocates TO DEPARTMENTS"
+        elif not hint and rule.to_pools and name.key in self.names.departments:
+            hint = ": it is a department, and this rule allocates TO POOLS"
+        self.flag(
+            code, f'unknown {what} "{name.text}"' + (hint or f": it is not in {home}"), name.span
+        )
+
+    def charge(self, rule: Charge) -> None:
+        self.pool(rule.pool)
+        self.metric(rule.metric)
+        if isinstance(rule.pricing, Tiered):
+            self.tiers(rule.pricing)
+        self.where_columns(rule.where_clause)
+
+    def tiers(self, pricing: Tiered) -> None:
+        tiers = pricing.tiers
+        for index, tier in enumerate(tiers):
+            last = index == len(tiers) - 1
+            if tier.width is None and not last:
+                self.flag(Reason.BAD_TIERS, "ABOVE must be the last tier", tier.span)
+            elif tier.width is not None and tier.width <= 0:
+                self.flag(
+                    Reason.BAD_TIERS,
+                    f"a tier must cover more than 0 units, got {tier.width}",
+                    tier.span,
+                )
+        if not tiers or tiers[-1].width is not None:
+            self.flag(
+                Reason.BAD_TIERS,
+                "the tiers need a last band for everything above them: add , ABOVE AT <rate>",
+                pricing.span,
+            )
+
+    def forecast(self, rule: Forecast) -> None:
+        if rule.kind == "USAGE":
+            self.metric(rule.name)
+        else:
+            self.pool(rule.name)
+        method = rule.method
+        if isinstance(method, Trend) and method.periods < 2:
+            self.flag(
+                Reason.BAD_FORECAST,
+                f"a trend needs at least 2 periods to draw a line through, got {method.periods}",
+                method.span,
+            )
+
+
+def _across(rules: list[Rule], names: Names) -> list[Problem]:
+    """Checks between rules: one spreader per pool; charged and allocated pools."""
+    problems: list[Problem] = []
+    spreader: dict[str, Allocate] = {}
+    charged: dict[str, Charge] = {}
+    for rule in rules:
+        if isinstance(rule, Charge):
+            charged.setdefault(rule.pool.key, rule)
+    for rule in rules:
+        if not isinstance(rule, Allocate):
+            continue
+        key = rule.pool.key
+        spelled = names.pools.get(key, rule.pool.text)
+        first = spreader.setdefault(key, rule)
+        if first is not rule:
+            problems.append(
+                _problem(
+                    rule,
+                    Reason.DUPLICATE_ALLOCATION,
+                    f'pool "{spelled}" is already allocated by rule {first.rule_id}'
+                    f" ({first.where}): a pool's cost is spread by one ALLOCATE rule,"
+                    " so join the two rules or disable one",
+                    rule.pool.span,
+                )
+            )
+        charge = charged.get(key)
+        if charge is not None and rule.to_departments:
+            problems.append(
+                _problem(
+                    rule,
+                    Reason.CHARGED_AND_ALLOCATED,
+                    f'pool "{spelled}" is also charged by rule {charge.rule_id}'
+                    f" ({charge.where}): departments pay for it twice unless the charge and"
+                    " the allocation cover different costs",
+                    rule.pool.span,
+                    Severity.WARNING,
+                )
+            )
+    return problems
+
+
+def _problem(
+    rule: Rule,
+    code: Reason,
+    message: str,
+    span: Span | None,
+    severity: Severity = Severity.ERROR,
+) -> Problem:
+    return Problem(
+        code=code,
+        severity=severity,
+        where=rule.where,
+        message=message,
+        text=rule.text,
+        start=span.start if span else None,
+        end=span.end if span else None,
+        rule_id=rule.rule_id,
+    )
+
+
+def _column_hint(header: str | None) -> str:
+    if not header:
+        return ""
+    written = header if header.replace("_", "a").isalnum() else f"[{header}]"
+    return f" — did you mean {written}?"
+
+
+def _pct(value: Decimal) -> str:
+    """90 -> ``90``, 99.50 -> ``99.5``: the total as a person writes it."""
+    return format(value.normalize(), "f")
