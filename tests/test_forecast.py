@@ -511,3 +511,29 @@ def test_break_even_adds_what_the_pool_nets_from_other_pools():
     rate = rows_of(frame, "RATE", "Storage").iloc[0]
     assert rate["Forecast"] == Decimal("5.250000")
     assert "NET RECEIVED 100.00" in rate["Method"]
+
+
+def test_the_worked_example_in_docs_itfm():
+    # docs/itfm.md §5: trend 140, 150; cost 1,000.00 × 2; over-recovered 300.00;
+    # (2,000.00 − 300.00) ÷ 290 = 5.862069; under-recovered 200.00: 2,200.00 ÷ 290 = 7.586207.
+    book = make_book(
+        usage=usage_series("GB", JAN_APR),
+        budget=[
+            ("2026-05", "Storage", 1_000_00, None, None),
+            ("2026-06", "Storage", 1_000_00, None, None),
+        ],
+    )
+    rule = forecast_rule('FORECAST USAGE "GB" BY TREND OVER 4 PERIODS')
+    charge = charge_rule("Storage", "GB", "5.00")
+    over = recovery("Storage", {"2026-03": "100.00", "2026-04": "200.00"})
+    frame, problems = forecast(book, [rule], [charge], over, "2026-04")
+    assert problems == []
+    rate = rows_of(frame, "RATE", "Storage").iloc[0]
+    assert (rate["Forecast"], rate["Adjustment"]) == (Decimal("5.862069"), Decimal("0.862069"))
+    assert rate["Method"] == (
+        'BREAK-EVEN PER "GB" 2026-05 TO 2026-06: (COST 2,000.00 − OVER/UNDER TO DATE 300.00) '
+        "÷ VOLUME 290.0000"
+    )
+    under = recovery("Storage", {"2026-04": "-200.00"})
+    frame, _ = forecast(book, [rule], [charge], under, "2026-04")
+    assert rows_of(frame, "RATE", "Storage").iloc[0]["Forecast"] == Decimal("7.586207")
