@@ -211,21 +211,92 @@ def test_demo_reciprocal_pair_is_a_cycle(rule_texts):
     assert '"IT Management"' in by_pool["HR Services"].split(" TO ", 1)[1]
 
 
-def test_demo_rules_parse_without_problems(demo):
-    rules = pytest.importorskip("costloop.rules")
-    parse_rules = getattr(rules, "parse_rules", None)
-    if parse_rules is None:
-        pytest.skip("costloop.rules.parse_rules has not landed yet")
-    from costloop.rules.ast import RuleCell
+def test_demo_rules_parse_and_check_without_problems():
+    rules_pkg = pytest.importorskip("costloop.rules")
+    if not hasattr(rules_pkg, "parse_rules") or not hasattr(rules_pkg, "check"):
+        pytest.skip("costloop.rules parse_rules/check have not landed yet")
+    book = _demo_book()
+    cells = [c for c in book.rules if c.enabled]
+    assert len(cells) == len(book.rules) - 1  # one rule is kept but disabled
+    rules, problems = rules_pkg.parse_rules(cells)
+    from costloop.engine.names import names_from_book
 
-    cells = [
-        RuleCell(rule_id=r["ID"], where=f"Rules!B{i}", text=r["Rule"],
-                 enabled=r.get("Enabled") != "N", note=r.get("Note") or "")
-        for i, r in enumerate(demo["Rules"], start=2)
-    ]  # fmt: skip
-    parsed = parse_rules(cells)
-    problems = parsed[1] if isinstance(parsed, tuple) else []
+    problems += rules_pkg.check(rules, names_from_book(book), book.rules)
+    plan, ordered = rules_pkg.order(rules, book.pools)
+    assert [p.render() for p in problems + ordered] == []
+    # Step-down: Facilities before the pools it feeds; the reciprocal pair is one step.
+    steps = [[r.rule_id for r in step.rules] for step in plan.allocations]
+    assert sorted(steps[0] + steps[1]) == ["R01", "R02", "R03"]
+    assert ["R02", "R03"] in [sorted(s) for s in steps]
+
+
+def _demo_book():
+    read = pytest.importorskip("costloop.engine.read")
+    xlsx = pytest.importorskip("costloop.engine.xlsx_file")
+    book, problems = read.read_book(xlsx.FileWorkbook(WORKBOOKS / "demo.xlsx"))
     assert [p.render() for p in problems] == []
+    return book
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    """The demo run through the engine: (book, plan, result, forecast frame)."""
+    try:
+        from costloop.engine.execute import execute
+        from costloop.engine.forecast import forecast
+        from costloop.engine.names import names_from_book
+        from costloop.rules import check, order, parse_rules
+    except ImportError as missing:
+        pytest.skip(f"engine not ready: {missing}")
+    book = _demo_book()
+    rules, problems = parse_rules([c for c in book.rules if c.enabled])
+    problems += check(rules, names_from_book(book), book.rules)
+    plan, ordered = order(rules, book.pools)
+    assert [p.render() for p in problems + ordered] == []
+    result = execute(book, plan, book.settings.period)
+    frame, more = forecast(
+        book, plan.forecasts, plan.charges, result.recovery, book.settings.period,
+        bills=result.bills, flows=result.pool_flows,
+    )  # fmt: skip
+    assert [p.render() for p in result.problems + more] == []
+    return book, plan, result, frame
+
+
+def test_demo_runs_clean_with_every_tie_out_passing(demo_run):
+    _book, _plan, result, _frame = demo_run
+    assert result.tieouts and all(t.passed for t in result.tieouts), result.tieouts
+    assert result.ok
+    funds = set(result.journal["Fund"])
+    assert {"General", "Grants", "Auxiliary", "IT"} <= funds
+    # The non-billable President's office is never billed; the IT-fund units are.
+    billed = set(result.bills["Department"])
+    assert "PRES" not in billed and {"ITAD", "ITPM"} <= billed
+
+
+def _year_to_date(result, pool: str) -> tuple[float, float]:
+    rows = result.recovery[result.recovery["Pool"] == pool]
+    return float(sum(rows["Cost"])), float(sum(rows["Recovered"]))
+
+
+def test_demo_tells_the_recovery_story(demo_run):
+    _book, _plan, result, frame = demo_run
+    cost, recovered = _year_to_date(result, "Virtual Servers")
+    assert recovered > cost * 1.05, "Virtual Servers should clearly over-recover"
+    cost, recovered = _year_to_date(result, "Storage")
+    assert recovered < cost * 0.95, "Storage should clearly under-recover"
+    rates = frame[frame["Kind"] == "RATE"].set_index("Name")
+    assert float(rates.loc["Virtual Servers", "Forecast"]) < 88 * 0.95  # a lower rate proposed
+    storage = rates.loc["Storage"]
+    assert float(storage["Forecast"]) > float(storage["Actual"]) * 1.2  # a higher rate proposed
+
+
+def test_demo_cloud_trend_forecast_departs_from_plan(demo_run):
+    *_, frame = demo_run
+    cloud = frame[(frame["Kind"] == "USAGE") & (frame["Name"] == "vCPU-Hours")]
+    assert len(cloud) == 3  # April to June 2026
+    assert all("TREND" in m for m in cloud["Method"])
+    for plan, fc in zip(cloud["Plan"], cloud["Forecast"], strict=True):
+        assert float(fc) > float(plan) * 1.25
 
 
 # --- the demo: names are consistent across sheets --------------------------------

@@ -66,236 +66,64 @@ class Department:
     """July 2025 AWS spend in dollars (EC2 + S3), passed through at cost + 5%."""
 
 
+# fmt: off
 DEPARTMENTS: list[Department] = [
-    Department(
-        "ENG",
-        "College of Engineering",
-        "General",
-        "PRV",
-        420,
-        5200,
-        310000,
-        servers=24,
-        vms=46,
-        storage_gb=42000,
-        vcpu_hours=60000,
-        aws=6200,
-    ),
-    Department(
-        "CAS",
-        "College of Arts & Sciences",
-        "General",
-        "PRV",
-        610,
-        9800,
-        420000,
-        servers=10,
-        vms=31,
-        storage_gb=26000,
-        vcpu_hours=25000,
-        aws=1500,
-    ),
-    Department(
-        "MED",
-        "School of Medicine",
-        "General",
-        "PRV",
-        880,
-        1400,
-        520000,
-        servers=30,
-        vms=64,
-        storage_gb=61000,
-        vcpu_hours=45000,
-        aws=7400,
-    ),
-    Department(
-        "BUS",
-        "School of Business",
-        "General",
-        "PRV",
-        210,
-        3100,
-        140000,
-        servers=4,
-        vms=14,
-        storage_gb=9000,
-        vcpu_hours=4000,
-        aws=900,
-    ),
-    Department("LAW", "School of Law", "General", "PRV", 120, 700, 90000, vms=6, storage_gb=3800),
-    Department(
-        "EDU", "College of Education", "General", "PRV", 160, 2300, 95000, vms=8, storage_gb=5200
-    ),
-    Department(
-        "NUR", "School of Nursing", "General", "PRV", 140, 1600, 80000, vms=7, storage_gb=4600
-    ),
-    Department(
-        "FAR", "College of Fine Arts", "General", "PRV", 130, 1200, 150000, vms=5, storage_gb=14000
-    ),
-    Department(
-        "LIB",
-        "University Library",
-        "General",
-        "PRV",
-        95,
-        0,
-        210000,
-        servers=6,
-        vms=12,
-        storage_gb=38000,
-    ),
-    Department(
-        "PRV", "Office of the Provost", "General", "PRES", 60, 0, 22000, vms=3, storage_gb=2100
-    ),
-    Department(
-        "REG",
-        "Office of the Registrar",
-        "General",
-        "PRV",
-        45,
-        0,
-        12000,
-        servers=3,
-        vms=9,
-        storage_gb=3300,
-    ),
-    Department(
-        "ADM",
-        "Admissions & Enrollment",
-        "General",
-        "PRV",
-        70,
-        0,
-        18000,
-        servers=2,
-        vms=6,
-        storage_gb=2900,
-    ),
-    Department("STU", "Student Affairs", "General", "PRES", 110, 0, 60000, vms=7, storage_gb=3600),
-    Department(
-        "FIN",
-        "Finance & Administration",
-        "General",
-        "PRES",
-        150,
-        0,
-        40000,
-        servers=5,
-        vms=15,
-        storage_gb=6800,
-    ),
-    Department(
-        "HRO",
-        "Human Resources Office",
-        "General",
-        "FIN",
-        65,
-        0,
-        15000,
-        servers=2,
-        vms=5,
-        storage_gb=2500,
-    ),
+    Department("ENG", "College of Engineering", "General", "PRV", 420, 5200, 310000,
+               servers=24, vms=46, storage_gb=42000, vcpu_hours=60000, aws=6200),
+    Department("CAS", "College of Arts & Sciences", "General", "PRV", 610, 9800, 420000,
+               servers=10, vms=31, storage_gb=26000, vcpu_hours=25000, aws=1500),
+    Department("MED", "School of Medicine", "General", "PRV", 880, 1400, 520000,
+               servers=30, vms=64, storage_gb=61000, vcpu_hours=45000, aws=7400),
+    Department("BUS", "School of Business", "General", "PRV", 210, 3100, 140000,
+               servers=4, vms=14, storage_gb=9000, vcpu_hours=4000, aws=900),
+    Department("LAW", "School of Law", "General", "PRV", 120, 700, 90000,
+               vms=6, storage_gb=3800),
+    Department("EDU", "College of Education", "General", "PRV", 160, 2300, 95000,
+               vms=8, storage_gb=5200),
+    Department("NUR", "School of Nursing", "General", "PRV", 140, 1600, 80000,
+               vms=7, storage_gb=4600),
+    Department("FAR", "College of Fine Arts", "General", "PRV", 130, 1200, 150000,
+               vms=5, storage_gb=14000),
+    Department("LIB", "University Library", "General", "PRV", 95, 0, 210000,
+               servers=6, vms=12, storage_gb=38000),
+    Department("PRV", "Office of the Provost", "General", "PRES", 60, 0, 22000,
+               vms=3, storage_gb=2100),
+    Department("REG", "Office of the Registrar", "General", "PRV", 45, 0, 12000,
+               servers=3, vms=9, storage_gb=3300),
+    Department("ADM", "Admissions & Enrollment", "General", "PRV", 70, 0, 18000,
+               servers=2, vms=6, storage_gb=2900),
+    Department("STU", "Student Affairs", "General", "PRES", 110, 0, 60000,
+               vms=7, storage_gb=3600),
+    Department("FIN", "Finance & Administration", "General", "PRES", 150, 0, 40000,
+               servers=5, vms=15, storage_gb=6800),
+    Department("HRO", "Human Resources Office", "General", "FIN", 65, 0, 15000,
+               servers=2, vms=5, storage_gb=2500),
     # The President's office is absorbed by central overhead: it reports usage but is not billed.
-    Department(
-        "PRES",
-        "Office of the President",
-        "General",
-        "",
-        25,
-        0,
-        9000,
-        billable=False,
-        vms=2,
-        storage_gb=900,
-    ),
-    Department(
-        "RES",
-        "Research Office",
-        "Grants",
-        "PRV",
-        85,
-        0,
-        30000,
-        servers=4,
-        vms=10,
-        storage_gb=12000,
-        vcpu_hours=20000,
-        aws=2100,
-    ),
-    Department(
-        "CRC",
-        "Clinical Research Center",
-        "Grants",
-        "MED",
-        190,
-        0,
-        70000,
-        servers=8,
-        vms=22,
-        storage_gb=48000,
-        vcpu_hours=30000,
-        aws=3300,
-    ),
-    Department(
-        "CCR",
-        "Center for Climate Research",
-        "Grants",
-        "RES",
-        55,
-        0,
-        25000,
-        servers=6,
-        vms=12,
-        storage_gb=90000,
-        vcpu_hours=80000,
-        aws=8800,
-    ),
-    Department(
-        "ATH",
-        "Athletics",
-        "Auxiliary",
-        "PRES",
-        230,
-        0,
-        380000,
-        servers=3,
-        vms=11,
-        storage_gb=7400,
-        aws=1200,
-    ),
-    Department(
-        "HOU", "Housing", "Auxiliary", "STU", 140, 0, 900000, servers=2, vms=8, storage_gb=3900
-    ),
-    Department(
-        "DIN", "Dining Services", "Auxiliary", "STU", 180, 0, 120000, vms=4, storage_gb=1800
-    ),
-    Department(
-        "BKS", "University Bookstore", "Auxiliary", "FIN", 35, 0, 30000, vms=2, storage_gb=800
-    ),
-    Department(
-        "PRK", "Parking & Transportation", "Auxiliary", "FIN", 60, 0, 45000, vms=3, storage_gb=1200
-    ),
+    Department("PRES", "Office of the President", "General", "", 25, 0, 9000,
+               billable=False, vms=2, storage_gb=900),
+    Department("RES", "Research Office", "Grants", "PRV", 85, 0, 30000,
+               servers=4, vms=10, storage_gb=12000, vcpu_hours=20000, aws=2100),
+    Department("CRC", "Clinical Research Center", "Grants", "MED", 190, 0, 70000,
+               servers=8, vms=22, storage_gb=48000, vcpu_hours=30000, aws=3300),
+    Department("CCR", "Center for Climate Research", "Grants", "RES", 55, 0, 25000,
+               servers=6, vms=12, storage_gb=90000, vcpu_hours=80000, aws=8800),
+    Department("ATH", "Athletics", "Auxiliary", "PRES", 230, 0, 380000,
+               servers=3, vms=11, storage_gb=7400, aws=1200),
+    Department("HOU", "Housing", "Auxiliary", "STU", 140, 0, 900000,
+               servers=2, vms=8, storage_gb=3900),
+    Department("DIN", "Dining Services", "Auxiliary", "STU", 180, 0, 120000,
+               vms=4, storage_gb=1800),
+    Department("BKS", "University Bookstore", "Auxiliary", "FIN", 35, 0, 30000,
+               vms=2, storage_gb=800),
+    Department("PRK", "Parking & Transportation", "Auxiliary", "FIN", 60, 0, 45000,
+               vms=3, storage_gb=1200),
     # Two units inside the IT fund itself: their bills post as intra-fund reimbursements.
-    Department(
-        "ITAD",
-        "IT Application Development",
-        "IT",
-        "FIN",
-        48,
-        0,
-        9000,
-        servers=7,
-        vms=38,
-        storage_gb=16000,
-        vcpu_hours=15000,
-        aws=2600,
-    ),
-    Department(
-        "ITPM", "IT Project Management Office", "IT", "FIN", 22, 0, 4000, vms=2, storage_gb=1100
-    ),
+    Department("ITAD", "IT Application Development", "IT", "FIN", 48, 0, 9000,
+               servers=7, vms=38, storage_gb=16000, vcpu_hours=15000, aws=2600),
+    Department("ITPM", "IT Project Management Office", "IT", "FIN", 22, 0, 4000,
+               vms=2, storage_gb=1100),
 ]
+# fmt: on
 
 
 def department_email(code: str) -> str:
@@ -323,150 +151,46 @@ class Pool:
 _STAFF = (("5100", "Salaries and wages", 0.62), ("5200", "Fringe benefits", 0.23))
 _CONTRACTS = (("5300", "Contracts and maintenance", 0.10), ("5400", "Supplies", 0.05))
 
+# fmt: off
 POOLS: list[Pool] = [
-    Pool(
-        "Facilities",
-        "Facilities & Power",
-        "Data center space and power",
-        64000,
-        1.01,
-        (("5600", "Utilities - power and cooling", 0.55), ("5610", "Space lease", 0.45)),
-    ),
-    Pool(
-        "IT Management",
-        "IT Management",
-        "CIO office, finance, vendor management",
-        120000,
-        0.99,
-        _STAFF + _CONTRACTS,
-    ),
-    Pool(
-        "HR Services",
-        "IT Management",
-        "HR business partner and payroll for IT",
-        38000,
-        1.0,
-        _STAFF + _CONTRACTS,
-    ),
-    Pool(
-        "Data Center",
-        "Data Center",
-        "Hosting, racks, server hours",
-        165000,
-        1.02,
-        (
-            ("5100", "Salaries and wages", 0.35),
-            ("5200", "Fringe benefits", 0.13),
-            ("5410", "Hardware depreciation", 0.34),
-            ("5300", "Contracts and maintenance", 0.18),
-        ),
-    ),
-    Pool(
-        "Network",
-        "Network",
-        "Campus wired and wireless network",
-        142000,
-        0.98,
-        (
-            ("5100", "Salaries and wages", 0.40),
-            ("5200", "Fringe benefits", 0.15),
-            ("5500", "Circuits and telecom", 0.30),
-            ("5300", "Contracts and maintenance", 0.15),
-        ),
-    ),
-    Pool(
-        "Service Desk",
-        "End User",
-        "Service desk and desktop support",
-        96000,
-        1.0,
-        _STAFF + _CONTRACTS,
-    ),
-    Pool(
-        "ERP",
-        "Application",
-        "Finance, HR and student ERP",
-        205000,
-        1.0,
-        (
-            ("5700", "Software licenses", 0.55),
-            ("5100", "Salaries and wages", 0.30),
-            ("5200", "Fringe benefits", 0.15),
-        ),
-    ),
-    Pool(
-        "Security",
-        "Security & Compliance",
-        "Endpoint protection, SOC",
-        78000,
-        1.01,
-        (
-            ("5700", "Software licenses", 0.45),
-            ("5100", "Salaries and wages", 0.40),
-            ("5200", "Fringe benefits", 0.15),
-        ),
-    ),
-    Pool(
-        "Academic Technology",
-        "Application",
-        "Learning management system",
-        41000,
-        1.0,
-        (("5700", "Software licenses", 0.70), ("5100", "Salaries and wages", 0.30)),
-    ),
+    Pool("Facilities", "Facilities & Power", "Data center space and power", 64000, 1.01,
+         (("5600", "Utilities - power and cooling", 0.55), ("5610", "Space lease", 0.45))),
+    Pool("IT Management", "IT Management", "CIO office, finance, vendor management", 120000,
+         0.99, _STAFF + _CONTRACTS),
+    Pool("HR Services", "IT Management", "HR business partner and payroll for IT", 38000, 1.0,
+         _STAFF + _CONTRACTS),
+    Pool("Data Center", "Data Center", "Hosting, racks, server hours", 165000, 1.02,
+         (("5100", "Salaries and wages", 0.35), ("5200", "Fringe benefits", 0.13),
+          ("5410", "Hardware depreciation", 0.34), ("5300", "Contracts and maintenance", 0.18))),
+    Pool("Network", "Network", "Campus wired and wireless network", 142000, 0.98,
+         (("5100", "Salaries and wages", 0.40), ("5200", "Fringe benefits", 0.15),
+          ("5500", "Circuits and telecom", 0.30), ("5300", "Contracts and maintenance", 0.15))),
+    Pool("Service Desk", "End User", "Service desk and desktop support", 96000, 1.0,
+         _STAFF + _CONTRACTS),
+    Pool("ERP", "Application", "Finance, HR and student ERP", 205000, 1.0,
+         (("5700", "Software licenses", 0.55), ("5100", "Salaries and wages", 0.30),
+          ("5200", "Fringe benefits", 0.15))),
+    Pool("Security", "Security & Compliance", "Endpoint protection, SOC", 78000, 1.01,
+         (("5700", "Software licenses", 0.45), ("5100", "Salaries and wages", 0.40),
+          ("5200", "Fringe benefits", 0.15))),
+    Pool("Academic Technology", "Application", "Learning management system", 41000, 1.0,
+         (("5700", "Software licenses", 0.70), ("5100", "Salaries and wages", 0.30))),
     # Consolidation cut Virtual Servers' cost well under the plan the rate was set on.
-    Pool(
-        "Virtual Servers",
-        "Compute",
-        "Managed virtual machines",
-        34000,
-        0.70,
-        (
-            ("5410", "Hardware depreciation", 0.45),
-            ("5700", "Software licenses", 0.35),
-            ("5100", "Salaries and wages", 0.20),
-        ),
-        "VM-Month",
-        405,
-    ),
+    Pool("Virtual Servers", "Compute", "Managed virtual machines", 34000, 0.74,
+         (("5410", "Hardware depreciation", 0.45), ("5700", "Software licenses", 0.35),
+          ("5100", "Salaries and wages", 0.20)), "VM-Month", 405),
     # Storage runs over plan: research data keeps growing and the tiers are too generous.
-    Pool(
-        "Storage",
-        "Storage",
-        "Enterprise and research storage",
-        22000,
-        1.08,
-        (
-            ("5410", "Hardware depreciation", 0.55),
-            ("5300", "Contracts and maintenance", 0.30),
-            ("5100", "Salaries and wages", 0.15),
-        ),
-        "GB-Month",
-        410000,
-    ),
+    Pool("Storage", "Storage", "Enterprise and research storage", 22000, 1.08,
+         (("5410", "Hardware depreciation", 0.55), ("5300", "Contracts and maintenance", 0.30),
+          ("5100", "Salaries and wages", 0.15)), "GB-Month", 410000),
     # Cloud's actual cost follows usage (computed in `cloud_cost`), not the flat plan.
-    Pool(
-        "Cloud",
-        "Compute",
-        "Public cloud compute (brokered)",
-        26000,
-        1.0,
-        (("5800", "Cloud services", 1.0),),
-        "vCPU-Hours",
-        290000,
-    ),
-    # Pass-through: the actual is the AWS invoice for EC2 and S3 (see `aws_invoice`).
-    Pool(
-        "Cloud Pass-through",
-        "Compute",
-        "AWS invoices passed through at cost + 5%",
-        34000,
-        1.0,
-        (("5810", "AWS invoice", 1.0),),
-        "AWS Cost",
-        34000,
-    ),
+    Pool("Cloud", "Compute", "Public cloud compute (brokered)", 26000, 1.0,
+         (("5800", "Cloud services", 1.0),), "vCPU-Hours", 290000),
+    # Pass-through: the actual is the AWS invoice for EC2 and S3 plus support (`actuals_rows`).
+    Pool("Cloud Pass-through", "Compute", "AWS invoices passed through at cost + 5%", 39900,
+         1.0, (("5810", "AWS invoice", 1.0),), "AWS Cost", 38000),
 ]
+# fmt: on
 
 CHARGED_POOLS = ("Virtual Servers", "Storage", "Cloud", "Cloud Pass-through")
 
@@ -483,115 +207,52 @@ RATES: list[tuple] = [
 CLOUD_TIERS = "FIRST 5000 AT 0.12, NEXT 45000 AT 0.09, ABOVE AT 0.07"
 
 # (ID, Rule, Enabled, Note)
+# fmt: off
 RULES: list[tuple[str, str, str, str]] = [
-    (
-        "R01",
-        'ALLOCATE "Facilities" TO POOLS BY 70% "Data Center", 30% "Network"',
-        "Y",
-        "Step-down: space and power, split by floor area of the machine rooms.",
-    ),
-    (
-        "R02",
-        'ALLOCATE "IT Management" TO POOLS "HR Services", "Data Center", "Network", '
-        '"Service Desk", "ERP", "Security", "Academic Technology", "Virtual Servers", '
-        '"Storage", "Cloud" BY COST RECIPROCAL',
-        "Y",
-        "CIO overhead onto every service pool by its direct cost; pass-through excluded.",
-    ),
-    (
-        "R03",
-        'ALLOCATE "HR Services" TO POOLS "IT Management" AND DEPARTMENTS '
-        'BY USAGE "HR Tickets" RECIPROCAL',
-        "Y",
-        "HR and IT Management serve each other: solved together (reciprocal method).",
-    ),
-    (
-        "R04",
-        'ALLOCATE "Data Center" TO DEPARTMENTS BY USAGE "Server Hours"',
-        "Y",
-        "Hosting by metered server hours; includes the Facilities and IT Management shares.",
-    ),
-    (
-        "R05",
-        'ALLOCATE "Network" TO DEPARTMENTS BY Headcount',
-        "Y",
-        "Network by Departments!Headcount.",
-    ),
-    (
-        "R06",
-        'ALLOCATE "Service Desk" TO DEPARTMENTS BY USAGE "Service Tickets" IF NO USAGE KEEP',
-        "Y",
-        "Tickets closed in the month; a month with none keeps the cost in the pool.",
-    ),
-    (
-        "R07",
-        'ALLOCATE "ERP" TO DEPARTMENTS BY 40% "FIN", 25% "HRO", 20% "REG", 15% "RES"',
-        "Y",
-        "Fixed shares agreed by the ERP steering committee for FY26.",
-    ),
-    (
-        "R08",
-        'ALLOCATE "Security" TO DEPARTMENTS BY USAGE "Endpoints" IF NO USAGE EVENLY',
-        "Y",
-        "Endpoint scan counts; December 2025 scan failed, so that month splits evenly.",
-    ),
-    (
-        "R09",
-        'ALLOCATE "Academic Technology" TO DEPARTMENTS EVENLY WHERE Fund = "General"',
-        "Y",
-        "The learning management system is funded by General-fund units only.",
-    ),
-    (
-        "R10",
-        'CHARGE "Virtual Servers" FOR "VM-Month" AT RATE CARD',
-        "Y",
-        "Rate card on the Rates sheet: 95.00, cut to 88.00 from January 2026.",
-    ),
-    (
-        "R11",
-        'CHARGE "Storage" FOR "GB-Month" AT RATE CARD',
-        "Y",
-        "Tiered rate card: first 10,000 GB at 0.08, the rest at 0.04.",
-    ),
-    (
-        "R12",
-        f'CHARGE "Cloud" FOR "vCPU-Hours" TIERED {CLOUD_TIERS}',
-        "Y",
-        "Graduated per department per month.",
-    ),
-    (
-        "R13",
-        'CHARGE "Cloud Pass-through" FOR "AWS Cost" AT 1.05 WHERE Service IN ("EC2", "S3")',
-        "Y",
-        "AWS EC2 and S3 at cost plus 5%; Marketplace is bought by Procurement directly.",
-    ),
-    (
-        "F01",
-        'FORECAST USAGE "vCPU-Hours" BY TREND OVER 6 PERIODS',
-        "Y",
-        "Cloud keeps growing: the trend line, not the flat plan.",
-    ),
+    ("R01", 'ALLOCATE "Facilities" TO POOLS BY 70% "Data Center", 30% "Network"', "Y",
+     "Step-down: space and power, split by floor area of the machine rooms."),
+    ("R02", 'ALLOCATE "IT Management" TO POOLS "HR Services", "Data Center", "Network", '
+            '"Service Desk", "ERP", "Security", "Academic Technology", "Virtual Servers", '
+            '"Storage", "Cloud" BY COST RECIPROCAL',
+     "Y", "CIO overhead onto every service pool by its direct cost; pass-through excluded."),
+    ("R03", 'ALLOCATE "HR Services" TO POOLS "IT Management" AND DEPARTMENTS '
+            'BY USAGE "HR Tickets" RECIPROCAL',
+     "Y", "HR and IT Management serve each other: solved together (reciprocal method)."),
+    ("R04", 'ALLOCATE "Data Center" TO DEPARTMENTS BY USAGE "Server Hours"', "Y",
+     "Hosting by metered server hours; includes the Facilities and IT Management shares."),
+    ("R05", 'ALLOCATE "Network" TO DEPARTMENTS BY Headcount', "Y",
+     "Network by Departments!Headcount."),
+    ("R06", 'ALLOCATE "Service Desk" TO DEPARTMENTS BY USAGE "Service Tickets" '
+            "IF NO USAGE KEEP",
+     "Y", "Tickets closed in the month; a month with none keeps the cost in the pool."),
+    ("R07", 'ALLOCATE "ERP" TO DEPARTMENTS BY 40% "FIN", 25% "HRO", 20% "REG", 15% "RES"', "Y",
+     "Fixed shares agreed by the ERP steering committee for FY26."),
+    ("R08", 'ALLOCATE "Security" TO DEPARTMENTS BY USAGE "Endpoints" IF NO USAGE EVENLY', "Y",
+     "Endpoint scan counts; December 2025 scan failed, so that month splits evenly."),
+    ("R09", 'ALLOCATE "Academic Technology" TO DEPARTMENTS EVENLY WHERE Fund = "General"', "Y",
+     "The learning management system is funded by General-fund units only."),
+    ("R10", 'CHARGE "Virtual Servers" FOR "VM-Month" AT RATE CARD', "Y",
+     "Rate card on the Rates sheet: 95.00, cut to 88.00 from January 2026."),
+    ("R11", 'CHARGE "Storage" FOR "GB-Month" AT RATE CARD', "Y",
+     "Tiered rate card: first 10,000 GB at 0.08, the rest at 0.04."),
+    ("R12", f'CHARGE "Cloud" FOR "vCPU-Hours" TIERED {CLOUD_TIERS}', "Y",
+     "Graduated per department per month."),
+    ("R13", 'CHARGE "Cloud Pass-through" FOR "AWS Cost" AT 1.05 WHERE Service IN ("EC2", "S3")',
+     "Y", "AWS EC2 and S3 at cost plus 5% (AWS support); Marketplace goes via Procurement."),
+    ("F01", 'FORECAST USAGE "vCPU-Hours" BY TREND OVER 6 PERIODS', "Y",
+     "Cloud keeps growing: the trend line, not the flat plan."),
     ("F02", 'FORECAST COST "Cloud" BY TREND OVER 6 PERIODS', "Y", "Cloud cost follows usage."),
-    (
-        "F03",
-        'FORECAST USAGE "GB-Month" BY GROWTH 1.5% PER PERIOD',
-        "Y",
-        "Research data grows about 1.5% a month.",
-    ),
+    ("F03", 'FORECAST USAGE "GB-Month" BY GROWTH 1.5% PER PERIOD', "Y",
+     "Research data grows about 1.5% a month."),
     ("F04", 'FORECAST COST "Data Center" BY PLAN', "Y", "Data Center cost is contracted."),
-    (
-        "F05",
-        'FORECAST USAGE "VM-Month" BY RUN RATE OVER 3 PERIODS',
-        "Y",
-        "VM counts are flat after consolidation.",
-    ),
-    (
-        "X01",
-        'ALLOCATE "Network" TO DEPARTMENTS BY USAGE "Endpoints"',
-        "N",
-        "Proposed FY27 network driver, not yet approved (disabled: R05 applies).",
-    ),
+    ("F05", 'FORECAST USAGE "VM-Month" BY RUN RATE OVER 3 PERIODS', "Y",
+     "VM counts are flat after consolidation."),
+    ("F06", 'FORECAST COST "Cloud Pass-through" BY RUN RATE', "Y",
+     "Pass-through cost follows the AWS invoices (average of the last 3 months)."),
+    ("X01", 'ALLOCATE "Network" TO DEPARTMENTS BY USAGE "Endpoints"', "N",
+     "Proposed FY27 network driver, not yet approved (disabled: R05 applies)."),
 ]
+# fmt: on
 
 SETTINGS: list[tuple[str, object]] = [
     ("Organization", ORGANIZATION),
@@ -729,10 +390,10 @@ def actuals_rows(rng: random.Random, usage: list[tuple]) -> list[tuple]:
             if p.name == "Cloud":
                 total = cloud_cost(usage, period)
             elif p.name == "Cloud Pass-through":
-                # The invoice passed through, plus AWS Enterprise Support (3%) that the
-                # 5% markup is meant to cover.
+                # The invoice passed through, plus AWS Enterprise Support (5% of it): the
+                # 5% markup exists to recover exactly that.
                 invoice = aws_invoice(usage, period)
-                support = cents(invoice * Decimal("0.03"))
+                support = cents(invoice * Decimal("0.05"))
                 rows.append((period, p.name, invoice, "5810", "AWS invoice - EC2 and S3"))
                 rows.append((period, p.name, support, "5811", "AWS Enterprise Support"))
                 continue
