@@ -190,12 +190,14 @@ def _map_unique(values: np.ndarray, fn: Callable[[object], object]) -> np.ndarra
 
 
 def _blank_mask(values: np.ndarray) -> np.ndarray:
+    """None, NaN or whitespace-only text; judged once per distinct value."""
     kind = infer_dtype(values, skipna=True)
-    missing = pd.isna(values)
     if kind in _NUMERIC_KINDS or kind in ("boolean", "datetime", "date"):
-        return missing
-    stripped = pd.Series(values, dtype=object).str.strip().to_numpy()
-    return missing | (stripped == "")
+        return pd.isna(values)
+    # Hashing lumps True with 1 together, harmless here: only text can be blank.
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    blank = np.fromiter((_is_blank(u) for u in uniques), dtype=bool, count=len(uniques))
+    return np.append(blank, True)[codes]
 
 
 def _error_mask(values: np.ndarray) -> np.ndarray:
@@ -271,12 +273,23 @@ def _header_key(text: str, known: dict[str, str]) -> str:
     return known.get(_compact(key), key)
 
 
+def _body(grid: list[list[object]]) -> pd.DataFrame:
+    """Every row below the header, padded to the widest row, cells as read (object)."""
+    rows = grid[1:]
+    width = max((len(r) for r in grid), default=0)
+    padded = [r if len(r) == width else [*r, *([None] * (width - len(r)))] for r in rows]
+    return pd.DataFrame(padded, dtype=object, columns=range(width))
+
+
 def _read_grid(
-    logical: str, actual: str, grid: list[list[object]], problems: list[Problem]
+    logical: str,
+    actual: str,
+    header_row: list[object],
+    body: pd.DataFrame,
+    problems: list[Problem],
 ) -> _Sheet:
     required, optional = COLUMNS[logical]
     known = {_compact(name_key(c)): name_key(c) for c in (*required, *optional)}
-    header_row = list(grid[0]) if grid else []
     headers: dict[str, tuple[str, str, int]] = {}
     for index, value in enumerate(header_row):
         text = _text(value)
@@ -303,16 +316,7 @@ def _read_grid(
     if not sheet.usable:
         return sheet
 
-    width = max(i for _, _, i in headers.values()) + 1
-    body = [
-        row if len(row) == width else [*row[:width], *([None] * (width - len(row)))]
-        for row in grid[1:]
-    ]
-    frame = pd.DataFrame(body, dtype=object, columns=range(width)) if body else None
-    columns = {
-        key: (frame[index].to_numpy() if frame is not None else np.empty(0, dtype=object))
-        for key, (_, _, index) in headers.items()
-    }
+    columns = {key: body[index].to_numpy() for key, (_, _, index) in headers.items()}
     blank = np.ones(len(body), dtype=bool)
     for values in columns.values():
         blank &= _blank_mask(values)
@@ -924,20 +928,41 @@ def _fingerprint_cell(value: object) -> object:
     return ["o", str(value)]
 
 
-def _fingerprint(grids: list[tuple[str, str, list[list[object]]]]) -> str:
-    """sha256 of the input sheets' cells, trailing blanks trimmed: stable, changes with any cell."""
+def _column_bytes(values: np.ndarray) -> bytes:
+    """A data column's cells, canonically: numbers as float64 (1 and 1.0 alike), text as text."""
+    kind = infer_dtype(values, skipna=True)
+    if kind in _NUMERIC_KINDS:
+        return b"n" + values.astype(np.float64).tobytes()
+    if kind == "string":
+        texts = values.copy()
+        texts[pd.isna(texts)] = ""
+        return b"s" + "\x00".join(texts.tolist()).encode("utf-8", "surrogatepass")
+    cells = [_fingerprint_cell(v) for v in values]
+    return b"j" + json.dumps(cells, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _fingerprint(sheets: list[tuple[str, str, list[object], pd.DataFrame]]) -> str:
+    """sha256 of the input sheets' cells (trailing empties trimmed): stable, follows any cell.
+
+    Hashed column by column, so 100,000 rows take a few vectorised passes, not
+    a million Python calls; the header row is hashed on its own so a column's
+    data keeps one type.
+    """
     digest = hashlib.sha256()
-    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    for logical, actual, grid in grids:
-        digest.update(encode(["sheet", logical, actual]).encode())
-        rows = [row for row in grid]
-        while rows and all(_is_blank(v) and not isinstance(v, str) for v in rows[-1]):
-            rows.pop()
-        for row in rows:
-            cells = [_fingerprint_cell(v) for v in row]
-            while cells and cells[-1] is None:
-                cells.pop()
-            digest.update(b"\n" + encode(cells).encode())
+    for logical, actual, header_row, body in sheets:
+        filled = [np.flatnonzero(~pd.isna(body[i].to_numpy())) for i in body.columns]
+        height = int(max((f[-1] + 1 for f in filled if len(f)), default=0))
+        header = [_fingerprint_cell(v) for v in header_row]
+        while header and header[-1] in (None, ""):
+            header.pop()
+        width = max(
+            [len(header)]
+            + [int(i) + 1 for i, f in zip(body.columns, filled, strict=True) if len(f)]
+        )
+        digest.update(json.dumps(["sheet", logical, actual, header, width, height]).encode())
+        for index in range(width):
+            column = _column_bytes(body[index].to_numpy()[:height])
+            digest.update(len(column).to_bytes(8, "little") + column)
     return digest.hexdigest()
 
 
@@ -956,11 +981,12 @@ def read_book(
     present = list(wb.sheet_names())
     resolved = _resolve_sheets(present, sheets or {}, problems)
     read: dict[str, _Sheet] = {}
-    grids: list[tuple[str, str, list[list[object]]]] = []
+    grids: list[tuple[str, str, list[object], pd.DataFrame]] = []
     for logical, actual in resolved.items():
         grid = wb.read_sheet(actual)
-        grids.append((logical, actual, grid))
-        read[logical] = _read_grid(logical, actual, grid, problems)
+        header_row, body = (list(grid[0]) if grid else []), _body(grid)
+        grids.append((logical, actual, header_row, body))
+        read[logical] = _read_grid(logical, actual, header_row, body, problems)
 
     structural = any(p.code in (Reason.MISSING_SHEET, Reason.MISSING_COLUMN) for p in problems)
     usable = {name: sheet for name, sheet in read.items() if sheet.usable}
