@@ -173,8 +173,13 @@ _RULES: list[Row] = [
     (
         "example",
         'ALLOCATE "Netwrok" TO DEPARTMENTS BY Headcount',
-        'unknown pool "Netwrok" — did you mean "Network"? (a pool must appear in Budget or '
-        "Actuals)",
+        'Rules!B4, character 10: unknown pool "Netwrok" — did you mean "Network"? (a pool '
+        "must appear in Budget or Actuals)",
+    ),
+    (
+        "example",
+        "ALLOCATE Data Center TO DEPARTMENTS BY Headcount",
+        'Rules!B7, character 10: the pool name goes in double quotes: write "Data Center"',
     ),
     (
         "text",
