@@ -34,7 +34,7 @@ from fractions import Fraction
 
 import pandas as pd
 from costloop.engine.forecast import exact, round_half_up, year_to_date
-from costloop.rules.ast import Charge, Tiered, name_key
+from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
 from costloop.problems import Problem, Reason, Severity
 
@@ -164,6 +164,31 @@ def _recovery_ytd(recovery: pd.DataFrame | None, periods: set[str]):
 # --- same rate for the same service ------------------------------------------------
 
 
+def tiered_rules(charges: Iterable[Charge], rates: pd.DataFrame | None) -> set[str]:
+    """IDs of CHARGE rules priced by graduated tiers: TIERED, or a RATE CARD with tier rows."""
+    tiered = set()
+    for charge in charges:
+        if isinstance(charge.pricing, Tiered) or (
+            isinstance(charge.pricing, RateCard) and _card_has_tiers(charge, rates)
+        ):
+            tiered.add(charge.rule_id)
+    return tiered
+
+
+def _card_has_tiers(charge: Charge, rates: pd.DataFrame | None) -> bool:
+    if rates is None or len(rates) == 0 or "Metric" not in rates:
+        return False
+    for row in rates.itertuples(index=False):
+        if name_key(str(row.Metric)) != charge.metric.key:
+            continue
+        pool = getattr(row, "Pool", None)
+        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
+            continue
+        if any(exact(getattr(row, c, None)) is not None for c in ("TierFrom", "TierTo")):
+            return True
+    return False
+
+
 def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules: set[str]):
     """Bill lines priced differently from the standard rate of their period, pool and metric.
 
@@ -260,8 +285,8 @@ def _exception_problems(exceptions: list[dict], charges: Iterable[Charge]) -> li
                 f"{first['standard']}; a central service must bill every user the same "
                 f"rate (2 CFR 200.468(b)(1)) — check the CHARGE rules' WHERE clauses and Rates",
                 rule.text if rule else None,
-                rule.span.start if rule else None,
-                rule.span.end if rule else None,
+                None,  # the whole rule is in question, not one character of it
+                None,
                 first["rule"],
             )
         )
@@ -287,7 +312,7 @@ def compliance(
     settings = book.settings
     ytd = year_to_date(period, settings.fiscal_year_start)
     months, periods, limit, minor = len(ytd), set(ytd), settings.reserve_days, settings.minor_unit
-    exempt = {c.rule_id for c in charges if isinstance(c.pricing, Tiered)}
+    exempt = tiered_rules(charges, book.rates)
     exceptions, rated = rate_exceptions(bills, periods, exempt)
     odd_pools = {name_key(e["pool"]) for e in exceptions}
     billed_pools = {name_key(str(p)) for p in bills["Pool"]} if bills is not None else set()

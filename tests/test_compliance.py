@@ -13,7 +13,7 @@ from costloop.engine.compliance import (
     reserve_days,
 )
 from costloop.engine.variance import VARIANCE_COLUMNS, variance
-from costloop.rules.ast import Charge, FixedRate, Name, Span, Tier, Tiered
+from costloop.rules.ast import Charge, FixedRate, Name, RateCard, Span, Tier, Tiered
 
 from costloop.problems import Reason, Severity
 
@@ -285,3 +285,36 @@ def test_variance_year_to_date_by_pool_and_metric():
     assert gb["Variance"] == Decimal("-20.0000")
     assert gb["Variance %"] == Decimal("-0.0667")
     assert gb["Status"] == "BELOW PLAN"
+
+
+def test_a_rate_card_with_tier_rows_is_exempt_like_tiered():
+    # Rates: GB-Month 0.08 up to 10,000, 0.04 above — ADM's big usage reaches the 0.04 tier.
+    book = make_book()
+    book.rates = pd.DataFrame(
+        [
+            ("GB-Month", Decimal("0.08"), "Storage", 0.0, 10000.0, "2025-07"),
+            ("GB-Month", Decimal("0.04"), "Storage", 10000.0, float("nan"), "2025-07"),
+        ],
+        columns=["Metric", "Rate", "Pool", "TierFrom", "TierTo", "EffectiveFrom"],
+    )
+    card = Charge(
+        rule_id="R11",
+        where="Rules!B12",
+        text='CHARGE "Storage" FOR "GB-Month" AT RATE CARD',
+        span=Span(0, 43),
+        pool=Name("Storage", Span(7, 16)),
+        metric=Name("GB-Month", Span(21, 31)),
+        pricing=RateCard(Span(35, 44)),
+    )
+    lines = bills(
+        bill("2025-10", "ADM", "Storage", "GB-Month", 10000.0, "0.08", rule="R11"),
+        bill("2025-10", "ADM", "Storage", "GB-Month", 500.0, "0.04", rule="R11"),
+        bill("2025-10", "FIN", "Storage", "GB-Month", 300.0, "0.08", rule="R11"),
+    )
+    rec = recovery({"Storage": ("100.00", "100.00")})
+    frame, problems = compliance(book, rec, lines, "2025-10", charges=[card])
+    assert problems == [] and "SAME RATE" not in set(frame["Check"])
+    # Without the rule list the engine cannot tell tiers from discrimination: it reports.
+    _, problems = compliance(book, rec, lines, "2025-10")
+    assert [p.code for p in problems] == [Reason.RATE_NOT_UNIFORM]
+    assert problems[0].where == "Bills"
