@@ -132,7 +132,7 @@ class _RuleChecker:
     # --- names --------------------------------------------------------------
 
     def pool(self, name: Name) -> bool:
-        if name.key in self.names.pools:
+        if name.key in self.names.pools or not name.key:  # empty: the parser said so
             return True
         hint = quoted_hint(closest(name.text, self.names.pools.values()))
         self.flag(
@@ -143,7 +143,7 @@ class _RuleChecker:
         return False
 
     def metric(self, name: Name) -> None:
-        if name.key in self.names.metrics:
+        if name.key in self.names.metrics or not name.key:
             return
         hint = quoted_hint(closest(name.text, self.names.metrics.values()))
         self.flag(

@@ -360,7 +360,7 @@ def _missing(f: _Failure, token: Token):
             continue
         if token.type in trial.accepts():
             fits.append(candidate)
-    if len(fits) != 1 or len(f.accepts) == 1:
+    if len(fits) != 1 or (len(f.accepts) == 1 and fits != ["COMMA"]):
         return None
     missing = fits[0]
     if missing == "COMMA":
@@ -400,6 +400,8 @@ def _describe(terminal: str, role: str, last: str | None, accepts, prev) -> str 
     if terminal == "NUMBER":
         if role == "value" and "NAME" in accepts:
             return None
+        if last == "COMMA" and _name_role(prev) == "share":
+            return 'the next share (like 40% "FIN")'
         return {
             "AT": "a rate",
             "FIRST": "a quantity",

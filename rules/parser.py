@@ -320,7 +320,9 @@ class _Builder:
         for band in tree.children[1:]:
             numbers = [c for c in band.children if c.type == "NUMBER"]
             width = None if band.data == "above_tier" else self.number(numbers[0])
-            tiers.append(Tier(width, self.number(numbers[-1]), _span(band)))
+            # The band's span starts at its keyword, not at the comma before it.
+            span_of_band = Span(band.children[0].start_pos, band.children[-1].end_pos)
+            tiers.append(Tier(width, self.number(numbers[-1]), span_of_band))
         return Tiered(tuple(tiers), span)
 
     def method(self, tree: Tree):
