@@ -175,7 +175,20 @@ class FileWorkbook:
         sheet = self._reader().get_sheet_by_name(entry.name)
         raw = sheet.to_python(skip_empty_area=True)
         top, left = sheet.start or (0, 0)
-        grid = [[None] * left + [_cell(v) for v in row] for row in raw]
+        pad = [None] * left
+        # Inline, not a function per cell: this loop runs once for every cell of Usage.
+        grid = [
+            pad
+            + [
+                None
+                if v == ""
+                else int(v)
+                if type(v) is float and v.is_integer() and -_EXACT < v < _EXACT
+                else v
+                for v in row
+            ]
+            for row in raw
+        ]
         grid[:0] = [[] for _ in range(top)] if grid else []
         part = entry.part and workbook.package.get(entry.part)
         if part and (b't="e"' in part or b"t='e'" in part):
@@ -228,12 +241,15 @@ def write_owned_sheets(package: parts.Package, sheets: list[OutputSheet]) -> par
             entry = workbook.add_sheet(sheet.name, _new_sheet_part(package, workbook))
             types.override(entry.part, parts.CT_WORKSHEET)
             added.append(sheet.name)
+            selected = False
         else:
             replaced_ids.add(entry.sheet_id)
+            # Keep the tab selected if it was: Excel's active tab must be a selected one.
+            selected = _SELECTED_TAB.search(package.get(entry.part) or b"") is not None
             # The old part's relationships (printer settings, a comment the user
             # added) belong to content that is being replaced.
             package.delete(parts.rels_part_of(entry.part))
-        xml, filter_ref = render_worksheet(sheet, styles, workbook.date1904)
+        xml, filter_ref = render_worksheet(sheet, styles, workbook.date1904, selected)
         package.set(entry.part, xml)
         workbook.set_filter_range(entry, filter_ref)
     parts.drop_calc_chain_cells(package, workbook, types, replaced_ids)
@@ -248,6 +264,9 @@ def write_owned_sheets(package: parts.Package, sheets: list[OutputSheet]) -> par
     types.forget(orphans)
     types.save()
     return package
+
+
+_SELECTED_TAB = re.compile(rb"<(?:\w+:)?sheetView\b[^>]*\btabSelected=[\"'](?:1|true)[\"']")
 
 
 def _new_sheet_part(package: parts.Package, workbook: parts.WorkbookPart) -> str:
@@ -301,12 +320,7 @@ def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) ->
 # -- reading cells ---------------------------------------------------------------------
 
 
-def _cell(value: object) -> CellValue:
-    if value == "":
-        return None
-    if type(value) is float and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
+_EXACT = 2.0**53  # beyond this a float is not a whole number Excel could have stored exactly
 
 
 _CELL_REF = re.compile(r"([A-Z]+)(\d+)")
@@ -419,7 +433,7 @@ class _SheetStyles:
 
 
 def render_worksheet(
-    sheet: OutputSheet, styles: parts.Styles, date1904: bool = False
+    sheet: OutputSheet, styles: parts.Styles, date1904: bool = False, selected: bool = False
 ) -> tuple[bytes, str]:
     """The worksheet part for an output sheet, and its autofilter range (``$A$1:$I$20001``)."""
     rows = sheet.rows
@@ -486,11 +500,12 @@ def render_worksheet(
         for j, n in enumerate(lengths)
     )
     filter_ref = f"A1:{letters[max(len(sheet.columns), 1) - 1]}{len(rows) + 1}"
+    tab_selected = ' tabSelected="1"' if selected else ""
     xml = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<worksheet xmlns="{parts.NS_MAIN}" xmlns:r="{parts.NS_R}">'
         f'<dimension ref="A1:{last}"/>'
-        '<sheetViews><sheetView workbookViewId="0">'
+        f'<sheetViews><sheetView{tab_selected} workbookViewId="0">'
         '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
         '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
         "</sheetView></sheetViews>"

@@ -220,7 +220,6 @@ class Package:
                     info.external_attr = old.external_attr
                     info.create_system = old.create_system
                     info.comment = old.comment
-                    info.extra = old.extra
                 archive.writestr(info, self.parts[name])
 
     # -- relationships ------------------------------------------------------------------

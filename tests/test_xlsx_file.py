@@ -389,3 +389,45 @@ def test_write_of_20000_rows_by_9_columns_is_fast(tmp_path):
     assert elapsed < 4  # target is well under 2 s; slack for a shared CI machine
     grid = FileWorkbook(path).read_sheet("Bills")
     assert len(grid) == 20_001 and grid[-1][7] == 599.97
+
+
+def test_parts_only_the_replaced_sheet_used_are_removed(tmp_path):
+    path = user_workbook(tmp_path / "b.xlsx")
+    FileWorkbook(path).replace_sheets([bills()])
+    # The user put a comment on costloop's sheet: a comments part hangs off it.
+    package = xlsx_parts.Package.read(path.read_bytes())
+    package.set("xl/comments9.xml", f'<comments xmlns="{MAIN[1:-1]}"/>'.encode())
+    rels = xlsx_parts.Relationships(package, "xl/worksheets/sheet3.xml")
+    rels.add(xlsx_parts.NS_R + "/comments", "xl/comments9.xml")
+    rels.save()
+    types = xlsx_parts.ContentTypes(package)
+    comments_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.comments+xml"
+    types.override("xl/comments9.xml", comments_type)
+    types.save()
+    with path.open("wb") as handle:
+        package.write(handle)
+
+    FileWorkbook(path).replace_sheets([bills()])
+    names = zipfile.ZipFile(path).namelist()
+    assert "xl/comments9.xml" not in names
+    assert "xl/worksheets/_rels/sheet3.xml.rels" not in names
+    assert b"comments9" not in part(path, "[Content_Types].xml")
+    assert "xl/worksheets/sheet1.xml" in names  # the user's sheets stay
+    openpyxl.load_workbook(path)
+
+
+def test_a_selected_owned_tab_stays_selected_after_replacing(tmp_path):
+    path = user_workbook(tmp_path / "b.xlsx")
+    FileWorkbook(path).replace_sheets([bills()])
+    assert b"tabSelected" not in part(path, "xl/worksheets/sheet3.xml")
+    package = xlsx_parts.Package.read(path.read_bytes())
+    xml = package.get("xl/worksheets/sheet3.xml")
+    package.set(
+        "xl/worksheets/sheet3.xml", xml.replace(b"<sheetView ", b'<sheetView tabSelected="1" ')
+    )
+    with path.open("wb") as handle:
+        package.write(handle)
+    FileWorkbook(path).replace_sheets([bills()])
+    assert b'<sheetView tabSelected="1" workbookViewId="0">' in part(
+        path, "xl/worksheets/sheet3.xml"
+    )
