@@ -680,3 +680,54 @@ def test_hundred_thousand_usage_rows_read_in_well_under_two_seconds():
     assert problems == []
     assert len(book.usage) == 100_000
     assert elapsed < 2.0, elapsed
+
+
+# --- through a real .xlsx file ---------------------------------------------------------
+
+
+def write_xlsx(path, sheets):
+    """An .xlsx made with openpyxl; a text cell like ``#REF!`` becomes an Excel error cell."""
+    from openpyxl import Workbook as OpenpyxlWorkbook
+
+    book = OpenpyxlWorkbook()
+    book.remove(book.active)
+    for name, grid in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in grid:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def test_real_xlsx_reads_like_the_grids(tmp_path):
+    from costloop.engine.xlsx_file import FileWorkbook
+
+    path = write_xlsx(tmp_path / "book.xlsx", clean_sheets())
+    book, problems = read_book(FileWorkbook(path))
+    expected, _ = read(clean_sheets())
+    assert problems == []
+    assert list(book.budget["Cents"]) == [100010, 10, 123450]
+    assert list(book.budget["Period"]) == ["2026-03", "2026-04", "2026-03"]
+    assert list(book.usage["Department"]) == ["ADM", "FIN", "Service Desk"]
+    assert list(book.rates["EffectiveFrom"]) == ["2025-07", "2026-01", None]
+    assert [r.text for r in book.rules] == [r.text for r in expected.rules]
+    assert book.settings.revenue_account == "4400"
+    # Same cells, same fingerprint, whichever reader typed them.
+    assert book.fingerprint == expected.fingerprint
+
+
+def test_real_xlsx_problems_name_their_cells(tmp_path):
+    from costloop.engine.xlsx_file import FileWorkbook
+
+    sheets = clean_sheets()
+    sheets["Usage"][3][3] = "#DIV/0!"
+    sheets["Usage"][4][3] = "n/a"
+    sheets["Budget"][1][0] = "Q3"
+    path = write_xlsx(tmp_path / "bad.xlsx", sheets)
+    book, problems = read_book(FileWorkbook(path))
+    assert book is not None
+    assert headlines(problems) == [
+        'Budget!A2: Period must be a month as YYYY-MM text or a date, got "Q3"',
+        "Usage!D4: the cell shows the Excel error #DIV/0!; fix the formula or type a value",
+        'Usage!D5: Quantity must be a non-negative number, got "n/a"',
+    ]
