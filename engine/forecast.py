@@ -48,6 +48,13 @@ USAGE_PLACES = 4
 RATE_PLACES = 6
 """Proposed rates are shown to 6 decimal places (fine enough for per-unit prices of cents)."""
 DEFAULT_RUN_RATE = 3
+FORECAST_FORMATS = {
+    # One column holds quantities, money and rates: show 2 to 6 decimals as needed.
+    "Plan": "#,##0.00####",
+    "Actual": "#,##0.00####",
+    "Forecast": "#,##0.00####",
+    "Adjustment": "#,##0.00####",
+}
 """Usage without a FORECAST rule: the average of the last 3 actual periods."""
 
 

@@ -537,3 +537,37 @@ def test_the_worked_example_in_docs_itfm():
     under = recovery("Storage", {"2026-04": "-200.00"})
     frame, _ = forecast(book, [rule], [charge], under, "2026-04")
     assert rows_of(frame, "RATE", "Storage").iloc[0]["Forecast"] == Decimal("7.586207")
+
+
+# --- properties ----------------------------------------------------------------------
+
+from decimal import ROUND_HALF_UP  # noqa: E402
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@given(st.decimals(min_value=-(10**9), max_value=10**9, places=8), st.integers(0, 6))
+def test_round_half_up_agrees_with_decimal_quantize(value, places):
+    expected = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    assert round_half_up(Fraction(value), places) == expected
+
+
+@given(
+    st.integers(0, 10_000),
+    st.integers(-500, 500),
+    st.integers(2, 9),
+)
+def test_trend_continues_any_straight_line_exactly(start, step, n):
+    # Usage on a straight line from 2025-07: the trend's next value is the line's next value
+    # (clipped at zero), whatever n.
+    periods = [f"2025-{m:02d}" for m in range(7, 13)] + [f"2026-{m:02d}" for m in range(1, 5)]
+    values = {p: float(start + step * i) for i, p in enumerate(periods)}
+    if min(values.values()) < 0:
+        return  # usage is never negative
+    book = make_book(usage=[(p, "ADM", "GB", q) for p, q in values.items()])
+    rule = forecast_rule(f'FORECAST USAGE "GB" BY TREND OVER {n} PERIODS')
+    frame, problems = forecast(book, [rule], [], None, "2026-04")
+    assert problems == []
+    expected = [max(0, start + step * 10), max(0, start + step * 11)]
+    assert list(rows_of(frame, "USAGE", "GB")["Forecast"]) == [Decimal(v) for v in expected]
