@@ -289,9 +289,10 @@ class Relationships:
         self.dirty = True
         return rel_id
 
-    def remove_type(self, rel_type: str) -> None:
+    def remove_type(self, suffix: str) -> None:
+        """Drop relationships whose type ends so (transitional and strict spell the start apart)."""
         for rel in list(self.root):
-            if rel.get("Type") == rel_type:
+            if rel.get("Type", "").endswith(suffix):
                 self.root.remove(rel)
                 self.dirty = True
 
@@ -482,7 +483,7 @@ class Styles:
     def __init__(self, package: Package, workbook: WorkbookPart, types: ContentTypes):
         self.package = package
         self.part = next(
-            (t for _, rtype, t, _ in package.rels(workbook.part) if rtype == REL_STYLES), None
+            (t for _, rtype, t, _ in package.rels(workbook.part) if rtype.endswith("/styles")), None
         )
         if self.part is None or package.find(self.part) is None:
             self.part = posixpath.join(posixpath.dirname(workbook.part), "styles.xml")
@@ -625,7 +626,7 @@ def drop_calc_chain_cells(
     makes Excel "repair" a file.
     """
     chain_part = next(
-        (t for _, rtype, t, _ in package.rels(workbook.part) if rtype == REL_CALC_CHAIN), None
+        (t for _, rtype, t, _ in package.rels(workbook.part) if rtype.endswith("/calcChain")), None
     )
     data = package.get(chain_part) if chain_part else None
     if not data or not sheet_ids:
@@ -646,7 +647,7 @@ def drop_calc_chain_cells(
         package.set(chain_part, serialize_xml(root))
         return
     package.delete(chain_part)
-    workbook.rels.remove_type(REL_CALC_CHAIN)
+    workbook.rels.remove_type("/calcChain")
     types.forget([chain_part])
 
 

@@ -431,3 +431,29 @@ def test_a_selected_owned_tab_stays_selected_after_replacing(tmp_path):
     assert b'<sheetView tabSelected="1" workbookViewId="0">' in part(
         path, "xl/worksheets/sheet3.xml"
     )
+
+
+def test_a_calc_chain_left_empty_is_removed_with_its_relationship(tmp_path):
+    path = user_workbook(tmp_path / "b.xlsx")
+    FileWorkbook(path).replace_sheets([bills()])
+    package = xlsx_parts.Package.read(path.read_bytes())
+    package.set(
+        "xl/calcChain.xml",
+        f'<calcChain xmlns="{MAIN[1:-1]}"><c r="A5" i="3"/></calcChain>'.encode(),
+    )
+    rels = xlsx_parts.Relationships(package, "xl/workbook.xml")
+    rels.add(xlsx_parts.REL_CALC_CHAIN, "xl/calcChain.xml")
+    rels.save()
+    types = xlsx_parts.ContentTypes(package)
+    types.override(
+        "xl/calcChain.xml",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.calcChain+xml",
+    )
+    types.save()
+    with path.open("wb") as handle:
+        package.write(handle)
+    FileWorkbook(path).replace_sheets([bills()])
+    assert "xl/calcChain.xml" not in zipfile.ZipFile(path).namelist()
+    assert b"calcChain" not in part(path, "xl/_rels/workbook.xml.rels")
+    assert b"calcChain" not in part(path, "[Content_Types].xml")
+    openpyxl.load_workbook(path)
