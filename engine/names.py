@@ -14,8 +14,7 @@ _DEPARTMENT_FIXED = {"department", "fund", "name", "email", "parent", "billable"
 def names_from_book(book: Book) -> Names:
     """Pools, departments, metrics and columns the rules may name."""
     dept_columns = {
-        key: header
-        for key, (header, _letter) in book.columns.get("Departments", {}).items()
+        key: header for key, (header, _letter) in book.columns.get("Departments", {}).items()
     }
     numeric = frozenset(
         key
@@ -35,4 +34,3 @@ def names_from_book(book: Book) -> Names:
         numeric_department_columns=numeric,
         usage_columns=usage_columns,
     )
-

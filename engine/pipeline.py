@@ -12,17 +12,32 @@ run's outputs included, stays as it was; with ``output`` it writes no file.
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from costloop import __version__
-from costloop.engine.book import Book
+from costloop.engine.book import OUTPUT_SHEETS, Book
+from costloop.engine.compliance import COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS, compliance
+from costloop.engine.execute import execute
+from costloop.engine.forecast import FORECAST_COLUMNS, FORECAST_FORMATS, forecast
 from costloop.engine.names import names_from_book
+from costloop.engine.periods import parse_period
 from costloop.engine.read import read_book
 from costloop.engine.report import RunLog, rule_check_sheet
-from costloop.engine.workbook import OutputSheet, Workbook
+from costloop.engine.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS
+from costloop.engine.scenario import input_sheet_map, output_sheet_names
+from costloop.engine.sheets import (
+    PERCENT_FORMAT,
+    QUANTITY_FORMAT,
+    RATE_FORMAT,
+    frame_to_sheet,
+    money_format,
+)
+from costloop.engine.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
+from costloop.engine.workbook import Workbook
 from costloop.problems import Problem, Reason, Severity, has_errors
 from costloop.rules import check, order, parse_rules
 from costloop.rules.plan import Plan
@@ -44,6 +59,8 @@ class Outcome:
     written: list[str] = field(default_factory=list)
     """Sheets written into the workbook (empty when nothing was written)."""
     run_log: RunLog = field(default_factory=RunLog)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage (read+check, run, forecast, write)."""
 
     @property
     def errors(self) -> list[Problem]:
@@ -99,7 +116,9 @@ def billed_period(book: Book, requested: str | None) -> str | None:
     return periods[-1] if periods else None
 
 
-def new_run_log(wb_label: str, book: Book | None, period: str | None) -> RunLog:
+def new_run_log(
+    wb_label: str, book: Book | None, period: str | None, scenario: str | None = None
+) -> RunLog:
     log = RunLog()
     log.add("Run ID", uuid.uuid4().hex[:12])
     log.add("Run Time (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"))
@@ -110,6 +129,8 @@ def new_run_log(wb_label: str, book: Book | None, period: str | None) -> RunLog:
         log.add("Organization", book.settings.organization)
         log.add("Currency", book.settings.currency)
     log.add("Period", period or "")
+    if scenario:
+        log.add("Scenario", scenario)
     if book is not None:
         for sheet, frame in (
             ("Departments", book.departments),
@@ -161,6 +182,173 @@ def total_billed(bills) -> Decimal:
     return sum((Decimal(a) for a in bills["Amount"]), Decimal(0))
 
 
-def write_success(wb: Workbook, sheets: list[OutputSheet], output: Path | None) -> list[str]:
+class _Clock:
+    """Wall time per stage, for the Run Log and the benchmark."""
+
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
+        self._last = now
+
+
+def check_workbook(wb: Workbook, label: str = "") -> Outcome:
+    """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
+    outcome = prepare(wb)
+    outcome.problems += _not_owned(wb, [RULE_CHECK])
+    outcome.ok = not has_errors(outcome.problems)
+    if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
+        cells = outcome.book.rules if outcome.book else []
+        wb.replace_sheets([rule_check_sheet(cells, outcome.problems)])
+        outcome.written = [RULE_CHECK]
+    return outcome
+
+
+def _period_problem(book: Book, period: str | None, requested: str | None) -> Problem | None:
+    where = "--period" if requested else book.settings.cells.get("period", "Settings!B1")
+    if period is None:
+        return Problem(
+            Reason.NO_DATA,
+            Severity.ERROR,
+            "Usage!A2",
+            "there is no usage to bill: add Usage rows or set the Settings key Period",
+        )
+    if parse_period(period) != period:
+        return Problem(
+            Reason.BAD_PERIOD, Severity.ERROR, where, f"period must be YYYY-MM, got {period!r}"
+        )
+    if period not in book.periods:
+        known = book.periods
+        span = f"{known[0]} to {known[-1]}" if known else "none"
+        return Problem(
+            Reason.BAD_PERIOD,
+            Severity.ERROR,
+            where,
+            f"no Usage, Budget or Actuals rows for period {period} (the workbook has {span})",
+        )
+    return None
+
+
+def _output_sheets(book: Book, result, extra: dict[str, tuple], names: dict[str, str]):
+    money = money_format(book.settings.minor_unit)
+    sheets = [
+        frame_to_sheet(
+            names["Bills"],
+            result.bills,
+            BILL_COLUMNS,
+            {"Quantity": QUANTITY_FORMAT, "Rate": RATE_FORMAT, "Amount": money},
+        ),
+        frame_to_sheet(
+            names["Journal"], result.journal, JOURNAL_COLUMNS, {"Debit": money, "Credit": money}
+        ),
+        frame_to_sheet(
+            names["Recovery"],
+            result.recovery,
+            RECOVERY_COLUMNS,
+            {c: money for c in ("Cost", "Recovered", "OverUnder", "Unallocated")}
+            | {"RecoveryPct": PERCENT_FORMAT},
+        ),
+    ]
+    for base, (frame, columns, formats) in extra.items():
+        sheets.append(frame_to_sheet(names[base], frame, columns, formats))
+    return sheets
+
+
+def run_workbook(
+    wb: Workbook,
+    label: str = "",
+    period: str | None = None,
+    output: Path | None = None,
+    scenario: str | None = None,
+) -> Outcome:
+    """`costloop run`: the whole loop; every owned sheet on success, SPEC §5 on failure."""
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
+    inputs, scenario_problems = input_sheet_map(wb.sheet_names(), scenario)
+    names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
+    if has_errors(scenario_problems + name_problems):
+        # Without a valid scenario there is no sheet to report into: say it on the console.
+        return Outcome(ok=False, problems=scenario_problems + name_problems, timings=timings)
+
+    outcome = prepare(wb, inputs or None)
+    outcome.timings = timings
+    clock.lap("read+check")
+    outcome.problems += scenario_problems + _not_owned(wb, list(names.values()))
+    book = outcome.book
+    chosen = billed_period(book, period) if book else period
+    outcome.period = chosen
+    outcome.run_log = new_run_log(label, book, chosen, scenario)
+    if book is not None and not has_errors(outcome.problems):
+        bad_period = _period_problem(book, chosen, period)
+        if bad_period:
+            outcome.problems.append(bad_period)
+    if has_errors(outcome.problems):
+        write_failure(wb, outcome, names, output)
+        return outcome
+
+    plan = outcome.plan
+    result = execute(book, plan, chosen)
+    outcome.result = result
+    outcome.problems += result.problems
+    clock.lap("run")
+    forecast_frame, problems = forecast(
+        book,
+        plan.forecasts,
+        plan.charges,
+        result.recovery,
+        chosen,
+        bills=result.bills,
+        flows=result.pool_flows,
+    )
+    outcome.problems += problems
+    variance_frame, problems = variance(book, chosen)
+    outcome.problems += problems
+    compliance_frame, problems = compliance(
+        book, result.recovery, result.bills, chosen, plan.charges
+    )
+    outcome.problems += problems
+    clock.lap("forecast")
+
+    for tieout in result.tieouts:
+        outcome.run_log.add(
+            f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail
+        )
+    outcome.run_log.add("Bill Lines", len(result.bills))
+    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
+    outcome.run_log.add("Total Billed", total_billed(result.bills))
+    outcome.run_log.add("Journal Lines", len(result.journal))
+    if has_errors(outcome.problems) or not all(t.passed for t in result.tieouts):
+        write_failure(
+            wb,
+            outcome,
+            names,
+            output,
+            "a tie-out failed" if not all(t.passed for t in result.tieouts) else "",
+        )
+        return outcome
+
+    outcome.ok = True
+    finish_log(outcome.run_log, outcome.problems)
+    extra = {
+        "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
+        "Variance": (variance_frame, VARIANCE_COLUMNS, VARIANCE_FORMATS),
+        "Compliance": (compliance_frame, COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS),
+    }
+    sheets = _output_sheets(book, result, extra, names)
+    sheets.append(
+        rule_check_sheet(
+            book.rules,
+            outcome.problems,
+            result.rule_amounts,
+            money_format(book.settings.minor_unit),
+            names[RULE_CHECK],
+        )
+    )
+    sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
     wb.replace_sheets(sheets, output)
-    return [s.name for s in sheets]
+    outcome.written = [s.name for s in sheets]
+    clock.lap("write")
+    return outcome

@@ -66,8 +66,9 @@ def rule_check_sheet(
                 )
             )
     for problem in remaining:
-        rows.append((problem.rule_id or "", problem.where, problem.severity.value,
-                     _message(problem), None))
+        rows.append(
+            (problem.rule_id or "", problem.where, problem.severity.value, _message(problem), None)
+        )
     return OutputSheet(
         name=name, columns=RULE_CHECK_COLUMNS, rows=rows, formats={"Amount": money_format}
     )
