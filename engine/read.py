@@ -32,6 +32,16 @@ Choices where the SPEC is silent (also in the docs):
 - Names are trimmed; the spelling of a name's first occurrence (sheets in
   SPEC order: Departments, Budget, Actuals, Usage, Rates; rows top-down)
   is used everywhere.
+- Text columns hold trimmed text, "" for a blank optional cell (pandas
+  infers its text dtype); extra columns are float64 when every filled cell
+  is a number, else the cells as read with blanks as None.
+- Settings keys match like headers (``Fiscal Year Start`` works); a blank
+  value keeps the default; an unknown key is kept in ``raw`` and, when it
+  looks like a known one, warned about with a did-you-mean.
+- Rules: a row with a blank Rule cell is skipped (a placeholder); its text
+  is kept exactly as read, since the parser's spans index into it.
+- ``Book.fingerprint`` hashes every cell of the input sheets read (not the
+  outputs), numbers as float64 so 1 and 1.0 agree, trailing empties trimmed.
 """
 
 from __future__ import annotations
@@ -47,14 +57,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
+
 from costloop.engine.book import INPUT_SHEETS, Book, Settings
 from costloop.engine.currency import minor_unit, normalize_code
 from costloop.engine.periods import parse_period
 from costloop.engine.workbook import ExcelError, Workbook
-from costloop.rules.ast import RuleCell, name_key
-from pandas.api.types import infer_dtype
-
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import RuleCell, name_key
 
 REQUIRED_SHEETS = ("Settings", "Departments", "Budget", "Usage", "Rules")
 

@@ -3,6 +3,9 @@
 from datetime import date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from costloop.engine.currency import MINOR_UNITS, is_known, minor_unit
 from costloop.engine.periods import (
     add_months,
@@ -15,8 +18,6 @@ from costloop.engine.periods import (
     period_from_index,
     period_index,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 @pytest.mark.parametrize(

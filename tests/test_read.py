@@ -9,9 +9,11 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from costloop.engine.read import column_letter, minor_units, read_book
-from costloop.engine.workbook import ExcelError
+from hypothesis import given
+from hypothesis import strategies as st
 
+from costloop.engine.read import _cents_of_numbers, column_letter, minor_units, read_book
+from costloop.engine.workbook import ExcelError
 from costloop.problems import Reason, Severity
 
 
@@ -731,3 +733,16 @@ def test_real_xlsx_problems_name_their_cells(tmp_path):
         "Usage!D4: the cell shows the Excel error #DIV/0!; fix the formula or type a value",
         'Usage!D5: Quantity must be a non-negative number, got "n/a"',
     ]
+
+
+@given(
+    st.lists(
+        st.floats(min_value=-1e13, max_value=1e13, allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=50,
+    ),
+    st.sampled_from([0, 2, 3]),
+)
+def test_vectorised_cents_equal_decimal_half_up_for_any_float(values, places):
+    cents = _cents_of_numbers(np.array(values), np.array(values, dtype=object), places)
+    assert list(cents) == [minor_units(v, places) for v in values]
