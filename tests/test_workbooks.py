@@ -8,6 +8,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+
 from costloop.rules.ast import name_key
 from costloop.workbooks import demo_data, generate
 
@@ -402,3 +403,23 @@ def test_demo_money_is_exact_cents(demo):
     for sheet in ("Budget", "Actuals"):
         for r in demo[sheet]:
             assert round(r["Amount"] * 100) == pytest.approx(r["Amount"] * 100, abs=1e-6)
+
+
+def test_demo_runs_end_to_end_through_the_pipeline(tmp_path):
+    try:
+        from costloop.engine.pipeline import run_workbook
+        from costloop.engine.xlsx_file import FileWorkbook
+    except ImportError as missing:
+        pytest.skip(f"pipeline not ready: {missing}")
+    book = tmp_path / "demo.xlsx"
+    book.write_bytes((WORKBOOKS / "demo.xlsx").read_bytes())
+    out = tmp_path / "out.xlsx"
+    outcome = run_workbook(FileWorkbook(book), label="demo.xlsx", output=out)
+    assert outcome.ok, [p.render() for p in outcome.problems]
+    assert [p.render() for p in outcome.problems] == []  # not even a warning
+    log = {r["Key"]: r["Value"] for r in records(out, "Run Log")}
+    assert log["Status"] == "OK"
+    assert all(str(v).startswith("PASS") for k, v in log.items() if k.startswith("Tie-out"))
+    checks = records(out, "Rule Check")
+    assert {r["Status"] for r in checks} == {"OK", "DISABLED"}
+    assert book.read_bytes() == (WORKBOOKS / "demo.xlsx").read_bytes()  # --output left it alone

@@ -15,14 +15,15 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from costloop.workbooks import demo_data, instructions, layout
-from costloop.workbooks.layout import WHOLE, Col, SheetLayout
 from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
+
+from costloop.workbooks import demo_data, instructions, layout
+from costloop.workbooks.layout import WHOLE, Col, SheetLayout
 
 HERE = Path(__file__).resolve().parent
 FIXED_TIME = datetime(2025, 7, 1, 0, 0, 0)
