@@ -37,6 +37,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
     Allocate,
     Charge,
@@ -63,8 +64,6 @@ from costloop.rules.ast import (
     Trend,
     UsageDriver,
 )
-
-from costloop.problems import Problem, Reason, Severity
 
 if TYPE_CHECKING:
     from lark import Lark, Token, Tree
@@ -107,7 +106,6 @@ def lark_parser(strict: bool = False) -> Lark:
         grammar,
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
         strict=strict,
         cache=not strict,
     )
@@ -144,11 +142,14 @@ def parse_rules(cells: list[RuleCell]) -> tuple[list[Rule], list[Problem]]:
 
 
 def _span(node: Tree | Token) -> Span:
-    from lark import Token
-
-    if isinstance(node, Token):
-        return Span(node.start_pos, node.end_pos)
-    return Span(node.meta.start_pos, node.meta.end_pos)
+    """From the node's first token to its last (cheaper than lark's propagate_positions;
+    brackets and % are named terminals, so they stay in the tree and count)."""
+    first = last = node
+    while not _is_token(first):
+        first = first.children[0]
+    while not _is_token(last):
+        last = last.children[-1]
+    return Span(first.start_pos, last.end_pos)
 
 
 class _Builder:
@@ -288,7 +289,7 @@ class _Builder:
             values = (self.value(tree.children[2]),)
         else:
             op = "IN"
-            values = tuple(self.value(v) for v in tree.children[2:])
+            values = tuple(self.value(v) for v in tree.children[2:] if v.type not in _BRACKETS)
         return Condition(column, op, values, _span(tree))
 
     def value(self, token: Token) -> str | Decimal:
@@ -320,9 +321,7 @@ class _Builder:
         for band in tree.children[1:]:
             numbers = [c for c in band.children if c.type == "NUMBER"]
             width = None if band.data == "above_tier" else self.number(numbers[0])
-            # The band's span starts at its keyword, not at the comma before it.
-            span_of_band = Span(band.children[0].start_pos, band.children[-1].end_pos)
-            tiers.append(Tier(width, self.number(numbers[-1]), span_of_band))
+            tiers.append(Tier(width, self.number(numbers[-1]), _span(band)))
         return Tiered(tuple(tiers), span)
 
     def method(self, tree: Tree):
@@ -341,6 +340,7 @@ class _Builder:
         return RunRate(DEFAULT_RUN_RATE_PERIODS, span)
 
 
+_BRACKETS = ("LPAR", "RPAR")
 _CLAUSE_WORDS = {"where_clause": "WHERE", "if_no_usage": "IF NO USAGE", "reciprocal": "RECIPROCAL"}
 
 
