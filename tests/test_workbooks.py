@@ -423,3 +423,12 @@ def test_demo_runs_end_to_end_through_the_pipeline(tmp_path):
     checks = records(out, "Rule Check")
     assert {r["Status"] for r in checks} == {"OK", "DISABLED"}
     assert book.read_bytes() == (WORKBOOKS / "demo.xlsx").read_bytes()  # --output left it alone
+
+
+@pytest.mark.parametrize("book", ["template.xlsx", "demo.xlsx"])
+def test_settings_formats_fit_their_validation(book):
+    # A number typed into a text-formatted cell is text, and would fail whole-number validation.
+    ws = openpyxl.load_workbook(WORKBOOKS / book)["Settings"]
+    formats = {ws.cell(r, 1).value: ws.cell(r, 2).number_format for r in range(2, ws.max_row + 1)}
+    assert formats["FiscalYearStart"] != "@" and formats["ReserveDays"] != "@"
+    assert formats["Period"] == "@" and formats["RevenueAccount"] == "@"

@@ -23,11 +23,12 @@ from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from costloop.workbooks import demo_data, instructions, layout
-from costloop.workbooks.layout import WHOLE, Col, SheetLayout
+from costloop.workbooks.layout import TEXT, WHOLE, Col, SheetLayout
 
 HERE = Path(__file__).resolve().parent
 FIXED_TIME = datetime(2025, 7, 1, 0, 0, 0)
 AUTHOR = "costloop"
+NUMERIC_SETTINGS = ("FiscalYearStart", "ReserveDays")
 VALIDATED_ROWS = 5000
 """Data validation covers this many rows: room to grow without bloating the file."""
 
@@ -101,6 +102,9 @@ def _settings_sheet(wb: Workbook, values: dict[str, object]) -> Worksheet:
     for r, (key, _value, _meaning) in enumerate(rows, start=2):
         cell = f"B{r}"
         ws[cell].alignment = Alignment(horizontal="left")
+        if key not in NUMERIC_SETTINGS:
+            # Text, so Excel keeps "2026-03" and "4400" as typed instead of a date or number.
+            ws[cell].number_format = TEXT
         if key == "CostBasis":
             dv = DataValidation(type="list", formula1='"ACTUAL,BUDGET"', allow_blank=True)
         elif key == "FiscalYearStart":

@@ -47,7 +47,9 @@ SETTINGS = SheetLayout(
         Col(
             "Key", 24, "The setting's name (see the list below; unknown keys are kept).", TEXT, True
         ),
-        Col("Value", 40, "The setting's value. Leave blank to use the default.", TEXT, True),
+        # No column-wide text format: FiscalYearStart and ReserveDays are numbers, and a
+        # number typed into a text cell would fail their whole-number validation.
+        Col("Value", 40, "The setting's value. Leave blank to use the default.", None, True),
         Col("Meaning", 90, "What the setting does (for people; costloop ignores this column)."),
     ),
     "Organization-wide choices: currency, billed period, fiscal year, accounts.",
