@@ -432,3 +432,24 @@ def test_settings_formats_fit_their_validation(book):
     formats = {ws.cell(r, 1).value: ws.cell(r, 2).number_format for r in range(2, ws.max_row + 1)}
     assert formats["FiscalYearStart"] != "@" and formats["ReserveDays"] != "@"
     assert formats["Period"] == "@" and formats["RevenueAccount"] == "@"
+
+
+def test_instruction_examples_parse_and_mistakes_do_not():
+    rules_pkg = pytest.importorskip("costloop.rules")
+    from costloop.rules.ast import RuleCell
+    from costloop.workbooks import instructions
+
+    rows = instructions.sheet_rows()
+    examples = [a for style, a, _ in rows if style == "example"]
+    mistakes = [a.split("  (")[0] for style, a, _ in rows if style == "mistake"]
+    assert len(examples) >= 15 and len(mistakes) >= 4
+    for n, text in enumerate(examples, start=1):
+        rule, problems = rules_pkg.parse_rule(RuleCell(f"E{n}", f"Instructions!A{n}", text))
+        assert rule is not None and problems == [], (text, [p.render() for p in problems])
+    # A mistake either fails to parse or is caught later against the workbook's names; the
+    # syntax ones (misspelt keyword, missing quotes) must fail right here.
+    syntax = [t for t in mistakes if "usgae" in t or "Data Center TO" in t]
+    assert len(syntax) == 2
+    for text in syntax:
+        _rule, problems = rules_pkg.parse_rule(RuleCell("M", "Instructions!A1", text))
+        assert problems, text

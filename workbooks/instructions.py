@@ -1,7 +1,8 @@
 """The text of the `Instructions` sheet: how the workbook and the rules language work.
 
 Rows are (style, column A, column B). Styles: ``title``, ``heading``, ``example``
-(a rule statement in A, what it does in B), ``text`` (plain text in A and B).
+(a correct rule in A, what it does in B), ``mistake`` (a wrong rule in A, costloop's
+message in B), ``text`` (plain text in A and B).
 The longer guide is `docs/rules-language.md`.
 """
 
@@ -155,29 +156,29 @@ _RULES: list[Row] = [
     ),
     ("heading", "Common mistakes and what costloop says", ""),
     (
-        "example",
+        "mistake",
         'ALLOCATE "Cloud" TO DEPARTMENTS BY usgae "vCPU-Hours"',
         'Rules!B7, character 36: unknown driver "usgae" — did you mean USAGE?',
     ),
     (
-        "example",
+        "mistake",
         'ALLOCATE "ERP" TO DEPARTMENTS BY 60% "ADM", 30% "FIN"',
         "Rules!B9: shares add up to 90%, not 100%",
     ),
     (
-        "example",
+        "mistake",
         'ALLOCATE "HR Services" TO POOLS "IT Management" BY COST  (and back again)',
         'cycle between pools "HR Services" -> "IT Management" -> "HR Services" (mark every '
         "rule in it RECIPROCAL to solve it)",
     ),
     (
-        "example",
+        "mistake",
         'ALLOCATE "Netwrok" TO DEPARTMENTS BY Headcount',
         'Rules!B4, character 10: unknown pool "Netwrok" — did you mean "Network"? (a pool '
         "must appear in Budget or Actuals)",
     ),
     (
-        "example",
+        "mistake",
         "ALLOCATE Data Center TO DEPARTMENTS BY Headcount",
         'Rules!B7, character 10: the pool name goes in double quotes: write "Data Center"',
     ),
