@@ -50,7 +50,6 @@ RUN_LOG = "Run Log"
 class Outcome:
     """What a command needs to report back to the user."""
 
-    ok: bool
     problems: list[Problem] = field(default_factory=list)
     period: str | None = None
     book: Book | None = None
@@ -61,6 +60,11 @@ class Outcome:
     run_log: RunLog = field(default_factory=RunLog)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
+
+    @property
+    def ok(self) -> bool:
+        """No errors (a failed tie-out is an error too)."""
+        return not has_errors(self.problems)
 
     @property
     def errors(self) -> list[Problem]:
@@ -93,7 +97,7 @@ def _not_owned(wb: Workbook, names: list[str]) -> list[Problem]:
 def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     """Read, parse, check and order: everything short of computing numbers."""
     book, problems = read_book(wb, sheets) if sheets else read_book(wb)
-    outcome = Outcome(ok=False, problems=list(problems), book=book)
+    outcome = Outcome(problems=list(problems), book=book)
     if book is None:
         return outcome
     rules, parse_problems = parse_rules(book.rules)
@@ -102,7 +106,6 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     plan, order_problems = order(rules, book.pools)
     outcome.problems += order_problems
     outcome.plan = plan
-    outcome.ok = not has_errors(outcome.problems)
     return outcome
 
 
@@ -199,7 +202,6 @@ def check_workbook(wb: Workbook, label: str = "") -> Outcome:
     """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
     outcome = prepare(wb)
     outcome.problems += _not_owned(wb, [RULE_CHECK])
-    outcome.ok = not has_errors(outcome.problems)
     if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
         cells = outcome.book.rules if outcome.book else []
         wb.replace_sheets([rule_check_sheet(cells, outcome.problems)])
@@ -271,7 +273,7 @@ def run_workbook(
     names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
     if has_errors(scenario_problems + name_problems):
         # Without a valid scenario there is no sheet to report into: say it on the console.
-        return Outcome(ok=False, problems=scenario_problems + name_problems, timings=timings)
+        return Outcome(problems=scenario_problems + name_problems, timings=timings)
 
     outcome = prepare(wb, inputs or None)
     outcome.timings = timings
@@ -320,17 +322,17 @@ def run_workbook(
     outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
     outcome.run_log.add("Total Billed", total_billed(result.bills))
     outcome.run_log.add("Journal Lines", len(result.journal))
-    if has_errors(outcome.problems) or not all(t.passed for t in result.tieouts):
-        write_failure(
-            wb,
-            outcome,
-            names,
-            output,
-            "a tie-out failed" if not all(t.passed for t in result.tieouts) else "",
-        )
+    failed = [t for t in result.tieouts if not t.passed]
+    if failed and not any(p.code in (Reason.TIE_OUT, Reason.UNBALANCED) for p in outcome.problems):
+        # A failed proof must fail the run even if no stage said so in words.
+        outcome.problems += [
+            Problem(Reason.TIE_OUT, Severity.ERROR, names[RUN_LOG], f"tie-out {t.name}: {t.detail}")
+            for t in failed
+        ]
+    if has_errors(outcome.problems):
+        write_failure(wb, outcome, names, output, "a tie-out failed" if failed else "")
         return outcome
 
-    outcome.ok = True
     finish_log(outcome.run_log, outcome.problems)
     extra = {
         "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
