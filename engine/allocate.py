@@ -30,6 +30,7 @@ from fractions import Fraction
 from costloop.engine.drivers import Drivers
 from costloop.engine.money import format_money, largest_remainder, units_to_decimal
 from costloop.engine.result import BillLine, Spread, Transfer
+from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
     Allocate,
     ColumnDriver,
@@ -39,8 +40,6 @@ from costloop.rules.ast import (
     Span,
     UsageDriver,
 )
-
-from costloop.problems import Problem, Reason, Severity
 
 SHARE_METRIC = "Share %"
 

@@ -18,12 +18,12 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
-from costloop.engine.drivers import Drivers
-from costloop.engine.money import charge_cents, to_decimal, units_to_decimal
-from costloop.engine.result import BillLine
-from costloop.rules.ast import Charge, FixedRate, RateCard, Tiered, name_key
 
+from costloop.engine.drivers import Drivers
+from costloop.engine.money import charge_units_cents, to_decimal, units_to_decimal
+from costloop.engine.result import BillLine
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import Charge, FixedRate, RateCard, Tiered, name_key
 
 
 @dataclass(frozen=True)
@@ -67,48 +67,88 @@ def tier_bands(tiered: Tiered) -> list[Band]:
     return bands
 
 
+@dataclass(frozen=True)
+class _RateRow:
+    metric: str
+    pool: str
+    effective: str
+    rate: Decimal
+    tier_from: object
+    tier_to: object
+
+
+def _rate_rows(drivers: Drivers) -> list[_RateRow]:
+    """The Rates sheet parsed once per run (it is read for every charge and period)."""
+    cached = drivers.cache.get("rates")
+    if cached is not None:
+        return cached
+    rates = drivers.book.rates
+    rows: list[_RateRow] = []
+    if rates is not None and not rates.empty and "Metric" in rates and "Rate" in rates:
+
+        def column(name: str) -> list:
+            return list(rates[name]) if name in rates else [None] * len(rates)
+
+        for metric, pool, effective, rate, low, high in zip(
+            column("Metric"),
+            column("Pool"),
+            column("EffectiveFrom"),
+            column("Rate"),
+            column("TierFrom"),
+            column("TierTo"),
+            strict=True,
+        ):
+            if _blank(metric) or _blank(rate):
+                continue
+            rows.append(
+                _RateRow(
+                    name_key(str(metric)),
+                    "" if _blank(pool) else name_key(str(pool)),
+                    _effective(effective),
+                    to_decimal(rate),
+                    low,
+                    high,
+                )
+            )
+    drivers.cache["rates"] = rows
+    return rows
+
+
 def rate_card(drivers: Drivers, rule: Charge, period: str) -> list[Band] | None:
     """The Rates rows in force for the rule's metric and pool in ``period`` (None: no rate)."""
-    rates = drivers.book.rates
-    if rates is None or rates.empty or "Metric" not in rates:
+    rows = [r for r in _rate_rows(drivers) if r.metric == rule.metric.key]
+    own = [r for r in rows if r.pool == rule.pool.key]
+    rows = own or [r for r in rows if r.pool == ""]
+    in_force = [r.effective for r in rows if r.effective <= period]
+    if not in_force:
         return None
-    metric = rates["Metric"].map(lambda m: name_key(str(m)) if not _blank(m) else "")
-    rows = rates[metric == rule.metric.key]
-    if "Pool" in rows:
-        pools = rows["Pool"].map(lambda p: "" if _blank(p) else name_key(str(p)))
-        own = rows[pools == rule.pool.key]
-        rows = own if not own.empty else rows[pools == ""]
-    if rows.empty:
-        return None
-    effective = (
-        rows["EffectiveFrom"].map(_effective)
-        if "EffectiveFrom" in rows
-        else pd.Series([""] * len(rows), index=rows.index)
-    )
-    in_force = effective[effective <= period]
-    if in_force.empty:
-        return None
-    rows = rows[effective == in_force.max()]
-    has_tiers = any(
-        not _blank(rows[c].iat[i])
-        for c in ("TierFrom", "TierTo")
-        if c in rows
-        for i in range(len(rows))
-    )
-    if not has_tiers:
-        return [Band(Fraction(0), None, to_decimal(rows["Rate"].iat[0]))]
-    bands = []
-    for i in range(len(rows)):
-        low = rows["TierFrom"].iat[i] if "TierFrom" in rows else None
-        high = rows["TierTo"].iat[i] if "TierTo" in rows else None
-        bands.append(
-            Band(
-                Fraction(0) if _blank(low) else Fraction(to_decimal(low)),
-                None if _blank(high) else Fraction(to_decimal(high)),
-                to_decimal(rows["Rate"].iat[i]),
-            )
+    latest = max(in_force)
+    rows = [r for r in rows if r.effective == latest]
+    if not any(not _blank(r.tier_from) or not _blank(r.tier_to) for r in rows):
+        return [Band(Fraction(0), None, rows[0].rate)]
+    bands = [
+        Band(
+            Fraction(0) if _blank(r.tier_from) else Fraction(to_decimal(r.tier_from)),
+            None if _blank(r.tier_to) else Fraction(to_decimal(r.tier_to)),
+            r.rate,
         )
+        for r in rows
+    ]
     return sorted(bands, key=lambda b: b.low)
+
+
+def _in_units(bands: list[Band], scale: int) -> tuple[list[tuple[int, int | None, Decimal]], int]:
+    """Band limits as integer units, at a scale fine enough for both usage and limits."""
+    fine = scale
+    for band in bands:
+        for limit in (band.low, band.high):
+            while limit is not None and (limit * 10**fine).denominator != 1:
+                fine += 1
+    unit = 10**fine
+    limits = [
+        (int(b.low * unit), None if b.high is None else int(b.high * unit), b.rate) for b in bands
+    ]
+    return limits, fine
 
 
 def bill_charge(
@@ -163,29 +203,24 @@ def bill_charge(
         raise TypeError(pricing)
 
     metric = drivers.metric_names.get(rule.metric.key, rule.metric.text)
-    scale, minor = drivers.usage_scale, drivers.minor_unit
+    limits, fine = _in_units(bands, drivers.usage_scale)
+    up = 10 ** (fine - drivers.usage_scale)
+    minor = drivers.minor_unit
     lines: list[BillLine] = []
     for key in billed:
-        units = used[key]
-        quantity = Fraction(units, 10**scale)
-        for n, band in enumerate(bands):
-            top = quantity if band.high is None else min(quantity, band.high)
-            part = top - band.low
+        units = used[key] * up
+        for n, (low, high, rate) in enumerate(limits):
+            part = (units if high is None else min(units, high)) - low
             if part <= 0:
                 continue
-            shown = (
-                units_to_decimal(units, scale)
-                if len(bands) == 1
-                else Decimal(part.numerator) / Decimal(part.denominator)
-            )
             lines.append(
                 BillLine(
                     key,
                     rule.pool.key,
                     metric,
-                    shown,
-                    band.rate,
-                    charge_cents(part, band.rate, minor),
+                    units_to_decimal(part, fine),
+                    rate,
+                    charge_units_cents(part, fine, rate, minor),
                     rule.rule_id,
                     tier=n,
                 )

@@ -20,6 +20,7 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
+
 from costloop.engine.book import Book
 from costloop.engine.money import quantity_units, to_fraction
 from costloop.rules.ast import Condition, name_key
@@ -105,6 +106,17 @@ def condition_mask(frame: pd.DataFrame, column: str, cond: Condition) -> np.ndar
     }[cond.op]
 
 
+def _metric_names(book: Book) -> dict[str, str]:
+    """Metric key -> first spelling (as `Book.metrics`, but one name_key per distinct text)."""
+    out: dict[str, str] = {}
+    for frame in (book.usage, book.budget, book.rates):
+        if frame is not None and "Metric" in frame:
+            for name in frame["Metric"].dropna().astype(str).drop_duplicates():
+                if name.strip():
+                    out.setdefault(name_key(name), name)
+    return out
+
+
 class Drivers:
     """The Book's departments, pool costs and usage, shaped for allocating and charging."""
 
@@ -113,7 +125,7 @@ class Drivers:
         self.settings = book.settings
         self.minor_unit = book.settings.minor_unit
         self.pool_names: dict[str, str] = book.pools
-        self.metric_names: dict[str, str] = book.metrics
+        self.metric_names: dict[str, str] = _metric_names(book)
         self.departments: dict[str, Department] = {}
         deps = book.departments
         for i in range(len(deps)):
@@ -131,9 +143,12 @@ class Drivers:
                 row=int(deps["_row"].iat[i]) if "_row" in deps else None,
             )
         self.department_order = sorted(self.departments)
+        self._department_keys = [name_key(str(code)) for code in deps["Department"]]
         self._prepare_costs()
         self._prepare_usage()
         self._usage_cache: dict[tuple, dict[str, dict[str, int]]] = {}
+        self.cache: dict[object, object] = {}
+        """Anything derived from the Book once per run (the parsed Rates, driver columns)."""
         self._text_cache: dict[str, pd.Series] = {}
 
     # --- pool cost ---------------------------------------------------------
@@ -194,14 +209,18 @@ class Drivers:
 
     def department_receivers(self, on_departments: list[tuple[str, Condition]]) -> list[str]:
         """Billable departments passing the WHERE conditions on Departments columns, by key."""
+        signature = ("receivers", tuple((c, cond.op, cond.values) for c, cond in on_departments))
+        cached = self.cache.get(signature)
+        if cached is not None:
+            return cached
         deps = self.book.departments
         mask = np.ones(len(deps), dtype=bool)
         for column, cond in on_departments:
             mask &= condition_mask(deps, column, cond)
-        keys = {
-            name_key(str(code)) for code, ok in zip(deps["Department"], mask, strict=True) if ok
-        }
-        return [k for k in self.department_order if k in keys and self.departments[k].billable]
+        keys = {k for k, ok in zip(self._department_keys, mask, strict=True) if ok}
+        found = [k for k in self.department_order if k in keys and self.departments[k].billable]
+        self.cache[signature] = found
+        return found
 
     def usage_by_receiver(
         self, metric: str, on_usage: list[tuple[str, Condition]], period: str
@@ -237,6 +256,9 @@ class Drivers:
 
     def department_column(self, column_key: str) -> tuple[str | None, dict[str, Fraction]]:
         """(header as written, exact value per department key) of a numeric Departments column."""
+        cached = self.cache.get(("column", column_key))
+        if cached is not None:
+            return cached
         deps = self.book.departments
         column = _frame_column(deps, column_key)
         if column is None:
@@ -247,4 +269,5 @@ class Drivers:
             key = name_key(str(code))
             if key not in values:
                 values[key] = Fraction(0) if pd.isna(value) else to_fraction(value)
+        self.cache[("column", column_key)] = (column, values)
         return column, values

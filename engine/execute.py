@@ -28,6 +28,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 import pandas as pd
+
 from costloop.engine.allocate import receivers, spread_rule
 from costloop.engine.book import Book
 from costloop.engine.charge import bill_charge
@@ -38,9 +39,8 @@ from costloop.engine.reciprocal import spread_group
 from costloop.engine.recovery import build_pool_flows, build_recovery
 from costloop.engine.result import BILL_COLUMNS, PeriodRun, Result, Spread
 from costloop.engine.tieouts import run_tieouts
-from costloop.rules.plan import Plan
-
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.plan import Plan
 
 FLOW_KEYS = ("direct", "received", "onward", "billed", "unallocated", "charged")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pandas as pd
+
 from costloop.engine.allocate import SHARE_METRIC
 from costloop.engine.drivers import Drivers
 from costloop.engine.money import format_quantity
@@ -42,12 +43,9 @@ def _describe(metric: object, quantity: object, rate: object) -> str:
     return "split evenly"
 
 
-def memo(period: str, pool: str, lines: pd.DataFrame) -> str:
-    """``Chargeback 2026-03 Cloud — vCPU-Hours 1,234 @ 0.05``."""
-    parts = [
-        _describe(m, q, r)
-        for m, q, r in zip(lines["Metric"], lines["Quantity"], lines["Rate"], strict=True)
-    ]
+def memo(period: str, pool: str, lines: list[tuple[object, object, object]]) -> str:
+    """``Chargeback 2026-03 Cloud — vCPU-Hours 1,234 @ 0.05`` from (metric, quantity, rate)."""
+    parts = [_describe(m, q, r) for m, q, r in lines]
     return f"Chargeback {period} {pool} — {'; '.join(parts)}"
 
 
@@ -74,43 +72,41 @@ def build_journal(drivers: Drivers, bills: pd.DataFrame, period: str) -> pd.Data
     s = drivers.settings
     it_fund_key = name_key(s.it_fund)
     number = {key: i + 1 for i, key in enumerate(drivers.department_order)}
+    # (department key, pool key) -> [code, pool spelling, amount, rule IDs, memo parts]
+    groups: dict[tuple[str, str], list] = {}
+    columns = ("Department", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule")
+    for code, pool, metric, quantity, rate, amount, rule in zip(
+        *(bills[c] for c in columns), strict=True
+    ):
+        key = (name_key(str(code)), name_key(str(pool)))
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = [str(code), str(pool), Decimal(0), {}, []]
+        group[2] += amount
+        group[3][rule] = None
+        group[4].append((metric, quantity, rate))
     rows = []
-    if bills.empty:
-        return pd.DataFrame(rows, columns=JOURNAL_COLUMNS)
-    keyed = bills.assign(_dep=bills["Department"].map(name_key), _pool=bills["Pool"].map(name_key))
-    for dep_key in sorted(keyed["_dep"].unique()):
-        dep_lines = keyed[keyed["_dep"] == dep_key]
+    for (dep_key, _pool_key), (code, pool, amount, rules, parts) in sorted(groups.items()):
+        if amount == 0:
+            continue  # nothing to post (e.g. a band priced at 0)
         dep = drivers.departments.get(dep_key)
-        code = dep.code if dep else str(dep_lines["Department"].iat[0])
         fund = dep.fund if dep else ""
+        code = dep.code if dep else code
         entry = f"CB-{period}-{number.get(dep_key, len(number) + 1):04d}"
-        for pool_key in sorted(dep_lines["_pool"].unique()):
-            lines = dep_lines[dep_lines["_pool"] == pool_key]
-            pool = str(lines["Pool"].iat[0])
-            amount = sum(lines["Amount"], Decimal(0))
-            if amount == 0:
-                continue  # nothing to post (e.g. a band priced at 0)
-            text = memo(period, pool, lines)
-            rule = ", ".join(dict.fromkeys(lines["Rule"]))
-            args = (entry, period)
-            if name_key(fund) == it_fund_key:
-                rows.append(
-                    _line(*args, fund, s.expense_account, code, pool, amount, True, text, rule)
-                )
-                rows.append(
-                    _line(
-                        *args, fund, s.reimbursement_account, code, pool, amount, False, text, rule
-                    )
-                )
-            else:
-                rows += [
-                    _line(*args, fund, s.expense_account, code, pool, amount, True, text, rule),
-                    _line(*args, fund, s.due_to_account, code, pool, amount, False, text, rule),
-                    _line(
-                        *args, s.it_fund, s.due_from_account, code, pool, amount, True, text, rule
-                    ),
-                    _line(
-                        *args, s.it_fund, s.revenue_account, code, pool, amount, False, text, rule
-                    ),
-                ]
+        text = memo(period, pool, parts)
+        rule = ", ".join(rules)
+        args = (entry, period)
+        if name_key(fund) == it_fund_key:
+            rows += [
+                _line(*args, fund, s.expense_account, code, pool, amount, True, text, rule),
+                _line(*args, fund, s.reimbursement_account, code, pool, amount, False, text, rule),
+            ]
+        else:
+            it = s.it_fund
+            rows += [
+                _line(*args, fund, s.expense_account, code, pool, amount, True, text, rule),
+                _line(*args, fund, s.due_to_account, code, pool, amount, False, text, rule),
+                _line(*args, it, s.due_from_account, code, pool, amount, True, text, rule),
+                _line(*args, it, s.revenue_account, code, pool, amount, False, text, rule),
+            ]
     return pd.DataFrame(rows, columns=JOURNAL_COLUMNS)

@@ -30,9 +30,8 @@ from costloop.engine.allocate import Receivers, receivers, rule_problem
 from costloop.engine.drivers import Drivers
 from costloop.engine.money import largest_remainder, round_half_up
 from costloop.engine.result import BillLine, Spread, Transfer
-from costloop.rules.ast import Allocate
-
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import Allocate
 
 
 def solve(matrix: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction] | None:

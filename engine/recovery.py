@@ -22,6 +22,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
+
 from costloop.engine.drivers import Drivers
 from costloop.engine.money import cents_to_money
 from costloop.engine.result import POOL_FLOW_COLUMNS, RECOVERY_COLUMNS, PeriodRun

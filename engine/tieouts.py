@@ -20,12 +20,12 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pandas as pd
+
 from costloop.engine.drivers import Drivers
 from costloop.engine.money import cents_to_money
 from costloop.engine.result import PeriodRun, TieOut
-from costloop.rules.ast import name_key
-
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import name_key
 
 _SHOWN = 5  # failures named in a detail line
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pandas as pd
+
 from costloop.engine.book import Book, Settings
 from costloop.rules.ast import (
     Allocate,

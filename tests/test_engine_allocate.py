@@ -4,8 +4,6 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
-from costloop.engine.book import Settings
-from costloop.engine.execute import execute
 from engine_fixtures import (
     allocate,
     amounts,
@@ -19,6 +17,8 @@ from engine_fixtures import (
     usage,
 )
 
+from costloop.engine.book import Settings
+from costloop.engine.execute import execute
 from costloop.problems import Reason, Severity
 
 P = "2026-03"

@@ -2,10 +2,10 @@
 
 from decimal import Decimal
 
-from costloop.engine.book import Settings
-from costloop.engine.execute import execute
 from engine_fixtures import amounts, charge, cond, make_book, plan
 
+from costloop.engine.book import Settings
+from costloop.engine.execute import execute
 from costloop.problems import Reason, Severity
 
 D = Decimal

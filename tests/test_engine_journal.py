@@ -3,14 +3,14 @@
 from decimal import Decimal
 
 import pandas as pd
+from engine_fixtures import allocate, charge, evenly, make_book, plan, shares
+
 from costloop.engine.book import Settings
 from costloop.engine.drivers import Drivers
 from costloop.engine.execute import bills_frame, execute, run_period
 from costloop.engine.journal import build_journal
 from costloop.engine.result import JOURNAL_COLUMNS
 from costloop.engine.tieouts import run_tieouts
-from engine_fixtures import allocate, charge, evenly, make_book, plan, shares
-
 from costloop.problems import Reason
 
 D = Decimal

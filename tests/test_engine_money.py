@@ -5,6 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
 from costloop.engine.money import (
     cents_to_money,
     charge_cents,

@@ -4,14 +4,14 @@ from collections import defaultdict
 from decimal import Decimal
 from itertools import pairwise
 
-from costloop.engine.book import Settings
-from costloop.engine.drivers import Drivers
-from costloop.engine.execute import bills_frame, execute, run_period
-from costloop.engine.journal import build_journal
 from engine_fixtures import allocate, charge, column, evenly, make_book, plan, shares, usage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from costloop.engine.book import Settings
+from costloop.engine.drivers import Drivers
+from costloop.engine.execute import bills_frame, execute, run_period
+from costloop.engine.journal import build_journal
 from costloop.problems import Reason
 
 P = "2026-03"
