@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -669,19 +668,18 @@ def test_vectorised_cents_agree_with_decimal_rounding():
     assert list(book.actuals["Cents"]) == [minor_units(v, 2) for v in values]
 
 
-def test_hundred_thousand_usage_rows_read_in_well_under_two_seconds():
+def test_hundred_thousand_usage_rows_read_whole():
+    # Speed is measured by benchmarks/bench_engine.py, not asserted here (shared machines).
     sheets = clean_sheets()
     departments = ["ADM", "FIN", "IT"]
     sheets["Usage"] = [["Period", "Department", "Metric", "Quantity", "Service"]] + [
         [f"2026-{1 + i % 12:02d}", departments[i % 3], "vCPU-Hours", (i % 997) / 4, "EC2"]
         for i in range(100_000)
     ]
-    start = time.perf_counter()
     book, problems = read(sheets)
-    elapsed = time.perf_counter() - start
     assert problems == []
     assert len(book.usage) == 100_000
-    assert elapsed < 2.0, elapsed
+    assert book.usage["Quantity"].sum() == sum((i % 997) / 4 for i in range(100_000))
 
 
 # --- through a real .xlsx file ---------------------------------------------------------
