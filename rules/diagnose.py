@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from costloop.rules.ast import RuleCell
-from costloop.rules.parser import lark_parser
-from costloop.rules.suggest import closest_keyword
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from lark.parsers.lalr_interactive_parser import InteractiveParser
 
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import RuleCell
+from costloop.rules.parser import lark_parser
+from costloop.rules.suggest import closest_keyword
 
 END = "$END"
 _SINGLE_QUOTED = re.compile(r"['\u2018\u2019\u201a\u201b`]([^'\u2018\u2019\n]*)['\u2018\u2019]")
@@ -237,7 +237,8 @@ def _misread_word(f: _Failure, token: Token):
     only fails at the next token; a keyword is suggested only if putting it in
     place of the word lets the parse go on.
     """
-    if _is_word(token):
+    # A real keyword in the wrong place is not a misspelling (FIRST is not FORECAST).
+    if token.type in _WORD_TYPES:
         keyword = _repair_word(f.parser, f.accepts, token, None, f.prev)
         if keyword:
             return Reason.UNKNOWN_KEYWORD, _unknown_word(token, keyword, f.prev), *_at(token)
@@ -342,9 +343,10 @@ def _unquoted_name(f: _Failure, token: Token):
         words.append(bare.group())
         if bare.group() != word:
             break
+    if not words:  # the name is missing, not unquoted: the general message says so
+        return None
     role = _NAME_ROLES[_name_role(f.prev)]
-    fix = f': write "{" ".join(words)}"' if words else ""
-    return Reason.SYNTAX, f"{role} goes in double quotes{fix}", *_at(token)
+    return Reason.SYNTAX, f'{role} goes in double quotes: write "{" ".join(words)}"', *_at(token)
 
 
 def _missing(f: _Failure, token: Token):

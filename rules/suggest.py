@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from costloop.rules.ast import name_key
 
 CUTOFF = 0.6
+# Keywords are short, so one stray letter moves the ratio a lot; a little
+# stricter keeps FIRST from suggesting FORECAST while ADN still finds AND.
+KEYWORD_CUTOFF = 0.65
 
 
 def closest(word: str, candidates: Iterable[str], cutoff: float = CUTOFF) -> str | None:
@@ -41,7 +44,7 @@ def closest_keyword(word: str, keywords: Iterable[str]) -> str | None:
     key = word.replace(" ", "").casefold()
     if key in spellings:
         return spellings[key]
-    match = difflib.get_close_matches(key, list(spellings), n=1, cutoff=CUTOFF)
+    match = difflib.get_close_matches(key, list(spellings), n=1, cutoff=KEYWORD_CUTOFF)
     return spellings[match[0]] if match else None
 
 
