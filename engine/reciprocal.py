@@ -73,10 +73,12 @@ def spread_group(
     start = [balance(k) for k in keys]
     problems: list[Problem] = []
     found: list[Receivers] = []
+    group_has_cost = any(start)
     for rule, amount in zip(rules, start, strict=True):
-        # The group total T is not known yet; any non-zero amount makes the
-        # zero-driver fallbacks apply, which is what matters for the shares.
-        got = receivers(drivers, rule, period, amount or 1, direct_cost)
+        # T is not known yet, but a pool of a group holding any cost may receive
+        # some: a non-zero stand-in makes the zero-driver fallbacks apply (and a
+        # group with nothing at all to spread raises no zero-driver error).
+        got = receivers(drivers, rule, period, amount or int(group_has_cost), direct_cost)
         found.append(got)
         problems += got.problems or []
 
