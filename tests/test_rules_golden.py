@@ -16,6 +16,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+
 from costloop.rules import Names, check, order, parse_rules
 from costloop.rules.ast import RuleCell, name_key
 from costloop.rules.printer import print_rule
@@ -160,6 +161,8 @@ MESSAGE_CASES: dict[str, list[Row]] = {
     "missing_driver": ['ALLOCATE "Cloud" TO DEPARTMENTS'],
     "missing_for": ['CHARGE "Storage" AT 0.12'],
     "missing_metric": ['ALLOCATE "Cloud" TO DEPARTMENTS BY USAGE'],
+    "missing_pool_name": ["ALLOCATE TO DEPARTMENTS BY Headcount"],
+    "keyword_in_the_wrong_place": ["FIRST 1000 AT 0.05"],
     "missing_statement_keyword": ['"Cloud" TO DEPARTMENTS BY Headcount'],
     "missing_percent_sign": ['ALLOCATE "ERP" TO DEPARTMENTS BY 60 "ADM", 40% "FIN"'],
     "missing_comma_between_shares": ['ALLOCATE "ERP" TO DEPARTMENTS BY 60% "ADM" 40% "FIN"'],
