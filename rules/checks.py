@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
     Allocate,
     Charge,
@@ -31,8 +32,6 @@ from costloop.rules.ast import (
 )
 from costloop.rules.parser import is_blank
 from costloop.rules.suggest import closest, closest_keyword, keyword_hint, quoted_hint
-
-from costloop.problems import Problem, Reason, Severity
 
 HUNDRED = Decimal(100)
 _DRIVER_KEYWORDS = ("USAGE", "COST", "EVENLY")

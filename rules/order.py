@@ -16,10 +16,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
+from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Allocate, Charge, Forecast, Rule, SharesDriver
 from costloop.rules.plan import Plan, Step
-
-from costloop.problems import Problem, Reason, Severity
 
 # Past this many pools in one cycle, finding a path through all of them is not
 # worth the search: the message lists them instead.

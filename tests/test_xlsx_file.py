@@ -361,7 +361,7 @@ def test_a_zip_that_is_not_a_workbook_and_a_missing_file(tmp_path):
     assert FileWorkbook.is_xlsx(user_workbook(tmp_path / "ok.xlsx"))
 
 
-def test_write_of_20000_rows_by_9_columns_is_fast(tmp_path):
+def test_write_of_20000_rows_by_9_columns_reads_back(tmp_path):
     path = user_workbook(tmp_path / "big.xlsx")
     rows = [
         (
