@@ -63,21 +63,26 @@ class _PoolBooks:
     def __init__(self, drivers: Drivers, period: str, run: PeriodRun):
         self.drivers, self.period, self.run = drivers, period, run
         self.flows: dict[str, dict[str, int]] = {}
+        fell_back: list[str] = []
         for pool in sorted(drivers.pool_names):
-            cents, fell_back = drivers.pool_cost(period, pool)
+            cents, used_budget = drivers.pool_cost(period, pool)
             self.flows[pool] = dict.fromkeys(FLOW_KEYS, 0) | {"direct": cents}
-            if fell_back:
-                name = drivers.pool_names[pool]
-                run.problems.append(
-                    Problem(
-                        Reason.COST_BASIS_FALLBACK,
-                        Severity.WARNING,
-                        "Actuals",
-                        f'no actuals for pool "{name}" in {period}; using its Budget '
-                        f"({format_money(cents, drivers.minor_unit)}) instead. Add its actuals "
-                        f"for {period}, or set CostBasis to BUDGET in Settings",
-                    )
+            if used_budget:
+                money = format_money(cents, drivers.minor_unit)
+                fell_back.append(f'"{drivers.pool_names[pool]}" ({money})')
+        if fell_back:
+            # One warning per period: actuals often lag a month for every pool at once.
+            which = "pool " if len(fell_back) == 1 else "pools "
+            run.problems.append(
+                Problem(
+                    Reason.COST_BASIS_FALLBACK,
+                    Severity.WARNING,
+                    "Actuals",
+                    f"no actuals in {period} for {which}{', '.join(fell_back)}; using the "
+                    f"Budget instead (CostBasis ACTUAL). Add the actuals for {period}, or set "
+                    f"CostBasis to BUDGET in Settings",
                 )
+            )
 
     def pool(self, key: str) -> dict[str, int]:
         return self.flows.setdefault(key, dict.fromkeys(FLOW_KEYS, 0))

@@ -225,7 +225,8 @@ def test_cost_basis_actual_falls_back_to_budget_with_a_warning():
     assert result.rule_amounts == {"C": D("150.00"), "N": D("400.00")}
     fallback = [p for p in result.problems if p.code is Reason.COST_BASIS_FALLBACK]
     assert len(fallback) == 1 and fallback[0].severity is Severity.WARNING
-    assert '"Network"' in fallback[0].message and P in fallback[0].message
+    assert '"Network" (400.00)' in fallback[0].message and P in fallback[0].message
+    assert '"Cloud"' not in fallback[0].message  # Cloud has actuals
     assert "CostBasis" in fallback[0].message
 
 
