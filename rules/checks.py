@@ -23,6 +23,7 @@ from costloop.rules.ast import (
     Name,
     Rule,
     RuleCell,
+    RunRate,
     SharesDriver,
     Span,
     Tiered,
@@ -320,6 +321,12 @@ class _RuleChecker:
             self.flag(
                 Reason.BAD_FORECAST,
                 f"a trend needs at least 2 periods to draw a line through, got {method.periods}",
+                method.span,
+            )
+        elif isinstance(method, RunRate) and method.periods < 1:
+            self.flag(
+                Reason.BAD_FORECAST,
+                "a run rate averages at least 1 period, got 0",
                 method.span,
             )
 

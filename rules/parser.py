@@ -300,15 +300,15 @@ class _Builder:
     def number(self, token: Token) -> Decimal:
         return Decimal(str(token))
 
-    def whole(self, token: Token, least: int, what: str) -> int:
+    def periods(self, token: Token) -> int:
+        """A count of periods: whole (how few is too few is checks.py's call)."""
         value = self.number(token)
-        if value != value.to_integral_value() or value < least:
+        if value != value.to_integral_value():
             self.problem(
                 Reason.BAD_FORECAST,
-                f"{what} must be a whole number of at least {least}, got {token}",
+                f"the number of periods must be a whole number, got {token}",
                 _span(token),
             )
-            return max(least, int(value))
         return int(value)
 
     def pricing(self, tree: Tree):
@@ -328,15 +328,13 @@ class _Builder:
         span = _span(tree)
         kind = tree.data
         if kind == "trend":
-            # A line needs two points; checks.py says so with the reason, here
-            # only a non-whole count is refused.
-            return Trend(self.whole(tree.children[2], 1, "the number of periods"), span)
+            return Trend(self.periods(tree.children[2]), span)
         if kind == "growth":
             return Growth(self.number(tree.children[1]), span)
         if kind == "plan":
             return Plan(span)
         if len(tree.children) > 2:
-            return RunRate(self.whole(tree.children[3], 1, "the number of periods"), span)
+            return RunRate(self.periods(tree.children[3]), span)
         return RunRate(DEFAULT_RUN_RATE_PERIODS, span)
 
 

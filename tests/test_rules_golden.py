@@ -223,6 +223,8 @@ MESSAGE_CASES: dict[str, list[Row]] = {
     "by_cost_to_departments": ['ALLOCATE "IT Management" TO DEPARTMENTS BY COST'],
     "pool_allocates_to_itself": ['ALLOCATE "Network" TO POOLS "Network", "Cloud" BY COST'],
     "forecast_unknown_pool": ['FORECAST COST "Clod" BY PLAN'],
+    "trend_over_no_periods": ['FORECAST COST "Cloud" BY TREND OVER 0 PERIODS'],
+    "run_rate_over_no_periods": ['FORECAST COST "Cloud" BY RUN RATE OVER 0 PERIODS'],
     "trend_over_one_period": ['FORECAST USAGE "vCPU-Hours" BY TREND OVER 1 PERIOD'],
     "duplicate_id": [
         ("R1", 'CHARGE "Storage" FOR "GB-Month" AT 0.12'),
