@@ -33,10 +33,10 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
-from costloop.engine.forecast import exact, round_half_up, year_to_date
-from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
+from costloop.engine.forecast import exact, round_half_up, year_to_date
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
 COMPLIANCE_SHEET = "Compliance"
 COMPLIANCE_COLUMNS = [

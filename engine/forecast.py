@@ -20,13 +20,16 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
+
 from costloop.engine.book import Book, money
+from costloop.engine.money import exact_sums
 from costloop.engine.periods import (
     fiscal_periods,
     fiscal_periods_remaining,
     fiscal_periods_to_date,
     period_index,
 )
+from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
     Charge,
     FixedRate,
@@ -39,8 +42,6 @@ from costloop.rules.ast import (
     Trend,
     name_key,
 )
-
-from costloop.problems import Problem, Reason, Severity
 
 FORECAST_COLUMNS = ["Period", "Kind", "Name", "Plan", "Actual", "Forecast", "Adjustment", "Method"]
 USAGE_PLACES = 4
@@ -121,19 +122,8 @@ class Series:
 
 
 def _sum_by(frame: pd.DataFrame, name_col: str, value_col: str) -> dict:
-    """{name key: {period: exact total}} plus first spellings."""
-    totals: dict[str, dict[str, Fraction]] = {}
-    if frame is None or len(frame) == 0 or value_col not in frame or name_col not in frame:
-        return totals
-    for name, period, value in zip(frame[name_col], frame["Period"], frame[value_col], strict=True):
-        if name is None or (isinstance(name, float) and name != name) or not str(name).strip():
-            continue
-        amount = exact(value)
-        if amount is None:
-            continue
-        per = totals.setdefault(name_key(str(name)), {})
-        per[period] = per.get(period, Fraction(0)) + amount
-    return totals
+    """{name key: {period: exact total}}."""
+    return exact_sums(frame, name_col, value_col)
 
 
 def _spellings(frames: Iterable[tuple[pd.DataFrame, str]]) -> dict[str, str]:

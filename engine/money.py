@@ -23,6 +23,9 @@ from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
+import pandas as pd
+
+from costloop.rules.ast import name_key
 
 # Quantities with at most this many decimals are aggregated as int64 "units"
 # (quantity x 10**scale); beyond it we fall back to Python ints.
@@ -73,6 +76,31 @@ def quantity_units(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, in
     scale = max(0, *(-d.as_tuple().exponent for d in decimals))
     units = np.array([int(d.scaleb(scale)) for d in decimals], dtype=object)
     return units, scale
+
+
+def exact_sums(frame, name_col: str, value_col: str) -> dict[str, dict[str, Fraction]]:
+    """{name key: {period: exact total of value_col}} over a Book frame.
+
+    Sums in integer units with one pandas groupby (so 100,000 usage rows cost
+    one vectorised pass, not 100,000 Fractions); blank names and values skip.
+    """
+    if frame is None or len(frame) == 0 or name_col not in frame or value_col not in frame:
+        return {}
+    data = frame[[name_col, "Period", value_col]].dropna()
+    names = data[name_col].astype(str)
+    keys = names.map({n: name_key(n) for n in names.unique()})
+    data = data[keys != ""]
+    keys = keys[keys != ""]
+    units, scale = quantity_units(data[value_col].to_numpy(dtype="float64"))
+    grouped = (
+        pd.DataFrame({"key": keys.to_numpy(), "period": data["Period"].to_numpy(), "u": units})
+        .groupby(["key", "period"], sort=False)["u"]
+        .sum()
+    )
+    out: dict[str, dict[str, Fraction]] = {}
+    for (key, period), total in grouped.items():
+        out.setdefault(key, {})[period] = Fraction(int(total), 10**scale)
+    return out
 
 
 def units_to_decimal(units: int, scale: int) -> Decimal:

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from costloop.rules.ast import name_key
-
 from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import name_key
 
 SEPARATOR = "@"
 SCENARIO_INPUTS = ("Budget", "Rates")

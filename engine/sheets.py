@@ -25,12 +25,15 @@ PERCENT_FORMAT = "0.0%"
 
 
 def _cell(value: object) -> object:
+    kind = type(value)
+    if kind is str or kind is int:
+        return value
     if value is None or value is pd.NA or value is pd.NaT:
         return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, Decimal) and value.is_nan():
-        return None
+    if kind is float:
+        return None if math.isnan(value) else value
+    if kind is Decimal:
+        return None if value.is_nan() else value
     if hasattr(value, "item") and not isinstance(value, (str, bytes, Decimal)):
         return value.item()  # numpy scalar -> Python scalar
     return value
@@ -43,5 +46,7 @@ def frame_to_sheet(
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name}: result has no column(s) {missing}")
-    rows = [tuple(_cell(v) for v in row) for row in frame[columns].itertuples(index=False)]
+    # Column by column: tolist() hands back Python scalars far faster than itertuples.
+    values = [[_cell(v) for v in frame[c].tolist()] for c in columns]
+    rows = list(zip(*values, strict=True))
     return OutputSheet(name=name, columns=list(columns), rows=rows, formats=dict(formats or {}))

@@ -15,11 +15,12 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
-from costloop.engine.book import Book, money
-from costloop.engine.forecast import exact, round_half_up, year_to_date
-from costloop.rules.ast import name_key
 
+from costloop.engine.book import Book, money
+from costloop.engine.forecast import round_half_up, year_to_date
+from costloop.engine.money import exact_sums
 from costloop.problems import Problem
+from costloop.rules.ast import name_key
 
 VARIANCE_SHEET = "Variance"
 VARIANCE_COLUMNS = [
@@ -50,18 +51,17 @@ _STATUS = {
 
 def _totals(frame: pd.DataFrame, name_col: str, value_col: str, periods: set[str]):
     """({name key: exact total over ``periods``}, {name key: first spelling}) for one sheet."""
-    totals: dict[str, Fraction] = {}
-    names: dict[str, str] = {}
     if frame is None or len(frame) == 0 or name_col not in frame or value_col not in frame:
-        return totals, names
-    for name, period, value in zip(frame[name_col], frame["Period"], frame[value_col], strict=True):
-        if not isinstance(name, str) or not name.strip():
-            continue
-        key = name_key(name)
-        names.setdefault(key, name.strip())
-        amount = exact(value)
-        if period in periods and amount is not None:
-            totals[key] = totals.get(key, Fraction(0)) + amount
+        return {}, {}
+    names: dict[str, str] = {}
+    for name in frame[name_col].dropna().unique():
+        if isinstance(name, str) and name.strip():
+            names.setdefault(name_key(name), name.strip())
+    totals = {}
+    for key, per_period in exact_sums(frame, name_col, value_col).items():
+        in_range = [v for p, v in per_period.items() if p in periods]
+        if in_range and key in names:
+            totals[key] = sum(in_range, Fraction(0))
     return totals, names
 
 

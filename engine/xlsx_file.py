@@ -55,9 +55,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import python_calamine
+from lxml import etree
+
 from costloop.engine import xlsx_parts as parts
 from costloop.engine.workbook import CellValue, ExcelError, NotOwnedError, OutputSheet
-from lxml import etree
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
