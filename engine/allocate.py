@@ -134,7 +134,7 @@ def receivers(
     elif isinstance(driver, ColumnDriver):
         header, values = drivers.department_column(driver.column.key)
         for key in dept_keys:
-            value = values.get(key, Fraction(0))
+            value = values.get(key)
             if value:
                 quantity = Decimal(value.numerator) / Decimal(value.denominator)
                 found.append(Receiver(False, key, value, header or driver.column.text, quantity))

@@ -167,10 +167,15 @@ def run_period(drivers: Drivers, plan: Plan, period: str) -> PeriodRun:
     return run
 
 
-def bills_frame(drivers: Drivers, run: PeriodRun) -> pd.DataFrame:
-    """The Bills sheet of one period, sorted by department, pool, rule, band."""
+def bills_frame(drivers: Drivers, run: PeriodRun, rated_only: bool = False) -> pd.DataFrame:
+    """The Bills sheet of one period, sorted by department, pool, rule, band.
+
+    ``rated_only`` keeps just the lines with a unit rate (CHARGE lines), which
+    is all the year-to-date same-rate check needs.
+    """
     minor = drivers.minor_unit
-    ordered = sorted(run.lines, key=lambda b: (b.department, b.pool, b.rule_id, b.tier))
+    lines = [b for b in run.lines if b.rate is not None] if rated_only else run.lines
+    ordered = sorted(lines, key=lambda b: (b.department, b.pool, b.rule_id, b.tier))
     rows = []
     for line in ordered:
         dep = drivers.departments.get(line.department)
@@ -212,6 +217,9 @@ def execute(book: Book, plan: Plan, period: str) -> Result:
     problems += billed.problems
 
     bills = bills_frame(drivers, billed)
+    # Compliance checks that every department paid the same rate all year, not just now.
+    charged_lines = [bills_frame(drivers, run, rated_only=True) for run in runs[:-1]]
+    year_charges = pd.concat([*charged_lines, bills[bills["Rate"].notna()]], ignore_index=True)
     journal = build_journal(drivers, bills, period)
     flows = build_pool_flows(drivers, runs)
     recovery = build_recovery(flows)
@@ -235,4 +243,5 @@ def execute(book: Book, plan: Plan, period: str) -> Result:
         tieouts=tieouts,
         problems=problems,
         periods=periods,
+        year_charges=year_charges,
     )

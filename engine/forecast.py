@@ -423,8 +423,13 @@ def forecast(
     period: str,
     bills: pd.DataFrame | None = None,
     flows: pd.DataFrame | None = None,
+    year_charges: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Forecast` sheet: USAGE, COST and RATE rows for the rest of the fiscal year.
+
+    ``year_charges`` (optional, the CHARGE bill lines of the fiscal year to
+    date) scales a pool's break-even volume to the part of its metric's usage
+    that is actually billed (a CHARGE's WHERE, non-billable departments).
 
     ``bills`` (optional, the billed period's Bills) fills the RATE rows' Actual
     column with the average rate actually billed. ``flows`` (optional, the
@@ -470,7 +475,17 @@ def forecast(
     kind_order = {"USAGE": 0, "COST": 1}
     rows.sort(key=lambda r: (r["Period"], kind_order[r["Kind"]]))
     rate_rows, rate_problems = break_even_rates(
-        book, charges, recovery, period, targets, shown, metrics, pools, bills, flows
+        book,
+        charges,
+        recovery,
+        period,
+        targets,
+        shown,
+        metrics,
+        pools,
+        bills,
+        flows,
+        year_charges,
     )
     problems += rate_problems
     frame = pd.DataFrame(rows + rate_rows, columns=FORECAST_COLUMNS, dtype=object)
@@ -577,8 +592,39 @@ def _money_text(value: Decimal) -> str:
     return f"{value:,}"
 
 
+def billed_share(
+    year_charges: pd.DataFrame | None, series: Series | None, pool_key: str, ytd: list[str]
+) -> Fraction | None:
+    """The part of a metric's usage to date that the pool actually billed, or None if all.
+
+    A CHARGE with a WHERE, or usage by non-billable departments, bills only part
+    of the metric; the rest of the year is expected to split the same way.
+    """
+    if year_charges is None or series is None or len(year_charges) == 0:
+        return None
+    used = sum((v for p, v in series.actual.items() if p in ytd), Fraction(0))
+    lines = year_charges[year_charges["Period"].isin(ytd)]
+    pools = lines["Pool"].astype(str).map(name_key)
+    metrics = lines["Metric"].astype(str).map(name_key)
+    mine = lines[(pools == pool_key) & (metrics == name_key(series.name))]
+    billed = sum((exact(q) or Fraction(0) for q in mine["Quantity"]), Fraction(0))
+    if used <= 0 or billed == used:
+        return None
+    return billed / used
+
+
 def break_even_rates(
-    book, charges, recovery, period, targets, shown, metrics, pools, bills, flows=None
+    book,
+    charges,
+    recovery,
+    period,
+    targets,
+    shown,
+    metrics,
+    pools,
+    bills,
+    flows=None,
+    year_charges=None,
 ):
     """A RATE row per CHARGE-billed pool: the rate that recovers the rest of the year's cost."""
     rows, problems = [], []
@@ -620,6 +666,13 @@ def break_even_rates(
         )
         cost = (cost + received).quantize(Decimal(1).scaleb(-book.settings.minor_unit))
         volume = sum(shown.get(("USAGE", metric_key), {}).values(), Decimal(0))
+        share = billed_share(
+            year_charges, metrics.get(metric_key), pool_key, year_to_date(period, start)
+        )
+        billed_part = ""
+        if share is not None:
+            volume = round_half_up(Fraction(volume) * share, USAGE_PLACES)
+            billed_part = f" (BILLED SHARE {round_half_up(share * 100, 1)}% OF USAGE TO DATE)"
         carried = over_under.get(pool_key, Decimal(0))
         extra = f" INCL. NET RECEIVED {_money_text(received)}" if received else ""
         rates = {current_rate(c, book, period) for c in pool_charges}
@@ -628,7 +681,7 @@ def break_even_rates(
         row["Actual"] = billed_rate(bills, pool_key, metric_key)
         formula = (
             f'BREAK-EVEN PER "{metric_name}" {span_text}: (COST {_money_text(cost)}{extra} '
-            f"− OVER/UNDER TO DATE {_money_text(carried)}) ÷ VOLUME {volume:,}"
+            f"− OVER/UNDER TO DATE {_money_text(carried)}) ÷ VOLUME {volume:,}{billed_part}"
         )
         if volume <= 0:
             row.update(Forecast=None, Adjustment=None, Method=f"NOT PROPOSED: {formula}")

@@ -165,7 +165,7 @@ def charge_units_cents(units: int, scale: int, rate: Decimal, minor_unit: int) -
 
 def integer_weights(weights: Iterable[int | Fraction | Decimal]) -> list[int]:
     """Exact weights scaled to integers with the same ratios (so ties stay ties)."""
-    fractions = [w if isinstance(w, int) else Fraction(w) for w in weights]
+    fractions = [w if isinstance(w, (int, Fraction)) else Fraction(w) for w in weights]
     denominator = 1
     for w in fractions:
         if isinstance(w, Fraction) and w.denominator != 1:

@@ -304,12 +304,13 @@ def run_workbook(
         chosen,
         bills=result.bills,
         flows=result.pool_flows,
+        year_charges=result.year_charges,
     )
     outcome.problems += problems
     variance_frame, problems = variance(book, chosen)
     outcome.problems += problems
     compliance_frame, problems = compliance(
-        book, result.recovery, result.bills, chosen, plan.charges
+        book, result.recovery, result.year_charges, chosen, plan.charges
     )
     outcome.problems += problems
     clock.lap("forecast")

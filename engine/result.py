@@ -143,6 +143,8 @@ class Result:
     problems: list[Problem]
     periods: list[str] = field(default_factory=list)
     """The fiscal-year periods run for Recovery, oldest first (the billed one last)."""
+    year_charges: pd.DataFrame | None = None
+    """CHARGE bill lines (those with a Rate) of every period of the fiscal year to date."""
 
     @property
     def ok(self) -> bool:

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import pandas as pd
 import pytest
+
 from costloop.engine.book import Book, Settings
 from costloop.engine.forecast import (
     FORECAST_COLUMNS,
@@ -16,6 +17,7 @@ from costloop.engine.forecast import (
     remaining_periods,
     round_half_up,
 )
+from costloop.problems import Reason, Severity
 from costloop.rules.ast import (
     Charge,
     FixedRate,
@@ -27,8 +29,6 @@ from costloop.rules.ast import (
     Span,
     Trend,
 )
-
-from costloop.problems import Reason, Severity
 
 # --- builders ------------------------------------------------------------------
 
@@ -571,3 +571,24 @@ def test_trend_continues_any_straight_line_exactly(start, step, n):
     assert problems == []
     expected = [max(0, start + step * 10), max(0, start + step * 11)]
     assert list(rows_of(frame, "USAGE", "GB")["Forecast"]) == [Decimal(v) for v in expected]
+
+
+def test_break_even_volume_is_the_billed_share_of_usage():
+    # Usage of "AWS Cost" to date: 600 + 400 = 1,000; the pass-through CHARGE (WHERE Service
+    # IN ("EC2", "S3")) billed 900 of it, so 90% of any forecast volume is billable.
+    from costloop.engine.forecast import Series, billed_share
+
+    series = Series("USAGE", "AWS Cost", {"2026-01": Fraction(600), "2026-02": Fraction(400)})
+    lines = pd.DataFrame(
+        {
+            "Period": ["2026-01", "2026-02", "2026-02", "2026-02"],
+            "Pool": ["Cloud Pass-through", "cloud pass-through", "Cloud Pass-through", "Other"],
+            "Metric": ["AWS Cost", "AWS Cost", "aws cost", "AWS Cost"],
+            "Quantity": [Decimal("540"), Decimal("200.5"), Decimal("159.5"), Decimal("999")],
+        }
+    )
+    ytd = ["2026-01", "2026-02"]
+    assert billed_share(lines, series, "cloud pass-through", ytd) == Fraction(9, 10)
+    full = lines.assign(Quantity=[Decimal(600), Decimal(200), Decimal(200), Decimal(0)])
+    assert billed_share(full, series, "cloud pass-through", ytd) is None
+    assert billed_share(None, series, "cloud pass-through", ytd) is None
