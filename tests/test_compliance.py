@@ -6,6 +6,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
+
 from costloop.engine.book import Book, Settings
 from costloop.engine.compliance import (
     COMPLIANCE_COLUMNS,
@@ -13,9 +14,8 @@ from costloop.engine.compliance import (
     reserve_days,
 )
 from costloop.engine.variance import VARIANCE_COLUMNS, variance
-from costloop.rules.ast import Charge, FixedRate, Name, RateCard, Span, Tier, Tiered
-
 from costloop.problems import Reason, Severity
+from costloop.rules.ast import Charge, FixedRate, Name, RateCard, Span, Tier, Tiered
 
 RECOVERY_COLUMNS = [
     "Period",

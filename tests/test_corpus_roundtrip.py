@@ -16,10 +16,11 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from lxml import etree
+
 from costloop.engine import xlsx_parts
 from costloop.engine.workbook import OutputSheet
 from costloop.engine.xlsx_file import FileWorkbook
-from lxml import etree
 
 CORPUS = Path("/work/shared/corpus/excel-authored")
 BOOKS = sorted(p for p in CORPUS.glob("*.xls[xm]")) if CORPUS.is_dir() else []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from costloop.engine.scenario import (
     MAX_SCENARIO_NAME,
     input_sheet_map,
@@ -12,7 +13,6 @@ from costloop.engine.scenario import (
     scenarios_in,
     validate_scenario_name,
 )
-
 from costloop.problems import Reason, Severity
 
 BASE = ["Settings", "Departments", "Budget", "Actuals", "Usage", "Rates", "Rules"]
