@@ -218,10 +218,14 @@ class FileWorkbook:
             self._forget()
 
 
-def write_owned_sheets(package: parts.Package, sheets: list[OutputSheet]) -> parts.Package:
+def write_owned_sheets(
+    package: parts.Package, sheets: list[OutputSheet], mark_owned: bool = True
+) -> parts.Package:
     """Put each output sheet into the package: replace it if costloop owns it, else append it.
 
     Raises `NotOwnedError` before changing anything if a user sheet has one of the names.
+    ``mark_owned=False`` appends sheets as the user's own (tests use it to lay input
+    sheets into a real Excel workbook the same lossless way).
     """
     workbook = parts.WorkbookPart(package)
     owned = {name.casefold() for name in workbook.owned()}
@@ -239,7 +243,9 @@ def write_owned_sheets(package: parts.Package, sheets: list[OutputSheet]) -> par
         if entry is None or entry.part is None or not entry.is_worksheet:
             if entry is not None:  # owned, but its worksheet part is gone: a damaged file
                 raise parts.PackageError(f"{sheet.name}: the sheet's part is missing")
-            entry = workbook.add_sheet(sheet.name, _new_sheet_part(package, workbook))
+            entry = workbook.add_sheet(
+                sheet.name, _new_sheet_part(package, workbook), owned=mark_owned
+            )
             types.override(entry.part, parts.CT_WORKSHEET)
             added.append(sheet.name)
             selected = False

@@ -421,8 +421,8 @@ class WorkbookPart:
                     owned.add(self.sheets[index].name)
         return owned
 
-    def add_sheet(self, name: str, part: str) -> SheetEntry:
-        """Append a worksheet after the last sheet and mark it as costloop's."""
+    def add_sheet(self, name: str, part: str, owned: bool = True) -> SheetEntry:
+        """Append a worksheet after the last sheet, marked as costloop's unless ``owned`` is off."""
         sheets_el = self._child("sheets")
         sheet_id = 1 + max(
             (int(s.sheet_id) for s in self.sheets if s.sheet_id.isdigit()), default=0
@@ -437,7 +437,8 @@ class WorkbookPart:
         element.set(f"{{{NS_R}}}id", rel_id)
         entry = SheetEntry(len(self.sheets), element, part, REL_WORKSHEET)
         self.sheets.append(entry)
-        self._set_name(OWNED_NAME, entry.index, OWNED_VALUE)
+        if owned:
+            self._set_name(OWNED_NAME, entry.index, OWNED_VALUE)
         self.dirty = True
         return entry
 
