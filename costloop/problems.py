@@ -85,6 +85,27 @@ class Problem:
     end: int | None = None
     rule_id: str | None = None
 
+    @classmethod
+    def at_rule(
+        cls,
+        rule,
+        code: Reason,
+        message: str,
+        span=None,
+        severity: Severity = Severity.ERROR,
+    ) -> Problem:
+        """A problem located in a rule (any AST statement), at ``span`` if given."""
+        return cls(
+            code,
+            severity,
+            rule.where,
+            message,
+            text=rule.text,
+            start=span.start if span else None,
+            end=span.end if span else None,
+            rule_id=rule.rule_id,
+        )
+
     @property
     def is_error(self) -> bool:
         return self.severity is Severity.ERROR

@@ -73,16 +73,7 @@ def rule_problem(
     span: Span | None = None,
 ) -> Problem:
     """A runtime problem located at the rule's cell (and, given a span, the character)."""
-    return Problem(
-        code,
-        severity,
-        rule.where,
-        message,
-        text=rule.text,
-        start=span.start if span else None,
-        end=span.end if span else None,
-        rule_id=rule.rule_id,
-    )
+    return Problem.at_rule(rule, code, message, span, severity)
 
 
 def _pool_keys(drivers: Drivers, rule: Allocate) -> list[str]:

@@ -227,8 +227,9 @@ def _span_of_number(rule: Forecast) -> tuple[int, int]:
 
 
 def _rule_problem(rule: Forecast, code: Reason, message: str, span=None, severity=Severity.ERROR):
-    start, end = span if span else (rule.method.span.start, rule.method.span.end)
-    return Problem(code, severity, rule.where, message, rule.text, start, end, rule.rule_id)
+    """Located at ``span`` (start, end), else under the forecast method."""
+    where = Span(*span) if span else rule.method.span
+    return Problem.at_rule(rule, code, message, where, severity)
 
 
 def _range_text(history: list[tuple[str, Fraction]]) -> str:
@@ -644,16 +645,13 @@ def break_even_rates(
             row.update(Plan=None, Forecast=None, Adjustment=None,
                        Method=f"NOT PROPOSED: CHARGED ON SEVERAL METRICS ({names})")  # fmt: skip
             problems.append(
-                Problem(
+                Problem.at_rule(
+                    first,
                     Reason.NO_VOLUME,
-                    Severity.WARNING,
-                    first.where,
                     f'pool "{pool_name}" is charged on several metrics ({names}); no single '
                     f"break-even rate exists, so none is proposed — set the rates by hand",
-                    first.text,
-                    first.pool.span.start,
-                    first.pool.span.end,
-                    first.rule_id,
+                    first.pool.span,
+                    Severity.WARNING,
                 )
             )
             rows.append(row)
@@ -686,18 +684,15 @@ def break_even_rates(
         if volume <= 0:
             row.update(Forecast=None, Adjustment=None, Method=f"NOT PROPOSED: {formula}")
             problems.append(
-                Problem(
+                Problem.at_rule(
+                    first,
                     Reason.NO_VOLUME,
-                    Severity.WARNING,
-                    first.where,
                     f'no break-even rate for pool "{pool_name}": the forecast usage of '
                     f'"{metric_name}" for {span_text.replace(" TO ", " to ")} is zero, so no rate '
                     f"can recover its cost of {_money_text(cost)} — check the Usage sheet or add "
                     f'a FORECAST USAGE "{metric_name}" rule',
-                    first.text,
-                    first.metric.span.start,
-                    first.metric.span.end,
-                    first.rule_id,
+                    first.metric.span,
+                    Severity.WARNING,
                 )
             )
             rows.append(row)
@@ -709,18 +704,15 @@ def break_even_rates(
             # and refund the excess (2 CFR 200 App. V G.4 adjustment), never a negative rate.
             excess = carried - cost
             problems.append(
-                Problem(
+                Problem.at_rule(
+                    first,
                     Reason.OVER_RECOVERY,
-                    Severity.WARNING,
-                    first.where,
                     f'pool "{pool_name}" has over-recovered {_money_text(carried)} to date, more '
                     f"than its forecast remaining cost of {_money_text(cost)}; the proposed rate "
                     f"is 0 and {_money_text(excess)} should be refunded or credited to the "
                     f"departments billed",
-                    first.text,
-                    first.pool.span.start,
-                    first.pool.span.end,
-                    first.rule_id,
+                    first.pool.span,
+                    Severity.WARNING,
                 )
             )
             rate = Decimal(0).scaleb(-RATE_PLACES)

@@ -379,16 +379,7 @@ def _problem(
     span: Span | None,
     severity: Severity = Severity.ERROR,
 ) -> Problem:
-    return Problem(
-        code=code,
-        severity=severity,
-        where=rule.where,
-        message=message,
-        text=rule.text,
-        start=span.start if span else None,
-        end=span.end if span else None,
-        rule_id=rule.rule_id,
-    )
+    return Problem.at_rule(rule, code, message, span, severity)
 
 
 def _column_hint(header: str | None) -> str:
