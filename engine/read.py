@@ -62,7 +62,7 @@ from pandas.api.types import infer_dtype
 from costloop.engine.book import INPUT_SHEETS, Book, Settings
 from costloop.engine.currency import minor_unit, normalize_code
 from costloop.engine.periods import parse_period
-from costloop.engine.workbook import ExcelError, Workbook
+from costloop.engine.workbook import ExcelError, Workbook, column_letter
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import RuleCell, name_key
 
@@ -86,16 +86,6 @@ _NO = {"n", "no", "false", "0"}
 
 
 # --- cell values -------------------------------------------------------------
-
-
-def column_letter(index: int) -> str:
-    """0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def _text(value: object) -> str:

@@ -17,6 +17,16 @@ CellValue = Any
 """None, str, float, int, bool, datetime.date/datetime, or an `ExcelError`."""
 
 
+def column_letter(index: int) -> str:
+    """Grid column index to Excel's letters: 0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
 @dataclass(frozen=True)
 class ExcelError:
     """An Excel error value in a cell, such as ``#REF!`` or ``#DIV/0!``."""

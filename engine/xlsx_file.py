@@ -58,7 +58,13 @@ import python_calamine
 from lxml import etree
 
 from costloop.engine import xlsx_parts as parts
-from costloop.engine.workbook import CellValue, ExcelError, NotOwnedError, OutputSheet
+from costloop.engine.workbook import (
+    CellValue,
+    ExcelError,
+    NotOwnedError,
+    OutputSheet,
+    column_letter,
+)
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -451,7 +457,7 @@ def render_worksheet(
             f"({MAX_ROWS - 1:,} rows of data at most)"
         )
     width = max(width, 1)
-    letters = [parts.column_letter(j) for j in range(width)]
+    letters = [column_letter(j) for j in range(width)]
     sheet_styles = _SheetStyles(styles, [sheet.formats.get(c) for c in sheet.columns])
     lengths = [len(str(c)) + 2 for c in sheet.columns] + [0] * (width - len(sheet.columns))
     out = []

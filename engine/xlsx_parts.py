@@ -650,13 +650,3 @@ def drop_calc_chain_cells(
     package.delete(chain_part)
     workbook.rels.remove_type("/calcChain")
     types.forget([chain_part])
-
-
-def column_letter(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
