@@ -27,7 +27,7 @@ from costloop.engine.names import names_from_book
 from costloop.engine.periods import parse_period
 from costloop.engine.read import read_book
 from costloop.engine.report import RunLog, rule_check_sheet
-from costloop.engine.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS
+from costloop.engine.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
 from costloop.engine.scenario import input_sheet_map, output_sheet_names
 from costloop.engine.sheets import (
     PERCENT_FORMAT,
@@ -54,7 +54,7 @@ class Outcome:
     period: str | None = None
     book: Book | None = None
     plan: Plan | None = None
-    result: object | None = None
+    result: Result | None = None
     written: list[str] = field(default_factory=list)
     """Sheets written into the workbook (empty when nothing was written)."""
     run_log: RunLog = field(default_factory=RunLog)
@@ -78,10 +78,11 @@ class Outcome:
 def _not_owned(wb: Workbook, names: list[str]) -> list[Problem]:
     """User sheets that carry an output sheet's name: an error, never a casualty."""
     owned = {n.casefold() for n in wb.owned_sheets()}
+    wanted = {n.casefold() for n in names}
     problems = []
     for existing in wb.sheet_names():
         folded = existing.casefold()
-        if folded in {n.casefold() for n in names} and folded not in owned:
+        if folded in wanted and folded not in owned:
             problems.append(
                 Problem(
                     Reason.SHEET_NOT_OWNED,
@@ -96,7 +97,7 @@ def _not_owned(wb: Workbook, names: list[str]) -> list[Problem]:
 
 def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     """Read, parse, check and order: everything short of computing numbers."""
-    book, problems = read_book(wb, sheets) if sheets else read_book(wb)
+    book, problems = read_book(wb, sheets)
     outcome = Outcome(problems=list(problems), book=book)
     if book is None:
         return outcome
@@ -170,7 +171,7 @@ def write_failure(
     if output is not None:
         return
     cells = outcome.book.rules if outcome.book else []
-    amounts = getattr(outcome.result, "rule_amounts", None)
+    amounts = outcome.result.rule_amounts if outcome.result else None
     sheets = [
         rule_check_sheet(cells, outcome.problems, amounts, name=names[RULE_CHECK]),
         outcome.run_log.sheet(names[RUN_LOG]),
@@ -275,7 +276,7 @@ def run_workbook(
         # Without a valid scenario there is no sheet to report into: say it on the console.
         return Outcome(problems=scenario_problems + name_problems, timings=timings)
 
-    outcome = prepare(wb, inputs or None)
+    outcome = prepare(wb, inputs)
     outcome.timings = timings
     clock.lap("read+check")
     outcome.problems += scenario_problems + _not_owned(wb, list(names.values()))
