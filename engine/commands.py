@@ -52,6 +52,10 @@ def summary_lines(outcome: Outcome) -> list[str]:
         lines.append("Recovery this period:")
         width = max(len(str(p)) for p in current["Pool"])
         for row in current.itertuples(index=False):
+            if not row.Cost and not row.Recovered:
+                # A support pool: everything it cost went on to other pools (step-down).
+                lines.append(f"  {row.Pool:<{width}}  allocated onward to other pools")
+                continue
             pct = "" if row.RecoveryPct is None else f"{Decimal(row.RecoveryPct) * 100:6.1f}%"
             lines.append(
                 f"  {row.Pool:<{width}}  cost {_fmt(row.Cost):>14}  "
