@@ -482,14 +482,14 @@ def render_worksheet(
                     continue
                 text = format(value, "f")
                 cells.append(f'<c r="{ref}"{sheet_styles.attr(j, "num")}><v>{text}</v></c>')
-                size = len(text) + len(text) // 4
+                size = len(text) + len(text) // 3 + 1  # thousands separators, breathing room
             elif kind is bool or isinstance(value, bool):
                 cells.append(f'<c r="{ref}" t="b"><v>{int(value)}</v></c>')
                 size = 5
             elif isinstance(value, numbers.Integral):
                 text = str(int(value))
                 cells.append(f'<c r="{ref}"{sheet_styles.attr(j, "num")}><v>{text}</v></c>')
-                size = len(text) + len(text) // 4
+                size = len(text) + len(text) // 3 + 1  # thousands separators, breathing room
             elif isinstance(value, numbers.Real):
                 if not math.isfinite(value):
                     cells.append(_nan_cell(ref, math.isnan(value)))
