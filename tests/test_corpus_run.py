@@ -10,6 +10,7 @@ nothing. A second run replaces the output sheets rather than adding more.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -31,14 +32,20 @@ from costloop.engine.xlsx_file import FileWorkbook, _atomic_write, write_owned_s
 from costloop.workbooks import demo_path
 
 
-@pytest.fixture(scope="module")
-def demo_inputs() -> list[OutputSheet]:
+@functools.cache
+def demo_input_sheets() -> list[OutputSheet]:
+    """The demo workbook's input sheets, ready to lay into another workbook."""
     demo = FileWorkbook(demo_path())
     sheets = []
     for name in INPUT_SHEETS:
         grid = demo.read_sheet(name)
         sheets.append(OutputSheet(name, list(grid[0]), [tuple(r) for r in grid[1:]]))
     return sheets
+
+
+@pytest.fixture(scope="module")
+def demo_inputs() -> list[OutputSheet]:
+    return demo_input_sheets()
 
 
 def lay_inputs(path: Path, sheets: list[OutputSheet]) -> None:
