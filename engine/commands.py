@@ -80,6 +80,6 @@ def explain_exception(exc: Exception) -> str | None:
     if isinstance(exc, zipfile.BadZipFile):
         return "the file is not an Excel workbook (.xlsx or .xlsm); save it as one and retry"
     name = type(exc).__name__
-    if name in ("WorkbookFormatError", "NotOwnedError"):
+    if name in ("WorkbookFormatError", "WorkbookProtectedError", "NotOwnedError"):
         return str(exc)
     return None

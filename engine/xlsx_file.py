@@ -78,6 +78,10 @@ ERROR_CODES = frozenset(
 )
 
 
+class WorkbookProtectedError(ValueError):
+    """The workbook's structure is protected, so costloop may not add its sheets."""
+
+
 class WorkbookFormatError(ValueError):
     """The file is not an .xlsx/.xlsm workbook costloop can read and write."""
 
@@ -239,6 +243,14 @@ def write_owned_sheets(
         existing = workbook.sheet(sheet.name)
         if existing is not None and existing.name.casefold() not in owned:
             raise NotOwnedError(existing.name)
+    missing = [s.name for s in sheets if workbook.sheet(s.name) is None]
+    if missing and workbook.structure_locked:
+        # Adding a sheet would break the protection the workbook's owner set.
+        raise WorkbookProtectedError(
+            f"the workbook's structure is protected, so costloop cannot add its "
+            f"{', '.join(missing)} sheet(s); unprotect it (Review > Protect Workbook), run "
+            f"again, then protect it again — nothing was changed"
+        )
     before = package.reachable()
     types = parts.ContentTypes(package)
     styles = parts.Styles(package, workbook, types)

@@ -399,6 +399,12 @@ class WorkbookPart:
         return self.root.find(f"{{{self.ns}}}{local}")
 
     @property
+    def structure_locked(self) -> bool:
+        """Review > Protect Workbook (structure): no sheet may be added or removed."""
+        protection = self._child("workbookProtection")
+        return protection is not None and protection.get("lockStructure") in ("1", "true")
+
+    @property
     def date1904(self) -> bool:
         pr = self._child("workbookPr")
         return pr is not None and pr.get("date1904", "0").lower() in ("1", "true")

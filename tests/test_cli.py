@@ -226,3 +226,17 @@ def test_scenario_leaves_base_sheets_byte_identical(demo: Path):
     high = dict(FileWorkbook(demo).read_sheet("Run Log@High")[1:])
     assert base["Total Billed"] != high["Total Billed"]
     assert high["Scenario"] == "High"
+
+
+def test_structure_protected_workbook_is_refused_unchanged(demo: Path, capsys):
+    from openpyxl.workbook.protection import WorkbookProtection
+
+    wb = openpyxl.load_workbook(demo)
+    wb.security = WorkbookProtection(lockStructure=True)
+    wb.save(demo)
+    original = digest(demo)
+    assert main(["run", str(demo)]) == 1
+    err = capsys.readouterr().err
+    assert "structure is protected" in err and "Review > Protect Workbook" in err
+    assert "Traceback" not in err
+    assert digest(demo) == original
