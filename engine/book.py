@@ -125,6 +125,15 @@ class Book:
         letter = self.columns.get(sheet, {}).get(name_key(column), (column, "?"))[1]
         return f"{self.sources.get(sheet, sheet)}!{letter}{row}"
 
+    def pool_cell(self, key: str, sheets: tuple[str, ...] = ("Budget", "Actuals")) -> str:
+        """Where a pool first appears (its Budget row, else its Actuals row), for messages."""
+        frames = {"Budget": self.budget, "Actuals": self.actuals}
+        for sheet, frame in ((s, frames[s]) for s in sheets):
+            rows = frame.loc[frame["_key"] == key, "_row"] if "_key" in frame else []
+            if len(rows):
+                return self.cell(sheet, "Pool", int(rows.iloc[0]))
+        return f"{self.sources.get('Budget', 'Budget')}!A1"
+
 
 def money(cents: int, minor_unit: int = 2) -> Decimal:
     """Integer minor units -> exact Decimal (1234 -> Decimal('12.34'))."""

@@ -339,7 +339,8 @@ def compliance(
                 Problem(
                     Reason.RESERVE_EXCEEDED,
                     Severity.WARNING,
-                    "Recovery",
+                    # The FUND TOTAL row just added (row 1 is the header).
+                    f"{COMPLIANCE_SHEET}!A{len(rows) + 1}",
                     f"the IT fund's reserve from billing ({total['Over/Under YTD']:,}) is "
                     f"{total['Reserve Days']} days of cash expenses, over the {limit}-day limit "
                     f"(Settings ReserveDays; 2 CFR 200 App. V G.2) — lower rates or refund "

@@ -158,7 +158,7 @@ def run_period(drivers: Drivers, plan: Plan, period: str) -> PeriodRun:
             Problem(
                 Reason.UNALLOCATED,
                 Severity.WARNING,
-                "Rules",
+                drivers.book.pool_cell(pool),
                 f'pool "{name}" keeps {format_money(left, drivers.minor_unit)} as Unallocated in '
                 f"{period}: {why}; add an ALLOCATE or CHARGE rule for it",
             )

@@ -109,6 +109,8 @@ class Series:
     name: str
     actual: dict[str, Fraction] = field(default_factory=dict)
     plan: dict[str, Fraction] = field(default_factory=dict)
+    where: str = "Budget!A1"
+    """Where its plan lives (its first Budget cell), for messages about the plan."""
 
     def history(self, period: str) -> list[tuple[str, Fraction]]:
         """Actual periods up to and including the billed one, oldest first."""
@@ -157,7 +159,8 @@ def build_series(
         k: Series("USAGE", n, usage.get(k, {}), volume.get(k, {})) for k, n in metric_names.items()
     }
     pools = {
-        k: Series("COST", n, actual.get(k, {}), budget.get(k, {})) for k, n in pool_names.items()
+        k: Series("COST", n, actual.get(k, {}), budget.get(k, {}), book.pool_cell(k, ("Budget",)))
+        for k, n in pool_names.items()
     }
     return metrics, pools
 
@@ -300,7 +303,7 @@ def _plan_projection(series: Series, targets, period, rule: Forecast | None):
                 Problem(
                     Reason.NO_BUDGET,
                     Severity.WARNING,
-                    "Budget",
+                    series.where,
                     f"the Budget sheet has no rows for {what} in {listed} (remaining periods of "
                     f"the fiscal year); its cost there is {instead} — add Budget rows for those "
                     f'periods, or add a rule such as FORECAST COST "{series.name}" BY TREND OVER '

@@ -456,7 +456,7 @@ def test_default_plan_without_budget_is_a_warning_naming_the_budget_sheet():
     frame, problems = forecast(book, [], [], None, "2026-04")
     [problem] = problems
     assert problem.code is Reason.NO_BUDGET and problem.severity is Severity.WARNING
-    assert problem.where == "Budget"
+    assert problem.where.startswith("Budget!")  # the pool's first Budget cell
     assert '"Network"' in problem.message and "2026-05, 2026-06" in problem.message
     assert list(rows_of(frame, "COST", "Network")["Forecast"]) == [
         Decimal("500.00"),
