@@ -105,7 +105,7 @@ class Book:
         out: dict[str, str] = {}
         for frame in (self.usage, self.budget, self.rates):
             if "Metric" in frame:
-                for name in frame["Metric"].dropna():
+                for name in frame["Metric"].dropna().unique():  # first occurrences, in order
                     if str(name).strip():
                         out.setdefault(name_key(str(name)), str(name))
         return out

@@ -132,7 +132,7 @@ def _spellings(frames: Iterable[tuple[pd.DataFrame, str]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for frame, col in frames:
         if frame is not None and col in frame:
-            for name in frame[col].dropna():
+            for name in frame[col].dropna().unique():  # first occurrences, in order
                 if str(name).strip():
                     out.setdefault(name_key(str(name)), str(name).strip())
     return out

@@ -44,6 +44,7 @@ relationship and content type, if nothing is left: Excel rebuilds it).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import math
 import numbers
@@ -405,12 +406,18 @@ def _escape_char(match: re.Match) -> str:
     return f"_x{code:04X}_"
 
 
-def _text_cell(ref: str, text: str, style: str) -> str:
+@functools.lru_cache(maxsize=1 << 14)
+def _inline_text(text: str) -> str:
+    """``<is>…</is>`` for a string: cached, since output sheets repeat names and periods."""
     if len(text) > MAX_CELL_CHARS:
         text = text[: MAX_CELL_CHARS - 1] + "…"
     body = _NEEDS_ESCAPE.sub(_escape_char, text)
     space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
-    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{body}</t></is></c>'
+    return f"<is><t{space}>{body}</t></is>"
+
+
+def _text_cell(ref: str, text: str, style: str) -> str:
+    return f'<c r="{ref}"{style} t="inlineStr">{_inline_text(text)}</c>'
 
 
 _EPOCH_1900 = dt.datetime(1899, 12, 30)

@@ -12,6 +12,7 @@ add fields freely, never rename or remove one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -25,8 +26,13 @@ class Span:
     end: int
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_key(text: str) -> str:
-    """How names are compared: case-insensitive after trimming (SPEC §2)."""
+    """How names are compared: case-insensitive after trimming (SPEC §2).
+
+    Cached: a workbook has few distinct names but the engine compares them once
+    per usage row and bill line.
+    """
     return " ".join(text.split()).casefold()
 
 
