@@ -6,7 +6,7 @@ import zipfile
 from decimal import Decimal
 from pathlib import Path
 
-from costloop.engine.pipeline import Outcome, check_workbook, run_workbook
+from costloop.engine.pipeline import Outcome, check_workbook, run_workbook, total_billed
 from costloop.engine.xlsx_file import FileWorkbook
 
 
@@ -40,7 +40,7 @@ def summary_lines(outcome: Outcome) -> list[str]:
         ]
     result = outcome.result
     bills = result.bills
-    total = sum((Decimal(a) for a in bills["Amount"]), Decimal(0))
+    total = total_billed(bills)
     departments = bills["Department"].nunique()
     lines = [
         f"Period {outcome.period}: billed {_fmt(total)} to {departments} department(s) "

@@ -34,7 +34,8 @@ from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.forecast import exact, round_half_up, year_to_date
+from costloop.engine.forecast import exact, round_half_up
+from costloop.engine.periods import fiscal_periods_to_date
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
@@ -310,7 +311,7 @@ def compliance(
     """
     charges = list(charges)
     settings = book.settings
-    ytd = year_to_date(period, settings.fiscal_year_start)
+    ytd = fiscal_periods_to_date(period, settings.fiscal_year_start)
     months, periods, limit, minor = len(ytd), set(ytd), settings.reserve_days, settings.minor_unit
     exempt = tiered_rules(charges, book.rates)
     exceptions, rated = rate_exceptions(bills, periods, exempt)

@@ -35,6 +35,7 @@ from costloop.engine.charge import bill_charge
 from costloop.engine.drivers import Drivers
 from costloop.engine.journal import build_journal
 from costloop.engine.money import cents_to_money, format_money
+from costloop.engine.periods import fiscal_periods_to_date
 from costloop.engine.reciprocal import spread_group
 from costloop.engine.recovery import build_pool_flows, build_recovery
 from costloop.engine.result import BILL_COLUMNS, PeriodRun, Result, Spread
@@ -43,18 +44,6 @@ from costloop.problems import Problem, Reason, Severity
 from costloop.rules.plan import Plan
 
 FLOW_KEYS = ("direct", "received", "onward", "billed", "unallocated", "charged")
-
-
-def fiscal_periods(period: str, fiscal_year_start: int) -> list[str]:
-    """Every period from the start of ``period``'s fiscal year up to and including it."""
-    year, month = int(period[:4]), int(period[5:7])
-    start = fiscal_year_start if 1 <= fiscal_year_start <= 12 else 7
-    first_year = year if month >= start else year - 1
-    out, y, m = [], first_year, start
-    while (y, m) <= (year, month):
-        out.append(f"{y:04d}-{m:02d}")
-        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
-    return out
 
 
 class _PoolBooks:
@@ -207,7 +196,7 @@ def _earlier(problem: Problem, period: str) -> Problem:
 def execute(book: Book, plan: Plan, period: str) -> Result:
     """Run the plan for the billed ``period`` and its fiscal year to date."""
     drivers = Drivers(book)
-    periods = fiscal_periods(period, book.settings.fiscal_year_start)
+    periods = fiscal_periods_to_date(period, book.settings.fiscal_year_start)
     runs = [run_period(drivers, plan, p) for p in periods]
     billed = runs[-1]
 

@@ -22,9 +22,8 @@ from fractions import Fraction
 import pandas as pd
 
 from costloop.engine.book import Book, money
-from costloop.engine.money import exact_sums
+from costloop.engine.money import exact_sums, to_fraction
 from costloop.engine.periods import (
-    fiscal_periods,
     fiscal_periods_remaining,
     fiscal_periods_to_date,
     period_index,
@@ -61,26 +60,20 @@ FORECAST_FORMATS = {
 
 # --- periods -------------------------------------------------------------------------
 
-fiscal_year_periods = fiscal_periods
-year_to_date = fiscal_periods_to_date
-remaining_periods = fiscal_periods_remaining
-
 
 # --- exact numbers ---------------------------------------------------------
 
 
 def exact(value: object) -> Fraction | None:
-    """A cell value as an exact fraction; a float goes through its shortest repr."""
+    """A cell value as an exact fraction (as Excel shows it); None for a blank or NaN."""
     if value is None or value is pd.NA:
         return None
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return None
-        return Fraction(Decimal(repr(value)))
-    if isinstance(value, (int, Decimal, Fraction)):
-        return Fraction(value)
     if hasattr(value, "item"):  # numpy scalar
-        return exact(value.item())
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, (int, float, Decimal, Fraction)):
+        return to_fraction(value)
     return Fraction(Decimal(str(value)))
 
 
@@ -443,7 +436,7 @@ def forecast(
     """
     forecasts, charges = list(forecasts), list(charges)
     minor = book.settings.minor_unit
-    targets = remaining_periods(period, book.settings.fiscal_year_start)
+    targets = fiscal_periods_remaining(period, book.settings.fiscal_year_start)
     chosen, problems = _rules_by_name(forecasts)
     metrics, pools = build_series(book, forecasts, charges)
     rows: list[dict] = []
@@ -504,7 +497,7 @@ def over_under_to_date(recovery: pd.DataFrame | None, period: str, start_month: 
     totals: dict[str, Decimal] = {}
     if recovery is None or len(recovery) == 0:
         return totals
-    ytd = set(year_to_date(period, start_month))
+    ytd = set(fiscal_periods_to_date(period, start_month))
     for pool, p, amount in zip(
         recovery["Pool"], recovery["Period"], recovery["OverUnder"], strict=True
     ):
@@ -530,7 +523,7 @@ def net_received(
     """
     if flows is None or len(flows) == 0 or "Received" not in flows:
         return Decimal(0)
-    ytd = set(year_to_date(period, start_month))
+    ytd = set(fiscal_periods_to_date(period, start_month))
     per_period: dict[str, Fraction] = {}
     for row in flows.itertuples(index=False):
         if row.Period in ytd and name_key(str(row.Pool)) == pool_key:
@@ -668,7 +661,7 @@ def break_even_rates(
         cost = (cost + received).quantize(Decimal(1).scaleb(-book.settings.minor_unit))
         volume = sum(shown.get(("USAGE", metric_key), {}).values(), Decimal(0))
         share = billed_share(
-            year_charges, metrics.get(metric_key), pool_key, year_to_date(period, start)
+            year_charges, metrics.get(metric_key), pool_key, fiscal_periods_to_date(period, start)
         )
         billed_part = ""
         if share is not None:

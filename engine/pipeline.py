@@ -324,13 +324,8 @@ def run_workbook(
     outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
     outcome.run_log.add("Total Billed", total_billed(result.bills))
     outcome.run_log.add("Journal Lines", len(result.journal))
+    # A failed tie-out is already an ERROR problem (engine/tieouts.py).
     failed = [t for t in result.tieouts if not t.passed]
-    if failed and not any(p.code in (Reason.TIE_OUT, Reason.UNBALANCED) for p in outcome.problems):
-        # A failed proof must fail the run even if no stage said so in words.
-        outcome.problems += [
-            Problem(Reason.TIE_OUT, Severity.ERROR, names[RUN_LOG], f"tie-out {t.name}: {t.detail}")
-            for t in failed
-        ]
     if has_errors(outcome.problems):
         write_failure(wb, outcome, names, output, "a tie-out failed" if failed else "")
         return outcome

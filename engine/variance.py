@@ -17,8 +17,9 @@ from fractions import Fraction
 import pandas as pd
 
 from costloop.engine.book import Book, money
-from costloop.engine.forecast import round_half_up, year_to_date
+from costloop.engine.forecast import round_half_up
 from costloop.engine.money import exact_sums
+from costloop.engine.periods import fiscal_periods_to_date
 from costloop.problems import Problem
 from costloop.rules.ast import name_key
 
@@ -90,7 +91,7 @@ def _row(kind, name, span, plan, actual, show) -> dict:
 
 def variance(book: Book, period: str) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Variance` sheet: year-to-date plan vs actual by pool and by metric."""
-    ytd = year_to_date(period, book.settings.fiscal_year_start)
+    ytd = fiscal_periods_to_date(period, book.settings.fiscal_year_start)
     span = ytd[0] if len(ytd) == 1 else f"{ytd[0]} to {ytd[-1]}"
     periods = set(ytd)
     minor = book.settings.minor_unit

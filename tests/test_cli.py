@@ -240,3 +240,21 @@ def test_structure_protected_workbook_is_refused_unchanged(demo: Path, capsys):
     assert "structure is protected" in err and "Review > Protect Workbook" in err
     assert "Traceback" not in err
     assert digest(demo) == original
+
+
+def test_a_failed_tie_out_fails_the_run_and_writes_only_the_reports(demo: Path, monkeypatch):
+    from costloop.engine import execute
+
+    real = execute.build_journal
+
+    def journal_missing_a_line(*args, **kwargs):
+        return real(*args, **kwargs).iloc[:-1]  # a credit goes missing: entries stop balancing
+
+    monkeypatch.setattr(execute, "build_journal", journal_missing_a_line)
+    before = sheet_parts(demo)
+    assert main(["run", str(demo)]) == 1
+    after = sheet_parts(demo)
+    assert set(after) - set(before) == {"Rule Check", "Run Log"}
+    log = {row[0]: row[1] for row in FileWorkbook(demo).read_sheet("Run Log")[1:]}
+    assert log["Status"] == "FAILED" and "tie-out" in log["Failure"]
+    assert log["Tie-out: Journal balances"].startswith("FAIL")

@@ -11,12 +11,11 @@ import pytest
 from costloop.engine.book import Book, Settings
 from costloop.engine.forecast import (
     FORECAST_COLUMNS,
-    fiscal_year_periods,
     forecast,
     least_squares,
-    remaining_periods,
     round_half_up,
 )
+from costloop.engine.periods import fiscal_periods, fiscal_periods_remaining
 from costloop.problems import Reason, Severity
 from costloop.rules.ast import (
     Charge,
@@ -122,13 +121,13 @@ JAN_APR = {"2026-01": 100.0, "2026-02": 110.0, "2026-03": 120.0, "2026-04": 130.
 
 def test_fiscal_year_and_remaining_periods():
     # FY starting July: 2026-04 is in FY 2025-07 .. 2026-06; two periods remain.
-    assert fiscal_year_periods("2026-04", 7)[0] == "2025-07"
-    assert fiscal_year_periods("2026-04", 7)[-1] == "2026-06"
-    assert remaining_periods("2026-04", 7) == ["2026-05", "2026-06"]
-    assert remaining_periods("2026-06", 7) == []  # the last month: nothing left to forecast
-    assert remaining_periods("2025-11", 1) == ["2025-12"]
-    assert remaining_periods("2025-07", 7)[-1] == "2026-06"
-    assert len(remaining_periods("2025-07", 7)) == 11
+    assert fiscal_periods("2026-04", 7)[0] == "2025-07"
+    assert fiscal_periods("2026-04", 7)[-1] == "2026-06"
+    assert fiscal_periods_remaining("2026-04", 7) == ["2026-05", "2026-06"]
+    assert fiscal_periods_remaining("2026-06", 7) == []  # the last month: nothing left to forecast
+    assert fiscal_periods_remaining("2025-11", 1) == ["2025-12"]
+    assert fiscal_periods_remaining("2025-07", 7)[-1] == "2026-06"
+    assert len(fiscal_periods_remaining("2025-07", 7)) == 11
 
 
 def test_round_half_up_is_away_from_zero_at_halves():
