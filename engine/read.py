@@ -209,6 +209,9 @@ def _error_mask(values: np.ndarray) -> np.ndarray:
 
 # --- money -------------------------------------------------------------------
 
+MAX_AMOUNT = 1e14
+"""A hundred trillion in the currency: past any budget, well inside 64-bit minor units."""
+
 
 def minor_units(value: object, places: int) -> int | None:
     """A number cell or numeric text -> integer minor units, half-up (0.125 -> 13 cents)."""
@@ -475,6 +478,15 @@ class _Columns:
         wrong &= self._checkable(key)
         label = self.sheet.headers[key][0]
         self._report(wrong, key, lambda v: f"{label} must be a number, got {_shown(v)}{_hint(v)}")
+        # Cents are 64-bit integers inside the engine; no public budget comes near the limit.
+        huge = ~wrong & (np.abs(np.nan_to_num(numbers)) >= MAX_AMOUNT)
+        self._report(
+            huge,
+            key,
+            lambda v: f"{label} {_shown(v)} is too large; amounts must be below "
+            f"{MAX_AMOUNT:,.0f} — check for a pasted ID or a missing decimal point",
+        )
+        wrong |= huge
         ok = ~wrong & ~np.isnan(numbers)
         cents = np.zeros(len(values), dtype=np.int64)
         texts = np.array([isinstance(v, str) for v in values[ok]], dtype=bool)
@@ -1057,5 +1069,4 @@ def _receivers(usable: dict[str, _Sheet]) -> dict[str, str]:
     return out
 
 
-read_book_frames = read_book
 """Alias kept for the brief's name; `read_book` is already vectorised."""

@@ -744,3 +744,12 @@ def test_real_xlsx_problems_name_their_cells(tmp_path):
 def test_vectorised_cents_equal_decimal_half_up_for_any_float(values, places):
     cents = _cents_of_numbers(np.array(values), np.array(values, dtype=object), places)
     assert list(cents) == [minor_units(v, places) for v in values]
+
+
+def test_an_absurdly_large_amount_is_a_located_error_not_a_crash():
+    sheets = clean_sheets()
+    sheets["Budget"] = [["Period", "Pool", "Amount"], ["2026-03", "Cloud", 1e26]]
+    _, problems = read(sheets)
+    [problem] = [p for p in problems if p.is_error]
+    assert problem.where == "Budget!C2"
+    assert "too large" in problem.message
