@@ -1,6 +1,6 @@
 """The whole engine run inside real Excel-authored workbooks loses nothing.
 
-For every workbook in the shared corpus: lay the demo's input sheets into a
+For every Excel-authored workbook in the test corpus: lay the demo's input sheets into a
 copy (as the user's own sheets, the same lossless way), run the loop with
 `costloop run`, and prove every part that was there before the run — the
 original Excel content and the input sheets — is still there byte-for-byte,
@@ -14,8 +14,8 @@ import functools
 from pathlib import Path
 
 import pytest
+from corpus import corpus_files
 from test_corpus_roundtrip import (
-    BOOKS,
     check_content_types_kept,
     check_rels_kept,
     check_styles_only_appended,
@@ -30,6 +30,8 @@ from costloop.engine.commands import run_book
 from costloop.engine.workbook import OutputSheet
 from costloop.engine.xlsx_file import FileWorkbook, _atomic_write, write_owned_sheets
 from costloop.workbooks import demo_path
+
+BOOKS = corpus_files()
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_corpus_roundtrip import BOOKS
+from corpus import corpus_files
 from test_corpus_run import demo_input_sheets, lay_inputs
 
 from costloop.engine.book import OUTPUT_SHEETS
@@ -72,7 +72,7 @@ def test_libreoffice_reads_every_output_sheet_of_the_demo(tmp_path: Path):
     "name", ["chart_column01.xlsx", "macro01.xlsm", "pivot_TwoPivotTablesWithSingleSource.xlsx"]
 )
 def test_libreoffice_opens_an_excel_workbook_costloop_wrote_into(name: str, tmp_path: Path):
-    source = next(p for p in BOOKS if p.name == name)
+    source = next(p for p in corpus_files() if p.name == name)
     path = tmp_path / name
     path.write_bytes(source.read_bytes())
     lay_inputs(path, demo_input_sheets())
