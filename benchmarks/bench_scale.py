@@ -1,0 +1,300 @@
+"""How `costloop run` scales with usage rows, against the fastest possible read (a script).
+
+    python benchmarks/bench_scale.py [--sizes 100000,300000,1000000] [--focus 3000000]
+
+For each size it generates (once; cached in ``benchmarks/.cache``) a workbook
+with that many usage rows, 2,000 departments, 40 metrics, 40 rules and 12
+periods, written row by row by XlsxWriter in constant-memory mode (pandas'
+writer in that mode silently drops cells). Then, each in a fresh subprocess so
+peak memory is that of one job alone:
+
+- the floor: fastexcel reading the Usage sheet into an Arrow table, nothing else;
+- `costloop run` on the workbook (to a temporary ``--output``, so the cached
+  file stays clean), with the time of each stage and the peak resident memory.
+
+It prints one line per stage and the ratio of the run to the floor measured in
+the same invocation. With ``--focus N`` it also generates a FinOps FOCUS
+Parquet file of N rows (DuckDB writes it) and times a workbook whose Settings
+``UsageSource`` names it. Numbers depend on the machine and its load; compare
+ratios within one invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+PERIODS = [f"{2025 + (6 + m) // 12}-{(6 + m) % 12 + 1:02d}" for m in range(12)]  # Jul..Jun
+FUNDS = ["General", "Grants", "Auxiliary", "IT"]
+SERVICES = ["EC2", "S3", "Other"]
+GENERATOR_VERSION = 1  # bump when the generated content changes, to refresh the cache
+
+
+def _names(departments: int, metrics: int, rules: int):
+    depts = [f"D{i:04d}" for i in range(departments)]
+    metric_names = [f"Metric {i:02d}" for i in range(metrics)]
+    n_charge = rules // 2
+    charged = [f"Service {i:02d}" for i in range(n_charge)]
+    allocated = [f"Overhead {i:02d}" for i in range(rules - n_charge)]
+    return depts, metric_names, charged, allocated
+
+
+def _rule_texts(rng: random.Random, metrics, charged, allocated) -> list[str]:
+    """Half CHARGE (flat, rate card, tiered), half ALLOCATE (step-down, drivers, usage)."""
+    texts = []
+    for i, pool in enumerate(charged):
+        metric = metrics[i]
+        form = i % 3
+        if form == 0:
+            texts.append(f'CHARGE "{pool}" FOR "{metric}" AT 0.{rng.randint(10, 99)}')
+        elif form == 1:
+            texts.append(f'CHARGE "{pool}" FOR "{metric}" AT RATE CARD')
+        else:
+            texts.append(
+                f'CHARGE "{pool}" FOR "{metric}" TIERED FIRST 1000 AT 0.05, '
+                "NEXT 9000 AT 0.04, ABOVE AT 0.03"
+            )
+    spare = metrics[len(charged) :] or metrics
+    for i, pool in enumerate(allocated):
+        if i == 0:
+            others = ", ".join(f'"{p}"' for p in allocated[2:5])
+            texts.append(f'ALLOCATE "{pool}" TO POOLS {others} BY COST')
+        elif i == 1:
+            texts.append(f'ALLOCATE "{pool}" TO POOLS "{allocated[2]}" AND DEPARTMENTS EVENLY')
+        elif i % 3 == 0:
+            texts.append(f'ALLOCATE "{pool}" TO DEPARTMENTS BY Headcount')
+        elif i % 3 == 1:
+            texts.append(
+                f'ALLOCATE "{pool}" TO DEPARTMENTS BY USAGE "{spare[i % len(spare)]}" '
+                "IF NO USAGE EVENLY"
+            )
+        else:
+            texts.append(f'ALLOCATE "{pool}" TO DEPARTMENTS BY SquareFeet WHERE Fund <> "IT"')
+    return texts
+
+
+def generate(
+    path: Path,
+    usage_rows: int,
+    departments: int = 2000,
+    metrics: int = 40,
+    rules: int = 40,
+    seed: int = 11,
+    usage_source: str | None = None,
+) -> None:
+    """A well-formed workbook, streamed row by row (XlsxWriter constant_memory)."""
+    import xlsxwriter
+
+    rng = random.Random(seed)
+    depts, metric_names, charged, allocated = _names(departments, metrics, rules)
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True})
+
+    def sheet(name: str, header: list[str], rows) -> None:
+        ws = book.add_worksheet(name)
+        ws.write_row(0, 0, header)
+        for r, row in enumerate(rows, start=1):
+            ws.write_row(r, 0, row)
+
+    settings = [("Organization", "Scale U"), ("Period", PERIODS[-1]), ("FiscalYearStart", 7)]
+    if usage_source:
+        settings.append(("UsageSource", usage_source))
+    sheet("Settings", ["Key", "Value"], settings)
+    sheet(
+        "Departments",
+        ["Department", "Fund", "Name", "Billable", "Headcount", "SquareFeet"],
+        (
+            [d, FUNDS[i % 4], f"Department {i}", "Y", rng.randint(1, 400), rng.randint(100, 9000)]
+            for i, d in enumerate(depts)
+        ),
+    )
+    budget, actuals = [], []
+    for p in PERIODS:
+        for pool, metric in zip(charged, metric_names, strict=False):
+            budget.append([p, pool, rng.randint(10_000, 90_000), metric, 50_000])
+            actuals.append([p, pool, round(rng.uniform(10_000, 90_000), 2)])
+        for pool in allocated:
+            budget.append([p, pool, rng.randint(5_000, 50_000)])
+            actuals.append([p, pool, round(rng.uniform(5_000, 50_000), 2)])
+    sheet("Budget", ["Period", "Pool", "Amount", "Metric", "Volume"], budget)
+    sheet("Actuals", ["Period", "Pool", "Amount"], actuals)
+
+    ws = book.add_worksheet("Usage")
+    ws.write_row(0, 0, ["Period", "Department", "Metric", "Quantity", "Service"])
+    choice, uniform = rng.choice, rng.uniform
+    for r in range(1, 0 if usage_source else usage_rows + 1):
+        ws.write_row(
+            r,
+            0,
+            (
+                choice(PERIODS),
+                choice(depts),
+                choice(metric_names),
+                round(uniform(0, 500), 2),
+                choice(SERVICES),
+            ),
+        )
+    rates = []
+    for metric in metric_names:
+        rates.append([metric, 0.11, PERIODS[0]])
+        rates.append([metric, 0.12, PERIODS[6]])
+    sheet("Rates", ["Metric", "Rate", "EffectiveFrom"], rates)
+    texts = _rule_texts(rng, metric_names, charged, allocated)
+    sheet(
+        "Rules", ["ID", "Rule", "Enabled"], ([f"R{i:03d}", t, "Y"] for i, t in enumerate(texts, 1))
+    )
+    book.close()
+
+
+def generate_focus(path: Path, rows: int, departments: int = 2000, metrics: int = 40) -> None:
+    """A FinOps FOCUS Parquet file of ``rows`` charge rows, written by DuckDB itself."""
+    import duckdb
+
+    months = ", ".join(f"'{p}-01'" for p in PERIODS)
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute(
+        f"""
+        COPY (
+          SELECT
+            CAST(([{months}])[1 + (i % 12)] AS TIMESTAMP) AS ChargePeriodStart,
+            'acct-' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0') AS SubAccountId,
+            'D' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0') AS Tags_department,
+            'Metric ' || lpad(CAST((i * 13) % {metrics} AS VARCHAR), 2, '0') AS ConsumedUnit,
+            round(((i * 2654435761) % 50000) / 100.0, 2) AS ConsumedQuantity,
+            round(((i * 40503) % 10000) / 100.0, 2) AS EffectiveCost,
+            round(((i * 40503) % 10000) / 95.0, 2) AS BilledCost,
+            (['EC2', 'S3', 'Other'])[1 + (i % 3)] AS ServiceName
+          FROM range({rows}) t(i)
+        ) TO '{path}' (FORMAT parquet)
+        """
+    )
+    con.close()
+
+
+def cached(name: str, build) -> Path:
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / name
+    if not path.exists():
+        t0 = time.perf_counter()
+        temp = path.with_name(".partial-" + path.name)
+        build(temp)
+        temp.rename(path)
+        print(
+            f"  generated {path.name} ({path.stat().st_size / 1e6:.0f} MB) "
+            f"in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+    return path
+
+
+# --- measuring, one job per subprocess ---------------------------------------------------
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_floor(path: Path) -> dict:
+    import fastexcel
+
+    t0 = time.perf_counter()
+    reader = fastexcel.read_excel(str(path))
+    table = reader.load_sheet("Usage", eager=True)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "rows": table.num_rows, "peak_mb": _peak_mb()}
+
+
+def measure_run(path: Path) -> dict:
+    from costloop.engine.commands import run_book
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        outcome = run_book(path, output=Path(tmp) / "out.xlsx")
+        seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "timings": outcome.timings,
+        "ok": outcome.ok,
+        "errors": [p.render() for p in outcome.errors[:5]],
+        "bill_lines": len(outcome.result.bills) if outcome.result is not None else 0,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def _child(job: str, path: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--job", job, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{job} {path.name} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _report_run(label: str, run: dict, floor: dict | None) -> None:
+    for stage, seconds in run["timings"].items():
+        print(f"    {stage:<12} {seconds:7.2f} s")
+    status = "OK" if run["ok"] else "FAILED: " + "; ".join(run["errors"])
+    print(
+        f"    {'total':<12} {run['seconds']:7.2f} s  peak {run['peak_mb']:,.0f} MB  "
+        f"{run['bill_lines']:,} bill lines  {status}"
+    )
+    if floor:
+        print(
+            f"    floor        {floor['seconds']:7.2f} s  (fastexcel Usage -> Arrow, "
+            f"{floor['rows']:,} rows, peak {floor['peak_mb']:,.0f} MB)"
+        )
+        print(f"  {label}: run / floor = {run['seconds'] / floor['seconds']:.1f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,300000,1000000")
+    parser.add_argument("--focus", type=int, default=0, help="FOCUS rows (0: skip)")
+    parser.add_argument("--job", choices=["floor", "run"], help=argparse.SUPPRESS)
+    parser.add_argument("path", nargs="?", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.job:
+        result = measure_floor(args.path) if args.job == "floor" else measure_run(args.path)
+        print(json.dumps(result))
+        return 0
+
+    print("costloop scale benchmark: 2,000 departments, 40 metrics, 40 rules, 12 periods")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    for rows in sizes:
+        name = f"usage-{rows}-v{GENERATOR_VERSION}.xlsx"
+        path = cached(name, lambda p, rows=rows: generate(p, rows))
+        floor = _child("floor", path)
+        run = _child("run", path)
+        print(f"  {rows:,} usage rows ({path.stat().st_size / 1e6:.0f} MB workbook)")
+        _report_run(f"{rows:,} rows", run, floor)
+    if args.focus:
+        focus = cached(
+            f"focus-{args.focus}-v{GENERATOR_VERSION}.parquet",
+            lambda p: generate_focus(p, args.focus),
+        )
+        book = cached(
+            f"focus-book-{args.focus}-v{GENERATOR_VERSION}.xlsx",
+            lambda p: generate(p, 0, usage_source=focus.name),
+        )
+        run = _child("run", book)
+        print(
+            f"  FOCUS UsageSource: {args.focus:,} rows "
+            f"({focus.stat().st_size / 1e6:.0f} MB Parquet)"
+        )
+        _report_run("FOCUS", run, None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
