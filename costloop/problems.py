@@ -67,6 +67,12 @@ class Reason(StrEnum):
     BAD_SCENARIO = "BAD_SCENARIO"
     # reading (appended)
     DUPLICATE_COLUMN = "DUPLICATE_COLUMN"
+    # headless recalculation (appended)
+    NO_LIBREOFFICE = "NO_LIBREOFFICE"
+    RECALC_FAILED = "RECALC_FAILED"
+    NOT_RECALCULATED = "NOT_RECALCULATED"
+    FORMULA_ERROR = "FORMULA_ERROR"
+    NOT_SPILLED = "NOT_SPILLED"
 
 
 @dataclass(frozen=True)
