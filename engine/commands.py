@@ -23,7 +23,11 @@ def run_book(
 ) -> Outcome:
     """`costloop run BOOK`: the whole loop, written in place or to ``output``."""
     return run_workbook(
-        FileWorkbook(path), label=path.name, period=period, output=output, scenario=scenario
+        FileWorkbook(path, output=output),
+        label=path.name,
+        period=period,
+        scenario=scenario,
+        failure_report=output is None,  # a failed run with --output writes no file at all
     )
 
 

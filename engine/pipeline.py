@@ -6,7 +6,8 @@ Every stage returns problems as values; this module gathers them and decides
 what is written. A clean run replaces every engine-owned sheet at once. A
 failed run (any ERROR, including a failed tie-out) writes only `Rule Check` and
 `Run Log`, so the user sees what to fix while every other sheet, the previous
-run's outputs included, stays as it was; with ``output`` it writes no file.
+run's outputs included, stays as it was; with ``failure_report=False`` (``costloop
+run --output``) it writes nothing at all.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 from costloop import __version__
 from costloop.engine.book import OUTPUT_SHEETS, Book
@@ -163,12 +163,12 @@ def write_failure(
     wb: Workbook,
     outcome: Outcome,
     names: dict[str, str],
-    output: Path | None,
+    failure_report: bool = True,
     reason: str = "",
 ) -> None:
-    """Rule Check and Run Log only; nothing at all with --output (SPEC §5)."""
+    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output)."""
     finish_log(outcome.run_log, outcome.problems, reason)
-    if output is not None:
+    if not failure_report:
         return
     cells = outcome.book.rules if outcome.book else []
     amounts = outcome.result.rule_amounts if outcome.result else None
@@ -264,10 +264,14 @@ def run_workbook(
     wb: Workbook,
     label: str = "",
     period: str | None = None,
-    output: Path | None = None,
     scenario: str | None = None,
+    failure_report: bool = True,
 ) -> Outcome:
-    """`costloop run`: the whole loop; every owned sheet on success, SPEC §5 on failure."""
+    """`costloop run`: the whole loop; every owned sheet on success, Rule Check + Run Log if not.
+
+    ``failure_report=False`` writes nothing when the run fails (``--output``: a
+    failed run leaves no file behind) instead of `Rule Check` and `Run Log`.
+    """
     timings: dict[str, float] = {}
     clock = _Clock(timings)
     inputs, scenario_problems = input_sheet_map(wb.sheet_names(), scenario)
@@ -289,7 +293,7 @@ def run_workbook(
         if bad_period:
             outcome.problems.append(bad_period)
     if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, output)
+        write_failure(wb, outcome, names, failure_report)
         return outcome
 
     plan = outcome.plan
@@ -327,7 +331,7 @@ def run_workbook(
     # A failed tie-out is already an ERROR problem (engine/tieouts.py).
     failed = [t for t in result.tieouts if not t.passed]
     if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, output, "a tie-out failed" if failed else "")
+        write_failure(wb, outcome, names, failure_report, "a tie-out failed" if failed else "")
         return outcome
 
     finish_log(outcome.run_log, outcome.problems)
@@ -347,7 +351,7 @@ def run_workbook(
         )
     )
     sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
-    wb.replace_sheets(sheets, output)
+    wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]
     clock.lap("write")
     return outcome

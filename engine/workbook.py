@@ -1,20 +1,38 @@
 """The narrow workbook interface (ARCHITECTURE.md).
 
 The engine reads and writes a workbook only through this: read a sheet as a
-grid of values, and replace the sheets it owns. Two implementations satisfy
-it: a file on disk (`costloop.engine.xlsx_file.FileWorkbook`: headless,
-CI, command line) and a live `xlwings.Book` (in `costloop.addin`, behind a
-ribbon button). The engine never imports xlwings.
+grid of values, and replace the sheets it owns. Three implementations satisfy
+it: a file on disk (`costloop.engine.xlsx_file.FileWorkbook`: headless, CI,
+command line), a live `xlwings.Book` (`costloop.addin.xlwings_book`, behind a
+ribbon button) and sheets held in memory
+(`costloop.engine.memory_workbook.MemoryWorkbook`). The engine never imports
+xlwings. Where a workbook's changes end up (the same file, another file, the
+open window) belongs to the implementation, not to this interface.
+
+The values a sheet reads as, whatever the host, are the cell-value contract in
+`costloop.engine.cells`; ``tests/test_workbook_conformance.py`` holds every
+implementation to this interface.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-CellValue = Any
-"""None, str, float, int, bool, datetime.date/datetime, or an `ExcelError`."""
+from costloop.engine.cells import CellValue, ExcelError
+
+__all__ = [
+    "CellValue",
+    "ExcelError",
+    "NotOwnedError",
+    "OutputSheet",
+    "Workbook",
+    "check_sheet_names",
+    "column_letter",
+]
+
+MAX_SHEET_NAME = 31
 
 
 def column_letter(index: int) -> str:
@@ -25,16 +43,6 @@ def column_letter(index: int) -> str:
         index, rest = divmod(index - 1, 26)
         letters = chr(65 + rest) + letters
     return letters
-
-
-@dataclass(frozen=True)
-class ExcelError:
-    """An Excel error value in a cell, such as ``#REF!`` or ``#DIV/0!``."""
-
-    code: str
-
-    def __str__(self) -> str:
-        return self.code
 
 
 @dataclass
@@ -60,20 +68,23 @@ class Workbook(Protocol):
         ...
 
     def read_sheet(self, name: str) -> list[list[CellValue]]:
-        """A worksheet's used range from A1, row-major; short rows may be ragged."""
+        """A worksheet's used range from A1, row-major, every row the same length.
+
+        Values follow `costloop.engine.cells`. A chartsheet reads as ``[]``; a
+        sheet that does not exist raises KeyError.
+        """
         ...
 
     def owned_sheets(self) -> set[str]:
         """Names of the sheets the engine created (and so may replace)."""
         ...
 
-    def replace_sheets(self, sheets: list[OutputSheet], output: Path | None = None) -> None:
+    def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         """Replace (or add after the last sheet) each owned sheet, all at once.
 
-        Raises `NotOwnedError` if a sheet of that name exists but the engine
-        did not create it. Nothing else in the workbook changes. For a file,
-        the write is atomic; with ``output`` the result goes there instead and
-        the original is untouched.
+        Raises `NotOwnedError`, before changing anything, if a sheet of that
+        name exists but the engine did not create it. All or nothing: when it
+        raises, the workbook is as it was. Nothing else in the workbook changes.
         """
         ...
 
@@ -87,3 +98,22 @@ class NotOwnedError(Exception):
             f"rename or delete it so costloop can write its {sheet!r} output there"
         )
         self.sheet = sheet
+
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def check_sheet_names(names: list[str]) -> None:
+    """Raise ValueError unless every name is one Excel accepts for a sheet, each written once."""
+    seen: set[str] = set()
+    for name in names:
+        if not name or len(name) > MAX_SHEET_NAME or _BAD_SHEET_CHARS.search(name):
+            raise ValueError(
+                f"{name!r}: a sheet name must be 1 to {MAX_SHEET_NAME} characters "
+                "without [ ] : * ? / \\"
+            )
+        if name.startswith("'") or name.endswith("'") or name.casefold() == "history":
+            raise ValueError(f"{name!r}: Excel does not allow this sheet name")
+        if name.casefold() in seen:
+            raise ValueError(f"{name!r}: the same output sheet is written twice")
+        seen.add(name.casefold())

@@ -58,25 +58,24 @@ from pathlib import Path
 import python_calamine
 from lxml import etree
 
+from costloop.engine import cells
+from costloop.engine import sheet_xml
 from costloop.engine import xlsx_parts as parts
+from costloop.engine.cells import ERROR_CODES, MAX_CELL_CHARS, CellValue, ExcelError
 from costloop.engine.workbook import (
-    CellValue,
-    ExcelError,
+    MAX_SHEET_NAME,
     NotOwnedError,
     OutputSheet,
+    check_sheet_names,
     column_letter,
 )
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
-MAX_CELL_CHARS = 32_767
-MAX_SHEET_NAME = 31
 DEFAULT_DATE_FORMAT = "yyyy-mm-dd"
 DEFAULT_DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DEFAULT_TIME_FORMAT = "hh:mm:ss"
-ERROR_CODES = frozenset(
-    ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
-)
+__all__ = ["ERROR_CODES", "MAX_CELL_CHARS", "MAX_SHEET_NAME", "FileWorkbook"]
 
 
 class WorkbookProtectedError(ValueError):
@@ -129,10 +128,15 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 class FileWorkbook:
-    """An .xlsx/.xlsm file satisfying the `costloop.engine.workbook.Workbook` protocol."""
+    """An .xlsx/.xlsm file satisfying the `costloop.engine.workbook.Workbook` protocol.
 
-    def __init__(self, path: Path):
+    Written sheets go back into ``path`` or, with ``output``, into that file instead,
+    leaving ``path`` byte-for-byte untouched (``costloop run --output``).
+    """
+
+    def __init__(self, path: Path, output: Path | None = None):
         self.path = Path(path)
+        self.output = Path(output) if output is not None else None
         check_format(self.path)
         self._data: bytes | None = None
         self._calamine: python_calamine.CalamineWorkbook | None = None
@@ -187,43 +191,43 @@ class FileWorkbook:
         sheet = self._reader().get_sheet_by_name(entry.name)
         raw = sheet.to_python(skip_empty_area=True)
         top, left = sheet.start or (0, 0)
-        pad = [None] * left
-        # Inline, not a function per cell: this loop runs once for every cell of Usage.
-        grid = [
-            pad
-            + [
-                None
-                if v == ""
-                else int(v)
-                if type(v) is float and v.is_integer() and -_EXACT < v < _EXACT
-                else v
-                for v in row
-            ]
-            for row in raw
-        ]
-        grid[:0] = [[] for _ in range(top)] if grid else []
+        grid = cells.grid(raw, pad_left=left, pad_top=top)
         part = entry.part and workbook.package.get(entry.part)
         if part and (b't="e"' in part or b"t='e'" in part):
             for row, col, code in _error_cells(part):
                 while len(grid) <= row:
                     grid.append([])
-                cells = grid[row]
-                cells.extend([None] * (col + 1 - len(cells)))
-                cells[col] = ExcelError(code)
+                line = grid[row]
+                line.extend([None] * (col + 1 - len(line)))
+                line[col] = ExcelError(code)
+        for row, col, formula in sheet_xml.uncalculated_cells(part or b""):
+            while len(grid) <= row:
+                grid.append([])
+            line = grid[row]
+            line.extend([None] * (col + 1 - len(line)))
+            line[col] = sheet_xml.Uncalculated(formula)
         width = max((len(r) for r in grid), default=0)
-        for cells in grid:
-            cells.extend([None] * (width - len(cells)))
+        for line in grid:
+            line.extend([None] * (width - len(line)))
         return grid
+
+    def hidden_rows(self, name: str) -> set[int]:
+        """Excel row numbers of the sheet's hidden rows (calamine does not report them)."""
+        _, workbook = self._load()
+        entry = workbook.sheet(name)
+        if entry is None or not entry.is_worksheet or not entry.part:
+            return set()
+        return sheet_xml.hidden_rows(workbook.package.get(entry.part) or b"")
 
     # -- writing ------------------------------------------------------------------------
 
-    def replace_sheets(self, sheets: list[OutputSheet], output: Path | None = None) -> None:
+    def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         """Write the owned sheets into the file (or into ``output``), atomically and losslessly."""
-        _check_names([s.name for s in sheets])
+        check_sheet_names([s.name for s in sheets])
         # Fresh from disk: the user may have saved the workbook since we read it.
         package = parts.Package.read(self.path.read_bytes())
         updated = write_owned_sheets(package, sheets)
-        destination = Path(output) if output is not None else self.path
+        destination = self.output if self.output is not None else self.path
         _atomic_write(destination, updated, mode_from=self.path)
         if destination.resolve() == self.path.resolve():
             self._forget()
@@ -303,24 +307,6 @@ def _new_sheet_part(package: parts.Package, workbook: parts.WorkbookPart) -> str
     return f"{folder}/sheet{number}.xml"
 
 
-_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
-
-
-def _check_names(names: list[str]) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if not name or len(name) > MAX_SHEET_NAME or _BAD_SHEET_CHARS.search(name):
-            raise ValueError(
-                f"{name!r}: a sheet name must be 1 to {MAX_SHEET_NAME} characters "
-                "without [ ] : * ? / \\"
-            )
-        if name.startswith("'") or name.endswith("'") or name.casefold() == "history":
-            raise ValueError(f"{name!r}: Excel does not allow this sheet name")
-        if name.casefold() in seen:
-            raise ValueError(f"{name!r}: the same output sheet is written twice")
-        seen.add(name.casefold())
-
-
 def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) -> None:
     """Write to a temp file beside ``destination``, fsync, then rename over it."""
     destination = destination.resolve()
@@ -344,9 +330,6 @@ def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) ->
 
 
 # -- reading cells ---------------------------------------------------------------------
-
-
-_EXACT = 2.0**53  # beyond this a float is not a whole number Excel could have stored exactly
 
 
 _CELL_REF = re.compile(r"([A-Z]+)(\d+)")

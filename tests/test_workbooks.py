@@ -414,7 +414,7 @@ def test_demo_runs_end_to_end_through_the_pipeline(tmp_path):
     book = tmp_path / "demo.xlsx"
     book.write_bytes((WORKBOOKS / "demo.xlsx").read_bytes())
     out = tmp_path / "out.xlsx"
-    outcome = run_workbook(FileWorkbook(book), label="demo.xlsx", output=out)
+    outcome = run_workbook(FileWorkbook(book, output=out), label="demo.xlsx")
     assert outcome.ok, [p.render() for p in outcome.problems]
     assert [p.render() for p in outcome.problems] == []  # not even a warning
     log = {r["Key"]: r["Value"] for r in records(out, "Run Log")}

@@ -102,7 +102,7 @@ def test_a_user_sheet_with_an_output_name_is_refused_and_the_file_is_untouched(t
 def test_output_leaves_the_source_byte_identical(tmp_path):
     path = user_workbook(tmp_path / "b.xlsx")
     before = digest(path)
-    FileWorkbook(path).replace_sheets([bills()], output=tmp_path / "out.xlsx")
+    FileWorkbook(path, output=tmp_path / "out.xlsx").replace_sheets([bills()])
     assert digest(path) == before
     assert FileWorkbook(tmp_path / "out.xlsx").owned_sheets() == {"Bills"}
 
