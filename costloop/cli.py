@@ -1,4 +1,4 @@
-"""The `costloop` command line (SPEC §6).
+"""The `costloop` command line (docs/contract.md#command-line).
 
 Exit codes: 0 clean, 1 the workbook has errors (or a tie-out failed),
 2 a usage error (unknown option, missing file). No traceback reaches the

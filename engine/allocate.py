@@ -1,4 +1,4 @@
-"""ALLOCATE: spread a pool's cost over departments and pools (SPEC §3).
+"""ALLOCATE: spread a pool's cost over departments and pools (docs/rules-language.md).
 
 Who receives and by how much is decided in `receivers` (shared with the
 reciprocal solver); `spread_rule` then splits a fixed total by largest
@@ -201,7 +201,7 @@ def _no_driver(
     pool_keys: list[str],
     problems: list[Problem],
 ) -> Receivers:
-    """Zero driver total: IF NO USAGE FAIL (error), EVENLY or KEEP (SPEC §3)."""
+    """Zero driver total: IF NO USAGE FAIL (error), EVENLY or KEEP (docs/rules-language.md)."""
     driver = rule.driver
     if not dept_keys and not pool_keys:
         why = (

@@ -1,7 +1,7 @@
 """The Book: a workbook's input sheets read, validated and typed.
 
 This is the contract between reading (`costloop.engine.read`) and every later
-stage. Frames use the SPEC's column names for the columns it names, the user's
+stage. Frames use the contract's column names for the columns it names, the user's
 own header text for any extra column, and ``_``-prefixed helper columns:
 
 - ``_row``: the Excel row number the data came from (for messages and lineage);
@@ -39,7 +39,7 @@ OUTPUT_SHEETS = (
 
 @dataclass(frozen=True)
 class Settings:
-    """The `Settings` sheet, typed, with SPEC §2 defaults."""
+    """The `Settings` sheet, typed, with the defaults of docs/contract.md#settings."""
 
     organization: str = ""
     currency: str = "USD"

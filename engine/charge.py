@@ -1,4 +1,4 @@
-"""CHARGE: bill each billable department its usage at a rate (SPEC §3).
+"""CHARGE: bill each billable department its usage at a rate (docs/rules-language.md).
 
 A flat rate gives one bill line per department: quantity x rate, rounded
 half-up to the minor unit. A graduated price (``TIERED`` in the rule, or tier

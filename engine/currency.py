@@ -1,7 +1,7 @@
 """ISO 4217 currencies and their minor units (decimal places of money).
 
-Amounts are rounded to the currency's minor unit (SPEC §4): cents for USD,
-whole yen for JPY, fils for BHD. The table holds the active ISO 4217 codes
+Amounts are rounded to the currency's minor unit (docs/contract.md#money-and-rounding):
+cents for USD, whole yen for JPY, fils for BHD. The table holds the active ISO 4217 codes
 that have a minor unit (precious metals, SDRs and testing codes have none and
 cannot be used to bill). Most currencies use 2 places; only the exceptions
 are listed separately, which keeps the table easy to check against the ISO list.

@@ -6,9 +6,9 @@ units. Usage is aggregated once per (metric, WHERE) signature across every
 period with a pandas groupby, so running the rules for twelve periods of
 Recovery costs twelve dictionary look-ups, not twelve passes over the rows.
 
-WHERE (SPEC §3) filters receivers on `Departments` columns and usage rows on
-`Usage` columns; a column in both filters both. Text compares
-case-insensitively (as names do), numbers numerically.
+WHERE (docs/rules-language.md#where--who-is-included) filters receivers on
+`Departments` columns and usage rows on `Usage` columns; a column in both
+filters both. Text compares case-insensitively (as names do), numbers numerically.
 """
 
 from __future__ import annotations

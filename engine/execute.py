@@ -3,7 +3,7 @@
 `execute` runs the rules for each period from the start of the fiscal year up
 to the billed one (Recovery is recomputed from the rules, so past rate and
 usage changes show), then builds the billed period's Bills and Journal, the
-year's Recovery and pool flows, and runs the SPEC §4 tie-outs.
+year's Recovery and pool flows, and runs the tie-outs (docs/contract.md#tie-outs).
 
 Within a period a pool's books are kept in minor units:
 

@@ -1,4 +1,4 @@
-"""Re-forecast the rest of the fiscal year and propose break-even rates (SPEC §3, FORECAST).
+"""Re-forecast the rest of the fiscal year and propose break-even rates (docs/itfm.md).
 
 For every period after the billed one up to the fiscal year end, a USAGE row
 per metric and a COST row per pool; then a RATE row per pool billed with
@@ -78,7 +78,7 @@ def exact(value: object) -> Fraction | None:
 
 
 def round_half_up(value: Fraction, places: int) -> Decimal:
-    """Round an exact fraction to ``places`` decimals, halves away from zero (SPEC §4)."""
+    """Round an exact fraction to ``places`` decimals, halves away from zero."""
     sign = -1 if value < 0 else 1
     scaled = abs(value) * 10**places
     units = (scaled.numerator * 2 + scaled.denominator) // (scaled.denominator * 2)

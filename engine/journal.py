@@ -1,4 +1,4 @@
-"""The chargeback journal: one balanced entry per department per period (SPEC §4).
+"""The chargeback journal: one balanced entry per department per period (docs/contract.md#journal).
 
 Entry ``CB-2026-03-0007`` is the seventh department in name order (numbered
 over every department, so a department keeps its number whether or not others

@@ -9,9 +9,9 @@ Three kinds of numbers meet here:
 - shares and rates: `fractions.Fraction` while computing, so nothing is lost
   before the single rounding step that produces a bill line.
 
-Two roundings, per SPEC §4: largest remainder for spreading a fixed total (the
-shares then add up to the total exactly), half-up (away from zero) for a rate
-charge.
+Two roundings (docs/contract.md#money-and-rounding): largest remainder for
+spreading a fixed total (the shares then add up to the total exactly), half-up
+(away from zero) for a rate charge.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def round_half_up(x: Fraction) -> int:
 
 
 def charge_cents(quantity: Fraction, rate: Decimal | Fraction, minor_unit: int) -> int:
-    """quantity x rate, rounded half-up to the minor unit (SPEC §4, rate charges)."""
+    """quantity x rate, rounded half-up to the minor unit (docs/contract.md#money-and-rounding)."""
     return round_half_up(quantity * Fraction(rate) * 10**minor_unit)
 
 
@@ -179,7 +179,7 @@ def largest_remainder(
     """Split ``total`` minor units in proportion to ``weights``; the parts add up to ``total``.
 
     Every share is floored to the minor unit, then the leftover units go one each
-    to the largest remainders, ties broken by ``names`` ascending (SPEC §4). A
+    to the largest remainders, ties broken by ``names`` ascending (docs/contract.md). A
     negative total (a credit) is split as its absolute value and negated, so a
     credit rounds exactly like a charge. Weights must be non-negative with a
     positive sum.

@@ -3,7 +3,7 @@
 A period is a calendar month written ``YYYY-MM``. Workbooks may hold it as
 text (``2026-03``; ``2026-3`` is tolerated, since Excel users drop the zero)
 or as a date cell, whose month is the period. The fiscal year starts in the
-month given by ``FiscalYearStart`` (SPEC §2): with 7, fiscal year 2025-07 ..
+month given by ``FiscalYearStart`` (docs/contract.md#settings): with 7, fiscal year 2025-07 ..
 2026-06 holds 2026-03; with 1 it is the calendar year.
 """
 

@@ -1,16 +1,16 @@
-"""Reading a workbook into a validated, typed `Book` (SPEC §2).
+"""Reading a workbook into a validated, typed `Book` (docs/contract.md#workbook-contract).
 
 ``read_book(wb)`` reads every input sheet through the narrow `Workbook`
 interface and returns ``(book, problems)``. Validation is lazy, like pandera:
 every problem in every sheet is collected, so a finance user sees all of them
 at once. Each message names the sheet, the cell and the fix.
 
-Choices where the SPEC is silent (also in the docs):
+Choices the contract leaves open (also in docs/workbook.md):
 
 - Sheets are found by exact name, else case-insensitively (``usage`` is
   Usage). ``Actuals`` and ``Rates`` may be absent (empty frames).
 - Headers match case-insensitively ignoring surrounding spaces (also
-  non-breaking ones); a SPEC column also matches with inner spaces or
+  non-breaking ones); a contract column also matches with inner spaces or
   underscores (``Effective From``, ``tier_to``). A blank header cell makes
   its column ignored.
 - A period is text ``YYYY-MM`` (``YYYY-M`` tolerated) or a date cell.
@@ -24,13 +24,13 @@ Choices where the SPEC is silent (also in the docs):
 - Quantities and Volume are non-negative; a blank required value (Amount,
   Quantity, Period, a name) is an error, a blank optional one (Volume,
   TierFrom) is NaN.
-- An Excel error value in a SPEC column is an error; in an extra column it
+- An Excel error value in a contract column is an error; in an extra column it
   is a warning (the column is only used if a rule names it).
 - A row with a problem is left out of its frame, so later checks still run
   on the rest; the book is None only if a required sheet or column is
   missing.
 - Names are trimmed; the spelling of a name's first occurrence (sheets in
-  SPEC order: Departments, Budget, Actuals, Usage, Rates; rows top-down)
+  contract order: Departments, Budget, Actuals, Usage, Rates; rows top-down)
   is used everywhere.
 - Text columns hold trimmed text, "" for a blank optional cell (pandas
   infers its text dtype); extra columns are float64 when every filled cell
@@ -77,7 +77,7 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Rates": (("Metric", "Rate"), ("Pool", "Unit", "TierFrom", "TierTo", "EffectiveFrom")),
     "Rules": (("ID", "Rule"), ("Enabled", "Note")),
 }
-"""Sheet -> (required columns, optional columns), as SPEC §2 names them."""
+"""Sheet -> (required columns, optional columns), as docs/contract.md#input-sheets names them."""
 
 _NUMERIC_KINDS = {"floating", "integer", "mixed-integer-float", "empty"}
 _NUMBER_TEXT = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
@@ -271,7 +271,7 @@ class _Sheet:
 
 
 def _header_key(text: str, known: dict[str, str]) -> str:
-    """A SPEC column's key for its header (``Effective From`` -> ``effectivefrom``)."""
+    """A contract column's key for its header (``Effective From`` -> ``effectivefrom``)."""
     key = name_key(text)
     return known.get(_compact(key), key)
 
@@ -548,14 +548,14 @@ def _hint(value: object) -> str:
 
 
 def _frame(checked: _Columns, columns: dict[str, np.ndarray], extras: bool = True) -> pd.DataFrame:
-    """The sheet's good rows: SPEC columns, then extra columns under their own headers."""
+    """The sheet's good rows: contract columns, then extra columns under their own headers."""
     keep = ~checked.bad
     data: dict[str, object] = {name: values[keep] for name, values in columns.items()}
     if extras:
         for key in checked.sheet.extras():
             header = checked.sheet.headers[key][0]
             if header in data or header.startswith("_"):
-                continue  # an extra header that shadows a SPEC column: the SPEC one wins
+                continue  # an extra header that shadows a contract column: the contract one wins
             data[header] = checked.extra(key)[keep]
     data["_row"] = checked.sheet.rows[keep]
     return pd.DataFrame(data)
@@ -571,7 +571,7 @@ _SETTING_SPELLINGS = {
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
     )
 }  # fmt: skip
-"""Known setting key -> its SPEC spelling."""
+"""Known setting key -> its spelling in the contract."""
 _SETTING_KEYS = {_compact(key): key for key in _SETTING_SPELLINGS}
 _SETTING_FIELDS = {
     "organization": "organization",
@@ -869,7 +869,7 @@ def _read_rules(sheet: _Sheet, problems: list[Problem]) -> list[RuleCell]:
 
 
 def _canonicalise(frames: list[tuple[pd.DataFrame, str]]) -> None:
-    """Every name in the spelling of its first occurrence (frames in SPEC order)."""
+    """Every name in the spelling of its first occurrence (frames in contract order)."""
     first: dict[str, str] = {}
     for frame, column in frames:
         if column not in frame or frame.empty:

@@ -1,4 +1,6 @@
-"""Reciprocal allocation: pools that serve each other, solved together (SPEC §3).
+"""Reciprocal allocation: pools that serve each other, solved together.
+
+The method: docs/rules-language.md#reciprocal--pools-that-serve-each-other.
 
 For the pools of one reciprocal step, with D the amount each holds when the
 step starts and P[i][j] the share of pool i's total going to pool j of the
@@ -52,7 +54,7 @@ def solve(matrix: list[list[Fraction]], rhs: list[Fraction]) -> list[Fraction] |
 
 
 def _cells(rules: tuple[Allocate, ...]) -> str:
-    """``Rules!B3, B5``: the group's cells, as SPEC §5 writes a cycle's location."""
+    """``Rules!B3, B5``: the group's cells, as docs/contract.md#errors writes a cycle's location."""
     cells = [r.where for r in rules]
     sheet = cells[0].split("!")[0] + "!" if "!" in cells[0] else ""
     rest = [c.split("!", 1)[1] if c.startswith(sheet) and sheet else c for c in cells[1:]]

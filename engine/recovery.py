@@ -1,4 +1,4 @@
-"""Recovery: what each pool cost and what it recovered, period by period (SPEC §2).
+"""Recovery: what each pool cost and what it recovered, period by period (docs/outputs.md).
 
 For each period of the fiscal year to date and each pool:
 

@@ -1,8 +1,9 @@
 """What a run produces: the records of one period, and the Result of the billed period.
 
 Inside a period the engine keeps plain records in integer minor units
-(`BillLine`, `Transfer`, `Spread`); `Result` holds the SPEC §2 output frames,
-with money as exact Decimal at the currency's minor unit.
+(`BillLine`, `Transfer`, `Spread`); `Result` holds the output frames
+(docs/contract.md#output-sheets), with money as exact Decimal at the
+currency's minor unit.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class PeriodRun:
 
 @dataclass(frozen=True)
 class TieOut:
-    """One SPEC §4 check and how it came out."""
+    """One tie-out check (docs/contract.md#tie-outs) and how it came out."""
 
     name: str
     passed: bool

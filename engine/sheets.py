@@ -42,7 +42,7 @@ def _cell(value: object) -> object:
 def frame_to_sheet(
     name: str, frame: pd.DataFrame, columns: list[str], formats: dict[str, str] | None = None
 ) -> OutputSheet:
-    """An owned sheet with exactly ``columns`` (SPEC order) from ``frame``."""
+    """An owned sheet with exactly ``columns`` (the contract's order) from ``frame``."""
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name}: result has no column(s) {missing}")

@@ -1,4 +1,4 @@
-"""The four SPEC §4 tie-out checks, run on every run against the finished frames.
+"""The four tie-out checks (docs/contract.md#tie-outs), run every time on the finished frames.
 
 Each check recomputes its totals from the output frames (Bills, Journal) and
 compares them with the engine's own records, so a bug in building a sheet
@@ -126,7 +126,7 @@ def check_pools(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
 def run_tieouts(
     drivers: Drivers, run: PeriodRun, bills: pd.DataFrame, journal: pd.DataFrame
 ) -> tuple[list[TieOut], list[Problem]]:
-    """All four checks; each failure is also an ERROR problem (a failed run, SPEC §5)."""
+    """All four checks; each failure is also an ERROR problem (a failed run: docs/contract.md)."""
     checks = [
         (check_rules(drivers, run, bills), Reason.TIE_OUT, "Bills"),
         (check_journal(journal), Reason.UNBALANCED, "Journal"),

@@ -1,4 +1,4 @@
-"""The rules language: grammar, parser, AST, static checks and messages (SPEC §3).
+"""The rules language: grammar, parser, AST, static checks and messages (docs/rules-language.md).
 
 ``parse_rules`` turns Rules cells into statements, ``check`` tests them against
 the workbook's names, ``order`` puts the allocations in dependency order.

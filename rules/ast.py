@@ -4,7 +4,7 @@ Every node is a frozen dataclass. Every statement knows its cell (``Rules!B7``),
 its rule ID and its text; every name and column knows its character span in
 that text, so later stages (static checks, the engine) can point a finance user
 at the exact character. Names are kept as written (trimmed); comparisons use
-``Name.key`` (case-folded), per SPEC §2.
+``Name.key`` (case-folded), per docs/contract.md#general-rules-for-input-sheets.
 
 This module is the contract between `costloop.rules` and `costloop.engine`:
 add fields freely, never rename or remove one.
@@ -28,7 +28,7 @@ class Span:
 
 @functools.lru_cache(maxsize=1 << 16)
 def name_key(text: str) -> str:
-    """How names are compared: case-insensitive after trimming (SPEC §2).
+    """How names are compared: case-insensitive after trimming (docs/contract.md).
 
     Cached: a workbook has few distinct names but the engine compares them once
     per usage row and bill line.

@@ -1,4 +1,4 @@
-"""Turn a syntax error into a message a finance user can act on (SPEC §5).
+"""Turn a syntax error into a message a finance user can act on (docs/contract.md#errors).
 
 Only called when a cell fails to parse, so it can afford to re-run the parse
 step by step: before each token it records the parser state and the tokens

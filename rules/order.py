@@ -1,4 +1,6 @@
-"""Order the rules into a Plan (SPEC §3, "Order"): step-down, cycles, reciprocal groups.
+"""Order the rules into a Plan: step-down, cycles, reciprocal groups.
+
+The order a finance user sees: docs/rules-language.md#step-down-pools-that-feed-pools.
 
 A pool-to-pool rule runs before any rule that spreads a pool it feeds. Rules
 whose pools feed each other form a strongly connected component: allowed only

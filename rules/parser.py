@@ -1,6 +1,6 @@
-"""Parse `Rules` cells into the rule AST (SPEC §3).
+"""Parse `Rules` cells into the rule AST (docs/rules-language.md).
 
-Choices this module makes where the SPEC is silent:
+Choices this module makes where the language leaves room (also in docs/rules-language.md):
 
 * **What Excel does to typed text is undone before lexing, 1-for-1**, so every
   span still indexes the cell text as read: curly double quotes become ``"``,

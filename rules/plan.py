@@ -1,4 +1,4 @@
-"""The plan: rules in the order the engine runs them (SPEC §3, "Order").
+"""The plan: rules in the order the engine runs them (docs/rules-language.md).
 
 Pool-to-pool rules run before any rule that spreads a pool they feed
 (step-down). Rules whose pools feed each other in a cycle form one reciprocal

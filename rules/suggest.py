@@ -1,9 +1,9 @@
 """Did-you-mean: the closest real spelling to a misspelled keyword or name.
 
-Matching is case-insensitive (names and keywords are, per SPEC §2 and §3) and
-uses the stdlib's ``difflib`` ratio; the cutoff is loose enough for one or two
-typos in a short word ("usgae" -> USAGE, "Servce Desk" -> "Service Desk") and
-tight enough not to suggest an unrelated word.
+Matching is case-insensitive (names and keywords are, per docs/contract.md and
+docs/rules-language.md) and uses the stdlib's ``difflib`` ratio; the cutoff is
+loose enough for one or two typos in a short word ("usgae" -> USAGE,
+"Servce Desk" -> "Service Desk") and tight enough not to suggest an unrelated word.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ WRAP = Alignment(wrap_text=True, vertical="top")
 
 
 def _input_sheet(wb: Workbook, sheet: SheetLayout, rows: Iterable[Sequence] = ()) -> Worksheet:
-    """A SPEC input sheet: bold frozen header with help comments, widths, formats, rows."""
+    """An input sheet: bold frozen header with help comments, widths, formats, rows."""
     ws = wb.create_sheet(sheet.name)
     for i, col in enumerate(sheet.columns, start=1):
         cell = ws.cell(row=1, column=i, value=col.header)

@@ -1,4 +1,4 @@
-"""The input sheets' layout (SPEC §2): headers, widths, number formats, help, validation.
+"""The input sheets' layout (docs/contract.md#input-sheets): headers, widths, formats, help.
 
 One place describes every column, so the template, the demo and the tests agree.
 """
@@ -171,7 +171,7 @@ RULES = SheetLayout(
 
 INPUT_LAYOUTS = (SETTINGS, DEPARTMENTS, BUDGET, ACTUALS, USAGE, RATES, RULES)
 
-# Settings keys: (Key, default value, meaning) — SPEC §2.
+# Settings keys: (Key, default value, meaning) — docs/contract.md#settings.
 SETTING_KEYS: tuple[tuple[str, object, str], ...] = (
     ("Organization", None, "Name printed on bills. Default: blank."),
     ("Currency", "USD", "ISO 4217 code; amounts round to its minor unit (USD: cents)."),
