@@ -204,9 +204,7 @@ def half_up(x: Decimal | Fraction, places: int = 2) -> Decimal:
 
 
 def bill_lines(department: str, pool: str) -> list[dict[str, str]]:
-    return [
-        r for r in golden_rows("Bills") if r["Department"] == department and r["Pool"] == pool
-    ]
+    return [r for r in golden_rows("Bills") if r["Department"] == department and r["Pool"] == pool]
 
 
 # --- the demo's source data -------------------------------------------------------
@@ -378,3 +376,235 @@ def test_allocate_by_headcount_is_largest_remainder_of_the_pool_total():
     assert divmod(17_516_520 * 420, 4_310) == (1_706_946, 1_140)
     assert lines["ENG"]["Amount"] == "17,069.46"
     assert sum(expected.values()) == 17_516_520  # the shares add up to the total exactly
+
+
+# --- hand checks: Journal -------------------------------------------------------------
+
+
+def entry_lines(department: str, pool: str) -> list[tuple[str, str, str, str, str, str]]:
+    return [
+        (r["Entry"], r["Fund"], r["Account"], r["Debit"], r["Credit"], r["Rule"])
+        for r in golden_rows("Journal")
+        if r["Department"] == department and r["Pool"] == pool
+    ]
+
+
+def test_journal_interfund_department_posts_in_both_funds():
+    # ENG is in the General fund, so its Cloud charge is interfund: in General debit expense
+    # 6400 and credit due-to 2300; in the IT fund debit due-from 1300 and credit revenue 4400.
+    # The amount is ENG's whole Cloud bill: 600.00 + 4,050.00 + 3,156.51 = 7,806.51.
+    # Entries are numbered by department code over all 26 departments:
+    # ADM ATH BKS BUS CAS CCR CRC DIN EDU ENG -> ENG is entry 0010.
+    assert FUND["ENG"] == "General"
+    assert sorted(FUND, key=str.casefold).index("ENG") + 1 == 10
+    cloud = sum((num(r["Amount"]) for r in bill_lines("ENG", "Cloud")), D(0))
+    assert cloud == D("600.00") + D("4050.00") + D("3156.51") == D("7806.51")
+    assert entry_lines("ENG", "Cloud") == [
+        ("CB-2026-03-0010", "General", "6400", "7,806.51", "", "R12"),
+        ("CB-2026-03-0010", "General", "2300", "", "7,806.51", "R12"),
+        ("CB-2026-03-0010", "IT", "1300", "7,806.51", "", "R12"),
+        ("CB-2026-03-0010", "IT", "4400", "", "7,806.51", "R12"),
+    ]
+
+
+def test_journal_intra_fund_department_is_a_reimbursement():
+    # ITAD is a unit of the IT fund itself: debit expense 6400, credit reimbursement 6499,
+    # both in IT; nothing is due between funds. Its pass-through: 2,984.68 x 1.05 = 3,133.914
+    # -> 3,133.91. ITAD is entry 0015 (ADM ATH BKS BUS CAS CCR CRC DIN EDU ENG FAR FIN HOU
+    # HRO ITAD).
+    assert FUND["ITAD"] == "IT"
+    assert sorted(FUND, key=str.casefold).index("ITAD") + 1 == 15
+    ec2_s3 = used(PERIOD, "ITAD", "AWS Cost", {"EC2", "S3"})
+    assert half_up(ec2_s3 * D("1.05")) == D("3133.91")
+    assert entry_lines("ITAD", "Cloud Pass-through") == [
+        ("CB-2026-03-0015", "IT", "6400", "3,133.91", "", "R13"),
+        ("CB-2026-03-0015", "IT", "6499", "", "3,133.91", "R13"),
+    ]
+
+
+def test_journal_every_entry_balances_in_each_fund_and_revenue_equals_bills():
+    debit, credit = defaultdict(Decimal), defaultdict(Decimal)
+    revenue = D(0)
+    for r in golden_rows("Journal"):
+        key = (r["Entry"], r["Fund"])
+        debit[key] += num(r["Debit"]) if r["Debit"] else 0
+        credit[key] += num(r["Credit"]) if r["Credit"] else 0
+        if r["Account"] in ("4400", "6499") and r["Credit"]:
+            revenue += num(r["Credit"])
+    assert debit == credit
+    billed = sum((num(r["Amount"]) for r in golden_rows("Bills")), D(0))
+    assert revenue == billed == D("1073295.02")
+
+
+# --- hand checks: Recovery -------------------------------------------------------------
+
+
+def pass_through_billed(period: str) -> Decimal:
+    """What R13 bills in a period: each billable department's EC2 + S3 x 1.05, half-up."""
+    return sum(
+        (half_up(used(period, d, "AWS Cost", {"EC2", "S3"}) * D("1.05")) for d in BILLABLE),
+        D(0),
+    )
+
+
+def test_recovery_of_a_charged_pool_by_hand():
+    # Cloud Pass-through receives nothing from other pools, so its March cost is its Actuals:
+    # the AWS invoice plus Enterprise Support. Recovered is what R13 billed; OverUnder =
+    # Recovered - Cost; RecoveryPct = Recovered / Cost to 4 places.
+    cost = actual_cost(PERIOD, "Cloud Pass-through")
+    recovered = pass_through_billed(PERIOD)
+    assert (cost, recovered) == (D("42515.66"), D("42515.65"))  # a cent lost to rounding
+    [row] = [
+        r
+        for r in golden_rows("Recovery")
+        if r["Period"] == PERIOD and r["Pool"] == "Cloud Pass-through"
+    ]
+    assert num(row["Cost"]) == cost
+    assert num(row["Recovered"]) == recovered
+    assert num(row["OverUnder"]) == recovered - cost == D("-0.01")
+    assert num(row["RecoveryPct"]) == half_up(recovered / cost, 4) == D("1.0000")
+    assert row["Unallocated"] == "0.00"
+
+
+def test_recovery_of_virtual_servers_recovered_by_hand():
+    # Recovered = every billable department's VMs x the rate in force: 95.00 until December,
+    # 88.00 from January. July: 350 VMs x 95.00 = 33,250.00; March: 346 x 88.00 = 30,448.00.
+    rows = {r["Period"]: r for r in golden_rows("Recovery") if r["Pool"] == "Virtual Servers"}
+    for period in FY_TO_DATE:
+        rate = D("88.00") if period >= "2026-01" else D("95.00")
+        vms = sum(used(period, d, "VM-Month") for d in BILLABLE)
+        assert num(rows[period]["Recovered"]) == vms * rate, period
+    assert sum(used("2025-07", d, "VM-Month") for d in BILLABLE) == 350
+    assert sum(used(PERIOD, d, "VM-Month") for d in BILLABLE) == 346
+
+
+def test_every_recovery_row_is_recovered_minus_cost():
+    for r in golden_rows("Recovery"):
+        cost, recovered = num(r["Cost"]), num(r["Recovered"])
+        assert num(r["OverUnder"]) == recovered - cost, r
+        if cost:
+            assert num(r["RecoveryPct"]) == half_up(recovered / cost, 4), r
+        else:
+            assert r["RecoveryPct"] == "", r  # a support pool: everything went onward
+
+
+# --- hand checks: Forecast -------------------------------------------------------------
+
+REMAINING = ["2026-04", "2026-05", "2026-06"]
+
+
+def forecast_rows(kind: str, name: str) -> list[dict[str, str]]:
+    return [r for r in golden_rows("Forecast") if r["Kind"] == kind and r["Name"] == name]
+
+
+def total_used(period: str, metric: str, services=None) -> Decimal:
+    return sum((used(period, d.code, metric, services) for d in DEPARTMENTS), D(0))
+
+
+def test_forecast_usage_run_rate_growth_and_trend_by_hand():
+    # F05 VM-Month BY RUN RATE OVER 3 PERIODS: the average of January..March, flat.
+    vms = [total_used(p, "VM-Month") for p in ("2026-01", "2026-02", "2026-03")]
+    run_rate = sum(vms) / 3
+    assert run_rate == 353
+    assert [num(r["Forecast"]) for r in forecast_rows("USAGE", "VM-Month")] == [run_rate] * 3
+    # F03 GB-Month BY GROWTH 1.5% PER PERIOD: March's total x 1.015^k, k = 1, 2, 3 (4 places).
+    march = Fraction(total_used(PERIOD, "GB-Month"))
+    growth = [half_up(march * Fraction(1015, 1000) ** k, 4) for k in (1, 2, 3)]
+    assert [num(r["Forecast"]) for r in forecast_rows("USAGE", "GB-Month")] == growth
+    # F01 vCPU-Hours BY TREND OVER 6 PERIODS: least squares over October..March, x = 1..6:
+    # slope = sum((x - 3.5)(y - mean)) / sum((x - 3.5)^2), forecast at x = 7, 8, 9.
+    months = ["2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
+    ys = [Fraction(total_used(p, "vCPU-Hours")) for p in months]
+    xs = [Fraction(x) for x in range(1, 7)]
+    mean_x, mean_y = sum(xs) / 6, sum(ys) / 6
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
+    trend = [half_up(mean_y + slope * (x - mean_x), 4) for x in (7, 8, 9)]
+    assert [num(r["Forecast"]) for r in forecast_rows("USAGE", "vCPU-Hours")] == trend
+    # Adjustment = Forecast - Plan (the Budget's planned Volume, 290,000 vCPU-hours a month).
+    for r in forecast_rows("USAGE", "vCPU-Hours"):
+        assert num(r["Adjustment"]) == num(r["Forecast"]) - D(290_000)
+
+
+def test_forecast_break_even_rate_of_the_pass_through_by_hand():
+    # Break-even rate for April..June =
+    #   (forecast remaining cost - over-recovery to date + under-recovery to date)
+    #   / forecast remaining volume billed.
+    # Cost: F06 RUN RATE, the average of January..March actual cost, per month (to the cent).
+    last3 = [actual_cost(p, "Cloud Pass-through") for p in ("2026-01", "2026-02", "2026-03")]
+    per_month = half_up(Fraction(sum(last3)) / 3)
+    assert [num(r["Forecast"]) for r in forecast_rows("COST", "Cloud Pass-through")] == [
+        per_month
+    ] * 3
+    cost = 3 * per_month
+    # Over/under to date: what R13 billed less what the pool cost, July..March.
+    carried = sum(
+        (pass_through_billed(p) - actual_cost(p, "Cloud Pass-through") for p in FY_TO_DATE),
+        D(0),
+    )
+    # Volume: AWS Cost usage by RUN RATE (all services, 4 places a month) x the share of
+    # usage to date that R13 actually billed (EC2 and S3 of billable departments, not
+    # Marketplace and not PRES).
+    aws = [total_used(p, "AWS Cost") for p in ("2026-01", "2026-02", "2026-03")]
+    usage_per_month = half_up(Fraction(sum(aws)) / 3, 4)
+    billed_to_date = sum(
+        (used(p, d, "AWS Cost", {"EC2", "S3"}) for p in FY_TO_DATE for d in BILLABLE), D(0)
+    )
+    used_to_date = sum((total_used(p, "AWS Cost") for p in FY_TO_DATE), D(0))
+    share = Fraction(billed_to_date) / Fraction(used_to_date)
+    volume = half_up(Fraction(3 * usage_per_month) * share, 4)
+    rate = half_up((Fraction(cost) - Fraction(carried)) / Fraction(volume), 6)
+    [row] = forecast_rows("RATE", "Cloud Pass-through")
+    assert (cost, carried, volume, rate) == (
+        D("123751.44"),
+        D("0.00"),
+        D("118142.6117"),
+        D("1.047475"),
+    )
+    assert num(row["Forecast"]) == rate
+    assert num(row["Plan"]) == D("1.05")  # the rule's rate now
+    assert num(row["Adjustment"]) == rate - D("1.05")
+    assert row["Method"] == (
+        'BREAK-EVEN PER "AWS Cost" 2026-04 TO 2026-06: (COST 123,751.44 − OVER/UNDER TO DATE '
+        f"0.00) ÷ VOLUME 118,142.6117 (BILLED SHARE {half_up(share * 100, 1)}% OF USAGE TO DATE)"
+    )
+
+
+# --- hand checks: Compliance and Variance ------------------------------------------------
+
+
+def test_compliance_reserve_of_virtual_servers_by_hand():
+    # Cost and revenue year to date are the Recovery rows summed (July..March, 9 months).
+    # Annualised cash expenses = cost x 12 / 9; reserve days = over-recovery / (annualised /
+    # 365), to one place: 32,212.54 / (346,991.28 / 365) = 33.88... -> 33.9, within 60 days.
+    rows = [r for r in golden_rows("Recovery") if r["Pool"] == "Virtual Servers"]
+    cost = sum((num(r["Cost"]) for r in rows), D(0))
+    revenue = sum((num(r["Recovered"]) for r in rows), D(0))
+    annualised = half_up(Fraction(cost) * 12 / 9)
+    days = half_up(Fraction(revenue - cost) * 365 * 9 / (Fraction(cost) * 12), 1)
+    [row] = [
+        r
+        for r in golden_rows("Compliance")
+        if r["Check"] == "RECOVERY" and r["Pool"] == "Virtual Servers"
+    ]
+    assert (num(row["Cost YTD"]), num(row["Revenue YTD"])) == (cost, revenue)
+    assert num(row["Over/Under YTD"]) == revenue - cost == D("32212.54")
+    assert num(row["Recovery %"]) == half_up(revenue / cost, 4)
+    assert num(row["Annualised Cash Expenses"]) == annualised == D("346991.28")
+    assert num(row["Reserve Days"]) == days == D("33.9")
+    assert (row["Months"], row["Limit Days"], row["Status"]) == ("9", "60", "WITHIN LIMIT")
+
+
+def test_variance_of_cloud_cost_by_hand():
+    # Plan YTD = Budget July..March: 26,000 a month, 3% less in August: 8 x 26,000 + 25,220
+    # = 233,220.00. Actual YTD = the Actuals rows. Variance = Actual - Plan; % = Variance /
+    # Plan to 4 places.
+    plan = sum((budget(p, "Cloud") for p in FY_TO_DATE), D(0))
+    actual = sum((actual_cost(p, "Cloud") for p in FY_TO_DATE), D(0))
+    assert plan == 8 * D(26000) + D(25220) == D("233220.00")
+    [row] = [r for r in golden_rows("Variance") if r["Kind"] == "COST" and r["Name"] == "Cloud"]
+    assert (num(row["Plan YTD"]), num(row["Actual YTD"])) == (plan, actual)
+    assert num(row["Variance"]) == actual - plan
+    assert num(row["Variance %"]) == half_up((actual - plan) / plan, 4)
+    assert row["Status"] == "OVER BUDGET"
