@@ -1,0 +1,120 @@
+"""PDFs of the bills' Summary sheets, through LibreOffice headless.
+
+LibreOffice takes about three seconds to start and a fraction of a second per
+document after that, so every department's Summary is converted in one start.
+It runs with a private, throw-away profile (a user's open LibreOffice, or a
+second costloop, then cannot lock it or be disturbed by it) in its own process
+group, so a hung conversion is ended whole when the timeout passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from costloop.problems import Problem, Reason, Severity
+
+PDF_TYPE = "application/pdf"
+DEFAULT_TIMEOUT = 300.0
+"""Seconds for the whole batch (LibreOffice's start plus every document)."""
+
+
+@dataclass
+class PdfBatch:
+    """What one LibreOffice run produced."""
+
+    pdfs: dict[Path, Path] = field(default_factory=dict)
+    """Source workbook -> its PDF (only those that were made)."""
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def find_soffice() -> str | None:
+    """LibreOffice's command, or None when it is not installed."""
+    for name in ("soffice", "libreoffice"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _problem(where: str, message: str, severity: Severity = Severity.ERROR) -> Problem:
+    return Problem(Reason.NO_DATA, severity, where, message)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def convert_to_pdf(sources: list[Path], outdir: Path, timeout: float = DEFAULT_TIMEOUT) -> PdfBatch:
+    """Convert every workbook in ``sources`` to ``outdir/<stem>.pdf`` in one LibreOffice run."""
+    batch = PdfBatch()
+    if not sources:
+        return batch
+    soffice = find_soffice()
+    if soffice is None:
+        batch.problems.append(
+            _problem(
+                "LibreOffice",
+                "LibreOffice is not installed, so the bills have no PDF; install it "
+                "(e.g. apt-get install libreoffice-calc-nogui) and make the bills again",
+            )
+        )
+        return batch
+    outdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="costloop-lo-") as profile:
+        command = [
+            soffice,
+            f"-env:UserInstallation={Path(profile).as_uri()}",
+            "--headless",
+            "--norestore",
+            "--nolockcheck",
+            "--nodefault",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(outdir),
+            *(str(s) for s in sources),
+        ]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a timeout ends all of it
+        )
+        try:
+            _, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            batch.problems.append(
+                _problem(
+                    "LibreOffice",
+                    f"LibreOffice did not finish converting {len(sources)} bill(s) to PDF "
+                    f"within {timeout:.0f} s and was stopped; the workbooks were made, "
+                    "the PDFs were not",
+                )
+            )
+            batch.seconds = time.perf_counter() - started
+            return batch
+    batch.seconds = time.perf_counter() - started
+    for source in sources:
+        pdf = outdir / (source.stem + ".pdf")
+        if pdf.exists() and pdf.stat().st_size > 0:
+            batch.pdfs[source] = pdf
+        else:
+            detail = stderr.decode("utf-8", "replace").strip().splitlines()
+            why = f" ({detail[-1]})" if detail else ""
+            batch.problems.append(
+                _problem(source.name, f"LibreOffice made no PDF of {source.name}{why}")
+            )
+    return batch

@@ -1,0 +1,207 @@
+"""What one department's bill contains, taken from the engine's result.
+
+A `Statement` holds only that department's own rows: its bill lines (with their
+rule lineage), its usage rows of the billed period, its charges in each month
+of the fiscal year, and its own code, name and email. Nothing in it names
+another department, so whatever is made from it (workbook, PDF, email) cannot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pandas as pd
+
+from costloop.bills.lineage import describe
+from costloop.bills.source import BilledYear, RunStamp
+from costloop.engine.periods import add_months, fiscal_periods
+from costloop.rules.ast import name_key
+
+LINE_COLUMNS = [
+    "Period",
+    "Department",
+    "Name",
+    "Pool",
+    "Metric",
+    "Quantity",
+    "Rate",
+    "Amount",
+    "Rule",
+    "Rule Cell",
+    "How",
+]
+"""The main workbook's Bills columns, then the lineage: the rule's cell and what it did."""
+
+
+@dataclass(frozen=True)
+class PoolCharge:
+    """One row of the Summary's "by pool" table."""
+
+    pool: str
+    metric: str
+    quantity: Decimal | None
+    """Total quantity when the pool's lines share one metric, else None."""
+    rate: Decimal | None
+    """The unit rate when every line has the same one; None for allocations and mixed bands."""
+    amount: Decimal
+    basis: str
+    """``allocated share``, ``rate`` or ``graduated (effective rate)``."""
+
+
+@dataclass
+class Statement:
+    """One department's bill for one period."""
+
+    organization: str
+    currency: str
+    minor_unit: int
+    period: str
+    department: str
+    """The department's code as written in Departments."""
+    name: str
+    email: str
+    email_cell: str
+    """Where the Email is (``Departments!F5``), for messages."""
+    run: RunStamp
+    lines: pd.DataFrame
+    usage: pd.DataFrame
+    by_pool: list[PoolCharge]
+    months: list[tuple[str, Decimal | None]]
+    """Every period of the fiscal year and this department's charges (None: not billed yet)."""
+    previous_period: str
+    previous: Decimal | None
+    """Charges of the period before (None when the workbook does not reach back that far)."""
+    fiscal_year: str
+    """``FY 2025-07 to 2026-06``."""
+    problems: list = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return sum((Decimal(a) for a in self.lines["Amount"]), Decimal(0))
+
+    @property
+    def year_to_date(self) -> Decimal:
+        return sum((m for _, m in self.months if m is not None), Decimal(0))
+
+    @property
+    def change(self) -> Decimal | None:
+        return None if self.previous is None else self.total - self.previous
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.department
+
+    @property
+    def file_stem(self) -> str:
+        """``ENG 2026-03``: the department and period, safe as a file name anywhere."""
+        safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in self.department).strip()
+        return f"{safe or 'department'} {self.period}"
+
+    def money(self, amount: Decimal) -> str:
+        """``USD 12,345.67``."""
+        return f"{self.currency} {amount:,.{self.minor_unit}f}"
+
+    def content_hash(self) -> str:
+        """A hash of what the bill says (not of a file): the same bill hashes the same.
+
+        The run ID and time are left out, so re-running an unchanged workbook does
+        not make a bill look changed to the send log.
+        """
+        content = {
+            "organization": self.organization,
+            "period": self.period,
+            "department": self.department,
+            "name": self.name,
+            "lines": [[str(v) for v in row] for row in self.lines.itertuples(index=False)],
+            "usage": [[str(v) for v in row] for row in self.usage.itertuples(index=False)],
+            "months": [[p, str(m)] for p, m in self.months],
+            "previous": str(self.previous),
+        }
+        text = json.dumps(content, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _total_of(bills: pd.DataFrame, key: str) -> Decimal:
+    mine = bills[bills["Department"].map(name_key) == key]
+    return sum((Decimal(a) for a in mine["Amount"]), Decimal(0))
+
+
+def _by_pool(lines: pd.DataFrame) -> list[PoolCharge]:
+    out = []
+    for pool, group in lines.groupby("Pool", sort=False):
+        metrics = [m for m in dict.fromkeys(group["Metric"]) if isinstance(m, str) and m]
+        quantities = [q for q in group["Quantity"] if q is not None and not pd.isna(q)]
+        rates = [r for r in dict.fromkeys(group["Rate"]) if r is not None and not pd.isna(r)]
+        amount = sum((Decimal(a) for a in group["Amount"]), Decimal(0))
+        one_metric = len(metrics) == 1 and len(quantities) == len(group)
+        quantity = sum((Decimal(q) for q in quantities), Decimal(0)) if one_metric else None
+        if not rates:
+            rate, basis = None, "allocated share"
+        elif len(rates) == 1:
+            rate, basis = Decimal(rates[0]), "rate"
+        else:
+            rate, basis = None, "graduated"
+        out.append(PoolCharge(str(pool), ", ".join(metrics), quantity, rate, amount, basis))
+    return out
+
+
+def _usage(year: BilledYear, key: str) -> pd.DataFrame:
+    usage = year.book.usage
+    mine = usage[(usage["_key"] == key) & (usage["Period"] == year.period)]
+    columns = [c for c in usage.columns if not str(c).startswith("_")]
+    return mine.sort_values("_row")[columns].reset_index(drop=True)
+
+
+def build_statements(year: BilledYear) -> list[Statement]:
+    """A statement for every department billed in the period, in department order."""
+    book = year.book
+    settings = book.settings
+    deps = book.departments
+    by_key = {k: i for i, k in enumerate(deps["_key"])}
+    # Every department's code and name, as name keys: what a bill must not show of others.
+    everyone = {
+        k: {k, name_key(str(n))} - {""}
+        for k, n in zip(deps["_key"], deps["Name"].fillna(""), strict=True)
+    }
+    bills = year.bills
+    periods = fiscal_periods(year.period, settings.fiscal_year_start)
+    previous_period = add_months(year.period, -1)
+    statements = []
+    for code in dict.fromkeys(bills["Department"]):
+        key = name_key(code)
+        row = deps.iloc[by_key[key]]
+        own = frozenset(everyone.get(key, {key}))
+        private = frozenset(set().union(*(v for k, v in everyone.items() if k != key)) - own)
+        lines = bills[bills["Department"] == code].copy()
+        lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
+        lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
+        months = [
+            (p, _total_of(year.by_period[p], key) if p in year.by_period else None) for p in periods
+        ]
+        before = year.by_period.get(previous_period)
+        name = row["Name"]
+        email = row["Email"] if "Email" in deps else None
+        statements.append(
+            Statement(
+                organization=settings.organization,
+                currency=settings.currency,
+                minor_unit=settings.minor_unit,
+                period=year.period,
+                department=str(code),
+                name="" if pd.isna(name) else str(name),
+                email="" if email is None or pd.isna(email) else str(email).strip(),
+                email_cell=book.cell("Departments", "Email", int(row["_row"])),
+                run=year.stamp,
+                lines=lines[LINE_COLUMNS].reset_index(drop=True),
+                usage=_usage(year, key),
+                by_pool=_by_pool(lines),
+                months=months,
+                previous_period=previous_period,
+                previous=None if before is None else _total_of(before, key),
+                fiscal_year=f"FY {periods[0]} to {periods[-1]}",
+            )
+        )
+    return statements
