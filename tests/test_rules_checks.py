@@ -11,7 +11,7 @@ def keyed(*spellings: str) -> dict[str, str]:
     return {name_key(s): s for s in spellings}
 
 
-SPEC_RULES = [
+REFERENCE_RULES = [
     'ALLOCATE "Service Desk" TO DEPARTMENTS BY Headcount',
     'ALLOCATE "Data Center" TO DEPARTMENTS BY USAGE "Server Hours"',
     'ALLOCATE "Network" TO DEPARTMENTS EVENLY WHERE Fund = "General"',
@@ -32,7 +32,7 @@ SPEC_RULES = [
     'FORECAST COST "Data Center" BY PLAN',
 ]
 
-SPEC_NAMES = Names(
+REFERENCE_NAMES = Names(
     pools=keyed(
         "Service Desk",
         "Data Center",
@@ -75,14 +75,14 @@ def cells_of(*texts: str, ids: list[str] | None = None) -> list[RuleCell]:
 
 
 def test_every_spec_example_is_clean_against_its_workbook() -> None:
-    cells = cells_of(*SPEC_RULES)
+    cells = cells_of(*REFERENCE_RULES)
     rules, problems = parse_rules(cells)
     assert problems == []
-    assert check(rules, SPEC_NAMES, cells) == []
+    assert check(rules, REFERENCE_NAMES, cells) == []
 
 
 def test_an_empty_workbook_makes_every_name_unknown() -> None:
-    rules, _ = parse_rules(cells_of(*SPEC_RULES))
+    rules, _ = parse_rules(cells_of(*REFERENCE_RULES))
     problems = check(rules, Names())
     codes = {p.code for p in problems}
     assert {Reason.UNKNOWN_POOL, Reason.UNKNOWN_METRIC, Reason.UNKNOWN_COLUMN} <= codes
@@ -93,8 +93,8 @@ def test_ids_are_checked_only_when_cells_are_given() -> None:
     cells = cells_of('CHARGE "Storage" FOR "GB-Month" AT 1', 'CHARGE "Cloud" FOR "vCPU-Hours" AT 1',
                      ids=["X", "x"])  # fmt: skip
     rules, _ = parse_rules(cells)
-    assert check(rules, SPEC_NAMES) == []
-    assert [p.code for p in check(rules, SPEC_NAMES, cells)] == [Reason.DUPLICATE_ID]
+    assert check(rules, REFERENCE_NAMES) == []
+    assert [p.code for p in check(rules, REFERENCE_NAMES, cells)] == [Reason.DUPLICATE_ID]
 
 
 def test_disabled_and_blank_rows_do_not_clash_on_ids() -> None:
@@ -111,7 +111,7 @@ def test_charged_and_allocated_is_a_warning_not_an_error() -> None:
     rules, _ = parse_rules(
         cells_of('CHARGE "Storage" FOR "GB-Month" AT 1', 'ALLOCATE "Storage" TO DEPARTMENTS EVENLY')
     )
-    problems = check(rules, SPEC_NAMES)
+    problems = check(rules, REFERENCE_NAMES)
     assert [(p.code, p.severity) for p in problems] == [
         (Reason.CHARGED_AND_ALLOCATED, Severity.WARNING)
     ]
@@ -125,7 +125,7 @@ def test_charged_and_allocated_to_pools_only_is_fine() -> None:
             'ALLOCATE "Storage" TO POOLS "Cloud" BY COST',
         )
     )
-    assert check(rules, SPEC_NAMES) == []
+    assert check(rules, REFERENCE_NAMES) == []
 
 
 def test_shares_may_name_departments_and_pools_when_both_receive() -> None:
@@ -134,9 +134,9 @@ def test_shares_may_name_departments_and_pools_when_both_receive() -> None:
             'ALLOCATE "Facilities" TO POOLS "Network" AND DEPARTMENTS BY 50% "Network", 50% "adm"'
         )
     )
-    assert check(rules, SPEC_NAMES) == []
+    assert check(rules, REFERENCE_NAMES) == []
 
 
 def test_names_match_case_and_space_insensitively() -> None:
     rules, _ = parse_rules(cells_of('CHARGE "  data   CENTER " FOR "server hours" AT 1'))
-    assert check(rules, SPEC_NAMES) == []
+    assert check(rules, REFERENCE_NAMES) == []

@@ -14,8 +14,8 @@ from costloop.workbooks import demo_data, generate
 
 WORKBOOKS = Path(generate.__file__).resolve().parent
 
-# SPEC §2, written out here (not imported) so the layout module cannot drift from it.
-SPEC_REQUIRED = {
+# docs/contract.md#input-sheets, written out here (not imported) so the layout cannot drift.
+CONTRACT_REQUIRED = {
     "Settings": ["Key", "Value"],
     "Departments": ["Department", "Fund"],
     "Budget": ["Period", "Pool", "Amount"],
@@ -24,7 +24,7 @@ SPEC_REQUIRED = {
     "Rates": ["Metric", "Rate"],
     "Rules": ["ID", "Rule"],
 }
-SPEC_OPTIONAL = {
+CONTRACT_OPTIONAL = {
     "Departments": ["Name", "Email", "Parent", "Billable"],
     "Budget": ["Metric", "Volume", "Tower", "Service"],
     "Actuals": ["Account", "Description"],
@@ -70,7 +70,7 @@ def records(path: Path, sheet: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def demo() -> dict[str, list[dict]]:
-    return {s: records(WORKBOOKS / "demo.xlsx", s) for s in SPEC_REQUIRED}
+    return {s: records(WORKBOOKS / "demo.xlsx", s) for s in CONTRACT_REQUIRED}
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +111,11 @@ def test_main_writes_both_files(tmp_path, capsys):
 @pytest.mark.parametrize("book", ["template.xlsx", "demo.xlsx"])
 def test_every_input_sheet_has_the_spec_headers(book):
     wb = openpyxl.load_workbook(WORKBOOKS / book)
-    for sheet, required in SPEC_REQUIRED.items():
+    for sheet, required in CONTRACT_REQUIRED.items():
         assert sheet in wb.sheetnames, f"{book} lacks {sheet}"
         ws = wb[sheet]
         header = [c.value for c in ws[1] if c.value is not None]
-        for col in required + SPEC_OPTIONAL.get(sheet, []):
+        for col in required + CONTRACT_OPTIONAL.get(sheet, []):
             assert col in header, f"{book} {sheet} lacks column {col!r}"
         assert all(c.font.b for c in ws[1] if c.value is not None), f"{sheet} header not bold"
         assert ws.freeze_panes == "A2", f"{sheet} header row not frozen"
@@ -136,7 +136,7 @@ def test_template_settings_lists_every_key_with_a_meaning():
 
 def test_template_input_sheets_other_than_settings_are_empty():
     wb = openpyxl.load_workbook(WORKBOOKS / "template.xlsx")
-    for sheet in SPEC_REQUIRED:
+    for sheet in CONTRACT_REQUIRED:
         if sheet != "Settings":
             assert wb[sheet].max_row == 1, f"template {sheet} has data rows"
 
