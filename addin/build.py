@@ -140,6 +140,12 @@ def build_addin(version: str = __version__) -> bytes:
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_addin(output: Path, version: str = __version__) -> Path:
     """Build the add-in and write it to `output` whole or not at all."""
     data = build_addin(version)
@@ -152,6 +158,7 @@ def write_addin(output: Path, version: str = __version__) -> Path:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it owner-only; use the usual mode
         os.replace(temp, output)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

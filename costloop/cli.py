@@ -49,6 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dir", nargs="?", type=Path, default=Path("costloop-demo"), help="folder for the demo"
     )
+
+    p = sub.add_parser("addin", help="build or install the Excel add-in (costloop.xlam)")
+    actions = p.add_subparsers(dest="addin_action", required=True, metavar="ACTION")
+    a = actions.add_parser("build", help="build costloop.xlam from its sources")
+    a.add_argument(
+        "--output", type=Path, default=Path("costloop.xlam"), help="default: ./costloop.xlam"
+    )
+    a = actions.add_parser(
+        "install", help="put the add-in where Excel loads it and point it at this Python"
+    )
+    a.add_argument(
+        "--folder", type=Path, help="install into this folder instead of Excel's startup folder"
+    )
     return parser
 
 
@@ -111,7 +124,27 @@ def cmd_demo(args) -> int:
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
 
 
-COMMANDS = {"check": cmd_check, "run": cmd_run, "demo": cmd_demo}
+def cmd_addin(args) -> int:
+    from costloop.addin.build import AddinBuildError, write_addin
+    from costloop.addin.install import ExcelNotHere, install_addin
+
+    try:
+        if args.addin_action == "build":
+            if args.output.suffix.lower() != ".xlam":
+                raise UsageError(f"--output {args.output}: give a .xlam file name")
+            print(f"Wrote the Excel add-in to {write_addin(args.output)}")
+            return EXIT_OK
+        done = install_addin(folder=args.folder)
+    except (AddinBuildError, ExcelNotHere, OSError, ValueError) as exc:
+        print(f"costloop addin {args.addin_action}: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"Installed the Excel add-in: {done.addin}")
+    print(f"Excel will run costloop with {done.interpreter} (set in {done.config})")
+    print("Restart Excel to see the Chargeback tab.")
+    return EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "run": cmd_run, "demo": cmd_demo, "addin": cmd_addin}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
