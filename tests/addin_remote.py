@@ -229,7 +229,8 @@ class Excel:
             for j, value in enumerate(row):
                 self._put(sheet, action["start_row"] + i, action["start_column"] + j, value)
 
-    def _put(self, sheet: dict, row: int, col: int, value: Any) -> None:
+    def _put(self, sheet: dict, row: int, col: int, value: Any, typed: bool = True) -> None:
+        """Set one cell: ``typed`` as the client sets it (parsed), else as a held value."""
         grid = sheet["values"]
         if grid == [[]]:
             grid.clear()
@@ -238,7 +239,7 @@ class Excel:
         width = max(len(grid[0]) if grid else 0, col + 1)
         for line in grid:
             line.extend([""] * (width - len(line)))
-        grid[row][col] = _as_typed(value)
+        grid[row][col] = _as_typed(value) if typed else value
 
     def _sheetClear(self, action: dict) -> None:
         sheet = self._sheet(action)
@@ -256,7 +257,7 @@ class Excel:
             for j in range(action["column_count"]):
                 r, c = action["start_row"] + i, action["start_column"] + j
                 cell = values[r][c] if r < len(values) and c < len(values[r]) else ""
-                self._put(target, top + i, left + j, cell)
+                self._put(target, top + i, left + j, cell, typed=False)
                 key = (source["name"], r, c)
                 if key in self.formats:
                     self.formats[(target["name"], top + i, left + j)] = self.formats[key]
