@@ -65,10 +65,27 @@ def _frame_column(frame: pd.DataFrame, key: str) -> str | None:
     return None
 
 
+def _shown_number(value: object) -> object:
+    """A whole-number float as the text its cell shows: a code typed as 101 is "101"."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return value
+
+
 def _text_key(series: pd.Series) -> pd.Series:
     """Column values compared as names: trimmed, inner spaces collapsed, case-folded."""
+    if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
+        # Excel stores codes typed as numbers as floats; "101.0" would never equal "101".
+        series = series.map(_shown_number)
     text = series.astype("string").fillna("")
     return text.str.split().str.join(" ").str.casefold().fillna("")
+
+
+def _value_text(value: object) -> str:
+    """A WHERE value compared as text: a number as a cell shows it (101.0 -> "101")."""
+    if isinstance(value, Decimal):
+        return str(int(value)) if value == value.to_integral_value() else f"{value.normalize():f}"
+    return str(value)
 
 
 def condition_mask(frame: pd.DataFrame, column: str, cond: Condition) -> np.ndarray:
@@ -92,7 +109,7 @@ def condition_mask(frame: pd.DataFrame, column: str, cond: Condition) -> np.ndar
                 ">=": col >= target,
             }[cond.op]
     keys = _text_key(values).to_numpy(dtype=object)
-    texts = [name_key(str(v)) for v in wanted]
+    texts = [name_key(_value_text(v)) for v in wanted]
     if cond.op == "IN":
         return np.isin(keys, texts)
     target = texts[0]

@@ -1,0 +1,206 @@
+"""WHERE comparisons, pinned at their boundaries, from rule text in a real workbook to bills.
+
+Every operator is tried on a value that sits exactly on the boundary (a
+Headcount of 20 against ``<= 20``, ``< 20``, ...), and each operator's
+expected receivers differ from every other operator's, so changing ``<=``
+into ``<`` (or any operator into its neighbour) fails a test. ALLOCATE
+filters receivers on `Departments` columns; CHARGE filters usage rows on
+`Usage` columns (and receivers on `Departments` columns). Text compares
+case-insensitively, ignoring surrounding spaces, as names do; numbers
+compare numerically, and a code typed as a number (101) matches the text
+"101" (see docs/rules-language.md).
+
+One workbook holds every case, one pool per rule, so a single run through the
+file implementation (read, parse, check, order, execute) covers them all.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import openpyxl
+import pytest
+
+from costloop.engine.commands import run_book
+
+P = "2026-03"
+D = Decimal
+
+# Department, Fund, Billable, Headcount, FTE, Cost Center (a code typed as a number)
+DEPARTMENTS = [
+    ("A", "General", "Y", 10, 0.3, 101),
+    ("B", "Grants", "Y", 20, 0.7, 102),
+    ("C", "Auxiliary", "Y", 30, 1.1, 103),
+    # On every boundary too, but not billable: it must never receive.
+    ("Z", "General", "N", 20, 0.3, 101),
+]
+
+# ALLOCATE cases: pool -> (WHERE clause, departments that receive an even share of 600.00)
+ALLOCATE_CASES: dict[str, tuple[str, set[str]]] = {
+    "Headcount <=": ("Headcount <= 20", {"A", "B"}),
+    "Headcount <": ("Headcount < 20", {"A"}),
+    "Headcount >=": ("Headcount >= 20", {"B", "C"}),
+    "Headcount >": ("Headcount > 20", {"C"}),
+    "Headcount =": ("Headcount = 20", {"B"}),
+    "Headcount <>": ("Headcount <> 20", {"A", "C"}),
+    "Headcount IN": ("Headcount IN (10, 30)", {"A", "C"}),
+    "Headcount decimal": ("Headcount <= 20.0", {"A", "B"}),
+    # A decimal boundary stored as a float (0.3): exactly on it, not a hair off.
+    "FTE <=": ("FTE <= 0.3", {"A"}),
+    "FTE >": ("FTE > 0.3", {"B", "C"}),
+    "FTE >=": ("FTE >= 0.7", {"B", "C"}),
+    "FTE <": ("FTE < 0.7", {"A"}),
+    # Text: case and surrounding spaces do not matter.
+    "Fund =": ('Fund = "general"', {"A"}),
+    "Fund = padded": ('Fund = "  GENERAL "', {"A"}),
+    "Fund <>": ('Fund <> "GENERAL"', {"B", "C"}),
+    "Fund IN": ('Fund IN ("grants", "Auxiliary")', {"B", "C"}),
+    "Fund IN one": ('Fund IN ("GRANTS")', {"B"}),
+    # Several conditions: all must hold.
+    "AND": ('Headcount >= 20 AND Fund <> "grants"', {"C"}),
+    "AND numeric": ("Headcount > 10 AND Headcount < 30", {"B"}),
+    # A code typed as a number in Excel matches the number and its text alike.
+    "Cost Center number": ("[Cost Center] = 101", {"A"}),
+    "Cost Center text": ('[Cost Center] = "101"', {"A"}),
+    "Cost Center <> text": ('[Cost Center] <> "101"', {"B", "C"}),
+    "Cost Center IN text": ('[Cost Center] IN ("102", "103")', {"B", "C"}),
+    "Cost Center IN mixed": ('[Cost Center] IN (101, "x")', {"A"}),
+}
+
+# Usage rows: Department, Quantity, Size, Service, Project (a code typed as a number).
+# Quantities 1, 10, 100 for A's rows, so the quantity billed names the rows that passed
+# (11 = the first two, 101 = the first and the last).
+USAGE = [
+    ("A", 1, 10, "Gold", 4711),
+    ("A", 10, 20, " gold ", 4711),
+    ("A", 100, 30, "Silver", 4712),
+    ("B", 1000, 20, "Bronze", 4712),
+]
+
+# CHARGE cases at 1.00 per GB: pool -> (WHERE clause, {department: quantity billed})
+CHARGE_CASES: dict[str, tuple[str, dict[str, int]]] = {
+    "Size <=": ("Size <= 20", {"A": 11, "B": 1000}),
+    "Size <": ("Size < 20", {"A": 1}),
+    "Size >=": ("Size >= 20", {"A": 110, "B": 1000}),
+    "Size >": ("Size > 20", {"A": 100}),
+    "Size =": ("Size = 20", {"A": 10, "B": 1000}),
+    "Size <>": ("Size <> 20", {"A": 101}),
+    "Size IN": ("Size IN (10, 30)", {"A": 101}),
+    "Quantity <=": ("Quantity <= 10", {"A": 11}),
+    "Quantity >": ("Quantity > 10", {"A": 100, "B": 1000}),
+    "Service =": ('Service = "GOLD"', {"A": 11}),
+    "Service <>": ('Service <> "gold"', {"A": 100, "B": 1000}),
+    "Service IN": ('Service IN ("silver", "BRONZE")', {"A": 100, "B": 1000}),
+    # A code typed as a number matches its text: these billed nothing before (a silent 0).
+    "Project text": ('Project = "4711"', {"A": 11}),
+    "Project IN text": ('Project IN ("4712")', {"A": 100, "B": 1000}),
+    "Project number": ("Project <> 4711", {"A": 100, "B": 1000}),
+    # A Departments column in a CHARGE picks the departments billed.
+    "Fund =": ('Fund = "GRANTS"', {"B": 1000}),
+    "Headcount <": ("Headcount < 20", {"A": 111}),
+    "Usage and Departments": ('Size >= 20 AND Fund = "General"', {"A": 110}),
+}
+
+
+def _pool(case: str, kind: str) -> str:
+    return f"{kind} {case}"
+
+
+def _rule_rows() -> list[tuple[str, str, str]]:
+    """(kind, case, rule text) in Rules row order, from row 2."""
+    rows = [
+        ("Alloc", c, f'ALLOCATE "{_pool(c, "Alloc")}" TO DEPARTMENTS EVENLY WHERE {where}')
+        for c, (where, _) in ALLOCATE_CASES.items()
+    ]
+    rows += [
+        ("Charge", c, f'CHARGE "{_pool(c, "Charge")}" FOR "GB" AT 1 WHERE {where}')
+        for c, (where, _) in CHARGE_CASES.items()
+    ]
+    return rows
+
+
+def _workbook(path) -> None:
+    wb = openpyxl.Workbook()
+    wb.active.title = "Settings"
+    settings = wb["Settings"]
+    # The fiscal year ends with the billed period, so nothing is forecast (no noise).
+    for row in (["Key", "Value"], ["Period", P], ["CostBasis", "BUDGET"], ["FiscalYearStart", 4]):
+        settings.append(row)
+    deps = wb.create_sheet("Departments")
+    deps.append(["Department", "Fund", "Billable", "Headcount", "FTE", "Cost Center"])
+    for row in DEPARTMENTS:
+        deps.append(list(row))
+    budget = wb.create_sheet("Budget")
+    budget.append(["Period", "Pool", "Amount"])
+    for kind, case, _text in _rule_rows():
+        budget.append([P, _pool(case, kind), 600])
+    usage = wb.create_sheet("Usage")
+    usage.append(["Period", "Department", "Metric", "Quantity", "Size", "Service", "Project"])
+    for department, quantity, size, service, project in USAGE:
+        usage.append([P, department, "GB", quantity, size, service, project])
+    rules = wb.create_sheet("Rules")
+    rules.append(["ID", "Rule"])
+    for n, (_kind, _case, text) in enumerate(_rule_rows(), start=1):
+        rules.append([f"R{n}", text])
+    wb.save(path)
+
+
+Lines = dict[str, tuple[Decimal | None, Decimal]]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[dict[str, Lines], dict[str, list[str]]]:
+    """The one run holding every case: pool -> department -> (Quantity, Amount), and the
+    errors by rule cell (so a broken case fails only its own test)."""
+    path = tmp_path_factory.mktemp("where") / "where.xlsx"
+    _workbook(path)
+    outcome = run_book(path)
+    assert outcome.result is not None, [p.render() for p in outcome.errors]
+    errors: dict[str, list[str]] = {}
+    for problem in outcome.errors:
+        errors.setdefault(problem.where.split(",")[0], []).append(problem.render())
+    bills: dict[str, Lines] = {}
+    frame = outcome.result.bills
+    for pool, department, quantity, amount in zip(
+        frame["Pool"], frame["Department"], frame["Quantity"], frame["Amount"], strict=True
+    ):
+        bills.setdefault(pool, {})[department] = (quantity, amount)
+    return bills, errors
+
+
+def _lines(run, kind: str, case: str) -> Lines:
+    bills, errors = run
+    row = [(k, c) for k, c, _t in _rule_rows()].index((kind, case)) + 2
+    assert errors.get(f"Rules!B{row}", []) == []
+    return bills.get(_pool(case, kind), {})
+
+
+@pytest.mark.parametrize("case", list(ALLOCATE_CASES))
+def test_allocate_where_on_departments(run, case):
+    where, receivers = ALLOCATE_CASES[case]
+    lines = _lines(run, "Alloc", case)
+    assert set(lines) == receivers, f"WHERE {where}"
+    # 600.00 split evenly: 600 / 2 = 300.00 each, 600 / 1 = 600.00.
+    share = D(600) / len(receivers)
+    assert {d: amount for d, (_q, amount) in lines.items()} == dict.fromkeys(receivers, share)
+
+
+@pytest.mark.parametrize("case", list(CHARGE_CASES))
+def test_charge_where_on_usage(run, case):
+    where, billed = CHARGE_CASES[case]
+    lines = _lines(run, "Charge", case)
+    # At 1.00 per GB the amount is the quantity: it names the usage rows that passed.
+    assert lines == {d: (D(q), D(q).quantize(D("0.01"))) for d, q in billed.items()}, (
+        f"WHERE {where}"
+    )
+
+
+def test_every_operator_gives_a_different_answer_at_the_boundary():
+    """The cases above would catch any operator swapped for another: no two agree."""
+    for prefix, cases, answer in (
+        ("Headcount ", ALLOCATE_CASES, lambda v: frozenset(v)),
+        ("Size ", CHARGE_CASES, lambda v: tuple(sorted(v.items()))),
+    ):
+        ops = ("<=", "<", ">=", ">", "=", "<>")
+        answers = {op: answer(cases[prefix + op][1]) for op in ops}
+        assert len(set(answers.values())) == len(ops), answers
