@@ -7,5 +7,6 @@ The two entry points the command line and the Excel add-in call:
 """
 
 from costloop.bills.commands import BillsReport, make_bills
+from costloop.bills.emailing import EmailReport, send_bills
 
-__all__ = ["BillsReport", "make_bills"]
+__all__ = ["BillsReport", "EmailReport", "make_bills", "send_bills"]

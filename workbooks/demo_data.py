@@ -126,7 +126,13 @@ DEPARTMENTS: list[Department] = [
 # fmt: on
 
 
-def department_email(code: str) -> str:
+# Billed, but with no Email: `costloop email` lists them rather than failing them.
+NO_EMAIL = ("BKS", "PRK")
+
+
+def department_email(code: str) -> str | None:
+    if code in NO_EMAIL:
+        return None
     return f"finance-{code.lower()}@stateu.example"
 
 

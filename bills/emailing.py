@@ -1,0 +1,239 @@
+"""`costloop email BOOK [--dry-run DIR] [--resend]`: each department its bill, by email.
+
+Every department billed in the last run that has an `Email` gets one message
+with its workbook and the PDF of its Summary attached. Departments without an
+Email are listed, not failed. One department's failure never stops the others;
+the summary counts sent, failed, skipped and already sent, and any failure
+makes the command exit 1.
+
+The send log next to the workbook makes a rerun safe: a bill already sent is
+not sent again, and a bill that changed since it was sent (same period and
+department, different content) is held back with a message until ``--resend``
+says to send the corrected one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from costloop.bills.commands import Bill, write_bills
+from costloop.bills.delivery import Backoff, send_with_retry
+from costloop.bills.message import Attachment, build_message, check_settings, parse_addresses
+from costloop.bills.pdf import PDF_TYPE
+from costloop.bills.sendlog import FAILED, SENT, SendLog, SendRecord, log_path, sha256
+from costloop.bills.smtp import Connection, smtp_settings, workbook_secrets
+from costloop.bills.source import load_billed_year
+from costloop.bills.statement import build_statements
+from costloop.bills.workbook import XLSX_TYPE
+from costloop.problems import Problem, Reason, Severity, has_errors
+
+
+@dataclass
+class EmailReport:
+    """What `send_bills` did, department by department."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Billed departments without an Email (listed, not failed)."""
+    already_sent: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    """Departments whose bill differs from the one already sent (held back, no --resend)."""
+    written: list[Path] = field(default_factory=list)
+    """With --dry-run: the .eml files."""
+    problems: list[Problem] = field(default_factory=list)
+    period: str | None = None
+    run_id: str | None = None
+    dry_run: Path | None = None
+    send_log: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.problems)
+
+    def lines(self) -> list[str]:
+        if self.period is None:
+            return ["FAILED: nothing was sent"]
+        head = f"Period {self.period} (run {self.run_id}): "
+        if self.dry_run is not None:
+            out = [
+                head + f"dry run, {len(self.written)} message(s) written to {self.dry_run}; "
+                "nothing was sent"
+            ]
+        else:
+            out = [
+                head + f"{len(self.sent)} sent, {len(self.failed)} failed, "
+                f"{len(self.skipped)} skipped (no Email), {len(self.already_sent)} already sent"
+                + (f", {len(self.changed)} changed since sent" if self.changed else "")
+            ]
+        for label, names in (
+            ("sent", self.sent),
+            ("failed", self.failed),
+            ("changed since sent, held back (use --resend)", self.changed),
+            ("already sent", self.already_sent),
+            ("skipped, no Email", self.skipped),
+        ):
+            if names:
+                out.append(f"  {label}: {', '.join(names)}")
+        if self.send_log is not None and self.dry_run is None:
+            out.append(f"  send log: {self.send_log}")
+        return out
+
+
+def _problem(where: str, message: str, code: Reason = Reason.NO_DATA) -> Problem:
+    return Problem(code, Severity.ERROR, where, message)
+
+
+def _attachments(bill: Bill) -> list[Attachment]:
+    files = [Attachment(bill.workbook.name, bill.workbook.read_bytes(), XLSX_TYPE)]
+    if bill.pdf is not None:
+        files.append(Attachment(bill.pdf.name, bill.pdf.read_bytes(), PDF_TYPE))
+    return files
+
+
+def _due(statement, log: SendLog, resend: bool, report: EmailReport) -> bool:
+    """Whether to send this bill, by the send log: not if sent already, nor if changed."""
+    code = statement.department
+    earlier = log.last_sent(statement.period, code)
+    if earlier is None:
+        return True
+    if earlier.bill_hash == statement.content_hash():
+        report.already_sent.append(code)
+        return False
+    if resend:
+        return True
+    report.changed.append(code)
+    report.problems.append(
+        _problem(
+            statement.email_cell,
+            f"{code}'s bill for {statement.period} differs from the one sent to it on "
+            f"{earlier.time} UTC (run {earlier.run_id}); it was not sent again. Run "
+            "`costloop email BOOK --resend` to send the corrected bill",
+        )
+    )
+    return False
+
+
+def send_bills(
+    book: Path,
+    dry_run: Path | None = None,
+    *,
+    resend: bool = False,
+    backoff: Backoff | None = None,
+    env: dict[str, str] | None = None,
+) -> EmailReport:
+    """`costloop email`: send (or with ``dry_run`` write as .eml) every department's bill."""
+    report = EmailReport(dry_run=dry_run)
+    if dry_run is not None and dry_run.exists() and not dry_run.is_dir():
+        report.problems.append(
+            _problem(str(dry_run), "--dry-run names a file, not a folder; give a folder")
+        )
+        return report
+    year, problems = load_billed_year(book)
+    report.problems += problems
+    if year is None:
+        return report
+    settings = year.book.settings
+    report.problems += workbook_secrets(settings)
+    report.problems += check_settings(settings)
+    server = None
+    if dry_run is None:
+        server, env_problems = smtp_settings(env)
+        report.problems += env_problems
+    if has_errors(report.problems):
+        return report  # nothing is sent while any of it is wrong
+    from_address = parse_addresses(settings.email_from)[0]
+    report.period, report.run_id = year.period, year.stamp.run_id
+
+    statements = build_statements(year)
+    to_send = []
+    for statement in statements:
+        if not statement.email:
+            report.skipped.append(statement.department)
+            continue
+        addresses = parse_addresses(statement.email)
+        if not addresses:
+            report.failed.append(statement.department)
+            report.problems.append(
+                _problem(
+                    statement.email_cell,
+                    f"{statement.email!r} is not an email address; type one address "
+                    "(or several separated by ;)",
+                    Reason.BAD_VALUE,
+                )
+            )
+            continue
+        to_send.append((statement, addresses))
+
+    log = SendLog(log_path(book))
+    report.send_log = log.path
+    report.problems += log.problems
+    if dry_run is None:
+        to_send = [item for item in to_send if _due(item[0], log, resend, report)]
+    with tempfile.TemporaryDirectory(prefix="costloop-email-") as tmp:
+        # Files only for what goes out: a rerun that sends nothing starts no LibreOffice.
+        bills = write_bills([s for s, _ in to_send], Path(tmp))
+        report.problems += bills.problems
+        if dry_run is not None:
+            dry_run.mkdir(parents=True, exist_ok=True)
+        connection = Connection(server) if server is not None else None
+        server_down = ""
+        try:
+            for bill, (statement, addresses) in zip(bills.bills, to_send, strict=True):
+                attachments = _attachments(bill)
+                message = build_message(statement, settings, from_address, addresses, attachments)
+                if dry_run is not None:
+                    path = dry_run / f"{statement.file_stem}.eml"
+                    path.write_bytes(bytes(message))
+                    report.written.append(path)
+                    continue
+                code = statement.department
+                record = SendRecord(
+                    run_id=year.stamp.run_id,
+                    period=statement.period,
+                    department=code,
+                    to=[a.addr_spec for a in addresses],
+                    bill_hash=statement.content_hash(),
+                    status=SENT,
+                    attachments={a.filename: sha256(a.data) for a in attachments},
+                    message_id=str(message["Message-ID"]),
+                )
+                if server_down:
+                    error, attempts = server_down, 0
+                else:
+                    delivery = send_with_retry(connection, message, backoff or Backoff())
+                    error, attempts = delivery.error, delivery.attempts
+                    if delivery.sent and delivery.refused:
+                        refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
+                        report.problems.append(
+                            Problem(
+                                Reason.BAD_VALUE,
+                                Severity.WARNING,
+                                statement.email_cell,
+                                f"{code}: the server refused {refused}; the other "
+                                "address(es) got the bill",
+                            )
+                        )
+                    if delivery.server_failed:
+                        # The same server fails the same way for everyone: say so, don't retry.
+                        server_down = f"not tried: the mail server failed ({delivery.error})"
+                record.attempts = attempts
+                if error:
+                    record.status, record.error = FAILED, error
+                    report.failed.append(code)
+                    report.problems.append(
+                        _problem(
+                            statement.email_cell,
+                            f"{code}: not sent to {', '.join(record.to)} after {attempts} "
+                            f"attempt(s): {error}",
+                        )
+                    )
+                else:
+                    report.sent.append(code)
+                log.append(record)
+        finally:
+            if connection is not None:
+                connection.close()
+    return report
