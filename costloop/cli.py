@@ -45,6 +45,21 @@ def _parser() -> argparse.ArgumentParser:
         help="what-if: read Budget@NAME / Rates@NAME and write outputs under NAME",
     )
 
+    p = sub.add_parser("bills", help="one workbook (and PDF) per department billed")
+    p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
+    p.add_argument("--outdir", type=Path, required=True, help="folder for the bills")
+
+    p = sub.add_parser("email", help="email each department its bill")
+    p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
+    p.add_argument(
+        "--dry-run", type=Path, metavar="DIR", help="write the messages as .eml files, send none"
+    )
+    p.add_argument(
+        "--resend",
+        action="store_true",
+        help="send bills that changed since they were sent (the send log says which)",
+    )
+
     p = sub.add_parser("demo", help="write the demo workbook and run it")
     p.add_argument(
         "dir", nargs="?", type=Path, default=Path("costloop-demo"), help="folder for the demo"
@@ -144,7 +159,34 @@ def cmd_addin(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "run": cmd_run, "demo": cmd_demo, "addin": cmd_addin}
+def cmd_bills(args) -> int:
+    from costloop.bills import make_bills
+
+    report = make_bills(_existing_book(args.book), args.outdir)
+    _print_problems(report.problems)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_email(args) -> int:
+    from costloop.bills.emailing import send_bills
+
+    report = send_bills(_existing_book(args.book), args.dry_run, resend=args.resend)
+    _print_problems(report.problems)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+COMMANDS = {
+    "check": cmd_check,
+    "run": cmd_run,
+    "demo": cmd_demo,
+    "addin": cmd_addin,
+    "bills": cmd_bills,
+    "email": cmd_email,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
