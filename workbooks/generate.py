@@ -138,7 +138,7 @@ def _instructions_sheet(wb: Workbook) -> Worksheet:
             ca.font = TITLE_FONT
         elif style == "heading":
             ca.font = cb.font = HEADING_FONT
-        elif style in ("example", "mistake"):
+        elif style in ("example", "mistake", "command"):
             ca.font = EXAMPLE_FONT
         else:
             ca.font = Font(bold=True)

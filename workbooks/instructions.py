@@ -2,11 +2,19 @@
 
 Rows are (style, column A, column B). Styles: ``title``, ``heading``, ``example``
 (a correct rule in A, what it does in B), ``mistake`` (a wrong rule in A, costloop's
-message in B), ``text`` (plain text in A and B).
-The longer guide is `docs/rules-language.md`.
+message in B), ``command`` (a command line in A, what it does in B), ``text`` (plain
+text in A and B).
+The longer guides are `docs/rules-language.md` and `docs/contract.md`.
+
+The command list is read from the real command-line parser (`costloop.cli`), never
+typed here, so the sheet can only show commands and options that exist. Hand-written
+text names a command in backticks (`costloop check`); a test checks each one is real.
 """
 
 from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
 
 from costloop.workbooks.layout import INPUT_LAYOUTS
 
@@ -211,11 +219,97 @@ _OUTPUTS: list[Row] = [
 ]
 
 
+def leaf_commands(
+    parser: argparse.ArgumentParser,
+) -> Iterator[tuple[argparse.ArgumentParser, str]]:
+    """Every command that runs something (``costloop run``, ``costloop addin build``), with
+    its help text, in the order the parser registers them."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            for name, sub in action.choices.items():
+                nested = list(leaf_commands(sub))
+                yield from nested or [(sub, helps.get(name, ""))]
+
+
+def _arguments(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    for action in parser._actions:
+        if not isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
+            yield action
+
+
+def _metavar(action: argparse.Action) -> str:
+    return action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+
+
+def _usage_part(action: argparse.Action) -> str:
+    """One argument as a usage line shows it: ``BOOK``, ``[DIR]``, ``[--period PERIOD]``."""
+    if not action.option_strings:
+        name = _metavar(action)
+        return {"?": f"[{name}]", "*": f"[{name} ...]", "+": f"{name} [{name} ...]"}.get(
+            action.nargs, name
+        )
+    flag = max(action.option_strings, key=len)  # --period rather than -p
+    if action.nargs == 0:
+        text = flag
+    elif action.nargs == "?":
+        text = f"{flag} [{_metavar(action)}]"
+    else:
+        text = f"{flag} {_metavar(action)}"
+    return text if action.required else f"[{text}]"
+
+
+def command_usage(parser: argparse.ArgumentParser) -> str:
+    """``costloop run BOOK [--period PERIOD] ...``, built from the parser's own arguments.
+
+    Built here rather than with argparse's formatter, which wraps at the terminal width:
+    the workbooks must come out byte-identical wherever they are generated.
+    """
+    return " ".join([parser.prog, *(_usage_part(a) for a in _arguments(parser))])
+
+
+def _argument_help(action: argparse.Action, prog: str) -> str:
+    text = action.help or ""
+    if "%(" in text:  # argparse's own placeholders, e.g. %(default)s
+        text = text % {**vars(action), "prog": prog}
+    return f"{_usage_part(action).strip('[]')}: {text}"
+
+
+def command_rows(parser: argparse.ArgumentParser | None = None) -> list[Row]:
+    """A row per command of the real command line: usage in A, what it does and each
+    argument's help in B."""
+    if parser is None:
+        from costloop.cli import _parser  # the parser `costloop` itself runs
+
+        parser = _parser()
+    rows: list[Row] = [
+        (
+            "heading",
+            "The command line (in a terminal where costloop is installed)",
+            "What it does. `costloop COMMAND --help` shows the same.",
+        )
+    ]
+    for sub, help_text in leaf_commands(parser):
+        lines = [help_text[:1].upper() + help_text[1:].rstrip(".") + "."] if help_text else []
+        lines += [_argument_help(a, sub.prog) for a in _arguments(sub) if a.help]
+        rows.append(("command", command_usage(sub), "\n".join(lines)))
+    rows.append(
+        (
+            "text",
+            "Exit codes",
+            "0: done (warnings, if any, are listed). 1: the workbook has errors (see Rule "
+            "Check); nothing but Rule Check and Run Log was written. 2: the command itself is "
+            "wrong (an unknown option, a missing file); nothing was written.",
+        )
+    )
+    return rows
+
+
 def sheet_rows() -> list[Row]:
     """Every row of the Instructions sheet, in order."""
     rows = list(_INTRO) + list(_SHEETS_HEADING)
     for layout in INPUT_LAYOUTS:
         required = ", ".join(c.header for c in layout.columns if c.required)
         rows.append(("text", layout.name, f"{layout.purpose} Required columns: {required}."))
-    rows += _RULES + _OUTPUTS
+    rows += _RULES + _OUTPUTS + command_rows()
     return rows
