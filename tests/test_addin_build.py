@@ -1,0 +1,298 @@
+"""The built costloop.xlam, checked by readers that are not ours: olevba (oletools)
+extracts every VBA module, olefile lists the project's streams, lxml parses the ribbon,
+and the ribbon's callbacks are matched against the VBA's Subs."""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import olefile
+import pytest
+from lxml import etree
+
+from costloop import __version__
+from costloop.addin import build
+from costloop.addin.build import (
+    CONFIG_NAME,
+    RIBBON_MODULE,
+    VBA_PROJECT_NAME,
+    AddinBuildError,
+    addin_sources,
+    build_addin,
+    project_id,
+    write_addin,
+    xlwings_folder,
+)
+from costloop.addin.vbaproject import decrypt_property
+from costloop.addin.xlam import ADDIN_CONTENT_TYPE, CUSTOM_UI_PART, UI_RELATIONSHIP
+from costloop.cli import main
+
+with warnings.catch_warnings():  # oletools uses pyparsing names that now warn on import
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from oletools.olevba import VBA_Parser, decompress_stream
+
+CUSTOM_UI_NS = "http://schemas.microsoft.com/office/2009/07/customui"
+CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
+REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+BUTTONS = ["CheckRules", "RunChargeback", "UpdateForecast", "MakeBills", "EmailBills"]
+SOURCES = Path(build.__file__).parent
+
+
+@pytest.fixture(scope="module")
+def xlam(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("addin") / "costloop.xlam"
+    assert main(["addin", "build", "--output", str(path)]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def package(xlam) -> zipfile.ZipFile:
+    return zipfile.ZipFile(xlam)
+
+
+@pytest.fixture(scope="module")
+def extracted(xlam) -> dict[str, str]:
+    """Module name -> source text, as olevba extracts them from the built file."""
+    parser = VBA_Parser(str(xlam))
+    try:
+        assert parser.detect_vba_macros()
+        return {
+            stream_path.split("/")[-1]: code for _, stream_path, _, code in parser.extract_macros()
+        }
+    finally:
+        parser.close()
+
+
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+# --- VBA ----------------------------------------------------------------------------------
+
+
+def test_olevba_extracts_the_ribbon_module_exactly_as_written(extracted):
+    written = (SOURCES / "vba" / f"{RIBBON_MODULE}.bas").read_bytes().decode("cp1252")
+    expected = written.replace("@COSTLOOP_VERSION@", __version__)
+    assert extracted[RIBBON_MODULE] == expected
+    assert f'Private Const COSTLOOP_VERSION As String = "{__version__}"' in expected
+
+
+def test_olevba_extracts_xlwings_own_module_with_only_its_project_name_changed(extracted):
+    original = (xlwings_folder() / "xlwings_custom_addin.bas").read_bytes().decode("cp1252")
+    lines_out = extracted["xlwings"].split("\r\n")
+    lines_in = _crlf(original).split("\r\n")
+    changed = [(a, b) for a, b in zip(lines_in, lines_out, strict=True) if a != b]
+    assert changed == [
+        (
+            'Public Const PROJECT_NAME As String = "myaddin"',
+            f'Public Const PROJECT_NAME As String = "{CONFIG_NAME}"',
+        )
+    ]
+
+
+def test_olevba_extracts_every_module_with_exactly_its_source_text(extracted):
+    expected = {m.name: _crlf(m.source) for m in addin_sources().modules}
+    assert (
+        set(extracted)
+        == set(expected)
+        == {
+            "ThisWorkbook",
+            "Sheet1",
+            RIBBON_MODULE,
+            "xlwings",
+            "Dictionary",
+        }
+    )
+    for name, source in expected.items():
+        assert extracted[name] == source, name
+
+
+def test_dictionary_class_keeps_the_export_body(extracted):
+    export = (xlwings_folder() / "addin" / "Dictionary.cls").read_bytes().decode("cp1252")
+    body = _crlf(export).split("Attribute VB_Description", 1)[1]
+    assert extracted["Dictionary"].endswith(body)
+    assert not extracted["Dictionary"].startswith("VERSION 1.0 CLASS")
+
+
+def test_olefile_lists_the_vba_project_streams(package):
+    ole = olefile.OleFileIO(
+        io.BytesIO(package.read("xl/vbaProject.bin")), raise_defects=olefile.DEFECT_INCORRECT
+    )
+    streams = sorted("/".join(p) for p in ole.listdir(streams=True, storages=False))
+    assert streams == sorted(
+        [
+            "PROJECT",
+            "PROJECTwm",
+            "VBA/_VBA_PROJECT",
+            "VBA/dir",
+            "VBA/ThisWorkbook",
+            "VBA/Sheet1",
+            f"VBA/{RIBBON_MODULE}",
+            "VBA/xlwings",
+            "VBA/Dictionary",
+        ]
+    )
+    # Version 0xFFFF and nothing after the 7-byte header: no performance cache, so
+    # Office compiles from source.
+    assert ole.openstream("VBA/_VBA_PROJECT").read() == bytes.fromhex("CC61FFFF000000")
+    dir_stream = bytes(decompress_stream(bytearray(ole.openstream("VBA/dir").read())))
+    offsets = re.findall(rb"\x31\x00\x04\x00\x00\x00(....)", dir_stream, re.S)
+    assert offsets == [b"\x00\x00\x00\x00"] * 5  # MODULEOFFSET: source at 0 in every module
+
+
+def test_project_stream_names_modules_and_carries_valid_protection_fields(package):
+    ole = olefile.OleFileIO(io.BytesIO(package.read("xl/vbaProject.bin")))
+    text = ole.openstream("PROJECT").read().decode("cp1252")
+    fields = dict(re.findall(r'^(\w+)="?([^"\r\n]*)"?\r$', text, re.M))
+    assert fields["ID"] == project_id(__version__)
+    assert fields["Name"] == VBA_PROJECT_NAME
+    assert "Document=ThisWorkbook/&H00000000" in text
+    assert "Document=Sheet1/&H00000000" in text
+    assert f"Module={RIBBON_MODULE}" in text and "Module=xlwings" in text
+    assert "Class=Dictionary" in text
+    pid = fields["ID"]
+    assert decrypt_property(pid, bytes.fromhex(fields["CMG"])) == b"\x00\x00\x00\x00"
+    assert decrypt_property(pid, bytes.fromhex(fields["DPB"])) == b"\x00"  # no password
+    assert decrypt_property(pid, bytes.fromhex(fields["GC"])) == b"\xff"  # visible
+
+
+# --- ribbon -------------------------------------------------------------------------------
+
+
+def _ribbon(package) -> etree._Element:
+    return etree.fromstring(package.read(CUSTOM_UI_PART))  # raises if not well-formed
+
+
+def _subs(source: str) -> dict[str, tuple[str, str]]:
+    """Sub name -> (visibility, parameter list) for every Sub in a module."""
+    pattern = r"^(?:(Public|Private)\s+)?Sub\s+(\w+)\s*\(([^)]*)\)"
+    return {m[2]: (m[1] or "Public", m[3].strip()) for m in re.finditer(pattern, source, re.M)}
+
+
+def test_every_on_action_names_a_public_ribbon_callback(package, extracted):
+    buttons = _ribbon(package).iter(f"{{{CUSTOM_UI_NS}}}button")
+    actions = [b.get("onAction") for b in buttons]
+    assert len(actions) == len(BUTTONS)
+    for action in actions:
+        module, _, sub = action.rpartition(".")
+        assert module in extracted, f"{action}: no module {module}"
+        subs = _subs(extracted[module])
+        assert sub in subs, f"{action}: no Sub {sub} in {module}"
+        visibility, params = subs[sub]
+        assert visibility == "Public"
+        assert re.fullmatch(r"(ByRef\s+)?\w+\s+As\s+IRibbonControl", params), params
+
+
+def test_ribbon_tab_has_the_five_buttons_with_icons_and_screentips(package):
+    root = _ribbon(package)
+    assert root.tag == f"{{{CUSTOM_UI_NS}}}customUI"
+    tabs = root.findall(f"{{{CUSTOM_UI_NS}}}ribbon/{{{CUSTOM_UI_NS}}}tabs/{{{CUSTOM_UI_NS}}}tab")
+    assert [t.get("label") for t in tabs] == ["Chargeback"]
+    buttons = list(tabs[0].iter(f"{{{CUSTOM_UI_NS}}}button"))
+    assert [b.get("id") for b in buttons] == BUTTONS
+    for button in buttons:
+        for attribute in ("label", "imageMso", "screentip", "supertip", "onAction"):
+            value = button.get(attribute)
+            # customUI: strings of 1 to 1024 characters; ids and icon names are NCNames.
+            assert value and len(value) <= 1024, (button.get("id"), attribute)
+        assert re.fullmatch(r"[A-Za-z_][\w.-]*", button.get("imageMso"))
+        assert button.get("size") == "large"
+
+
+def test_ribbon_uses_only_customui_elements_and_button_attributes(package):
+    allowed_attributes = {
+        "button": {"id", "label", "size", "imageMso", "screentip", "supertip", "onAction"},
+        "group": {"id", "label"},
+        "tab": {"id", "label"},
+        "customUI": set(),
+        "ribbon": set(),
+        "tabs": set(),
+    }
+    ids = []
+    for element in _ribbon(package).iter(etree.Element):
+        namespace, local = element.tag[1:].split("}")
+        assert namespace == CUSTOM_UI_NS
+        assert set(element.attrib) <= allowed_attributes[local], local
+        if "id" in element.attrib:
+            ids.append(element.get("id"))
+    assert len(ids) == len(set(ids)), "control ids must be unique"
+
+
+def test_every_callback_passes_its_button_id_to_the_entry_point(extracted):
+    ribbon = extracted[RIBBON_MODULE]
+    call = (
+        'RunPython "import costloop.addin.entry as e; e.on_button(\'" & control.Id & '
+        '"\', \'" & COSTLOOP_VERSION & "\')"'
+    )
+    assert call in ribbon
+    for button in BUTTONS:
+        body = re.search(rf"Sub {button}\(.*?\)\r\n(.*?)End Sub", ribbon, re.S)
+        assert body and body[1].strip() == "CallCostloop control"
+    assert "Public Function RunPython(" in extracted["xlwings"]
+
+
+# --- package ------------------------------------------------------------------------------
+
+
+def test_package_is_a_macro_enabled_add_in_with_ribbon_and_vba(package):
+    types = etree.fromstring(package.read("[Content_Types].xml"))
+    overrides = {
+        o.get("PartName"): o.get("ContentType") for o in types.iter(f"{{{CT_NS}}}Override")
+    }
+    assert overrides["/xl/workbook.xml"] == ADDIN_CONTENT_TYPE
+    defaults = {d.get("Extension"): d.get("ContentType") for d in types.iter(f"{{{CT_NS}}}Default")}
+    assert defaults["bin"] == "application/vnd.ms-office.vbaProject"
+    rels = etree.fromstring(package.read("_rels/.rels"))
+    targets = {r.get("Type"): r.get("Target") for r in rels.iter(f"{{{REL_NS}}}Relationship")}
+    assert targets[UI_RELATIONSHIP] == CUSTOM_UI_PART
+    book_rels = etree.fromstring(package.read("xl/_rels/workbook.xml.rels"))
+    book_targets = {r.get("Target") for r in book_rels.iter(f"{{{REL_NS}}}Relationship")}
+    assert "vbaProject.bin" in book_targets
+    workbook = package.read("xl/workbook.xml").decode()
+    assert 'codeName="ThisWorkbook"' in workbook
+    for name in package.namelist():
+        if name.endswith((".xml", ".rels")):
+            etree.fromstring(package.read(name))  # every XML part is well-formed
+
+
+def test_build_is_deterministic(xlam):
+    assert build_addin() == build_addin() == xlam.read_bytes()
+
+
+def test_another_version_gives_another_project_id_and_constant():
+    sources = {m.name: m.source for m in addin_sources("9.9.9").modules}
+    assert 'COSTLOOP_VERSION As String = "9.9.9"' in sources[RIBBON_MODULE]
+    assert project_id("9.9.9") != project_id(__version__)
+    with pytest.raises(AddinBuildError, match="cannot be written into VBA"):
+        addin_sources('1" & Shell("x')
+
+
+def test_a_failed_build_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
+    target = tmp_path / "costloop.xlam"
+    target.write_bytes(b"the add-in already installed")
+
+    def broken(version):
+        raise AddinBuildError("xlwings is not installed")
+
+    monkeypatch.setattr(build, "build_addin", broken)
+    with pytest.raises(AddinBuildError):
+        write_addin(target)
+    assert target.read_bytes() == b"the add-in already installed"
+    assert [p.name for p in tmp_path.iterdir()] == ["costloop.xlam"]  # no temp file left
+
+
+def test_missing_xlwings_is_a_clear_message(monkeypatch):
+    monkeypatch.setattr(build.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(AddinBuildError, match=r"pip install 'costloop\[excel\]'"):
+        build_addin()
+
+
+def test_cli_build_refuses_other_extensions_and_missing_folders(tmp_path, capsys):
+    assert main(["addin", "build", "--output", str(tmp_path / "x.xlsm")]) == 2
+    assert main(["addin", "build", "--output", str(tmp_path / "no" / "x.xlam")]) == 1
+    err = capsys.readouterr().err
+    assert "give a .xlam file name" in err and "no such folder" in err
