@@ -44,6 +44,16 @@ def _parser() -> argparse.ArgumentParser:
         "--scenario",
         help="what-if: read Budget@NAME / Rates@NAME and write outputs under NAME",
     )
+    p.add_argument(
+        "--recalc",
+        action="store_true",
+        help="then recalculate the workbook's formulas with LibreOffice (see costloop recalc)",
+    )
+    _timeout_option(p)
+
+    p = sub.add_parser("recalc", help="recalculate every formula headlessly, store the values")
+    p.add_argument("books", nargs="+", type=Path, metavar="BOOK", help="workbooks (.xlsx, .xlsm)")
+    _timeout_option(p)
 
     p = sub.add_parser("bills", help="one workbook (and PDF) per department billed")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
@@ -80,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _timeout_option(p: argparse.ArgumentParser) -> None:
+    from costloop.engine.recalc_libreoffice import DEFAULT_TIMEOUT
+
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"stop LibreOffice after this long (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
 def _existing_book(path: Path) -> Path:
     if not path.exists():
         raise UsageError(f"{path}: no such file")
@@ -113,15 +135,57 @@ def cmd_run(args) -> int:
     output = args.output
     if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
         raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
-    outcome = run_book(
-        _existing_book(args.book), period=args.period, output=output, scenario=args.scenario
-    )
+    _existing_book(args.book)
+    if args.recalc:
+        _timeout(args.timeout)
+        if not _libreoffice_ready():
+            return EXIT_PROBLEMS
+    outcome = run_book(args.book, period=args.period, output=output, scenario=args.scenario)
     _print_problems(outcome.problems)
     for line in summary_lines(outcome):
         print(line)
     if outcome.ok:
         print(f"Wrote {', '.join(outcome.written)} to {output or args.book}")
-    return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+    if not outcome.ok:
+        return EXIT_PROBLEMS
+    if args.recalc:
+        return _recalc([output or args.book], args.timeout)
+    return EXIT_OK
+
+
+def _libreoffice_ready() -> bool:
+    """run --recalc: find LibreOffice before writing anything, so a missing one costs nothing."""
+    from costloop.engine.recalc_libreoffice import LibreOfficeMissing, find_soffice
+
+    try:
+        find_soffice()
+    except LibreOfficeMissing as exc:
+        print(f"costloop run --recalc: {exc}; nothing was written", file=sys.stderr)
+        return False
+    return True
+
+
+def _timeout(seconds: float) -> float:
+    if not seconds > 0:
+        raise UsageError(f"--timeout {seconds:g}: give a number of seconds above 0")
+    return seconds
+
+
+def _recalc(books: list[Path], timeout: float) -> int:
+    from costloop.engine.recalc import recalc_books
+
+    outcomes, _ = recalc_books(books, timeout=_timeout(timeout))
+    for outcome in outcomes:
+        _print_problems(outcome.problems)
+        print(outcome.summary())
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_PROBLEMS
+
+
+def cmd_recalc(args) -> int:
+    for book in args.books:
+        _existing_book(book)
+    _timeout(args.timeout)
+    return _recalc(args.books, args.timeout)
 
 
 def cmd_demo(args) -> int:
@@ -182,6 +246,7 @@ def cmd_email(args) -> int:
 COMMANDS = {
     "check": cmd_check,
     "run": cmd_run,
+    "recalc": cmd_recalc,
     "demo": cmd_demo,
     "addin": cmd_addin,
     "bills": cmd_bills,
