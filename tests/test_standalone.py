@@ -135,7 +135,8 @@ def _broken_links(path: Path, root: Path = ROOT) -> list[str]:
 
 
 def test_every_link_into_the_docs_names_a_real_file_and_heading():
-    broken = [b for path in tracked_text_files() for b in _broken_links(path)]
+    this_test = Path(__file__).resolve()  # its own examples of broken links are on purpose
+    broken = [b for path in tracked_text_files() if path != this_test for b in _broken_links(path)]
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
