@@ -1,0 +1,281 @@
+"""`costloop bills`: a workbook (and a PDF) per department, with only its own rows.
+
+Runs against the demo workbook after a real `costloop run`; the totals are
+checked against the main workbook's own Bills and Recovery sheets.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+import zipfile
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from costloop.bills import make_bills
+from costloop.bills.source import load_billed_year
+from costloop.bills.statement import build_statements
+from costloop.bills.workbook import bill_workbook
+from costloop.cli import main
+from costloop.engine.commands import run_book
+from costloop.workbooks import demo_path
+
+SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
+PDFTOTEXT = shutil.which("pdftotext")
+CENT = Decimal("0.01")
+
+
+def run_demo(folder: Path, name: str = "demo.xlsx") -> Path:
+    book = folder / name
+    shutil.copyfile(demo_path(), book)
+    assert run_book(book).ok
+    return book
+
+
+def money(value) -> Decimal:
+    return Decimal(str(value)).quantize(CENT)
+
+
+def sheet_rows(path: Path, sheet: str) -> list[dict]:
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    rows = list(wb[sheet].iter_rows(values_only=True))
+    wb.close()
+    header = rows[0]
+    return [dict(zip(header, r, strict=False)) for r in rows[1:] if any(v is not None for v in r)]
+
+
+def main_totals(book: Path) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in sheet_rows(book, "Bills"):
+        totals[row["Department"]] += money(row["Amount"])
+    return dict(totals)
+
+
+def departments(book: Path) -> list[dict]:
+    return sheet_rows(book, "Departments")
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bills")
+    book = run_demo(folder)
+    report = make_bills(book, folder / "out")
+    assert report.ok, report.problems
+    return book, report
+
+
+def test_every_billed_department_gets_one_workbook_named_by_department_and_period(made):
+    book, report = made
+    billed = main_totals(book)
+    names = sorted(p.name for p in report.outdir.glob("*.xlsx"))
+    assert names == sorted(f"{code} 2026-03.xlsx" for code in billed)
+    assert "PRES" not in billed  # not billable: no bill, although it has usage
+
+
+def test_each_workbook_total_equals_its_total_in_the_main_workbook(made):
+    book, report = made
+    billed = main_totals(book)
+    for bill in report.bills:
+        code = bill.statement.department
+        lines = sheet_rows(bill.workbook, "Bills")
+        assert {r["Department"] for r in lines} == {code}
+        assert sum(money(r["Amount"]) for r in lines) == billed[code], code
+        summary = openpyxl.load_workbook(bill.workbook, data_only=True)["Summary"]
+        assert summary["A5"].value == "Total charges"
+        assert money(summary["B5"].value) == billed[code]
+    assert sum(b.statement.total for b in report.bills) == sum(billed.values())
+
+
+def test_year_to_date_and_months_tie_out_to_recovery(made):
+    """Every department's months, added up, are what the pools recovered in each month."""
+    book, report = made
+    recovered: dict[str, Decimal] = defaultdict(Decimal)
+    for row in sheet_rows(book, "Recovery"):
+        recovered[row["Period"]] += money(row["Recovered"])
+    by_month: dict[str, Decimal] = defaultdict(Decimal)
+    for bill in report.bills:
+        months = dict(bill.statement.months)
+        assert next(iter(months)) == "2025-07" and len(months) == 12
+        assert months["2026-04"] is None  # after the billed period: not billed yet
+        for period, amount in months.items():
+            if amount is not None:
+                by_month[period] += amount
+        assert bill.statement.year_to_date == sum(a for a in months.values() if a is not None)
+    assert dict(by_month) == dict(recovered)
+
+
+def test_change_against_last_period_uses_last_period_bills(made, tmp_path):
+    book, report = made
+    february = tmp_path / "feb.xlsx"
+    assert run_book(book, period="2026-02", output=february).ok
+    feb = main_totals(february)
+    for bill in report.bills:
+        s = bill.statement
+        assert s.previous_period == "2026-02"
+        assert s.previous == feb.get(s.department, Decimal(0))
+        assert s.change == s.total - s.previous
+        summary = openpyxl.load_workbook(bill.workbook, data_only=True)["Summary"]
+        assert money(summary["B6"].value) == s.previous
+        assert money(summary["B7"].value) == s.change
+
+
+def test_summary_has_a_real_chart_of_the_fiscal_years_twelve_months(made):
+    _, report = made
+    with zipfile.ZipFile(report.bills[0].workbook) as z:
+        charts = [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+        assert len(charts) == 1
+        chart = z.read(charts[0]).decode()
+    assert "<c:barChart>" in chart
+    refs = re.findall(r"<c:f>Summary!\$([A-Z])\$(\d+):\$[A-Z]\$(\d+)</c:f>", chart)
+    assert {col for col, _, _ in refs} == {"A", "B"}  # categories and values
+    assert all(int(last) - int(first) + 1 == 12 for _, first, last in refs)
+
+
+def test_bill_lines_carry_lineage_without_naming_other_departments(made):
+    book, report = made
+    fin = next(b for b in report.bills if b.statement.department == "FIN")
+    lines = sheet_rows(fin.workbook, "Bills")
+    erp = next(r for r in lines if r["Pool"] == "ERP")
+    # R07 reads: ALLOCATE "ERP" TO DEPARTMENTS BY 40% "FIN", 25% "HRO", 20% "REG", 15% "RES"
+    assert erp["Rule"] == "R07"
+    assert erp["How"] == 'fixed share 40% of "ERP"'
+    rule_cells = {r["ID"]: r["Cell"] for r in sheet_rows(book, "Rule Check")}
+    for line in lines:
+        assert line["Rule Cell"] == rule_cells[line["Rule"]]
+        assert line["How"]
+
+
+def test_usage_sheet_holds_its_own_usage_rows_of_the_period(made):
+    book, report = made
+    usage = sheet_rows(book, "Usage")
+    for bill in report.bills:
+        code = bill.statement.department
+        own = [r for r in usage if r["Department"] == code and r["Period"] == "2026-03"]
+        rows = sheet_rows(bill.workbook, "Usage")
+        assert len(rows) == len(own) > 0
+        assert {r["Department"] for r in rows} == {code}
+        assert sorted((r["Metric"], r["Quantity"]) for r in rows) == sorted(
+            (r["Metric"], r["Quantity"]) for r in own
+        )
+
+
+# --- privacy: nothing of another department anywhere in the package ---------------
+
+
+def tokens_pattern(text: str) -> re.Pattern:
+    """``text`` as a whole token: "RES" must not match inside "PRES" or "RESULT"."""
+    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(text) + r"(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def package_texts(path: Path) -> dict[str, str]:
+    """Every part of the zip (and its name), XML entities decoded (``&amp;`` -> ``&``)."""
+    with zipfile.ZipFile(path) as z:
+        texts = {name: html.unescape(z.read(name).decode("utf-8")) for name in z.namelist()}
+    texts["(part names)"] = "\n".join(texts)
+    texts["(file name)"] = path.name
+    return texts
+
+
+def leaks(texts: dict[str, str], others: list[dict]) -> list[str]:
+    found = []
+    for dep in others:
+        for label in (dep["Department"], dep["Name"]):
+            pattern = tokens_pattern(label)
+            found += [f"{label!r} in {part}" for part, t in texts.items() if pattern.search(t)]
+    return found
+
+
+def test_no_workbook_contains_another_departments_id_or_name_in_any_part(made):
+    book, report = made
+    everyone = departments(book)
+    codes = {d["Department"] for d in everyone}
+    # The demo makes the check meaningful: RES is inside PRES, and each bill's own code
+    # and name must be found by the same scanner that must find no one else's.
+    assert {"RES", "PRES"} <= codes
+    for bill in report.bills:
+        code = bill.statement.department
+        texts = package_texts(bill.workbook)
+        own = next(d for d in everyone if d["Department"] == code)
+        assert leaks(texts, [own]), f"the scanner does not see {code}'s own name"
+        others = [d for d in everyone if d["Department"] != code]
+        assert leaks(texts, others) == [], code
+
+
+def test_the_privacy_scanner_finds_departments_in_the_main_workbook(made):
+    """A control: the same scan over the main workbook finds every department."""
+    book, _ = made
+    everyone = departments(book)
+    texts = package_texts(book)
+    for dep in everyone:
+        assert leaks(texts, [dep]), dep["Department"]
+
+
+@pytest.mark.skipif(not (SOFFICE and PDFTOTEXT), reason="needs LibreOffice and pdftotext")
+def test_pdf_of_each_summary_shows_its_own_department_and_no_other(made):
+    book, report = made
+    everyone = departments(book)
+    billed = main_totals(book)
+    for bill in report.bills:
+        code = bill.statement.department
+        assert bill.pdf is not None and bill.pdf.name == f"{code} 2026-03.pdf"
+        text = subprocess.run(
+            [PDFTOTEXT, "-layout", str(bill.pdf), "-"], capture_output=True, check=True, text=True
+        ).stdout
+        assert text.count("\f") == 1  # one page
+        assert bill.statement.display_name in text
+        assert f"{billed[code]:,.2f}" in text
+        assert "Charges by month" in text
+        others = [d for d in everyone if d["Department"] != code]
+        assert leaks({"pdf": text}, others) == [], code
+
+
+def test_the_same_statement_makes_the_same_bytes(made):
+    book, _ = made
+    year, problems = load_billed_year(book)
+    assert problems == []
+    statement = build_statements(year)[0]
+    assert bill_workbook(statement) == bill_workbook(statement)
+
+
+# --- refusals: nothing is made from a workbook that does not match its bills ------
+
+
+def test_a_workbook_never_run_makes_no_bills(tmp_path):
+    book = tmp_path / "fresh.xlsx"
+    shutil.copyfile(demo_path(), book)
+    report = make_bills(book, tmp_path / "out")
+    assert not report.ok
+    assert report.problems[0].where == "Run Log!A1"
+    assert "costloop run" in report.problems[0].message
+    assert not (tmp_path / "out").exists()
+
+
+def test_inputs_edited_after_the_run_make_no_bills(tmp_path):
+    book = run_demo(tmp_path)
+    wb = openpyxl.load_workbook(book)
+    quantity = wb["Usage"]["D2"]
+    quantity.value += 1  # one meter reading corrected after the run
+    wb.save(book)
+    report = make_bills(book, tmp_path / "out")
+    assert not report.ok
+    assert "inputs changed since run" in report.problems[-1].message
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bills_exit_codes(made, tmp_path, capsys):
+    book, _ = made
+    assert main(["bills", str(book), "--outdir", str(tmp_path / "cli")]) == 0
+    assert "25 department bill(s)" in capsys.readouterr().out
+    assert main(["bills", str(tmp_path / "missing.xlsx"), "--outdir", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bills", str(book)])  # --outdir is required
+    assert exc.value.code == 2
+    fresh = tmp_path / "fresh.xlsx"
+    shutil.copyfile(demo_path(), fresh)
+    assert main(["bills", str(fresh), "--outdir", str(tmp_path / "none")]) == 1
