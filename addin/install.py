@@ -82,24 +82,22 @@ def _config_line(key: str, value: str) -> str:
     return f'"{key}","{value}"'
 
 
-def write_config(path: Path, key: str, value: str, newline: str, encoding: str) -> None:
-    """Set `key` in an xlwings-style config file, keeping every other setting."""
+def config_bytes(path: Path, key: str, value: str, newline: str, encoding: str) -> bytes:
+    """The config file's new bytes with `key` set to `value`, every other setting kept."""
     kept = []
     if path.exists():
         for line in path.read_text(encoding=encoding, errors="replace").splitlines():
             name = line.split(",", 1)[0].strip().strip('"')
             if line.strip() and name.upper() != key.upper():
                 kept.append(line)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = newline.join([*kept, _config_line(key, value)]) + newline
     try:
-        data = text.encode(encoding)
+        return text.encode(encoding)
     except UnicodeEncodeError:
         raise ValueError(
             f"{value!r} cannot be written in {path}'s encoding ({encoding}); "
             "install costloop's Python in a folder whose path has plain characters"
         ) from None
-    path.write_bytes(data)
 
 
 def install_addin(
@@ -121,7 +119,9 @@ def install_addin(
         encoding = "mbcs" if sys.platform == "win32" else "cp1252"
     else:
         key, newline, encoding = "INTERPRETER_MAC", "\n", "utf-8"
+    settings = config_bytes(config, key, interpreter, newline, encoding)  # refuse before writing
     target_folder.mkdir(parents=True, exist_ok=True)
     addin = write_addin(target_folder / ADDIN_FILE)
-    write_config(config, key, interpreter, newline, encoding)
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_bytes(settings)
     return Installed(addin, config, interpreter)
