@@ -1,0 +1,385 @@
+"""The ribbon's buttons: what each does in the open workbook, and how it reports back.
+
+The add-in's VBA calls exactly one function, through xlwings' ``RunPython``::
+
+    RunPython "import costloop.addin.entry as e; e.on_button('RunChargeback', '0.1.0')"
+
+with the ribbon control's id and the add-in's own version. Every button
+reports in Excel, never on a console: the `Rule Check` sheet brought to the
+front, the first bad cell selected (its sheet activated), and a short
+message box; long runs say what they are doing in Excel's status bar. A
+finance user never sees a traceback: anything unexpected is written to the
+log file (`log_path`) and the message box says one sentence and where the
+details are.
+
+Only xlwings' BSD part is used: ``Book.caller()``, ``App.alert`` (a plain
+message box on Windows and macOS) and ``App.status_bar``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from costloop import __version__
+from costloop.addin.xlwings_book import XlwingsWorkbook
+from costloop.engine.commands import explain_exception, summary_lines
+from costloop.engine.pipeline import RULE_CHECK, RUN_LOG, Outcome, check_workbook, run_workbook
+from costloop.engine.workbook import OutputSheet, Workbook
+
+TITLE = "costloop"
+FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK, RUN_LOG))
+"""What Update forecast writes: the Optimize sheets, never the bills already issued."""
+
+Confirm = Callable[[str], bool]
+
+
+@dataclass
+class Report:
+    """What a button told the user (also returned, for scripts and tests)."""
+
+    ok: bool
+    message: str
+
+
+# -- Excel's side: message box, status bar, going to a cell ---------------------------------
+
+
+class Screen:
+    """The few things a button does to Excel's window, each of which must never fail."""
+
+    def __init__(self, book: Any):
+        self.book = book
+
+    def status(self, text: str | None) -> None:
+        """Show ``text`` in the status bar; None gives the status bar back to Excel."""
+        # Not every host has a status bar (xlwings' remote engine has none).
+        with contextlib.suppress(Exception):
+            self.book.app.status_bar = f"{TITLE}: {text}" if text else False
+
+    def tell(self, report: Report) -> Report:
+        try:
+            self.book.app.alert(
+                report.message, title=TITLE, buttons="ok", mode="info" if report.ok else "critical"
+            )
+        except Exception:
+            log().exception("could not show a message box: %s", report.message)
+        return report
+
+    def ask(self, question: str) -> bool:
+        """A yes/no message box; anything but a clear yes is no."""
+        try:
+            answer = self.book.app.alert(question, title=TITLE, buttons="yes_no", mode="info")
+        except Exception:
+            log().exception("could not ask: %s", question)
+            return False
+        return answer == "yes"
+
+    def show_sheet(self, name: str) -> bool:
+        try:
+            self.book.sheets[name].activate()
+        except Exception:
+            return False
+        return True
+
+    def go_to(self, where: str) -> bool:
+        """Select the cell a problem names (``Rules!B7``), activating its sheet first."""
+        place = _cell_of(where)
+        if place is None:
+            return False
+        sheet_name, cell = place
+        try:
+            sheet = self.book.sheets[sheet_name]
+            sheet.activate()  # Excel selects only on the active sheet
+            sheet.range(cell).select()
+        except Exception:  # a hidden sheet or a name Excel does not know: not worth a failure
+            return False
+        return True
+
+
+_PLACE = re.compile(r"^(?:'((?:[^']|'')+)'|([^'!]+))!\$?([A-Za-z]{1,3})\$?(\d+)")
+
+
+def _cell_of(where: str) -> tuple[str, str] | None:
+    """(sheet, cell) of a problem's location: ``Rules!B7:31`` -> (``Rules``, ``B7``)."""
+    match = _PLACE.match(where or "")
+    if match is None:
+        return None
+    sheet = (match.group(1) or "").replace("''", "'") or match.group(2)
+    return sheet, f"{match.group(3).upper()}{match.group(4)}"
+
+
+# -- the log file --------------------------------------------------------------------------
+
+
+def log_path() -> Path:
+    """Where the add-in logs: ``COSTLOOP_LOG_DIR`` if set, else the platform's usual place."""
+    configured = os.environ.get("COSTLOOP_LOG_DIR")
+    if configured:
+        folder = Path(configured)
+    elif sys.platform.startswith("win"):
+        folder = Path(os.environ.get("LOCALAPPDATA", Path.home())) / "costloop" / "logs"
+    elif sys.platform == "darwin":
+        folder = Path.home() / "Library" / "Logs" / "costloop"
+    else:
+        folder = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+        folder = folder / "costloop"
+    return folder / "addin.log"
+
+
+def log() -> logging.Logger:
+    logger = logging.getLogger("costloop.addin")
+    path = log_path()
+    if not any(getattr(h, "baseFilename", None) == str(path) for h in logger.handlers):
+        for handler in list(logger.handlers):  # the log folder changed (tests, a new setting)
+            logger.removeHandler(handler)
+            handler.close()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.handlers.RotatingFileHandler(
+                path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+            )
+        except OSError:
+            handler = logging.NullHandler()  # no writable log folder must not stop a button
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
+# -- the buttons ---------------------------------------------------------------------------
+
+
+def on_button(
+    button_id: str,
+    addin_version: str,
+    book: Any = None,
+    confirm: Confirm | None = None,
+) -> Report | None:
+    """Run the button ``button_id`` on the calling workbook; never raises.
+
+    ``book`` defaults to ``xlwings.Book.caller()`` (the workbook the button was
+    clicked in); ``confirm`` defaults to a yes/no message box.
+    """
+    try:
+        if book is None:
+            import xlwings
+
+            book = xlwings.Book.caller()
+    except Exception:
+        log().exception("%s: could not reach the calling workbook", button_id)
+        return None
+    screen = Screen(book)
+    try:
+        if addin_version != __version__:
+            return screen.tell(
+                Report(
+                    False,
+                    f"This costloop add-in is version {addin_version}, but the costloop "
+                    f"installed for Python is version {__version__}. Nothing was changed. "
+                    "Ask whoever installed costloop to install the matching add-in "
+                    "(costloop addin install).",
+                )
+            )
+        button = BUTTONS.get(button_id)
+        if button is None:
+            return screen.tell(Report(False, f"costloop has no button called {button_id!r}."))
+        log().info("%s on %s (costloop %s)", button_id, _book_label(book), __version__)
+        report = button(book, screen, confirm or screen.ask)
+        log().info("%s: %s", button_id, report.message)
+        return screen.tell(report)
+    except Exception as exc:
+        log().exception("%s failed on %s", button_id, _book_label(book))
+        known = explain_exception(exc)
+        sentence = known or f"costloop stopped unexpectedly ({type(exc).__name__})"
+        return screen.tell(Report(False, f"{_sentence(sentence)} Details are in {log_path()}."))
+    finally:
+        screen.status(None)
+
+
+def check_rules(book: Any, screen: Screen, confirm: Confirm) -> Report:
+    """Check rules: parse and check every rule and the data; write Rule Check."""
+    screen.status("checking the rules…")
+    outcome = check_workbook(_workbook(book, screen), label=_book_label(book))
+    rules = len(outcome.book.rules) if outcome.book else 0
+    return _report(screen, outcome, f"Rules checked: {rules} rule(s), no errors.")
+
+
+def run_chargeback(book: Any, screen: Screen, confirm: Confirm) -> Report:
+    """Run chargeback: the whole loop for the period; every output sheet."""
+    screen.status("running the chargeback…")
+    outcome = run_workbook(_workbook(book, screen), label=_book_label(book))
+    return _report(screen, outcome, _summary(outcome))
+
+
+def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
+    """Update forecast: re-run the loop, write Forecast, Variance and Compliance (and the
+    Rule Check and Run Log), leaving the bills already issued untouched."""
+    screen.status("updating the forecast…")
+    view = _OnlySheets(_workbook(book, screen), FORECAST_SHEETS)
+    outcome = run_workbook(view, label=_book_label(book))
+    outcome.written = view.written
+    written = ", ".join(s for s in view.written if s not in (RULE_CHECK, RUN_LOG))
+    return _report(screen, outcome, f"Forecast updated ({written}) for period {outcome.period}.")
+
+
+def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
+    """Make bills: one workbook (and PDF) per department, in a folder beside the workbook."""
+    bills = _bills_module()
+    if bills is None:
+        return Report(False, "Making bills is not available in this version of costloop yet.")
+    path = _saved_path(book, screen)
+    if path is None:
+        return _save_first("Make bills")
+    outdir = path.parent / f"{path.stem} bills"
+    screen.status("making the department bills…")
+    report = bills.make_bills(path, outdir)
+    return _bills_report(screen, report, f"Bills are in the folder {outdir}.")
+
+
+def email_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
+    """Email bills: send each department its bill, after a yes from the user."""
+    bills = _bills_module()
+    if bills is None:
+        return Report(False, "Emailing bills is not available in this version of costloop yet.")
+    path = _saved_path(book, screen)
+    if path is None:
+        return _save_first("Email bills")
+    if not confirm("Email every billed department its bill now?"):
+        return Report(True, "No bills were emailed.")
+    screen.status("emailing the bills…")
+    report = bills.send_bills(path)
+    return _bills_report(screen, report, "")
+
+
+BUTTONS: dict[str, Callable[[Any, Screen, Confirm], Report]] = {
+    "CheckRules": check_rules,
+    "RunChargeback": run_chargeback,
+    "UpdateForecast": update_forecast,
+    "MakeBills": make_bills,
+    "EmailBills": email_bills,
+}
+"""Ribbon control id -> what the button does (the add-in's customUI uses these ids)."""
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _workbook(book: Any, screen: Screen) -> XlwingsWorkbook:
+    return XlwingsWorkbook(book, progress=lambda text: screen.status(text.lower()))
+
+
+def _book_label(book: Any) -> str:
+    try:
+        return str(book.name)
+    except Exception:
+        return "the workbook"
+
+
+def _report(screen: Screen, outcome: Outcome, success: str) -> Report:
+    """Rule Check in front, the first bad cell selected, and the message box's words."""
+    if RULE_CHECK in outcome.written:
+        screen.show_sheet(RULE_CHECK)
+    errors, warnings = outcome.errors, outcome.warnings
+    if errors:
+        screen.go_to(errors[0].where)
+        first = errors[0].headline()
+        more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
+        where = (
+            " The Rule Check sheet lists them all."
+            if RULE_CHECK in outcome.written
+            else " Nothing was written."
+        )
+        return Report(False, f"{len(errors)} error(s) to fix. First: {first}{more}.{where}")
+    message = success
+    if warnings:
+        message += f" {len(warnings)} warning(s): see the Rule Check sheet."
+    return Report(True, message)
+
+
+def _summary(outcome: Outcome) -> str:
+    if not outcome.ok or outcome.result is None:
+        return ""
+    lines = summary_lines(outcome)
+    return f"{lines[0]}. {lines[-1]}."
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+class _OnlySheets:
+    """A workbook through which only some output sheets are written (Update forecast)."""
+
+    def __init__(self, workbook: Workbook, keep: frozenset[str]):
+        self.workbook = workbook
+        self.keep = keep
+        self.written: list[str] = []
+
+    def sheet_names(self) -> list[str]:
+        return self.workbook.sheet_names()
+
+    def read_sheet(self, name: str) -> list[list[Any]]:
+        return self.workbook.read_sheet(name)
+
+    def owned_sheets(self) -> set[str]:
+        return self.workbook.owned_sheets()
+
+    def hidden_rows(self, name: str) -> set[int]:
+        return self.workbook.hidden_rows(name)
+
+    def replace_sheets(self, sheets: list[OutputSheet]) -> None:
+        kept = [s for s in sheets if s.name in self.keep]
+        self.workbook.replace_sheets(kept)
+        self.written += [s.name for s in kept]
+
+
+def _bills_module() -> Any | None:
+    try:
+        import costloop.bills as bills
+    except ImportError as missing:
+        if missing.name in ("costloop.bills", None):
+            return None
+        raise
+    return bills
+
+
+def _saved_path(book: Any, screen: Screen) -> Path | None:
+    """The workbook's file, saved now so the bills match what is on screen; None if the
+    workbook has never been saved."""
+    path = Path(str(book.fullname))
+    if not path.is_absolute() or not path.exists():
+        return None
+    screen.status("saving the workbook…")
+    book.save()
+    return path
+
+
+def _save_first(button: str) -> Report:
+    return Report(
+        False,
+        f"Save the workbook first (File > Save As, as an Excel Workbook), then click "
+        f"{button} again.",
+    )
+
+
+def _bills_report(screen: Screen, report: Any, success: str) -> Report:
+    lines = report.lines()
+    if not report.ok:
+        errors = [p for p in report.problems if p.is_error]
+        if errors:
+            screen.go_to(errors[0].where)
+            return Report(False, f"{lines[0]}. First: {errors[0].headline()}.")
+        return Report(False, _sentence(lines[0]))
+    text = _sentence(lines[0]) if lines else ""
+    return Report(True, f"{text} {success}".strip())
