@@ -4,6 +4,8 @@ and the ribbon's callbacks are matched against the VBA's Subs."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import io
 import re
 import warnings
@@ -296,3 +298,20 @@ def test_cli_build_refuses_other_extensions_and_missing_folders(tmp_path, capsys
     assert main(["addin", "build", "--output", str(tmp_path / "no" / "x.xlam")]) == 1
     err = capsys.readouterr().err
     assert "give a .xlam file name" in err and "no such folder" in err
+
+
+def test_the_python_command_each_button_sends_is_one_call_to_on_button(extracted):
+    """Evaluate the VBA string expression for a button and parse the Python it yields."""
+    expression = re.search(r"RunPython (.*)\r\n", extracted[RIBBON_MODULE])[1]
+    values = {"control.Id": "'CheckRules'", "COSTLOOP_VERSION": repr(__version__)}
+    # A VBA string expression: "literal" & name & "literal" ...; '' stays as is.
+    pieces = [p.strip() for p in expression.split("&")]
+    text = "".join(p[1:-1] if p.startswith('"') else ast.literal_eval(values[p]) for p in pieces)
+    assert text == f"import costloop.addin.entry as e; e.on_button('CheckRules', '{__version__}')"
+    tree = ast.parse(text)
+    assert [type(node).__name__ for node in tree.body] == ["Import", "Expr"]
+    call = tree.body[1].value
+    assert ast.unparse(call.func) == "e.on_button"
+    assert [ast.literal_eval(a) for a in call.args] == ["CheckRules", __version__]
+    entry = pytest.importorskip("costloop.addin.entry")
+    inspect.signature(entry.on_button).bind(*[ast.literal_eval(a) for a in call.args])
