@@ -284,6 +284,18 @@ def _body(grid: list[list[object]]) -> pd.DataFrame:
     return pd.DataFrame(padded, dtype=object, columns=range(width))
 
 
+def _header_and_body(wb: Workbook, sheet: str) -> tuple[list[object], pd.DataFrame]:
+    """Row 1 and the rows below it; column-wise when the host can (a big Usage sheet)."""
+    read_columns = getattr(wb, "read_columns", None)
+    columns = read_columns(sheet) if read_columns is not None else None
+    if columns is None:
+        grid = wb.read_sheet(sheet)
+        return (list(grid[0]) if grid else []), _body(grid)
+    header = [column[0] for column in columns]
+    body = {j: pd.Series(column[1:], dtype=object) for j, column in enumerate(columns)}
+    return header, pd.DataFrame(body, columns=range(len(columns)))
+
+
 def _read_grid(
     logical: str,
     actual: str,
@@ -995,8 +1007,7 @@ def read_book(
     read: dict[str, _Sheet] = {}
     grids: list[tuple[str, str, list[object], pd.DataFrame]] = []
     for logical, actual in resolved.items():
-        grid = wb.read_sheet(actual)
-        header_row, body = (list(grid[0]) if grid else []), _body(grid)
+        header_row, body = _header_and_body(wb, actual)
         grids.append((logical, actual, header_row, body))
         read[logical] = _read_grid(logical, actual, header_row, body, problems)
 
