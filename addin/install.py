@@ -5,6 +5,9 @@ add-in for every workbook. The add-in's VBA (xlwings', with project name `costlo
 reads its settings from `costloop.conf` in the user's folder, so that is where the
 interpreter goes: the Python running this command, which has costloop installed.
 It is a file of its own, so the user's other xlwings add-ins keep their settings.
+On macOS, xlwings' VBA starts Python through an AppleScript that Excel's sandbox only
+runs from its own scripts folder, so that script is copied there too (what
+`xlwings runpython install` does).
 
 Excel does not run on Linux; there `install_addin` raises ExcelNotHere naming where
 the files would go on Windows and macOS. Platform, home folder, environment and target
@@ -14,17 +17,19 @@ folder are parameters, so every branch can be exercised on any machine.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from costloop.addin.build import CONFIG_NAME, write_addin
+from costloop.addin.build import CONFIG_NAME, AddinBuildError, write_addin, xlwings_folder
 
 ADDIN_FILE = "costloop.xlam"
 MAC_STARTUP = "Library/Group Containers/UBF8T346G9.Office/User Content/Startup/Excel"
 # Excel on macOS is sandboxed: xlwings' VBA resolves $HOME to the container's data folder.
 MAC_CONFIG_FOLDER = "Library/Containers/com.microsoft.Excel/Data"
+MAC_SCRIPTS = "Library/Application Scripts/com.microsoft.Excel"
 
 
 class ExcelNotHere(Exception):
@@ -38,6 +43,7 @@ class Installed:
     addin: Path
     config: Path
     interpreter: str
+    applescript: Path | None = None  # macOS only
 
 
 def _windows(platform: str) -> bool:
@@ -82,6 +88,17 @@ def _config_line(key: str, value: str) -> str:
     return f'"{key}","{value}"'
 
 
+def xlwings_applescript() -> Path:
+    """The AppleScript of the installed xlwings, which its VBA calls on macOS."""
+    scripts = sorted(xlwings_folder().glob("xlwings-*.applescript"))
+    if len(scripts) != 1:
+        raise AddinBuildError(
+            f"expected one xlwings-*.applescript in {xlwings_folder()}, found {len(scripts)}; "
+            "reinstall xlwings (pip install --force-reinstall xlwings)"
+        )
+    return scripts[0]
+
+
 def config_bytes(path: Path, key: str, value: str, newline: str, encoding: str) -> bytes:
     """The config file's new bytes with `key` set to `value`, every other setting kept."""
     kept = []
@@ -119,9 +136,16 @@ def install_addin(
         encoding = "mbcs" if sys.platform == "win32" else "cp1252"
     else:
         key, newline, encoding = "INTERPRETER_MAC", "\n", "utf-8"
-    settings = config_bytes(config, key, interpreter, newline, encoding)  # refuse before writing
+    # Everything that can be refused is checked before anything is written.
+    settings = config_bytes(config, key, interpreter, newline, encoding)
+    script = xlwings_applescript() if _mac(platform) else None
     target_folder.mkdir(parents=True, exist_ok=True)
     addin = write_addin(target_folder / ADDIN_FILE)
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_bytes(settings)
-    return Installed(addin, config, interpreter)
+    copied = None
+    if script is not None:
+        scripts_folder = home / MAC_SCRIPTS
+        scripts_folder.mkdir(parents=True, exist_ok=True)
+        copied = Path(shutil.copyfile(script, scripts_folder / script.name))
+    return Installed(addin, config, interpreter, copied)

@@ -219,6 +219,8 @@ def cmd_addin(args) -> int:
         return EXIT_PROBLEMS
     print(f"Installed the Excel add-in: {done.addin}")
     print(f"Excel will run costloop with {done.interpreter} (set in {done.config})")
+    if done.applescript is not None:
+        print(f"Copied xlwings' AppleScript for Excel to {done.applescript}")
     print("Restart Excel to see the Chargeback tab.")
     return EXIT_OK
 

@@ -16,6 +16,7 @@ from costloop.addin.install import (
     config_file,
     install_addin,
     startup_folder,
+    xlwings_applescript,
 )
 from costloop.cli import main
 
@@ -28,6 +29,7 @@ def test_windows_goes_to_xlstart_and_sets_interpreter_win(tmp_path):
     assert done.addin.read_bytes() == build_addin()
     # Where xlwings' VBA looks with PROJECT_NAME "costloop": %USERPROFILE%\.costloop\
     assert done.config == tmp_path / "me" / ".costloop" / "costloop.conf"
+    assert done.applescript is None
     assert done.config.read_bytes() == f'"INTERPRETER_WIN","{python}"\r\n'.encode("cp1252")
 
 
@@ -40,6 +42,12 @@ def test_macos_goes_to_the_office_startup_folder_and_sets_interpreter_mac(tmp_pa
     # Excel is sandboxed on macOS; xlwings' VBA reads $HOME inside the container.
     assert done.config == tmp_path / "Library/Containers/com.microsoft.Excel/Data/costloop.conf"
     assert done.config.read_text() == f'"INTERPRETER_MAC","{python}"\n'
+    # xlwings' VBA runs Python through its AppleScript, from Excel's own scripts folder.
+    script = xlwings_applescript()
+    assert done.applescript == tmp_path / "Library/Application Scripts/com.microsoft.Excel" / (
+        script.name
+    )
+    assert done.applescript.read_bytes() == script.read_bytes()
 
 
 def test_reinstalling_keeps_other_settings_and_replaces_the_interpreter(tmp_path):
