@@ -56,9 +56,7 @@ def _compress_chunk(data: bytes, start: int, end: int) -> bytes:
                         n += 1
                     if n > length:
                         offset, length = pos - candidate, n
-                        if n == limit:
-                            break
-                    if length == limit:
+                    if length == limit:  # nothing can be longer
                         break
             if length >= 3:
                 token = ((offset - 1) << (16 - bit_count)) | (length - 3)

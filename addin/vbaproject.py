@@ -12,6 +12,7 @@ file works in any Office version and bitness.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -272,8 +273,8 @@ def _check_names(project_name: str, modules: list[Module]) -> None:
 def build_vba_project(
     project_name: str,
     project_id: str,
-    modules: list[Module],
-    references: list[Reference] = (OLE_AUTOMATION, OFFICE),
+    modules: Sequence[Module],
+    references: Sequence[Reference] = (OLE_AUTOMATION, OFFICE),
 ) -> bytes:
     """Return the bytes of a vbaProject.bin holding `modules`, compiled by Office on load."""
     modules = [Module(m.name, _crlf(m.source), m.kind) for m in modules]
