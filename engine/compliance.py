@@ -27,11 +27,11 @@ is not separated out (see docs/itfm.md).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 
 from costloop.engine.forecast import exact, round_half_up
@@ -198,42 +198,86 @@ def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules:
     everyone is the same rate schedule even though lines show different tier rates.
     Returns (exceptions, pools checked) — exceptions as dicts for the sheet.
     """
-    checked: set[str] = set()
     if bills is None or len(bills) == 0:
-        return [], checked
-    groups: dict[tuple[str, str, str], dict] = {}
-    for line in bills.itertuples(index=False):
-        rate = _as_decimal(line.Rate)
-        if line.Period not in periods or rate is None or str(line.Rule) in exempt_rules:
-            continue
-        if not isinstance(line.Metric, str) or not line.Metric.strip():
-            continue
-        pool_key = name_key(str(line.Pool))
-        checked.add(pool_key)
-        group = groups.setdefault(
-            (line.Period, pool_key, name_key(line.Metric)),
-            {"pool": str(line.Pool), "metric": line.Metric, "by_dept": {}},
+        return [], set()
+    # Column-wise: a year of bill lines for thousands of departments is hundreds of
+    # thousands of rows; only the exceptions found become Python dicts.
+    rates = _map_values(bills["Rate"].to_numpy(dtype=object), _as_decimal)
+    metrics = bills["Metric"].to_numpy(dtype=object)
+    named = _map_values(metrics, lambda m: isinstance(m, str) and bool(m.strip()))
+    rules = bills["Rule"].astype(str).to_numpy(dtype=object)
+    keep = (
+        bills["Period"].isin(periods).to_numpy()
+        & pd.notna(rates)
+        & ~pd.Series(rules).isin(exempt_rules).to_numpy()
+        & named.astype(bool)
+    )
+    if not keep.any():
+        return [], set()
+    pools = bills["Pool"].astype(str).to_numpy(dtype=object)[keep]
+    lines = pd.DataFrame(
+        {
+            "period": bills["Period"].to_numpy(dtype=object)[keep],
+            "pool_key": _map_values(pools, name_key),
+            "metric_key": _map_values(metrics[keep], name_key),
+            "department": bills["Department"].astype(str).to_numpy(dtype=object)[keep],
+            "rule": rules[keep],
+            "pool": pools,
+            "metric": metrics[keep],
+        }
+    )
+    # Equal rates (0.1 and 0.10) are one rate; its rank orders rates by value.
+    codes, uniques = pd.factorize(rates[keep])
+    order = sorted(range(len(uniques)), key=lambda i: uniques[i])
+    rank = np.empty(len(uniques), dtype=np.int64)
+    rank[order] = np.arange(len(uniques))
+    lines["rate"] = rank[codes]
+    group = ["period", "pool_key", "metric_key"]
+    first = lines.drop_duplicates(group)[[*group, "pool", "metric"]]
+    # Each department counts once per (rate, rule) it was billed at, as before.
+    triples = lines.drop_duplicates([*group, "department", "rate", "rule"])
+    counts = triples.groupby([*group, "rate"], sort=False).size().rename("n").reset_index()
+    # Standard: the rate billed to most departments; a tie goes to the lower rate.
+    counts = counts.sort_values([*group, "n", "rate"], ascending=[True, True, True, False, True])
+    standard = counts.drop_duplicates(group)[[*group, "rate"]].rename(columns={"rate": "std"})
+    odd = triples.merge(standard, on=group)
+    odd = odd[odd["rate"] != odd["std"]].merge(first, on=group, suffixes=("_line", ""))
+    by_rank = np.empty(len(uniques), dtype=object)
+    by_rank[rank] = list(uniques)
+    exceptions = [
+        {
+            "period": row.period,
+            "pool": row.pool,
+            "metric": row.metric,
+            "department": row.department,
+            "rate": by_rank[row.rate],
+            "standard": by_rank[row.std],
+            "rule": row.rule,
+        }
+        for row in odd.itertuples(index=False)
+    ]
+    exceptions.sort(
+        key=lambda e: (
+            e["period"],
+            name_key(e["pool"]),
+            name_key(e["metric"]),
+            name_key(e["department"]),
+            e["department"],
+            e["rate"],
+            e["rule"],
         )
-        group["by_dept"].setdefault(str(line.Department), set()).add((rate, str(line.Rule)))
-    exceptions = []
-    for (period, _pool, _metric), group in sorted(groups.items()):
-        count = Counter(rate for rates in group["by_dept"].values() for rate, _ in rates)
-        standard = min(count, key=lambda r: (-count[r], r))
-        for dept in sorted(group["by_dept"], key=name_key):
-            for rate, rule in sorted(group["by_dept"][dept]):
-                if rate != standard:
-                    exceptions.append(
-                        {
-                            "period": period,
-                            "pool": group["pool"],
-                            "metric": group["metric"],
-                            "department": dept,
-                            "rate": rate,
-                            "standard": standard,
-                            "rule": rule,
-                        }
-                    )
-    return exceptions, checked
+    )
+    return exceptions, set(pd.unique(lines["pool_key"]))
+
+
+def _map_values(values: np.ndarray, fn) -> np.ndarray:
+    """``fn`` of each value, computed once per distinct value."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.empty(len(uniques) + 1, dtype=object)
+    mapped[: len(uniques)] = [fn(u) for u in uniques]
+    if (codes < 0).any():
+        mapped[-1] = fn(None)
+    return mapped[codes]
 
 
 def _as_decimal(value: object) -> Decimal | None:
