@@ -1,0 +1,323 @@
+"""`costloop email` against a real SMTP server (aiosmtpd on 127.0.0.1, in this process).
+
+The server can refuse a recipient (550) and drop the connection in the middle
+of a message, so delivery, retries, the send log and reruns are tested the way
+they fail in the field.
+"""
+
+from __future__ import annotations
+
+import email
+import io
+import json
+import shutil
+import smtplib
+import socket
+from collections import Counter
+from decimal import Decimal
+from email import policy
+from pathlib import Path
+
+import openpyxl
+import pytest
+from aiosmtpd.controller import Controller
+
+from costloop.bills import send_bills
+from costloop.bills.delivery import Backoff, is_transient
+from costloop.bills.sendlog import log_path
+from costloop.bills.smtp import smtp_settings, workbook_secrets
+from costloop.cli import main
+from costloop.engine.book import Settings
+from costloop.engine.commands import run_book
+from costloop.workbooks import demo_path
+
+CENT = Decimal("0.01")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SUBJECT = "State University IT charges for 2026-03"  # the demo's EmailSubject, filled in
+FAST = Backoff(first_wait=0.01)
+
+
+class Mailbox:
+    """An aiosmtpd handler that keeps what it accepts and fails on request."""
+
+    def __init__(self):
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.refuse: set[str] = set()
+        self.drops = 0
+        """Connections still to drop in the middle of a message's DATA."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return f"550 5.1.1 <{address}>: mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.drops:
+            self.drops -= 1
+            server.transport.close()  # the line goes dead: no reply to the message
+            return "421 closing"
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted"
+
+    def recipients(self) -> Counter:
+        return Counter(address for rcpts, _ in self.messages for address in rcpts)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    mailbox.env = {
+        "COSTLOOP_SMTP_HOST": "127.0.0.1",
+        "COSTLOOP_SMTP_PORT": str(controller.port),
+        "COSTLOOP_SMTP_SECURITY": "none",
+    }
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_env(server, monkeypatch):
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    return server
+
+
+@pytest.fixture(scope="module")
+def ran_demo(tmp_path_factory) -> Path:
+    book = tmp_path_factory.mktemp("ran") / "demo.xlsx"
+    shutil.copyfile(demo_path(), book)
+    assert run_book(book).ok
+    return book
+
+
+@pytest.fixture
+def book(ran_demo, tmp_path) -> Path:
+    """A fresh copy of the run demo (same Run Log), with no send log yet."""
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(ran_demo, copy)
+    return copy
+
+
+def rows(path_or_bytes, sheet: str) -> list[dict]:
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    wb = openpyxl.load_workbook(source, read_only=True, data_only=True)
+    grid = list(wb[sheet].iter_rows(values_only=True))
+    wb.close()
+    return [dict(zip(grid[0], r, strict=False)) for r in grid[1:] if any(v is not None for v in r)]
+
+
+def billed_totals(book: Path) -> dict[str, Decimal]:
+    totals: dict[str, Decimal] = {}
+    for row in rows(book, "Bills"):
+        amount = Decimal(str(row["Amount"])).quantize(CENT)
+        totals[row["Department"]] = totals.get(row["Department"], Decimal(0)) + amount
+    return totals
+
+
+def emails(book: Path) -> dict[str, str]:
+    """Billed department -> its Email, for those that have one."""
+    billed = billed_totals(book)
+    return {
+        r["Department"]: r["Email"]
+        for r in rows(book, "Departments")
+        if r["Department"] in billed and r["Email"]
+    }
+
+
+def test_every_department_with_an_email_gets_exactly_one_message_with_its_bill(
+    book, smtp_env, capsys
+):
+    assert main(["email", str(book)]) == 0
+    out = capsys.readouterr().out
+    assert "23 sent, 0 failed, 2 skipped (no Email), 0 already sent" in out
+    assert "skipped, no Email: BKS, PRK" in out
+
+    wanted = emails(book)
+    assert len(wanted) == 23 and "BKS" not in wanted and "PRK" not in wanted
+    assert smtp_env.recipients() == Counter(wanted.values())
+    totals = billed_totals(book)
+    by_address = {address: code for code, address in wanted.items()}
+    for rcpts, message in smtp_env.messages:
+        code = by_address[rcpts[0]]
+        assert message["To"] == wanted[code]
+        assert message["From"] == "itfinance@stateu.example"
+        assert message["Subject"] == SUBJECT
+        assert f"USD {totals[code]:,.2f}" in message.get_body(("plain",)).get_content()
+        files = {a.get_filename(): a for a in message.iter_attachments()}
+        workbook = files[f"{code} 2026-03.xlsx"]
+        assert workbook.get_content_type() == XLSX
+        lines = rows(workbook.get_content(), "Bills")
+        assert sum(Decimal(str(r["Amount"])).quantize(CENT) for r in lines) == totals[code]
+        if shutil.which("soffice"):
+            pdf = files[f"{code} 2026-03.pdf"]
+            assert pdf.get_content_type() == "application/pdf"
+            assert pdf.get_content().startswith(b"%PDF")
+        assert len(files) == (2 if shutil.which("soffice") else 1)
+
+    log = [json.loads(line) for line in log_path(book).read_text().splitlines()]
+    assert sorted(r["department"] for r in log) == sorted(wanted)
+    assert {r["status"] for r in log} == {"sent"}
+    run_id = {r["Key"]: r["Value"] for r in rows(book, "Run Log")}["Run ID"]
+    assert {r["run_id"] for r in log} == {run_id}
+
+
+def test_a_refused_recipient_and_a_dropped_connection_then_a_rerun_sends_only_the_missing_one(
+    book, smtp_env, capsys
+):
+    wanted = emails(book)
+    smtp_env.refuse = {wanted["LAW"]}
+    smtp_env.drops = 1  # the first message's connection dies mid-DATA: retried, then sent
+
+    assert main(["email", str(book)]) == 1
+    captured = capsys.readouterr().out
+    assert "22 sent, 1 failed, 2 skipped (no Email), 0 already sent" in captured
+    assert "failed: LAW" in captured
+    assert "Departments!" in captured and "550" in captured  # located, with the server's answer
+    others = {code: address for code, address in wanted.items() if code != "LAW"}
+    assert smtp_env.recipients() == Counter(others.values())  # each exactly once
+    assert smtp_env.drops == 0
+    log = [json.loads(line) for line in log_path(book).read_text().splitlines()]
+    attempts = {r["department"]: (r["status"], r["attempts"]) for r in log}
+    assert attempts["ADM"] == ("sent", 2)  # the dropped one, sent on its second attempt
+    assert attempts["LAW"] == ("failed", 1)  # 550 is permanent: not retried
+
+    smtp_env.refuse = set()  # the mailbox is fixed
+    assert main(["email", str(book)]) == 0
+    captured = capsys.readouterr().out
+    assert "1 sent, 0 failed, 2 skipped (no Email), 22 already sent" in captured
+    assert smtp_env.recipients() == Counter(wanted.values())
+    assert smtp_env.messages[-1][0] == [wanted["LAW"]]
+
+
+def _edited_demo(folder: Path, edit) -> Path:
+    """The demo with an input changed before it is run."""
+    path = folder / "edited.xlsx"
+    shutil.copyfile(demo_path(), path)
+    wb = openpyxl.load_workbook(path)
+    edit(wb)
+    wb.save(path)
+    assert run_book(path).ok
+    return path
+
+
+def _more_vms_for_eng(wb) -> None:
+    usage = wb["Usage"]
+    for row in usage.iter_rows(min_row=2):
+        period, department, metric, quantity = (c.value for c in row[:4])
+        if (period, department, metric) == ("2026-03", "ENG", "VM-Month"):
+            row[3].value = quantity + 2
+            return
+    raise AssertionError("no ENG VM-Month usage in 2026-03")
+
+
+def test_a_changed_bill_is_held_back_until_resend(book, server, tmp_path):
+    first = send_bills(book, env=server.env, backoff=FAST)
+    assert first.ok and len(first.sent) == 23
+    # ENG's VM count is corrected and the workbook run again: only ENG's bill changes.
+    corrected = _edited_demo(tmp_path, _more_vms_for_eng)
+    shutil.copyfile(corrected, book)
+
+    again = send_bills(book, env=server.env, backoff=FAST)
+    assert not again.ok
+    assert again.changed == ["ENG"] and again.sent == []
+    assert len(again.already_sent) == 22
+    (problem,) = [p for p in again.problems if p.is_error]
+    assert problem.where.startswith("Departments!")
+    assert "differs from the one sent" in problem.message and "--resend" in problem.message
+    assert len(server.messages) == 23
+
+    resent = send_bills(book, env=server.env, backoff=FAST, resend=True)
+    assert resent.ok and resent.sent == ["ENG"]
+    assert server.recipients()[emails(book)["ENG"]] == 2
+
+
+def test_dry_run_writes_one_eml_per_department_and_sends_nothing(book, tmp_path):
+    folder = tmp_path / "eml"
+    report = send_bills(book, dry_run=folder, env={})  # no SMTP settings needed
+    assert report.ok, report.problems
+    wanted = emails(book)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{c} 2026-03.eml" for c in wanted)
+    message = email.message_from_bytes(
+        (folder / "ENG 2026-03.eml").read_bytes(), policy=policy.default
+    )
+    assert message["To"] == wanted["ENG"] and message["Subject"] == SUBJECT
+    assert XLSX in {a.get_content_type() for a in message.iter_attachments()}
+    assert not log_path(book).exists()
+    assert "nothing was sent" in report.lines()[0]
+
+
+def test_a_password_in_the_workbook_is_refused_and_nothing_is_sent(server, tmp_path):
+    def add_password(wb) -> None:
+        settings = wb["Settings"]
+        settings.append(["SMTPPassword", "hunter2"])
+
+    book = _edited_demo(tmp_path, add_password)
+    row = openpyxl.load_workbook(book)["Settings"].max_row
+    report = send_bills(book, env=server.env, backoff=FAST)
+    assert not report.ok
+    (problem,) = [p for p in report.problems if p.is_error]
+    assert problem.where == f"Settings!B{row}"
+    assert "COSTLOOP_SMTP_PASSWORD" in problem.message
+    assert server.messages == [] and not log_path(book).exists()
+
+
+def test_an_unreachable_server_fails_every_department_without_stopping_early(book):
+    env = {"COSTLOOP_SMTP_HOST": "127.0.0.1", "COSTLOOP_SMTP_PORT": str(free_port())}
+    env["COSTLOOP_SMTP_SECURITY"] = "none"
+    report = send_bills(book, env=env, backoff=FAST)
+    assert not report.ok and report.sent == []
+    assert len(report.failed) == 23
+    messages = [p.message for p in report.problems if p.is_error]
+    assert "after 4 attempt(s)" in messages[0]
+    assert all("not tried: the mail server failed" in m for m in messages[1:])
+    # Nothing was sent, so a later run sends all of them.
+    assert all(r["status"] == "failed" for r in map(json.loads, log_path(book).open()))
+
+
+def test_missing_smtp_settings_say_which_variable(book, monkeypatch, capsys):
+    for key in ("HOST", "PORT", "USER", "PASSWORD", "SECURITY"):
+        monkeypatch.delenv(f"COSTLOOP_SMTP_{key}", raising=False)
+    assert main(["email", str(book)]) == 1
+    assert "COSTLOOP_SMTP_HOST" in capsys.readouterr().out
+
+
+def test_smtp_settings_come_from_the_environment():
+    settings, problems = smtp_settings({"COSTLOOP_SMTP_HOST": "mail.example.edu"})
+    assert problems == [] and (settings.port, settings.security) == (587, "starttls")
+    settings, _ = smtp_settings({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_SECURITY": "SSL"})
+    assert (settings.port, settings.security) == (465, "ssl")
+    for env, variable in (
+        ({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_SECURITY": "tls1"}, "SECURITY"),
+        ({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_PORT": "smtp"}, "PORT"),
+        ({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_PASSWORD": "x"}, "USER"),
+    ):
+        settings, problems = smtp_settings(env)
+        assert settings is None and problems[0].where == f"environment COSTLOOP_SMTP_{variable}"
+
+
+def test_any_password_like_setting_is_refused_at_its_cell():
+    settings = Settings(
+        raw={"smtp password": "s3cret", "emailfrom": "a@b.org", "mail pwd": ""},
+        cells={"smtp password": "Settings!B20", "emailfrom": "Settings!B14"},
+    )
+    (problem,) = workbook_secrets(settings)
+    assert problem.where == "Settings!B20"
+
+
+def test_which_failures_are_retried():
+    assert is_transient(smtplib.SMTPServerDisconnected("gone"))
+    assert is_transient(smtplib.SMTPResponseException(421, b"busy"))
+    assert is_transient(smtplib.SMTPRecipientsRefused({"a@b.org": (450, b"greylisted")}))
+    assert not is_transient(smtplib.SMTPRecipientsRefused({"a@b.org": (550, b"no such user")}))
+    assert not is_transient(smtplib.SMTPDataError(554, b"rejected"))
+    assert is_transient(ConnectionResetError())
