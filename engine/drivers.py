@@ -72,8 +72,14 @@ def _shown_number(value: object) -> object:
     return value
 
 
-def _text_key(series: pd.Series) -> pd.Series:
+def _text_key(series: pd.Series, _distinct: bool = False) -> pd.Series:
     """Column values compared as names: trimmed, inner spaces collapsed, case-folded."""
+    if not _distinct and pd.api.types.infer_dtype(series, skipna=True) == "string":
+        # A million usage rows hold a few thousand names: key each distinct one once.
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        keys = _text_key(pd.Series(uniques, dtype=object), _distinct=True)
+        keys = np.append(keys.to_numpy(dtype=object), "")
+        return pd.Series(keys[codes], index=series.index, dtype=object)
     if pd.api.types.infer_dtype(series, skipna=True) not in ("string", "empty"):
         # Excel stores codes typed as numbers as floats; "101.0" would never equal "101".
         series = series.map(_shown_number)
