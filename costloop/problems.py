@@ -67,6 +67,9 @@ class Reason(StrEnum):
     BAD_SCENARIO = "BAD_SCENARIO"
     # reading (appended)
     DUPLICATE_COLUMN = "DUPLICATE_COLUMN"
+    UNCALCULATED = "UNCALCULATED"
+    HIDDEN_ROWS = "HIDDEN_ROWS"
+    WHERE_NO_MATCH = "WHERE_NO_MATCH"
     # headless recalculation (appended)
     NO_LIBREOFFICE = "NO_LIBREOFFICE"
     RECALC_FAILED = "RECALC_FAILED"

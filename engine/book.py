@@ -84,6 +84,13 @@ class Book:
     sources: dict[str, str] = field(default_factory=dict)
     """Input sheet -> the workbook sheet it was read from, when they differ by case or a
     scenario reads another one (``{"Budget": "Budget@Cloud10"}``); `cell` names that sheet."""
+    names_seen: dict[str, dict[str, str]] = field(default_factory=dict)
+    """``"pools"``, ``"departments"``, ``"metrics"`` -> key -> spelling of every name typed
+    in the input sheets, rows left out for a problem included (so their problem is the only one
+    reported, not a second "unknown pool" for the rules that name it)."""
+    unreadable_names: frozenset[str] = frozenset()
+    """The kinds of name (as in `names_seen`) with a cell that has no value: an Excel error
+    or a formula never calculated. Which names exist is then unknown."""
 
     # --- names, for static checks and "did you mean" --------------------
     @property

@@ -23,7 +23,7 @@ from costloop.engine.drivers import Drivers
 from costloop.engine.money import charge_units_cents, to_decimal, units_to_decimal
 from costloop.engine.result import BillLine
 from costloop.problems import Problem, Reason, Severity
-from costloop.rules.ast import Charge, FixedRate, RateCard, Tiered, name_key
+from costloop.rules.ast import Charge, FixedRate, RateCard, Span, Tiered, name_key
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,8 @@ def bill_charge(
     used = drivers.usage_by_receiver(rule.metric.key, on_usage, period)
     billed = [k for k in drivers.department_receivers(on_deps) if used.get(k)]
     if not billed:
+        if rule.where_clause and not unknown:
+            problems += _where_selects_nothing(drivers, rule, period)
         return [], problems
     pricing = rule.pricing
     if isinstance(pricing, FixedRate):
@@ -226,3 +228,29 @@ def bill_charge(
                 )
             )
     return lines, problems
+
+
+def _where_selects_nothing(drivers: Drivers, rule: Charge, period: str) -> list[Problem]:
+    """A CHARGE whose WHERE leaves out every usage row it could bill: a warning, not silence.
+
+    Without it a typo (``WHERE Fund = "Genral"``) bills nothing and the run says OK.
+    Only when there was usage to bill: a metric with no usage this period is not the
+    WHERE's doing.
+    """
+    everyone = drivers.usage_by_receiver(rule.metric.key, [], period)
+    if not any(everyone.get(k) for k in drivers.department_receivers([])):
+        return []
+    rows = drivers.usage_rows(rule.metric.key, period)
+    metric = drivers.metric_names.get(rule.metric.key, rule.metric.text)
+    conditions = rule.where_clause
+    span = Span(conditions[0].span.start, conditions[-1].span.end)
+    return [
+        Problem.at_rule(
+            rule,
+            Reason.WHERE_NO_MATCH,
+            f'WHERE matches none of the {rows} "{metric}" usage row{"s" if rows != 1 else ""} '
+            f"of {period}, so this rule bills nothing; check the WHERE values",
+            span,
+            Severity.WARNING,
+        )
+    ]

@@ -23,6 +23,7 @@ import pandas as pd
 
 from costloop.engine.book import Book
 from costloop.engine.money import quantity_units, to_fraction
+from costloop.engine.read import cell_number
 from costloop.rules.ast import Condition, name_key
 
 _NO = {"n", "no", "false", "0", "f"}
@@ -230,6 +231,10 @@ class Drivers:
                 unknown.append(cond)
         return on_departments, on_usage, unknown
 
+    def usage_rows(self, metric: str, period: str) -> int:
+        """How many Usage rows of ``metric`` fall in ``period``, before any WHERE."""
+        return int(((self._usage_metric == metric) & (self._usage_period == period)).sum())
+
     def department_receivers(self, on_departments: list[tuple[str, Condition]]) -> list[str]:
         """Billable departments passing the WHERE conditions on Departments columns, by key."""
         signature = ("receivers", tuple((c, cond.op, cond.values) for c, cond in on_departments))
@@ -287,10 +292,12 @@ class Drivers:
         if column is None:
             return None, {}
         values: dict[str, Fraction] = {}
-        numbers = pd.to_numeric(deps[column], errors="coerce")
-        for code, value in zip(deps["Department"], numbers, strict=True):
+        for code, value in zip(deps["Department"], deps[column], strict=True):
             key = name_key(str(code))
             if key not in values:
-                values[key] = Fraction(0) if pd.isna(value) else to_fraction(value)
+                # Numeric text ("1,250") counts as amounts do; a blank is 0. A word was
+                # refused at its cell by the checks before anything ran.
+                number = None if isinstance(value, bool) else cell_number(value)
+                values[key] = Fraction(0) if number is None else to_fraction(number)
         self.cache[("column", column_key)] = (column, values)
         return column, values

@@ -59,9 +59,10 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from costloop.engine.book import INPUT_SHEETS, Book, Settings
+from costloop.engine.book import INPUT_SHEETS, OUTPUT_SHEETS, Book, Settings
 from costloop.engine.currency import minor_unit, normalize_code
 from costloop.engine.periods import parse_period
+from costloop.engine.sheet_xml import Uncalculated
 from costloop.engine.workbook import ExcelError, Workbook, column_letter
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import RuleCell, name_key
@@ -148,6 +149,15 @@ def _exact(value: object) -> Decimal | None:
     return None
 
 
+def cell_number(value: object) -> Decimal | None:
+    """A number cell or plain numeric text (``1,234.50``) as the exact decimal shown, else None.
+
+    The one rule for "is this a number" wherever a cell must be one: amounts,
+    quantities, and driver columns such as Headcount.
+    """
+    return _exact(value)
+
+
 def _yes_no(value: object) -> bool | None:
     """Y/N/Yes/No/TRUE/FALSE (or a TRUE/FALSE cell) -> bool; blank -> True; else None."""
     if _is_blank(value):
@@ -200,11 +210,34 @@ def _blank_mask(values: np.ndarray) -> np.ndarray:
     return np.append(blank, True)[codes]
 
 
-def _error_mask(values: np.ndarray) -> np.ndarray:
-    kind = infer_dtype(values, skipna=True)
-    if kind in _NUMERIC_KINDS or kind in ("string", "boolean", "datetime", "date"):
+def _error_mask(values: np.ndarray, kind: type = ExcelError) -> np.ndarray:
+    """Cells holding an Excel error (or, with ``kind``, a formula with no calculated value)."""
+    inferred = infer_dtype(values, skipna=True)
+    if inferred in _NUMERIC_KINDS or inferred in ("string", "boolean", "datetime", "date"):
         return np.zeros(len(values), dtype=bool)
-    return np.fromiter((isinstance(v, ExcelError) for v in values), dtype=bool, count=len(values))
+    return np.fromiter((isinstance(v, kind) for v in values), dtype=bool, count=len(values))
+
+
+UNCALCULATED_MESSAGE = (
+    "formula with no calculated value: open and save the workbook in Excel, "
+    "or run `costloop recalc`"
+)
+
+
+def _unreadable(value: object) -> bool:
+    """An Excel error or a formula with no calculated value: the cell has no usable value."""
+    return isinstance(value, ExcelError | Uncalculated)
+
+
+def _unreadable_problem(where: str, value: object, severity: Severity) -> Problem:
+    if isinstance(value, Uncalculated):
+        return Problem(Reason.UNCALCULATED, severity, where, UNCALCULATED_MESSAGE)
+    return Problem(
+        Reason.EXCEL_ERROR,
+        severity,
+        where,
+        f"the cell shows the Excel error {value}; fix the formula or type a value",
+    )
 
 
 # --- money -------------------------------------------------------------------
@@ -380,16 +413,15 @@ class _Columns:
         required, optional = COLUMNS[sheet.logical]
         spec = {name_key(c) for c in (*required, *optional)}
         for key, values in sheet.cells.items():
-            mask = _error_mask(values)
-            self.errors[key] = mask
-            self._report(
-                mask,
-                key,
-                lambda v: f"the cell shows the Excel error {v}; fix the formula or type a value",
-                Reason.EXCEL_ERROR,
-                Severity.ERROR if key in spec else Severity.WARNING,
-                drop=key in spec,
-            )
+            errors, uncalculated = _error_mask(values), _error_mask(values, Uncalculated)
+            self.errors[key] = errors | uncalculated
+            # In an extra column it only matters if a rule names the column: a warning.
+            severity = Severity.ERROR if key in spec else Severity.WARNING
+            for i in np.flatnonzero(self.errors[key]):
+                where = sheet.where(key, int(sheet.rows[i]))
+                problems.append(_unreadable_problem(where, values[i], severity))
+            if key in spec:
+                self.bad |= self.errors[key]
 
     def _report(
         self,
@@ -613,17 +645,10 @@ def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
 
     for key_cell, value, row in zip(keys, values, sheet.rows, strict=True):
         key_where, where = sheet.where("key", int(row)), sheet.where("value", int(row))
-        if isinstance(key_cell, ExcelError) or isinstance(value, ExcelError):
-            bad = key_where if isinstance(key_cell, ExcelError) else where
-            shown = key_cell if isinstance(key_cell, ExcelError) else value
-            problems.append(
-                Problem(
-                    Reason.EXCEL_ERROR,
-                    Severity.ERROR,
-                    bad,
-                    f"the cell shows the Excel error {shown}; fix the formula or type a value",
-                )
-            )
+        if _unreadable(key_cell) or _unreadable(value):
+            bad = key_where if _unreadable(key_cell) else where
+            shown = key_cell if _unreadable(key_cell) else value
+            problems.append(_unreadable_problem(bad, shown, Severity.ERROR))
             continue
         written = _text(key_cell)
         if not written:
@@ -917,6 +942,14 @@ def _resolve_sheets(
                 )
             )
     resolved: dict[str, str] = {}
+    # Renaming a sheet costloop reads or writes would break something else (a
+    # "did you mean Rates?" for a missing Rules sheet would lose the rate card).
+    spoken_for = {n.casefold() for n in (*INPUT_SHEETS, *OUTPUT_SHEETS, *chosen.values())}
+    spare = {
+        name_key(n): n
+        for n in present
+        if n.casefold() not in spoken_for and n.partition("@")[0].casefold() not in spoken_for
+    }
     for logical in INPUT_SHEETS:
         wanted = chosen.get(logical, logical)
         actual = wanted if wanted in present else by_key.get(wanted.casefold())
@@ -925,7 +958,7 @@ def _resolve_sheets(
         elif logical in REQUIRED_SHEETS or logical in chosen:
             listed = ", ".join(present) if present else "none"
             message = f'the workbook has no sheet "{wanted}" (its sheets: {listed})'
-            guess = _closest(wanted, {name_key(n): n for n in present})
+            guess = _closest(wanted, spare)
             if guess:
                 message += f'; did you mean "{guess}"? Rename that sheet to {wanted}'
             else:
@@ -1010,6 +1043,7 @@ def read_book(
         header_row, body = _header_and_body(wb, actual)
         grids.append((logical, actual, header_row, body))
         read[logical] = _read_grid(logical, actual, header_row, body, problems)
+        problems += _hidden_rows_warning(wb, read[logical], len(header_row))
 
     structural = any(p.code in (Reason.MISSING_SHEET, Reason.MISSING_COLUMN) for p in problems)
     usable = {name: sheet for name, sheet in read.items() if sheet.usable}
@@ -1023,9 +1057,12 @@ def read_book(
     actuals = _read_costs(usable.get("Actuals"), places, problems)
     rates = _read_rates(usable.get("Rates"), problems)
     rules = _read_rules(usable["Rules"], problems) if "Rules" in usable else []
+    names_seen, unreadable = _names_in_cells(usable)
     usage = None
     if "Usage" in usable:
-        receivers = _receivers(usable) if {"Departments", "Budget"} <= usable.keys() else None
+        receivers = None
+        if {"Departments", "Budget"} <= usable.keys() and not unreadable & {"departments", "pools"}:
+            receivers = names_seen["departments"] | names_seen["pools"]
         if "Actuals" in read and "Actuals" not in usable:
             receivers = None  # its pools are unknown: no check beats false alarms
         usage = _read_usage(usable["Usage"], receivers, problems)
@@ -1062,22 +1099,86 @@ def read_book(
         sheet_names=present,
         fingerprint=_fingerprint(grids),
         sources={logical: sheet.actual for logical, sheet in read.items()},
+        names_seen=names_seen,
+        unreadable_names=frozenset(unreadable),
     )
     return book, problems
 
 
-def _receivers(usable: dict[str, _Sheet]) -> dict[str, str]:
-    """Department and pool key -> spelling, from every filled name cell (even bad rows)."""
-    out: dict[str, str] = {}
-    for logical, key in (("Departments", "department"), ("Budget", "pool"), ("Actuals", "pool")):
-        sheet = usable.get(logical)
-        if sheet is None:
-            continue
-        for value in pd.unique(sheet.cells[key]):
-            name = _text(value) if not isinstance(value, ExcelError) else ""
-            if name:
-                out.setdefault(name_key(name), name)
-    return out
+_NAME_CELLS = {
+    "departments": (("Departments", "department"),),
+    "pools": (("Budget", "pool"), ("Actuals", "pool")),
+    "metrics": (("Usage", "metric"), ("Budget", "metric"), ("Rates", "metric")),
+}
+"""Which cells hold the names of each kind that rules and Usage refer to."""
+
+
+def _names_in_cells(usable: dict[str, _Sheet]) -> tuple[dict[str, dict[str, str]], set[str]]:
+    """Every name of each kind as typed, rows left out for a problem included; and the kinds
+    with a name cell that has no value (an Excel error, a formula with no calculated value).
+
+    A row rejected for its amount still names its pool: checking names against
+    the good rows only would add a false "unknown pool" to the real error. And
+    when a name cell cannot be read at all, which names exist is unknown, so
+    "unknown name" checks of that kind stand down (the cell's own error stops the run).
+    """
+    seen: dict[str, dict[str, str]] = {kind: {} for kind in _NAME_CELLS}
+    unreadable: set[str] = set()
+    for kind, places in _NAME_CELLS.items():
+        for logical, key in places:
+            sheet = usable.get(logical)
+            if sheet is None or key not in sheet.cells:
+                continue
+            for value in pd.unique(sheet.cells[key]):
+                if _unreadable(value):
+                    unreadable.add(kind)
+                    continue
+                name = _text(value)
+                if name:
+                    seen[kind].setdefault(name_key(name), name)
+    return seen, unreadable
+
+
+MAX_RANGES_SHOWN = 5
+
+
+def _hidden_rows_warning(wb: Workbook, sheet: _Sheet, width: int) -> list[Problem]:
+    """Hidden rows holding data are counted (as Excel's SUM counts them); say where they are.
+
+    A row hidden by hand, by a filter or by a collapsed outline still holds the
+    sheet's data: skipping it would make a bill depend on how the sheet was last
+    viewed. Counting it silently let a hidden row move money unseen, so warn.
+    """
+    hidden_rows = getattr(wb, "hidden_rows", None)  # a host that cannot hide rows has none
+    if hidden_rows is None or not len(sheet):
+        return []
+    hidden = hidden_rows(sheet.actual)
+    if not hidden:
+        return []
+    rows = [int(r) for r in sheet.rows if int(r) in hidden]
+    if not rows:
+        return []  # only blank rows are hidden: nothing is counted from them
+    ranges: list[tuple[int, int]] = []
+    for row in rows:
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], row)
+        else:
+            ranges.append((row, row))
+    last = column_letter(max(width, 1) - 1)
+    shown = ", ".join(f"A{a}:{last}{b}" for a, b in ranges[:MAX_RANGES_SHOWN])
+    if len(ranges) > MAX_RANGES_SHOWN:
+        shown += f" and {len(ranges) - MAX_RANGES_SHOWN} more range(s)"
+    count = f"{len(rows)} hidden row{'s' if len(rows) != 1 else ''}"
+    return [
+        Problem(
+            Reason.HIDDEN_ROWS,
+            Severity.WARNING,
+            f"{sheet.actual}!{shown}",
+            f"{count} with data {'are' if len(rows) != 1 else 'is'} counted, as Excel's SUM "
+            f"counts hidden rows; unhide them (or clear the filter) to see what is counted, "
+            f"and delete any row that should not count",
+        )
+    ]
 
 
 """Alias kept for the brief's name; `read_book` is already vectorised."""

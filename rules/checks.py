@@ -7,7 +7,8 @@ knows nothing of pandas: the engine builds `Names` from its Book.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -35,6 +36,7 @@ from costloop.rules.parser import is_blank
 from costloop.rules.suggest import closest, closest_keyword, keyword_hint, quoted_hint
 
 HUNDRED = Decimal(100)
+_QUOTED = re.compile('["\u201c\u201d]([^"\u201c\u201d]*)["\u201c\u201d]')
 _DRIVER_KEYWORDS = ("USAGE", "COST", "EVENLY")
 
 
@@ -51,6 +53,23 @@ class Names:
     numeric_department_columns: frozenset[str] = frozenset()
     """Keys of the Departments columns that can be drivers."""
     usage_columns: dict[str, str] = field(default_factory=dict)
+    column_values: Mapping[tuple[str, str], Mapping[str, str]] = field(default_factory=dict)
+    """(``"Departments"`` or ``"Usage"``, column key) -> `value_key` of every value in the
+    column -> its spelling, for WHERE values; a column left out is not checked."""
+    cells_not_numbers: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """Departments column key -> (cell, value as shown) of each value that is not a number,
+    for columns that are numbers otherwise (a driver with a stray word in it)."""
+    uncertain: frozenset[str] = frozenset()
+    """Kinds of name (``"pools"``, ``"departments"``, ``"metrics"``) whose list may be
+    incomplete because a name cell could not be read: no "unknown" errors for them."""
+
+
+def value_key(value: object) -> str:
+    """How a WHERE value and a cell value are matched: names by `name_key`, numbers by value
+    (``7``, ``7.0`` and ``7.00`` are one key)."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else str(value)
+    return name_key(str(value))
 
 
 def check(
@@ -134,6 +153,8 @@ class _RuleChecker:
     def pool(self, name: Name) -> bool:
         if name.key in self.names.pools or not name.key:  # empty: the parser said so
             return True
+        if "pools" in self.names.uncertain:
+            return True
         hint = quoted_hint(closest(name.text, self.names.pools.values()))
         self.flag(
             Reason.UNKNOWN_POOL,
@@ -143,7 +164,7 @@ class _RuleChecker:
         return False
 
     def metric(self, name: Name) -> None:
-        if name.key in self.names.metrics or not name.key:
+        if name.key in self.names.metrics or not name.key or "metrics" in self.names.uncertain:
             return
         hint = quoted_hint(closest(name.text, self.names.metrics.values()))
         self.flag(
@@ -165,6 +186,54 @@ class _RuleChecker:
                 + (hint or ": neither Departments nor Usage has this column"),
                 column.span,
             )
+
+    def where_values(self, conditions: tuple[Condition, ...]) -> None:
+        """A WHERE value found in no row of its column is a typo until shown otherwise.
+
+        ``Fund = "Genral"`` selects nothing and ``Fund <> "Genral"`` leaves out
+        nothing, both silently; the real values give the did-you-mean. Only
+        ``=``, ``<>`` and ``IN`` are checked: a range (``<``) need not hit a value.
+        """
+        for condition in conditions:
+            if condition.op not in ("=", "<>", "IN"):
+                continue
+            column = condition.column
+            sheets = [
+                sheet
+                for sheet in ("Departments", "Usage")
+                if (sheet, column.key) in self.names.column_values
+            ]
+            if not sheets:
+                continue
+            for value in condition.values:
+                key = value_key(value)
+                lacking = [
+                    s for s in sheets if key not in self.names.column_values[(s, column.key)]
+                ]
+                if not lacking:
+                    continue
+                header = {**self.names.usage_columns, **self.names.department_columns}.get(
+                    column.key, column.text
+                )
+                shown = f'"{value}"' if isinstance(value, str) else format(value, "f")
+                message = f"no {' or '.join(lacking)} row has {header} {shown}"
+                if condition.op == "<>":
+                    message += f", so <> {shown} leaves nothing out"
+                elif condition.op == "=":
+                    message += ", so this condition selects nothing"
+                if isinstance(value, str):
+                    spellings = [
+                        spelling
+                        for sheet in lacking
+                        for spelling in self.names.column_values[(sheet, column.key)].values()
+                    ]
+                    message += quoted_hint(closest(value, spellings))
+                self.flag(
+                    Reason.WHERE_NO_MATCH,
+                    message,
+                    _value_span(self.rule.text, condition, shown),
+                    Severity.WARNING,
+                )
 
     # --- statements ---------------------------------------------------------
 
@@ -194,6 +263,7 @@ class _RuleChecker:
                 driver.span,
             )
         self.where_columns(rule.where_clause)
+        self.where_values(rule.where_clause)
 
     def column_driver(self, rule: Allocate, column: Column) -> None:
         columns = self.names.department_columns
@@ -212,7 +282,22 @@ class _RuleChecker:
                 )
             self.flag(Reason.UNKNOWN_COLUMN, message, column.span)
             return
-        if column.key not in self.names.numeric_department_columns:
+        stray = self.names.cells_not_numbers.get(column.key)
+        if stray:
+            # A column of numbers with a few words in it: point at those cells.
+            header = columns[column.key]
+            for cell, shown in stray:
+                self.problems.append(
+                    Problem(
+                        Reason.NOT_NUMERIC,
+                        Severity.ERROR,
+                        cell,
+                        f"{header} must be a number, got {shown} (rule {rule.rule_id} shares cost "
+                        f"by {header}); type the number, or 0 for none",
+                        rule_id=rule.rule_id,
+                    )
+                )
+        elif column.key not in self.names.numeric_department_columns:
             self.flag(
                 Reason.NOT_NUMERIC,
                 f"Departments column {columns[column.key]} is not a numeric column,"
@@ -265,6 +350,11 @@ class _RuleChecker:
             self.unknown_share(rule, name)
 
     def unknown_share(self, rule: Allocate, name: Name) -> None:
+        uncertain = self.names.uncertain
+        if (rule.to_departments and "departments" in uncertain) or (
+            rule.to_pools and "pools" in uncertain
+        ):
+            return  # a name cell could not be read: its own error explains
         candidates: list[str] = []
         if rule.to_departments:
             candidates.extend(self.names.departments.values())
@@ -291,6 +381,7 @@ class _RuleChecker:
         if isinstance(rule.pricing, Tiered):
             self.tiers(rule.pricing)
         self.where_columns(rule.where_clause)
+        self.where_values(rule.where_clause)
 
     def tiers(self, pricing: Tiered) -> None:
         tiers = pricing.tiers
@@ -380,6 +471,22 @@ def _problem(
     severity: Severity = Severity.ERROR,
 ) -> Problem:
     return Problem.at_rule(rule, code, message, span, severity)
+
+
+def _value_span(text: str, condition: Condition, shown: str) -> Span:
+    """Where a WHERE value is written in the rule (the condition, if it cannot be found)."""
+    start, end = condition.span.start, condition.span.end
+    inside = text[start:end]
+    after_column = condition.column.span.end - start
+    if not shown.startswith('"'):
+        at = inside.find(shown, after_column)
+        return Span(start + at, start + at + len(shown)) if at >= 0 else condition.span
+    body = shown[1:-1].strip().casefold()
+    # Names may be in straight or curly quotes, with stray spaces inside them.
+    for match in _QUOTED.finditer(inside, after_column):
+        if match.group(1).strip().casefold() == body:
+            return Span(start + match.start(), start + match.end())
+    return condition.span
 
 
 def _column_hint(header: str | None) -> str:
