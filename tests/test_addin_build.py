@@ -8,6 +8,7 @@ import ast
 import inspect
 import io
 import re
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -315,3 +316,46 @@ def test_the_python_command_each_button_sends_is_one_call_to_on_button(extracted
     assert [ast.literal_eval(a) for a in call.args] == ["CheckRules", __version__]
     entry = pytest.importorskip("costloop.addin.entry")
     inspect.signature(entry.on_button).bind(*[ast.literal_eval(a) for a in call.args])
+
+
+def _record_ids(dir_stream: bytes) -> list[int]:
+    ids, at = [], 0
+    while at < len(dir_stream):
+        record, size = struct.unpack_from("<HI", dir_stream, at)
+        ids.append(record)
+        at += 6 + (6 if record == 0x0009 else size)  # PROJECTVERSION's size field says 4
+    return ids
+
+
+def _vba_streams(xlam: Path) -> tuple[bytes, list[int]]:
+    ole = olefile.OleFileIO(io.BytesIO(zipfile.ZipFile(xlam).read("xl/vbaProject.bin")))
+    header = ole.openstream("VBA/_VBA_PROJECT").read()
+    return header, _record_ids(
+        bytes(decompress_stream(bytearray(ole.openstream("VBA/dir").read())))
+    )
+
+
+def test_layout_matches_the_add_in_xlwings_saved_with_excel(xlam):
+    """xlwings ships quickstart_addin_ribbon.xlam, saved by Excel with the same modules
+    (its cache removed the same way): our records come in Excel's order."""
+    theirs = xlwings_folder() / "quickstart_addin_ribbon.xlam"
+    their_header, their_ids = _vba_streams(theirs)
+    our_header, our_ids = _vba_streams(xlam)
+    assert len(their_header) == len(our_header) == 7
+    assert their_header[:5] == our_header[:5] == bytes.fromhex("CC61FFFF00")
+    references = {0x0016, 0x003E, 0x000D, 0x000E, 0x002F, 0x0030, 0x0033}
+
+    def layout(ids: list[int]) -> tuple[list[int], list[tuple[int, ...]]]:
+        """Project records (references left out: Excel's project also refers to
+        MSForms) and each module's records, modules in name-independent order."""
+        modules_at = ids.index(0x000F)
+        project = [i for i in ids[:modules_at] if i not in references]
+        blocks, block = [], []
+        for record in ids[modules_at + 2 : -1]:  # after PROJECTMODULES and the cookie
+            block.append(record)
+            if record == 0x002B:
+                blocks.append(tuple(block))
+                block = []
+        return project + ids[modules_at : modules_at + 2] + ids[-1:], sorted(blocks)
+
+    assert layout(our_ids) == layout(their_ids)
