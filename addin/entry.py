@@ -292,14 +292,15 @@ def _report(screen: Screen, outcome: Outcome, success: str) -> Report:
     errors, warnings = outcome.errors, outcome.warnings
     if errors:
         screen.go_to(errors[0].where)
-        first = errors[0].headline()
-        more = f" and {len(errors) - 1} more" if len(errors) > 1 else ""
-        where = (
-            " The Rule Check sheet lists them all."
+        count = "1 error" if len(errors) == 1 else f"{len(errors)} errors"
+        listed = (
+            "the Rule Check sheet lists them"
             if RULE_CHECK in outcome.written
-            else " Nothing was written."
+            else "nothing was written"
         )
-        return Report(False, f"{len(errors)} error(s) to fix. First: {first}{more}.{where}")
+        return Report(
+            False, f"{count} to fix; {listed}. The first: {_sentence(errors[0].headline())}"
+        )
     message = success
     if warnings:
         message += f" {len(warnings)} warning(s): see the Rule Check sheet."

@@ -1,0 +1,213 @@
+"""The ribbon's buttons, clicked in a real `xlwings.Book`.
+
+The Book is xlwings' remote engine (PRO, here under ``XLWINGS_LICENSE_KEY=noncommercial``,
+for tests only). What a button does in Excel (message box, active sheet, selected
+cell) is queued as actions on that Book; ``addin_remote.Excel`` carries them out so
+the tests read what the user would see. The status bar is not part of the remote
+engine, so progress is checked through `XlwingsWorkbook`'s progress callback in
+``test_addin_xlwings_book.py``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+from addin_remote import Excel, needs_remote, payload_of, xw
+
+import costloop
+from costloop.addin import entry
+from costloop.addin.entry import FORECAST_SHEETS, on_button
+from costloop.engine.book import OUTPUT_SHEETS
+from costloop.engine.commands import run_book
+from costloop.engine.xlsx_file import FileWorkbook
+from costloop.workbooks import demo_path
+
+pytestmark = needs_remote
+
+VERSION = costloop.__version__
+
+
+@pytest.fixture(autouse=True)
+def log_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "logs"
+    monkeypatch.setenv("COSTLOOP_LOG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def demo(tmp_path):
+    path = tmp_path / "demo.xlsx"
+    shutil.copyfile(demo_path(), path)
+    return path
+
+
+def click(excel: Excel, button: str, version: str = VERSION, **options):
+    """Click ``button`` in the workbook as Excel holds it now; Excel then does what it asked."""
+    book = excel.open()
+    report = on_button(button, version, book=book, **options)
+    excel.carry_out(book)
+    return report
+
+
+def active_sheet(excel: Excel) -> str:
+    return excel.sheets[excel.payload["book"]["active_sheet_index"]]["name"]
+
+
+def test_check_rules_writes_rule_check_and_brings_it_to_the_front(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    report = click(excel, "CheckRules")
+    assert report.ok and report.message == "Rules checked: 20 rule(s), no errors."
+    assert excel.sheet_names()[-1] == "Rule Check"
+    assert active_sheet(excel) == "Rule Check"
+    assert excel.alerts == [[report.message, "costloop", "ok", "info", ""]]
+
+
+def test_run_chargeback_writes_every_output_sheet_and_says_what_was_billed(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    report = click(excel, "RunChargeback")
+    assert report.ok
+    assert report.message.startswith("Period 2026-03: billed ")
+    assert report.message.endswith("All tie-outs passed (4 checks).")
+    assert excel.sheet_names()[-len(OUTPUT_SHEETS) :] == list(OUTPUT_SHEETS)
+    assert active_sheet(excel) == "Rule Check"
+    assert excel.alerts[-1][0] == report.message
+
+
+def test_update_forecast_leaves_the_bills_alone(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    report = click(excel, "UpdateForecast")
+    assert report.ok, report.message
+    assert report.message == "Forecast updated (Forecast, Variance, Compliance) for period 2026-03."
+    written = [n for n in excel.sheet_names() if n in OUTPUT_SHEETS]
+    assert set(written) == FORECAST_SHEETS
+    assert "Bills" not in excel.sheet_names()
+
+
+def test_an_error_selects_the_first_bad_cell_and_says_where_it_is(demo):
+    payload = payload_of(FileWorkbook(demo), "demo.xlsx")
+    rules = next(s for s in payload["sheets"] if s["name"] == "Rules")["values"]
+    header = rules[0]
+    row = next(i for i, r in enumerate(rules) if str(r[header.index("Rule")]).startswith("ALLOC"))
+    column = header.index("Rule")
+    rules[row][column] = rules[row][column].replace("ALLOCATE", "ALOCATE", 1)
+    cell = f"{'ABCDEFGH'[column]}{row + 1}"
+
+    excel = Excel(payload)
+    report = click(excel, "RunChargeback")
+    assert not report.ok
+    assert report.message.startswith(
+        f"1 error to fix; the Rule Check sheet lists them. The first: Rules!{cell}, character "
+    )
+    assert (active_sheet(excel), excel.payload["book"]["selection"]) == ("Rules", cell)
+    assert excel.alerts[-1][3] == "critical"
+    # A failed run writes only Rule Check and Run Log (docs/contract.md, errors).
+    assert [n for n in excel.sheet_names() if n in OUTPUT_SHEETS] == ["Rule Check", "Run Log"]
+
+
+def test_a_different_addin_version_is_refused_before_anything_changes(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    sheets = excel.sheet_names()
+    report = click(excel, "RunChargeback", version="0.0.1")
+    assert not report.ok
+    assert (
+        f"add-in is version 0.0.1, but the costloop installed for Python is version {VERSION}"
+        in report.message
+    )
+    assert "Nothing was changed" in report.message
+    assert excel.sheet_names() == sheets
+    assert [a[3] for a in excel.alerts] == ["critical"]
+
+
+def test_an_unknown_button_says_so(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    assert click(excel, "Frobnicate").message == "costloop has no button called 'Frobnicate'."
+
+
+def test_a_crash_is_one_sentence_in_excel_and_a_traceback_in_the_log(demo, log_dir):
+    payload = payload_of(FileWorkbook(demo), "demo.xlsx")
+    usage = next(s for s in payload["sheets"] if s["name"] == "Usage")
+    usage["values"] = None  # a client payload Excel never sends: xlwings itself fails
+    excel = Excel(payload)
+    report = click(excel, "RunChargeback")
+    assert not report.ok
+    assert report.message.startswith("costloop stopped unexpectedly (")
+    assert report.message.endswith(f"Details are in {log_dir / 'addin.log'}.")
+    assert "Traceback" not in report.message and "\n" not in report.message
+    logged = (log_dir / "addin.log").read_text()
+    assert "RunChargeback failed on demo.xlsx" in logged and "Traceback" in logged
+
+
+def test_book_caller_is_the_default_workbook(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    book = excel.open()
+    book.set_mock_caller()  # what xlwings.Book.caller() returns outside Excel
+    try:
+        report = on_button("CheckRules", VERSION)
+    finally:
+        del xw.Book._mock_caller
+    excel.carry_out(book)
+    assert report.ok and excel.sheet_names()[-1] == "Rule Check"
+
+
+def test_bills_need_the_workbook_saved_first(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))  # a name, not a saved file
+    for button, words in (("MakeBills", "Make bills"), ("EmailBills", "Email bills")):
+        report = click(excel, button)
+        assert not report.ok
+        assert report.message == (
+            "Save the workbook first (File > Save As, as an Excel Workbook), "
+            f"then click {words} again."
+        )
+
+
+def test_without_the_bills_module_the_buttons_say_so(demo, monkeypatch):
+    monkeypatch.setitem(sys.modules, "costloop.bills", None)  # import fails as if not shipped
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    assert click(excel, "MakeBills").message == (
+        "Making bills is not available in this version of costloop yet."
+    )
+    assert click(excel, "EmailBills").message == (
+        "Emailing bills is not available in this version of costloop yet."
+    )
+
+
+def test_make_bills_saves_the_workbook_and_writes_a_folder_beside_it(demo):
+    assert run_book(demo).ok
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))  # the Book's fullname is the file
+    report = click(excel, "MakeBills")
+    assert excel.saved == 1  # saved before reading it from disk
+    outdir = demo.parent / "demo bills"
+    assert report.ok, report.message
+    assert report.message.endswith(f"Bills are in the folder {outdir}.")
+    assert sorted(p.suffix for p in outdir.iterdir() if p.suffix == ".xlsx")
+
+
+def test_email_bills_asks_first(demo, monkeypatch):
+    assert run_book(demo).ok
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    questions: list[str] = []
+
+    def say_no(question: str) -> bool:
+        questions.append(question)
+        return False
+
+    report = click(excel, "EmailBills", confirm=say_no)
+    assert questions == ["Email every billed department its bill now?"]
+    assert report.ok and report.message == "No bills were emailed."
+
+
+def test_email_bills_without_a_mail_server_names_the_setting(demo, monkeypatch):
+    for name in ("HOST", "PORT", "USER", "PASSWORD", "SECURITY"):
+        monkeypatch.delenv(f"COSTLOOP_SMTP_{name}", raising=False)
+    assert run_book(demo).ok
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    report = click(excel, "EmailBills", confirm=lambda question: True)
+    assert not report.ok
+    assert "COSTLOOP_SMTP_HOST" in report.message
+
+
+def test_the_log_goes_where_the_admin_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("COSTLOOP_LOG_DIR", str(tmp_path / "x"))
+    assert entry.log_path() == tmp_path / "x" / "addin.log"
