@@ -96,7 +96,7 @@ def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats
     ws.write("B9", s.currency)
     ws.write("A10", f"Run {s.run.run_id} at {s.run.run_time} UTC", f.note)
 
-    top = 11  # 0-based row of the by-pool header (Excel row 12)
+    top = 12  # 0-based row of the by-pool header (Excel row 13)
     headers = ["Pool", "Metric", "Quantity", "Rate", "Amount", "Basis"]
     ws.write(top - 1, 0, "Charges by pool", f.label)
     ws.write_row(top, 0, headers, f.header)
