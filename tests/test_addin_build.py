@@ -339,6 +339,8 @@ def test_layout_matches_the_add_in_xlwings_saved_with_excel(xlam):
     """xlwings ships quickstart_addin_ribbon.xlam, saved by Excel with the same modules
     (its cache removed the same way): our records come in Excel's order."""
     theirs = xlwings_folder() / "quickstart_addin_ribbon.xlam"
+    if not theirs.exists():
+        pytest.skip(f"this xlwings does not ship {theirs.name}")
     their_header, their_ids = _vba_streams(theirs)
     our_header, our_ids = _vba_streams(xlam)
     assert len(their_header) == len(our_header) == 7
