@@ -306,3 +306,34 @@ def test_written_values_read_back_in_the_contract_shape(maker):
         "00123",
     ]
     assert type(values[1]) is int and type(values[4]) is float
+
+
+# -- the in-memory workbook as a what-if copy ------------------------------------------
+
+
+def test_an_in_memory_copy_runs_like_the_file_and_leaves_it_alone(tmp_path):
+    from costloop.engine.commands import run_book
+    from costloop.engine.pipeline import run_workbook
+    from costloop.workbooks import demo_path
+
+    demo = tmp_path / "demo.xlsx"
+    demo.write_bytes(demo_path().read_bytes())
+    before = demo.read_bytes()
+    copy = MemoryWorkbook.copy_of(FileWorkbook(demo))
+    assert copy.sheet_names() == FileWorkbook(demo).sheet_names()
+    assert run_workbook(copy, label="demo.xlsx").ok
+    assert demo.read_bytes() == before  # the copy is a copy
+
+    assert run_book(demo, output=tmp_path / "by-file.xlsx").ok
+    by_file = FileWorkbook(tmp_path / "by-file.xlsx")
+    for name in ("Bills", "Journal", "Recovery", "Forecast", "Variance", "Compliance"):
+        assert copy.read_sheet(name) == by_file.read_sheet(name), name
+    assert copy.number_formats("Bills")["Amount"] == "#,##0.00"
+
+
+def test_memory_refuses_a_second_sheet_of_the_same_name():
+    wb = MemoryWorkbook({"Data": [[1]]})
+    with pytest.raises(ValueError, match="already has a sheet"):
+        wb.add_sheet("DATA")
+    with pytest.raises(ValueError, match="already has a sheet"):
+        wb.add_chartsheet("data")
