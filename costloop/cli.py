@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dir", nargs="?", type=Path, default=Path("costloop-demo"), help="folder for the demo"
     )
+    p.add_argument("--force", action="store_true", help="replace a demo workbook you have changed")
 
     p = sub.add_parser("addin", help="build or install the Excel add-in (costloop.xlam)")
     actions = p.add_subparsers(dest="addin_action", required=True, metavar="ACTION")
@@ -136,6 +137,7 @@ def cmd_run(args) -> int:
     if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
         raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
     _existing_book(args.book)
+    args.period = _period_option(args.period)
     if args.recalc:
         _timeout(args.timeout)
         if not _libreoffice_ready():
@@ -151,6 +153,20 @@ def cmd_run(args) -> int:
     if args.recalc:
         return _recalc([output or args.book], args.timeout)
     return EXIT_OK
+
+
+def _period_option(period: str | None) -> str | None:
+    """--period as YYYY-MM (``2026-3`` is read as 2026-03, as in cells); a usage error if not."""
+    from costloop.engine.periods import parse_period
+
+    if period is None:
+        return None
+    parsed = parse_period(period)
+    if parsed is None:
+        raise UsageError(
+            f"--period {period}: give a month as YYYY-MM, e.g. 2026-03; nothing was written"
+        )
+    return parsed
 
 
 def _libreoffice_ready() -> bool:
@@ -189,11 +205,23 @@ def cmd_recalc(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from costloop.engine.commands import run_book, summary_lines
+    from costloop.engine.commands import demo_changes, run_book, summary_lines
+    from costloop.engine.write_guard import refuse_unwritable
     from costloop.workbooks import demo_path
 
-    args.dir.mkdir(parents=True, exist_ok=True)
     book = args.dir / "costloop-demo.xlsx"
+    if book.exists():
+        changed = None if args.force else demo_changes(book, demo_path())
+        if changed:
+            print(
+                f"costloop demo: {book} has changes of your own ({changed}); it was not "
+                f"replaced. Run costloop demo --force to start again from a fresh demo, or "
+                f"give another folder",
+                file=sys.stderr,
+            )
+            return EXIT_PROBLEMS
+        refuse_unwritable(book)  # even --force never replaces a file open in Excel
+    args.dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(demo_path(), book)
     outcome = run_book(book)
     _print_problems(outcome.problems)

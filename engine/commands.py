@@ -7,11 +7,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from costloop.engine.pipeline import Outcome, check_workbook, run_workbook, total_billed
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.write_guard import refuse_unwritable
+from costloop.engine.xlsx_file import FileWorkbook, WorkbookFormatError
 
 
 def check_book(path: Path) -> Outcome:
     """`costloop check BOOK`: validate, write Rule Check."""
+    refuse_unwritable(path)  # before any work: it writes Rule Check into the file
     return check_workbook(FileWorkbook(path), label=path.name)
 
 
@@ -22,6 +24,11 @@ def run_book(
     scenario: str | None = None,
 ) -> Outcome:
     """`costloop run BOOK`: the whole loop, written in place or to ``output``."""
+    # Asked first, so a locked or read-only target costs no work and loses nothing.
+    if output is None:
+        refuse_unwritable(path)
+    else:
+        refuse_unwritable(output, "--output")
     return run_workbook(
         FileWorkbook(path, output=output),
         label=path.name,
@@ -38,10 +45,11 @@ def _fmt(amount: Decimal) -> str:
 def summary_lines(outcome: Outcome) -> list[str]:
     """A few lines for the terminal: what was billed, how each pool recovered."""
     if not outcome.ok or outcome.result is None:
-        return [
-            f"FAILED: {len(outcome.errors)} error(s), {len(outcome.warnings)} warning(s); "
-            "see the Rule Check and Run Log sheets"
-        ]
+        counts = f"FAILED: {len(outcome.errors)} error(s), {len(outcome.warnings)} warning(s)"
+        if not outcome.written:
+            # e.g. a scenario that does not exist, or --output: no sheet to point at.
+            return [f"{counts}; nothing was written"]
+        return [f"{counts}; see the {' and '.join(outcome.written)} sheets"]
     result = outcome.result
     bills = result.bills
     total = total_billed(bills)
@@ -84,6 +92,30 @@ def explain_exception(exc: Exception) -> str | None:
     if isinstance(exc, zipfile.BadZipFile):
         return "the file is not an Excel workbook (.xlsx or .xlsm); save it as one and retry"
     name = type(exc).__name__
-    if name in ("WorkbookFormatError", "WorkbookProtectedError", "NotOwnedError"):
+    if name in ("WorkbookFormatError", "WorkbookProtectedError", "NotOwnedError", "WriteRefused"):
         return str(exc)
+    return None
+
+
+def demo_changes(path: Path, shipped: Path) -> str | None:
+    """What makes ``path`` more than the shipped demo plus costloop's own outputs, or None.
+
+    A rerun of ``costloop demo`` may replace a demo nobody touched; any sheet of
+    the user's that differs from the shipped one (or a sheet added, removed or
+    renamed) means work that a copy would destroy.
+    """
+    if path.read_bytes() == shipped.read_bytes():
+        return None
+    try:
+        mine = FileWorkbook(path)
+        theirs = FileWorkbook(shipped)
+        owned = {n.casefold() for n in mine.owned_sheets()}
+        sheets = [n for n in mine.sheet_names() if n.casefold() not in owned]
+        if sheets != theirs.sheet_names():
+            return f"its sheets are {', '.join(sheets)}, not the demo's"
+        for name in sheets:
+            if mine.read_sheet(name) != theirs.read_sheet(name):
+                return f"its {name} sheet differs from the demo's"
+    except (WorkbookFormatError, zipfile.BadZipFile, KeyError):
+        return "it is not the demo workbook"
     return None

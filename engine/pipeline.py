@@ -28,7 +28,7 @@ from costloop.engine.periods import parse_period
 from costloop.engine.read import read_book
 from costloop.engine.report import RunLog, rule_check_sheet
 from costloop.engine.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
-from costloop.engine.scenario import input_sheet_map, output_sheet_names
+from costloop.engine.scenario import output_sheet_names, resolve_scenario
 from costloop.engine.sheets import (
     PERCENT_FORMAT,
     QUANTITY_FORMAT,
@@ -274,10 +274,16 @@ def run_workbook(
     """
     timings: dict[str, float] = {}
     clock = _Clock(timings)
-    inputs, scenario_problems = input_sheet_map(wb.sheet_names(), scenario)
-    names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
-    if has_errors(scenario_problems + name_problems):
+    resolved, scenario_problems = resolve_scenario(wb.sheet_names(), scenario)
+    if has_errors(scenario_problems):
         # Without a valid scenario there is no sheet to report into: say it on the console.
+        return Outcome(problems=scenario_problems, timings=timings)
+    inputs = dict(resolved.inputs) if resolved else {}
+    # Outputs take the scenario's spelling from its sheets (Budget@cloud10 -> Bills@cloud10),
+    # whatever case --scenario was typed in.
+    scenario = resolved.name if resolved else None
+    names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
+    if has_errors(name_problems):
         return Outcome(problems=scenario_problems + name_problems, timings=timings)
 
     outcome = prepare(wb, inputs)

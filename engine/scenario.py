@@ -13,14 +13,20 @@ characters or ``@``, and may not end with an apostrophe. An output name that
 would still be too long (a longer base name) keeps the whole scenario name and
 shortens the base.
 
-The functions here are pure: the pipeline passes `input_sheet_map`'s result to
-the reader and names its output sheets with `output_sheet_name`.
+The scenario's name is spelled as its sheets spell it, whatever case
+``--scenario`` was typed in: ``--scenario CLOUD10`` on ``Budget@cloud10``
+writes ``Bills@cloud10``, so a rerun replaces the same sheets.
+
+The functions here are pure: the pipeline passes `resolve_scenario`'s inputs to
+the reader and names its output sheets with `output_sheet_names` from the
+resolved spelling.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from costloop.engine.book import OUTPUT_SHEETS
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
 
@@ -32,6 +38,7 @@ MAX_SHEET_NAME = 31
 MAX_SCENARIO_NAME = 20
 """31 − len("Compliance@"): every standard output name fits with no shortening."""
 FORBIDDEN = set("[]:*?/\\") | {SEPARATOR}
+_OUTPUT_KEYS = {name_key(s) for s in OUTPUT_SHEETS}
 WHERE = "--scenario"
 """Where scenario problems point: the command-line option (or the ribbon's scenario box)."""
 
@@ -111,10 +118,13 @@ def resolve_scenario(
             continue
         logical = next((s for s in SCENARIO_INPUTS if name_key(s) == name_key(base)), None)
         if logical is None:
-            others.append(sheet)
+            # costloop's own outputs of an earlier run of this scenario are not inputs.
+            if name_key(base) not in _OUTPUT_KEYS:
+                others.append(sheet)
         elif logical not in inputs:
+            if not inputs:  # the first scenario sheet (in workbook order) spells the name
+                spelling = suffix.strip()
             inputs[logical] = sheet
-            spelling = suffix.strip()
     if not inputs:
         looked = " or ".join(f'"{s}{SEPARATOR}{scenario.strip()}"' for s in SCENARIO_INPUTS)
         offered = scenarios_in(sheet_names)

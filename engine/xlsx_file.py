@@ -69,6 +69,7 @@ from costloop.engine.workbook import (
     check_sheet_names,
     column_letter,
 )
+from costloop.engine.write_guard import refuse_unwritable
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -247,10 +248,13 @@ class FileWorkbook:
     def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         """Write the owned sheets into the file (or into ``output``), atomically and losslessly."""
         check_sheet_names([s.name for s in sheets])
+        destination = self.output if self.output is not None else self.path
+        # Before anything is written: the rename below would replace a read-only file
+        # or one open in Excel without a word.
+        refuse_unwritable(destination)
         # Fresh from disk: the user may have saved the workbook since we read it.
         package = parts.Package.read(self.path.read_bytes())
         updated = write_owned_sheets(package, sheets)
-        destination = self.output if self.output is not None else self.path
         _atomic_write(destination, updated, mode_from=self.path)
         if destination.resolve() == self.path.resolve():
             self._forget()
