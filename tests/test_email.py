@@ -21,6 +21,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
+from test_bills import leaks
 
 from costloop.bills import send_bills
 from costloop.bills.delivery import Backoff, is_transient
@@ -254,6 +255,18 @@ def test_dry_run_writes_one_eml_per_department_and_sends_nothing(book, tmp_path)
     assert XLSX in {a.get_content_type() for a in message.iter_attachments()}
     assert not log_path(book).exists()
     assert "nothing was sent" in report.lines()[0]
+    # The message itself (headers and text) names no other department either.
+    everyone = rows(book, "Departments")
+    for code in wanted:
+        message = email.message_from_bytes(
+            (folder / f"{code} 2026-03.eml").read_bytes(), policy=policy.default
+        )
+        text = "\n".join(f"{k}: {v}" for k, v in message.items())
+        text += message.get_body(("plain",)).get_content()
+        text += " ".join(a.get_filename() for a in message.iter_attachments())
+        others = [d for d in everyone if d["Department"] != code]
+        assert leaks({"message": text}, others) == [], code
+        assert leaks({"message": text}, [d for d in everyone if d["Department"] == code])
 
 
 def test_a_password_in_the_workbook_is_refused_and_nothing_is_sent(server, tmp_path):
