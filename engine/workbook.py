@@ -79,6 +79,12 @@ class Workbook(Protocol):
         """Names of the sheets the engine created (and so may replace)."""
         ...
 
+    def hidden_rows(self, name: str) -> set[int]:
+        """Excel row numbers (1-based) hidden on a worksheet, by hand, by a filter or by a
+        collapsed outline; empty where the host cannot tell. The reader counts hidden rows
+        and warns about the ones holding data."""
+        ...
+
     def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         """Replace (or add after the last sheet) each owned sheet, all at once.
 
