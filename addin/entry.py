@@ -238,8 +238,8 @@ def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
     if bills is None:
         return Report(False, "Making bills is not available in this version of costloop yet.")
     path = _saved_path(book, screen)
-    if path is None:
-        return _save_first("Make bills")
+    if not isinstance(path, Path):
+        return _save_first("Make bills", path)
     outdir = path.parent / f"{path.stem} bills"
     screen.status("making the department bills…")
     report = bills.make_bills(path, outdir)
@@ -252,8 +252,8 @@ def email_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
     if bills is None:
         return Report(False, "Emailing bills is not available in this version of costloop yet.")
     path = _saved_path(book, screen)
-    if path is None:
-        return _save_first("Email bills")
+    if not isinstance(path, Path):
+        return _save_first("Email bills", path)
     if not confirm("Email every billed department its bill now?"):
         return Report(True, "No bills were emailed.")
     screen.status("emailing the bills…")
@@ -355,10 +355,16 @@ def _bills_module() -> Any | None:
     return bills
 
 
-def _saved_path(book: Any, screen: Screen) -> Path | None:
-    """The workbook's file, saved now so the bills match what is on screen; None if the
-    workbook has never been saved."""
-    path = Path(str(book.fullname))
+def _saved_path(book: Any, screen: Screen) -> Path | str | None:
+    """The workbook's file, saved now so the bills match what is on screen.
+
+    None if the workbook has never been saved; its address if it lives only online
+    (OneDrive or SharePoint without a synced local copy).
+    """
+    fullname = str(book.fullname)
+    if fullname.lower().startswith(("http://", "https://")):
+        return fullname
+    path = Path(fullname)
     if not path.is_absolute() or not path.exists():
         return None
     screen.status("saving the workbook…")
@@ -366,7 +372,14 @@ def _saved_path(book: Any, screen: Screen) -> Path | None:
     return path
 
 
-def _save_first(button: str) -> Report:
+def _save_first(button: str, online: str | None = None) -> Report:
+    if online:
+        return Report(
+            False,
+            f"The workbook is open from {online}, not from a folder on this computer; "
+            f"use File > Save As to save a copy to a local or synced folder, then click "
+            f"{button} again.",
+        )
     return Report(
         False,
         f"Save the workbook first (File > Save As, as an Excel Workbook), then click "

@@ -97,18 +97,18 @@ class XlwingsWorkbook:
         if sheet is None or _host(self.book) != "windows":
             return set()
         used = sheet.used_range
-        rows = used.api.Rows
-        first = used.row
-        # One COM call per row is slow on a big sheet; Excel's visible-cells view is one call.
+        first, count = used.row, used.api.Rows.Count
+        every = set(range(first, first + count))
+        # One COM call per row is slow on a big sheet; Excel's visible-cells view gives the
+        # shown rows as a few areas (its Address text would be cut at 255 characters).
         try:
-            visible = used.api.SpecialCells(12).EntireRow.Address  # xlCellTypeVisible
+            visible = used.api.SpecialCells(12)  # xlCellTypeVisible
         except Exception:  # no visible cell at all raises in Excel
-            return set(range(first, first + rows.Count))
+            return every
         shown: set[int] = set()
-        for area in visible.replace("$", "").split(","):
-            start, _, end = area.partition(":")
-            shown.update(range(int(start), int(end or start) + 1))
-        return set(range(first, first + rows.Count)) - shown
+        for area in visible.Areas:
+            shown.update(range(area.Row, area.Row + area.Rows.Count))
+        return every - shown
 
     # -- writing ------------------------------------------------------------------------
 
@@ -211,7 +211,7 @@ def _free_name(base: str, taken: set[str]) -> str:
 
 def _host_rows(sheet: OutputSheet) -> list[list[object]]:
     """Header and rows as values Excel holds exactly (see `costloop.engine.cells.stored_value`)."""
-    width = max([len(sheet.columns), *(len(r) for r in sheet.rows)])
+    width = max([len(sheet.columns), *(len(r) for r in sheet.rows), 1])
     header = [_host_value(cells.stored_value(c)) for c in sheet.columns]
     rows = [header + [None] * (width - len(header))]
     for row in sheet.rows:

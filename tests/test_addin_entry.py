@@ -162,6 +162,15 @@ def test_bills_need_the_workbook_saved_first(demo):
         )
 
 
+def test_a_workbook_open_only_online_is_asked_for_a_local_copy(demo):
+    online = "https://contoso.sharepoint.com/sites/finance/FY26.xlsx"
+    excel = Excel(payload_of(FileWorkbook(demo), online))
+    report = click(excel, "MakeBills")
+    assert not report.ok
+    assert report.message.startswith(f"The workbook is open from {online}, not from a folder")
+    assert excel.saved == 0
+
+
 def test_without_the_bills_module_the_buttons_say_so(demo, monkeypatch):
     monkeypatch.setitem(sys.modules, "costloop.bills", None)  # import fails as if not shipped
     excel = Excel(payload_of(FileWorkbook(demo), str(demo)))

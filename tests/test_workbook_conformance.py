@@ -337,3 +337,16 @@ def test_memory_refuses_a_second_sheet_of_the_same_name():
         wb.add_sheet("DATA")
     with pytest.raises(ValueError, match="already has a sheet"):
         wb.add_chartsheet("data")
+
+
+def test_the_engine_never_imports_xlwings():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, costloop.engine.pipeline, costloop.engine.commands, "
+        "costloop.engine.memory_workbook, costloop.addin.xlwings_book; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'xlwings'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
