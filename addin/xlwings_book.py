@@ -152,7 +152,8 @@ class XlwingsWorkbook:
             old = self._worksheet(sheet.name)
             if old is None:
                 new.name = sheet.name
-                marker = new.names.add(OWNED_NAME, OWNED_VALUE)
+                # Qualified with the sheet, so Excel makes it sheet-scoped on every host.
+                marker = new.names.add(f"{_quoted(sheet.name)}!{OWNED_NAME}", OWNED_VALUE)
                 _hide_name(marker, _host(self.book))
                 new.visible = True
                 continue
@@ -170,6 +171,10 @@ class XlwingsWorkbook:
             if sheet.name.casefold() == folded:
                 return sheet
         return None
+
+
+def _quoted(sheet: str) -> str:
+    return "'" + sheet.replace("'", "''") + "'"
 
 
 def _is_marker(defined_name: str) -> bool:

@@ -267,6 +267,11 @@ class Excel:
     def _namesAdd(self, action: dict) -> None:
         name, refers_to = action["args"]
         index = action["sheet_position"]
+        if "!" in name:  # 'Sheet'!name: Excel scopes it to that sheet, which must be this one
+            qualifier, name = name.rsplit("!", 1)
+            scope = qualifier.removeprefix("'").removesuffix("'").replace("''", "'")
+            if index is None or scope != self.sheets[index]["name"]:
+                raise AssertionError(f"{qualifier}!{name} added on another sheet")
         entry = _name_entry(name, refers_to, self.sheets[index]["name"], index)
         if index is None:
             entry.update(book_scope=True, scope_sheet_name=None, scope_sheet_index=None)
