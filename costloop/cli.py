@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bills", help="one workbook (and PDF) per department billed")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
-    p.add_argument("--outdir", type=Path, required=True, help="folder for the bills")
+    p.add_argument("--outdir", type=Path, required=True, metavar="DIR", help="folder for the bills")
 
     p = sub.add_parser("email", help="email each department its bill")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
