@@ -29,7 +29,7 @@ import posixpath
 import re
 import zipfile
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 
 from lxml import etree
 
@@ -160,6 +160,100 @@ def resolve_target(source_part: str, target: str) -> str:
     return posixpath.normpath(posixpath.join(base, target))
 
 
+class _ZipParts(MutableMapping):
+    """Part name -> bytes of a zip read from memory; an entry is inflated when first used.
+
+    Most of a big workbook (its data sheets) is never looked at when costloop
+    writes its own sheets: those entries stay compressed, and `Package.write`
+    copies them across as they are.
+    """
+
+    def __init__(self, data: bytes, archive: zipfile.ZipFile):
+        self._source = data
+        self._archive = archive
+        self._entries = {info.filename: info for info in archive.infolist()}
+        self._inflated: dict[str, bytes] = {}
+        self._order: dict[str, None] = dict.fromkeys(self._entries)
+        self._changed: set[str] = set()
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._order:
+            raise KeyError(name)
+        if name not in self._inflated:
+            self._inflated[name] = self._archive.read(self._entries[name])
+        return self._inflated[name]
+
+    def __setitem__(self, name: str, data: bytes) -> None:
+        self._inflated[name] = data
+        self._order[name] = None
+        self._changed.add(name)
+
+    def __delitem__(self, name: str) -> None:
+        del self._order[name]
+        self._inflated.pop(name, None)
+        self._entries.pop(name, None)
+        self._changed.discard(name)
+
+    def __iter__(self):
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._order
+
+    def untouched(self, name: str) -> bool:
+        """Still the entry as read (never set), so its compressed bytes can be copied."""
+        info = self._entries.get(name)
+        return (
+            info is not None
+            and name not in self._changed
+            and info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+            and not info.flag_bits & 0x1  # not encrypted
+            and info.file_size < zipfile.ZIP64_LIMIT
+            and info.compress_size < zipfile.ZIP64_LIMIT
+        )
+
+    def entry(self, name: str) -> zipfile.ZipInfo:
+        return self._entries[name]
+
+    def compressed(self, name: str) -> memoryview:
+        """The entry's data as stored in the zip (after its local header)."""
+        info = self._entries[name]
+        start = info.header_offset
+        header = self._source[start : start + 30]
+        if header[:4] != b"PK\x03\x04":
+            raise PackageError(f"{name}: the zip entry's header is damaged")
+        name_length = int.from_bytes(header[26:28], "little")
+        extra_length = int.from_bytes(header[28:30], "little")
+        begin = start + 30 + name_length + extra_length
+        return memoryview(self._source)[begin : begin + info.compress_size]
+
+
+def _copy_entry(archive: zipfile.ZipFile, old: zipfile.ZipInfo, data: memoryview) -> None:
+    """Append an entry's compressed bytes to a zip being written, with its metadata."""
+    info = zipfile.ZipInfo(old.filename, date_time=old.date_time)
+    info.compress_type = old.compress_type
+    info.external_attr = old.external_attr
+    info.create_system = old.create_system
+    info.comment = old.comment
+    info.CRC = old.CRC
+    info.file_size = old.file_size
+    info.compress_size = old.compress_size
+    info.flag_bits = old.flag_bits & 0x6  # the deflate level bits; sizes are in the header
+    # What ZipFile.writestr does around its compressor, with the data already compressed.
+    archive.fp.seek(archive.start_dir)
+    info.header_offset = archive.fp.tell()
+    archive._writecheck(info)
+    archive._didModify = True
+    archive.fp.write(info.FileHeader(False))
+    archive.fp.write(data)
+    archive.filelist.append(info)
+    archive.NameToInfo[info.filename] = info
+    archive.start_dir = archive.fp.tell()
+
+
 class Package:
     """Every zip entry of a workbook as raw bytes, in the original order.
 
@@ -174,11 +268,10 @@ class Package:
 
     @classmethod
     def read(cls, data: bytes) -> Package:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            # Directory entries are kept too: nothing in the zip's listing goes missing.
-            infos = archive.infolist()
-            parts = {i.filename: archive.read(i) for i in infos}
-        return cls(infos, parts)
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        # Directory entries are kept too: nothing in the zip's listing goes missing.
+        infos = archive.infolist()
+        return cls(infos, _ZipParts(data, archive))
 
     def find(self, name: str) -> str | None:
         """The stored entry name for a part name (OPC part names are case-insensitive)."""
@@ -206,8 +299,14 @@ class Package:
             self._infos.pop(found, None)
 
     def write(self, fileobj) -> None:
+        source = self.parts if isinstance(self.parts, _ZipParts) else None
         with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name in self._order:
+                if source is not None and source.untouched(name):
+                    # Copied compressed, as it was: no inflating and deflating a
+                    # 250 MB Usage sheet to write the handful of parts that changed.
+                    _copy_entry(archive, source.entry(name), source.compressed(name))
+                    continue
                 info = self._infos.get(name)
                 if info is None:
                     info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
