@@ -76,6 +76,7 @@ def user_sheets() -> dict[str, list[list[object]]]:
 
 class FileMaker:
     lists_chartsheets = True
+    reports_hidden_rows = True
 
     def __init__(self, tmp_path: Path):
         self.path = tmp_path / "book.xlsx"
@@ -89,6 +90,8 @@ class FileMaker:
                 for c, value in enumerate(row, start=1):
                     if value is not None:
                         sheet.cell(r, c, value)  # "#N/A" is stored as an error value
+            if name == "Data":
+                sheet.row_dimensions[3].hidden = True  # the second data row
         if with_chart:
             chart_sheet = book.create_chartsheet("Chart", 1)
             chart = BarChart()
@@ -103,6 +106,7 @@ class FileMaker:
 
 class MemoryMaker:
     lists_chartsheets = True
+    reports_hidden_rows = True
 
     def __init__(self, tmp_path: Path):
         pass
@@ -116,7 +120,7 @@ class MemoryMaker:
         for number, (name, rows) in enumerate(sheets.items()):
             if with_chart and number == 1:
                 wb.add_chartsheet("Chart")
-            wb.add_sheet(name, rows)
+            wb.add_sheet(name, rows, hidden_rows={3} if name == "Data" else ())
         return wb
 
     def reopen(self, wb):
@@ -125,6 +129,7 @@ class MemoryMaker:
 
 class XlwingsMaker:
     lists_chartsheets = False  # the remote client sends worksheets only
+    reports_hidden_rows = False  # only desktop Excel on Windows reports them
 
     def __init__(self, tmp_path: Path):
         self.file = FileMaker(tmp_path)
@@ -202,6 +207,13 @@ def test_values_and_their_types(maker):
 def test_a_sheet_reads_from_a1_whatever_its_used_range(maker):
     grid = maker.make().read_sheet("Offset")
     assert grid == [[None] * 3, [None] * 3, [None] * 3, [None, None, "only C4"]]
+
+
+def test_hidden_rows_where_the_host_reports_them(maker):
+    wb = maker.make()
+    expected = {3} if maker.reports_hidden_rows else set()
+    assert wb.hidden_rows("Data") == expected  # Excel row numbers
+    assert wb.hidden_rows("Notes") == set()
 
 
 def test_a_missing_sheet_is_a_key_error(maker):
