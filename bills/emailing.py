@@ -171,6 +171,10 @@ def send_bills(
     report.send_log = log.path
     report.problems += log.problems
     if dry_run is None:
+        unwritable = log.writable()
+        if unwritable is not None:
+            report.problems.append(unwritable)
+            return report
         to_send = [item for item in to_send if _due(item[0], log, resend, report)]
     with tempfile.TemporaryDirectory(prefix="costloop-email-") as tmp:
         # Files only for what goes out: a rerun that sends nothing starts no LibreOffice.

@@ -61,7 +61,7 @@ class SendLog:
         self.path = path
         self.records: list[SendRecord] = []
         self.problems: list[Problem] = []
-        if path.exists():
+        if path.is_file():
             self._load()
 
     def _load(self) -> None:
@@ -92,6 +92,22 @@ class SendLog:
                 and record.department == department
             ):
                 return record
+        return None
+
+    def writable(self) -> Problem | None:
+        """A problem if the log cannot be written: then nothing may be sent (it would be lost)."""
+        try:
+            with self.path.open("a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            return Problem(
+                Reason.BAD_VALUE,
+                Severity.ERROR,
+                str(self.path),
+                f"cannot write the send log ({exc.strerror or exc}); without it a rerun could "
+                "not tell what was sent, so nothing was sent. Make the workbook's folder "
+                "writable",
+            )
         return None
 
     def append(self, record: SendRecord) -> None:

@@ -297,6 +297,14 @@ def test_an_unreachable_server_fails_every_department_without_stopping_early(boo
     assert all(r["status"] == "failed" for r in map(json.loads, log_path(book).open()))
 
 
+def test_a_send_log_that_cannot_be_written_stops_before_sending(book, server):
+    log_path(book).mkdir()  # a folder where the log file should be: it cannot be appended to
+    report = send_bills(book, env=server.env, backoff=FAST)
+    assert not report.ok and report.sent == []
+    assert "cannot write the send log" in report.problems[-1].message
+    assert server.messages == []
+
+
 def test_missing_smtp_settings_say_which_variable(book, monkeypatch, capsys):
     for key in ("HOST", "PORT", "USER", "PASSWORD", "SECURITY"):
         monkeypatch.delenv(f"COSTLOOP_SMTP_{key}", raising=False)
