@@ -33,6 +33,8 @@ DEPARTMENTS = [
     ("C", "Auxiliary", "Y", 30, 1.1, 103),
     # On every boundary too, but not billable: it must never receive.
     ("Z", "General", "N", 20, 0.3, 101),
+    # Blank numbers: a blank never meets =, <, <=, >, >= or IN with a number; it meets <>.
+    ("Y", "Water", "Y", None, None, None),
 ]
 
 # ALLOCATE cases: pool -> (WHERE clause, departments that receive an even share of 600.00)
@@ -42,7 +44,7 @@ ALLOCATE_CASES: dict[str, tuple[str, set[str]]] = {
     "Headcount >=": ("Headcount >= 20", {"B", "C"}),
     "Headcount >": ("Headcount > 20", {"C"}),
     "Headcount =": ("Headcount = 20", {"B"}),
-    "Headcount <>": ("Headcount <> 20", {"A", "C"}),
+    "Headcount <>": ("Headcount <> 20", {"A", "C", "Y"}),
     "Headcount IN": ("Headcount IN (10, 30)", {"A", "C"}),
     "Headcount decimal": ("Headcount <= 20.0", {"A", "B"}),
     # A decimal boundary stored as a float (0.3): exactly on it, not a hair off.
@@ -53,16 +55,19 @@ ALLOCATE_CASES: dict[str, tuple[str, set[str]]] = {
     # Text: case and surrounding spaces do not matter.
     "Fund =": ('Fund = "general"', {"A"}),
     "Fund = padded": ('Fund = "  GENERAL "', {"A"}),
-    "Fund <>": ('Fund <> "GENERAL"', {"B", "C"}),
+    "Fund <>": ('Fund <> "GENERAL"', {"B", "C", "Y"}),
     "Fund IN": ('Fund IN ("grants", "Auxiliary")', {"B", "C"}),
     "Fund IN one": ('Fund IN ("GRANTS")', {"B"}),
+    # Text orders alphabetically, ignoring case: Auxiliary < General < Grants < Water.
+    "Fund <": ('Fund < "grants"', {"A", "C"}),
+    "Fund >=": ('Fund >= "grants"', {"B", "Y"}),
     # Several conditions: all must hold.
     "AND": ('Headcount >= 20 AND Fund <> "grants"', {"C"}),
     "AND numeric": ("Headcount > 10 AND Headcount < 30", {"B"}),
     # A code typed as a number in Excel matches the number and its text alike.
     "Cost Center number": ("[Cost Center] = 101", {"A"}),
     "Cost Center text": ('[Cost Center] = "101"', {"A"}),
-    "Cost Center <> text": ('[Cost Center] <> "101"', {"B", "C"}),
+    "Cost Center <> text": ('[Cost Center] <> "101"', {"B", "C", "Y"}),
     "Cost Center IN text": ('[Cost Center] IN ("102", "103")', {"B", "C"}),
     "Cost Center IN mixed": ('[Cost Center] IN (101, "x")', {"A"}),
 }
@@ -75,6 +80,7 @@ USAGE = [
     ("A", 10, 20, " gold ", 4711),
     ("A", 100, 30, "Silver", 4712),
     ("B", 1000, 20, "Bronze", 4712),
+    ("C", 5, None, "Copper", None),  # blank Size and Project
 ]
 
 # CHARGE cases at 1.00 per GB: pool -> (WHERE clause, {department: quantity billed})
@@ -84,17 +90,22 @@ CHARGE_CASES: dict[str, tuple[str, dict[str, int]]] = {
     "Size >=": ("Size >= 20", {"A": 110, "B": 1000}),
     "Size >": ("Size > 20", {"A": 100}),
     "Size =": ("Size = 20", {"A": 10, "B": 1000}),
-    "Size <>": ("Size <> 20", {"A": 101}),
+    "Size <>": ("Size <> 20", {"A": 101, "C": 5}),
     "Size IN": ("Size IN (10, 30)", {"A": 101}),
-    "Quantity <=": ("Quantity <= 10", {"A": 11}),
+    "Quantity <=": ("Quantity <= 10", {"A": 11, "C": 5}),
     "Quantity >": ("Quantity > 10", {"A": 100, "B": 1000}),
     "Service =": ('Service = "GOLD"', {"A": 11}),
-    "Service <>": ('Service <> "gold"', {"A": 100, "B": 1000}),
+    "Service <>": ('Service <> "gold"', {"A": 100, "B": 1000, "C": 5}),
     "Service IN": ('Service IN ("silver", "BRONZE")', {"A": 100, "B": 1000}),
+    # Alphabetically, ignoring case and spaces: Bronze < Copper < Gold = " gold " < Silver.
+    "Service <": ('Service < "GOLD"', {"B": 1000, "C": 5}),
+    "Service <=": ('Service <= "gold"', {"A": 11, "B": 1000, "C": 5}),
+    "Service >": ('Service > "Gold"', {"A": 100}),
+    "Service >=": ('Service >= "gold"', {"A": 111}),
     # A code typed as a number matches its text: these billed nothing before (a silent 0).
     "Project text": ('Project = "4711"', {"A": 11}),
     "Project IN text": ('Project IN ("4712")', {"A": 100, "B": 1000}),
-    "Project number": ("Project <> 4711", {"A": 100, "B": 1000}),
+    "Project number": ("Project <> 4711", {"A": 100, "B": 1000, "C": 5}),
     # A Departments column in a CHARGE picks the departments billed.
     "Fund =": ('Fund = "GRANTS"', {"B": 1000}),
     "Headcount <": ("Headcount < 20", {"A": 111}),
@@ -200,6 +211,7 @@ def test_every_operator_gives_a_different_answer_at_the_boundary():
     for prefix, cases, answer in (
         ("Headcount ", ALLOCATE_CASES, lambda v: frozenset(v)),
         ("Size ", CHARGE_CASES, lambda v: tuple(sorted(v.items()))),
+        ("Service ", CHARGE_CASES, lambda v: tuple(sorted(v.items()))),
     ):
         ops = ("<=", "<", ">=", ">", "=", "<>")
         answers = {op: answer(cases[prefix + op][1]) for op in ops}
