@@ -608,3 +608,35 @@ def test_variance_of_cloud_cost_by_hand():
     assert num(row["Variance"]) == actual - plan
     assert num(row["Variance %"]) == half_up((actual - plan) / plan, 4)
     assert row["Status"] == "OVER BUDGET"
+
+
+def test_compliance_fund_total_adds_up_the_pools():
+    # FUND TOTAL is the sum of the RECOVERY rows; its reserve is in days of the fund's
+    # annualised cash expenses: -8,069.77 x 365 x 9 / (9,585,034.10 x 12) = -0.23 -> -0.2.
+    rows = [r for r in golden_rows("Compliance") if r["Check"] == "RECOVERY"]
+    [total] = [r for r in golden_rows("Compliance") if r["Check"] == "FUND TOTAL"]
+    for column in ("Cost YTD", "Revenue YTD", "Over/Under YTD"):
+        assert num(total[column]) == sum((num(r[column]) for r in rows), D(0)), column
+    cost, over_under = num(total["Cost YTD"]), num(total["Over/Under YTD"])
+    assert (cost, over_under) == (D("9585034.10"), D("-8069.77"))
+    days = half_up(Fraction(over_under) * 365 * 9 / (Fraction(cost) * 12), 1)
+    assert num(total["Reserve Days"]) == days == D("-0.2")
+    assert total["Status"] == "UNDER-RECOVERED"
+
+
+def test_variance_of_vm_usage_and_the_cost_total_by_hand():
+    # USAGE VM-Month: plan = Budget Volume 405 a month x 9 = 3,645; actual = every Usage row
+    # (the non-billable PRES included: usage is usage) = 3,175; 3,175 - 3,645 = -470.
+    actual = sum((total_used(p, "VM-Month") for p in FY_TO_DATE), D(0))
+    [row] = [r for r in golden_rows("Variance") if r["Name"] == "VM-Month"]
+    assert (num(row["Plan YTD"]), num(row["Actual YTD"])) == (405 * 9, actual) == (3645, 3175)
+    assert num(row["Variance"]) == -470
+    assert num(row["Variance %"]) == half_up(D(-470) / D(3645), 4) == D("-0.1289")
+    assert row["Status"] == "BELOW PLAN"
+    # TOTAL: the COST rows added up, plan and actual from the source data directly.
+    pools = {r[1] for r in DATA.budget}
+    plan = sum((budget(p, pool) for p in FY_TO_DATE for pool in pools), D(0))
+    spent = sum((actual_cost(p, pool) for p in FY_TO_DATE for pool in pools), D(0))
+    [total] = [r for r in golden_rows("Variance") if r["Kind"] == "TOTAL"]
+    assert (num(total["Plan YTD"]), num(total["Actual YTD"])) == (plan, spent)
+    assert num(total["Variance"]) == spent - plan == D("-20938.90")
