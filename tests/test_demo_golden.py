@@ -45,7 +45,7 @@ from costloop.workbooks.demo_data import DEPARTMENTS, demo_data
 GOLDEN_DIR = Path(__file__).parent / "golden" / "demo"
 UPDATE = os.environ.get("COSTLOOP_UPDATE_GOLDENS") == "1"
 
-# The output columns of each sheet, in the contract's order (docs/contract.md, output sheets).
+# The output columns of each sheet, in the contract's order (docs/contract.md#output-sheets).
 SHEETS: dict[str, list[str]] = {
     "Bills": [
         "Period", "Department", "Name", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule",
