@@ -27,15 +27,21 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costloop import __version__
 from costloop.addin.xlwings_book import XlwingsWorkbook
-from costloop.engine.commands import explain_exception, summary_lines
-from costloop.engine.pipeline import RULE_CHECK, RUN_LOG, Outcome, check_workbook, run_workbook
 from costloop.engine.workbook import OutputSheet, Workbook
 
+if TYPE_CHECKING:
+    from costloop.engine.pipeline import Outcome
+
+# The engine (pandas, lark, ...) is imported when a button runs, not with this module:
+# a broken Python environment then ends in a message box and the log, not in the
+# traceback window xlwings shows when the module itself cannot be imported.
+
 TITLE = "costloop"
+RULE_CHECK, RUN_LOG = "Rule Check", "Run Log"  # as costloop.engine.pipeline names them
 FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK, RUN_LOG))
 """What Update forecast writes: the Optimize sheets, never the bills already issued."""
 
@@ -199,7 +205,12 @@ def on_button(
         return screen.tell(report)
     except Exception as exc:
         log().exception("%s failed on %s", button_id, _book_label(book))
-        known = explain_exception(exc)
+        known = _explained(exc)
+        if isinstance(exc, ImportError):
+            known = (
+                "costloop's Python environment is incomplete, so nothing was changed; ask "
+                "whoever installed costloop to run pip install 'costloop[excel]' again"
+            )
         sentence = known or f"costloop stopped unexpectedly ({type(exc).__name__})"
         return screen.tell(Report(False, f"{_sentence(sentence)} Details are in {log_path()}."))
     finally:
@@ -208,6 +219,8 @@ def on_button(
 
 def check_rules(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Check rules: parse and check every rule and the data; write Rule Check."""
+    from costloop.engine.pipeline import check_workbook
+
     screen.status("checking the rules…")
     outcome = check_workbook(_workbook(book, screen), label=_book_label(book))
     rules = len(outcome.book.rules) if outcome.book else 0
@@ -216,6 +229,8 @@ def check_rules(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 def run_chargeback(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Run chargeback: the whole loop for the period; every output sheet."""
+    from costloop.engine.pipeline import run_workbook
+
     screen.status("running the chargeback…")
     outcome = run_workbook(_workbook(book, screen), label=_book_label(book))
     return _report(screen, outcome, _summary(outcome))
@@ -224,6 +239,8 @@ def run_chargeback(book: Any, screen: Screen, confirm: Confirm) -> Report:
 def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Update forecast: re-run the loop, write Forecast, Variance and Compliance (and the
     Rule Check and Run Log), leaving the bills already issued untouched."""
+    from costloop.engine.pipeline import run_workbook
+
     screen.status("updating the forecast…")
     view = _OnlySheets(_workbook(book, screen), FORECAST_SHEETS)
     outcome = run_workbook(view, label=_book_label(book))
@@ -308,10 +325,21 @@ def _report(screen: Screen, outcome: Outcome, success: str) -> Report:
 
 
 def _summary(outcome: Outcome) -> str:
+    from costloop.engine.commands import summary_lines
+
     if not outcome.ok or outcome.result is None:
         return ""
     lines = summary_lines(outcome)
     return f"{lines[0]}. {lines[-1]}."
+
+
+def _explained(exc: Exception) -> str | None:
+    """The command line's sentence for a failure that is not a bug (a locked file...)."""
+    try:
+        from costloop.engine.commands import explain_exception
+    except Exception:  # the engine itself is what failed to import
+        return None
+    return explain_exception(exc)
 
 
 def _sentence(text: str) -> str:

@@ -82,6 +82,7 @@ class XlwingsWorkbook:
         self.progress(f"Reading {sheet.name}…")
         last = sheet.used_range.last_cell
         values = sheet.range((1, 1), (last.row, last.column)).options(ndim=2, err_to_str=True).value
+        self.progress("Working…")  # what the status bar says while the engine computes
         return _trim(cells.grid(values or [], errors_as_text=True))
 
     def owned_sheets(self) -> set[str]:

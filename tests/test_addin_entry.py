@@ -139,6 +139,19 @@ def test_a_crash_is_one_sentence_in_excel_and_a_traceback_in_the_log(demo, log_d
     assert "RunChargeback failed on demo.xlsx" in logged and "Traceback" in logged
 
 
+def test_a_broken_python_environment_is_a_message_not_a_traceback(demo, monkeypatch, log_dir):
+    monkeypatch.setitem(sys.modules, "costloop.engine.pipeline", None)  # cannot be imported
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    report = click(excel, "RunChargeback")
+    assert report.message == (
+        "costloop's Python environment is incomplete, so nothing was changed; ask whoever "
+        "installed costloop to run pip install 'costloop[excel]' again. "
+        f"Details are in {log_dir / 'addin.log'}."
+    )
+    assert "costloop.engine.pipeline" in (log_dir / "addin.log").read_text()
+    assert "Rule Check" not in excel.sheet_names()
+
+
 def test_book_caller_is_the_default_workbook(demo):
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     book = excel.open()
