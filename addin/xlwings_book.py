@@ -155,7 +155,8 @@ class XlwingsWorkbook:
                 new.name = sheet.name
                 # Qualified with the sheet, so Excel makes it sheet-scoped on every host.
                 marker = new.names.add(f"{_quoted(sheet.name)}!{OWNED_NAME}", OWNED_VALUE)
-                _hide_name(marker, _host(self.book))
+                with contextlib.suppress(Exception):  # cosmetic: never fail the swap for it
+                    _hide_name(marker, _host(self.book))
                 new.visible = True
                 continue
             width = max(len(r) for r in rows)
