@@ -8,7 +8,9 @@ One suite, run against each implementation:
   engine (PRO, used here under the noncommercial key: see ``addin_remote.py``,
   which also says how Excel's side of the remote Book is played on a machine
   without Excel). Its client sends worksheets only, so the chartsheet checks
-  do not apply to it; everything else does.
+  do not apply to it; everything else does;
+- ``excel-desktop``: `XlwingsWorkbook` over desktop Excel through xlwings' BSD
+  engine, on a Windows or macOS computer with Excel (skipped elsewhere).
 
 "Reopen" reads the workbook afresh after a write: a new `FileWorkbook` on the
 file; the same `MemoryWorkbook`; for xlwings, the queued actions carried out
@@ -18,6 +20,7 @@ and a new Book opened on the result, as the next ribbon click would see it.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -150,6 +153,45 @@ class XlwingsMaker:
         return XlwingsWorkbook(self.excel.open())
 
 
+class DesktopExcelMaker:
+    """The real thing: desktop Excel through xlwings' BSD engine (COM or AppleScript).
+
+    Runs only on a Windows or macOS computer with Excel; skipped elsewhere (CI is Linux).
+    """
+
+    lists_chartsheets = True
+    reports_hidden_rows = sys.platform.startswith("win")
+
+    def __init__(self, tmp_path: Path):
+        import xlwings as xw
+
+        self.file = FileMaker(tmp_path)
+        self.app = xw.App(visible=False, add_book=False)
+
+    def make(self, with_chart: bool = False):
+        from costloop.addin.xlwings_book import XlwingsWorkbook
+
+        book = self.app.books.open(str(self.file.make(with_chart).path))
+        return XlwingsWorkbook(book)
+
+    def reopen(self, wb):
+        return wb  # the live workbook is what the next click sees
+
+    def close(self) -> None:
+        self.app.quit()
+
+
+def _desktop_param():
+    try:
+        import xlwings as xw
+
+        ready = "excel" in [e.name for e in xw.engines]
+    except ImportError:
+        ready = False
+    marks = [] if ready else [pytest.mark.skip(reason="no desktop Excel on this computer")]
+    return pytest.param(DesktopExcelMaker, id="excel-desktop", marks=marks)
+
+
 def _xlwings_param():
     try:
         from addin_remote import REMOTE_UNAVAILABLE
@@ -166,10 +208,14 @@ def _xlwings_param():
         pytest.param(FileMaker, id="file"),
         pytest.param(MemoryMaker, id="memory"),
         _xlwings_param(),
+        _desktop_param(),
     ]
 )
 def maker(request, tmp_path):
-    return request.param(tmp_path)
+    made = request.param(tmp_path)
+    yield made
+    if hasattr(made, "close"):
+        made.close()
 
 
 def bills(rows: int = 2, tag: str = "") -> OutputSheet:
