@@ -360,7 +360,9 @@ def compliance(
     exempt = tiered_rules(charges, book.rates)
     exceptions, rated = rate_exceptions(bills, periods, exempt)
     odd_pools = {name_key(e["pool"]) for e in exceptions}
-    billed_pools = {name_key(str(p)) for p in bills["Pool"]} if bills is not None else set()
+    billed_pools = (
+        {name_key(str(p)) for p in bills["Pool"].unique()} if bills is not None else set()
+    )
 
     sums, names = _recovery_ytd(recovery, periods)
     rows = []

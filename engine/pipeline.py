@@ -116,7 +116,7 @@ def billed_period(book: Book, requested: str | None) -> str | None:
         return requested
     if book.settings.period:
         return book.settings.period
-    periods = sorted(set(book.usage["Period"]))
+    periods = sorted(set(book.usage["Period"].unique()))
     return periods[-1] if periods else None
 
 
