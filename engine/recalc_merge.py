@@ -23,6 +23,7 @@ the cached value ``<v>`` and its type ``t``. Sheets are matched by name.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from lxml import etree
 from costloop.engine import xlsx_parts as parts
 from costloop.problems import Problem, Reason, Severity
 
-_HAS_FORMULA = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s>/]")
+_PREFIXED_FORMULA = re.compile(rb"<[A-Za-z_][\w.-]*:f[\s>/]")
 _REF = re.compile(r"\$?([A-Za-z]{1,3})\$?(\d+)")
 # Excel writes functions newer than 2007 with a prefix: _xlfn.XLOOKUP, _xlfn._xlws.SORT.
 _NEW_FUNCTION = re.compile(r"_xlfn\.(?:_xlws\.)?([A-Za-z][A-Za-z0-9._]*)\s*\(")
@@ -77,9 +78,17 @@ def has_formulas(package: parts.Package) -> bool:
     """True when any worksheet of the workbook holds a formula."""
     workbook = parts.WorkbookPart(package)
     return any(
-        entry.is_worksheet and entry.part and _HAS_FORMULA.search(package.parts[entry.part])
+        entry.is_worksheet and entry.part and _has_formula(package.parts[entry.part])
         for entry in workbook.sheets
     )
+
+
+def _has_formula(data: bytes) -> bool:
+    # Plain substring tests run at memory speed over a large sheet; a regular
+    # expression trying every "<" does not. A prefixed <x:f> is rare.
+    if b"<f>" in data or b"<f " in data:
+        return True
+    return b":f" in data and _PREFIXED_FORMULA.search(data) is not None
 
 
 def merge_values(original: parts.Package, recalculated: parts.Package) -> Merge:
@@ -92,7 +101,7 @@ def merge_values(original: parts.Package, recalculated: parts.Package) -> Merge:
         if not entry.is_worksheet or entry.part is None:
             continue
         data = original.parts[entry.part]
-        if not _HAS_FORMULA.search(data):
+        if not _has_formula(data):
             continue
         root = parts.parse_xml(data)
         cells = formula_cells(root)
@@ -112,7 +121,7 @@ def merge_values(original: parts.Package, recalculated: parts.Package) -> Merge:
             )
             continue
         values = _cell_values(recalculated.parts[other.part], {c.position for c in cells}, strings)
-        updated = _merge_sheet(entry.name, cells, values, merge)
+        updated = _merge_sheet(entry.name, etree.QName(root).namespace, cells, values, merge)
         if updated:
             original.set(entry.part, parts.serialize_xml(root))
             merge.changed_sheets.append(entry.name)
@@ -124,18 +133,35 @@ def merge_values(original: parts.Package, recalculated: parts.Package) -> Merge:
 
 
 def formula_cells(root: etree._Element) -> list[FormulaCell]:
-    """Every cell of a worksheet part whose value a formula computes, in sheet order."""
+    """Every cell of a worksheet part whose value a formula computes, in sheet order.
+
+    Cells an array formula fills (without a formula of their own) come last.
+    """
     ns = etree.QName(root).namespace
+    names = {"m": ns}
+    if root.xpath("boolean(m:sheetData/m:row/m:c[not(@r)])", namespaces=names):
+        return _formula_cells_in_order(root, ns)
+    # Every cell says where it is (Excel always writes r): let libxml2 pick out the
+    # formula cells rather than visiting every cell of a large sheet in Python.
+    collect = _Collector(ns)
+    for cell in root.xpath("m:sheetData/m:row/m:c[m:f]", namespaces=names):
+        ref = cell.get("r")
+        collect.formula(cell, ref, _position(ref))
+    if collect.arrays:
+        for cell in root.xpath("m:sheetData/m:row/m:c[not(m:f)]", namespaces=names):
+            ref = cell.get("r")
+            collect.plain(cell, ref, _position(ref))
+    return collect.found
+
+
+def _formula_cells_in_order(root: etree._Element, ns: str) -> list[FormulaCell]:
+    """`formula_cells` for a sheet whose rows or cells leave out their r attribute."""
+    collect = _Collector(ns)
     sheet_data = root.find(f"{{{ns}}}sheetData")
-    if sheet_data is None:
-        return []
-    f_tag, c_tag = f"{{{ns}}}f", f"{{{ns}}}c"
-    shared: dict[str, str] = {}
-    arrays: dict[tuple[int, int], FormulaCell] = {}
-    found: list[FormulaCell] = []
-    plain: list[tuple[etree._Element, str, tuple[int, int]]] = []  # perhaps inside an array
+    c_tag, f_tag = f"{{{ns}}}c", f"{{{ns}}}f"
+    plain = []
     row = 0
-    for row_node in sheet_data:
+    for row_node in [] if sheet_data is None else sheet_data:
         if not isinstance(row_node.tag, str):
             continue
         # r is optional in the schema: a row or cell without it follows the previous one.
@@ -145,36 +171,51 @@ def formula_cells(root: etree._Element) -> list[FormulaCell]:
             match = _REF.fullmatch(cell.get("r") or "")
             col = _column_number(match.group(1)) if match else col + 1
             ref = f"{_column_letters(col)}{row}"
-            formula = cell.find(f_tag)
-            if formula is None:
+            if cell.find(f_tag) is None:
                 plain.append((cell, ref, (row, col)))
-                continue
-            text = formula.text or ""
-            kind = formula.get("t")
-            if kind == "shared" and formula.get("si") is not None:
-                # The first cell of a shared formula holds its text; the others refer to it.
-                text = (
-                    shared.setdefault(formula.get("si"), text)
-                    if text
-                    else shared.get(formula.get("si"), "")
-                )
-            item = FormulaCell(cell, ref, (row, col), text)
-            if kind == "array" and formula.get("ref"):
-                item.dynamic = cell.get("cm") is not None
-                for position in _positions(formula.get("ref")):
-                    arrays.setdefault(position, item)
-            found.append(item)
-    for cell, ref, position in plain if arrays else []:
-        anchor = arrays.get(position)
+            else:
+                collect.formula(cell, ref, (row, col))
+    for cell, ref, position in plain if collect.arrays else []:
+        collect.plain(cell, ref, position)
+    return collect.found
+
+
+class _Collector:
+    """Formula cells as they are met, with shared-formula texts and array ranges resolved."""
+
+    def __init__(self, ns: str):
+        self.f_tag = f"{{{ns}}}f"
+        self.shared: dict[str, str] = {}
+        self.arrays: dict[tuple[int, int], FormulaCell] = {}
+        self.found: list[FormulaCell] = []
+
+    def formula(self, cell: etree._Element, ref: str, position: tuple[int, int]) -> None:
+        formula = cell.find(self.f_tag)
+        text = formula.text or ""
+        kind = formula.get("t")
+        index = formula.get("si")
+        if kind == "shared" and index is not None:
+            # The first cell of a shared formula holds its text; the others refer to it.
+            text = self.shared.setdefault(index, text) if text else self.shared.get(index, "")
+        item = FormulaCell(cell, ref, position, text)
+        if kind == "array" and formula.get("ref"):
+            item.dynamic = cell.get("cm") is not None
+            for covered in _positions(formula.get("ref")):
+                self.arrays.setdefault(covered, item)
+        self.found.append(item)
+
+    def plain(self, cell: etree._Element, ref: str, position: tuple[int, int]) -> None:
+        """A cell without a formula (met after every formula): an array may fill it."""
+        anchor = self.arrays.get(position)
         if anchor is not None:
-            found.append(
+            self.found.append(
                 FormulaCell(cell, ref, position, anchor.formula, anchor.dynamic, anchor=False)
             )
-    return found
 
 
 def _merge_sheet(
     sheet: str,
+    ns: str,
     cells: list[FormulaCell],
     values: dict[tuple[int, int], tuple[str, str]],
     merge: Merge,
@@ -193,7 +234,7 @@ def _merge_sheet(
             )
         if new is None:
             continue  # LibreOffice wrote no cell there: nothing to copy
-        old = _cached(cell.element)
+        old = _cached(cell.element, ns)
         if _same(old, new):
             continue
         new_type, new_value = new
@@ -219,7 +260,7 @@ def _merge_sheet(
                         "check the cells it uses",
                     )
                 )
-        _store(cell.element, new_type, new_value)
+        _store(cell.element, ns, new_type, new_value)
         updated += 1
     return updated
 
@@ -252,13 +293,9 @@ def _new_functions(formula: str) -> list[str]:
     return seen
 
 
-def _ns(element: etree._Element) -> str:
-    return etree.QName(element).namespace or parts.NS_MAIN
-
-
-def _cached(cell: etree._Element) -> tuple[str, str] | None:
+def _cached(cell: etree._Element, ns: str) -> tuple[str, str] | None:
     """(type, value text) the cell holds now; None when it has no cached value."""
-    value = cell.find(f"{{{_ns(cell)}}}v")
+    value = cell.find(f"{{{ns}}}v")
     if value is None:
         return None
     return cell.get("t", "n"), value.text or ""
@@ -284,8 +321,7 @@ def _truth(text: str) -> bool:
     return text.strip().lower() in ("1", "true")
 
 
-def _store(cell: etree._Element, value_type: str, text: str) -> None:
-    ns = _ns(cell)
+def _store(cell: etree._Element, ns: str, value_type: str, text: str) -> None:
     if value_type == "n":
         cell.attrib.pop("t", None)  # a number is the default type
     else:
@@ -351,19 +387,20 @@ def _cell_values(
 ) -> dict[tuple[int, int], tuple[str, str]]:
     """(type, value text) of the wanted cells of one of LibreOffice's worksheet parts."""
     found: dict[tuple[int, int], tuple[str, str]] = {}
+    ns = None
     # LibreOffice writes every cell with its r attribute, so no position tracking here.
     for _, cell in etree.iterparse(io.BytesIO(data), events=("end",), tag="{*}c", huge_tree=True):
-        match = _REF.fullmatch(cell.get("r") or "")
-        if match:
-            position = (int(match.group(2)), _column_number(match.group(1)))
+        ref = cell.get("r")
+        if ref:
+            position = _position(ref)
             if position in wanted:
-                found[position] = _value_of(cell, strings)
+                ns = ns or etree.QName(cell).namespace
+                found[position] = _value_of(cell, ns, strings)
         cell.clear(keep_tail=True)
     return found
 
 
-def _value_of(cell: etree._Element, strings: _SharedStrings) -> tuple[str, str]:
-    ns = _ns(cell)
+def _value_of(cell: etree._Element, ns: str, strings: _SharedStrings) -> tuple[str, str]:
     kind = cell.get("t", "n")
     value = cell.find(f"{{{ns}}}v")
     text = "" if value is None else value.text or ""
@@ -380,6 +417,15 @@ def _warning(code: Reason, where: str, message: str) -> Problem:
     return Problem(code, Severity.WARNING, where, message)
 
 
+def _position(ref: str) -> tuple[int, int]:
+    """(row, column), 1-based, of a cell address such as ``AB12``; (0, 0) if it is not one."""
+    match = _REF.fullmatch(ref)
+    if match is None:
+        return (0, 0)
+    return int(match.group(2)), _column_number(match.group(1))
+
+
+@functools.lru_cache(maxsize=4096)
 def _column_number(letters: str) -> int:
     number = 0
     for ch in letters.upper():
