@@ -85,6 +85,20 @@ def test_update_forecast_leaves_the_bills_alone(demo):
     assert "Bills" not in excel.sheet_names()
 
 
+def test_update_forecast_after_a_run_changes_the_forecast_not_the_bills(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    assert click(excel, "RunChargeback").ok
+    bills, forecast = excel.values("Bills"), excel.values("Forecast")
+    usage = excel.values("Usage")
+    quantity = usage[0].index("Quantity")
+    for row in usage[1:]:  # this month's usage doubles after the bills went out
+        if isinstance(row[quantity], int | float):
+            row[quantity] *= 2
+    assert click(excel, "UpdateForecast").ok
+    assert excel.values("Bills") == bills
+    assert excel.values("Forecast") != forecast
+
+
 def test_an_error_selects_the_first_bad_cell_and_says_where_it_is(demo):
     payload = payload_of(FileWorkbook(demo), "demo.xlsx")
     rules = next(s for s in payload["sheets"] if s["name"] == "Rules")["values"]
