@@ -34,6 +34,7 @@ from costloop.engine.recalc_libreoffice import (
     find_soffice,
 )
 from costloop.engine.recalc_merge import has_formulas, merge_values
+from costloop.engine.write_guard import WriteRefused, refuse_unwritable
 from costloop.engine.xlsx_file import WorkbookFormatError, _atomic_write, check_format
 from costloop.problems import Problem, Reason, Severity
 
@@ -157,6 +158,12 @@ def _prepare(outcome: RecalcOutcome, folder: Path, number: int) -> _Pending | No
         return None
     if not outcome.has_formulas:
         return None
+    try:
+        # Open in Excel or read-only: say so now, not after LibreOffice has worked.
+        refuse_unwritable(path)
+    except WriteRefused as exc:
+        outcome.problems.append(_error(Reason.RECALC_FAILED, path, str(exc)))
+        return None
     folder.mkdir(parents=True, exist_ok=True)
     # Numbered names: two books called the same in different folders cannot clash,
     # and LibreOffice leaves its lock files in this private folder, not beside the book.
@@ -180,6 +187,11 @@ def _store_values(item: _Pending, result: Path) -> None:
     outcome.cells_updated = merge.cells_updated
     outcome.changed_sheets = merge.changed_sheets
     if not merge.changed:
+        return
+    try:
+        refuse_unwritable(outcome.path)  # opened in Excel while LibreOffice worked
+    except WriteRefused as exc:
+        outcome.problems.append(_error(Reason.RECALC_FAILED, outcome.path, str(exc)))
         return
     if outcome.path.read_bytes() != item.data:
         # Saved in Excel meanwhile: writing our copy would undo that save.

@@ -491,3 +491,24 @@ def test_a_damaged_file_is_an_error_naming_it(tmp_path, capsys):
     book.write_bytes(b"PK\x03\x04 not really a zip")
     assert main(["recalc", str(book)]) == 1
     assert "broken.xlsx" in capsys.readouterr().out
+
+
+def test_a_workbook_open_in_excel_is_not_recalculated(book_with_formulas, capsys):
+    lock = book_with_formulas.with_name("~$" + book_with_formulas.name)
+    lock.write_bytes(b"owner")
+    before = book_with_formulas.read_bytes()
+    assert main(["recalc", str(book_with_formulas)]) == 1
+    out = capsys.readouterr().out
+    assert "book.xlsx: " in out and "the workbook is open in Excel" in out
+    assert book_with_formulas.read_bytes() == before
+
+
+def test_a_read_only_workbook_is_not_recalculated(book_with_formulas, capsys):
+    before = book_with_formulas.read_bytes()
+    book_with_formulas.chmod(0o444)
+    try:
+        assert main(["recalc", str(book_with_formulas)]) == 1
+    finally:
+        book_with_formulas.chmod(0o644)
+    assert "the file is read-only" in capsys.readouterr().out
+    assert book_with_formulas.read_bytes() == before
