@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from costloop import __version__
+from costloop.problems import grouped
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -114,7 +115,8 @@ def _existing_book(path: Path) -> Path:
 def _print_problems(problems, stream=None) -> None:
     stream = stream or sys.stdout
     ordered = [p for p in problems if p.is_error] + [p for p in problems if not p.is_error]
-    for problem in ordered:
+    # A column of a million bad cells is one line, not a million (costloop.problems.grouped).
+    for problem in grouped(ordered):
         prefix = "" if problem.is_error else "warning: "
         print(prefix + problem.render(), file=stream)
 

@@ -8,6 +8,8 @@ the edge can draw a caret under the mistake.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -139,6 +141,67 @@ class Problem:
             lines.append("  " + shown)
             lines.append("  " + " " * self.start + "^")
         return "\n".join(lines)
+
+
+GROUP_AFTER = 10
+"""More problems than this of one kind down one column are shown as one line."""
+
+_CELL = re.compile(r"^(?P<sheet>.+)!(?P<column>[A-Z]{1,3})(?P<row>\d+)$")
+
+
+def grouped(problems: Iterable[Problem], after: int = GROUP_AFTER) -> list[Problem]:
+    """The problems as a person should read them: a mistake repeated down a column is one line.
+
+    Problems at cells of the same sheet and column with the same reason and
+    severity, when there are more than ``after`` of them, become one problem at
+    the range they span, in the place of the first, with the count and the
+    first cells::
+
+        Usage!D2:D1000001: Quantity must be a non-negative number, got a blank cell
+        (1,000,000 cells; first D2, D3, D4 …)
+
+    Fewer than that, or problems not at a single cell, are left as they are.
+    """
+    problems = list(problems)
+    kinds: dict[tuple, list[int]] = {}
+    for i, problem in enumerate(problems):
+        cell = _CELL.match(problem.where)
+        if cell is not None:
+            key = (cell["sheet"], cell["column"], problem.code, problem.severity)
+            kinds.setdefault(key, []).append(i)
+    out: list[Problem] = []
+    merged: dict[int, Problem] = {}
+    skip: set[int] = set()
+    for (sheet, column, code, severity), members in kinds.items():
+        if len(members) <= after:
+            continue
+        merged[members[0]] = _merge(sheet, column, code, severity, [problems[i] for i in members])
+        skip.update(members[1:])
+    for i, problem in enumerate(problems):
+        if i in skip:
+            continue
+        out.append(merged.get(i, problem))
+    return out
+
+
+def _merge(
+    sheet: str, column: str, code: Reason, severity: Severity, members: list[Problem]
+) -> Problem:
+    rows = [int(_CELL.match(p.where)["row"]) for p in members]
+    first = members[0]
+    messages = {p.message for p in members}
+    count = f"{len(members):,} cells"
+    if len(messages) > 1:
+        count += f", {len(messages):,} different messages"
+    shown = ", ".join(f"{column}{row}" for row in rows[:3])
+    low, high = min(rows), max(rows)
+    return Problem(
+        code,
+        severity,
+        f"{sheet}!{column}{low}:{column}{high}",
+        f"{first.message} ({count}; first {shown} …)",
+        rule_id=first.rule_id if all(p.rule_id == first.rule_id for p in members) else None,
+    )
 
 
 def errors(problems: list[Problem]) -> list[Problem]:

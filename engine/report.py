@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from costloop.engine.workbook import OutputSheet
-from costloop.problems import Problem, Severity
+from costloop.problems import Problem, Severity, grouped
 from costloop.rules.ast import RuleCell
 
 RULE_CHECK_COLUMNS = ["ID", "Cell", "Status", "Message", "Amount"]
+MAX_PROBLEM_ROWS = 1_048_575
+"""Rows of data an Excel sheet holds below its header."""
 RUN_LOG_COLUMNS = ["Key", "Value"]
 
 
@@ -41,11 +43,17 @@ def rule_check_sheet(
 ) -> OutputSheet:
     """The `Rule Check` sheet: a status for every rule, then every other problem."""
     amounts = amounts or {}
-    remaining = list(problems)
+    problems = list(problems)
+    # Problems by cell, so a million data problems are not scanned once per rule.
+    at: dict[str, list[int]] = {}
+    for i, problem in enumerate(problems):
+        at.setdefault(problem.where, []).append(i)
+    taken: set[int] = set()
     rows: list[tuple] = []
     for cell in cells:
-        own = [p for p in remaining if _belongs_to(p, cell)]
-        remaining = [p for p in remaining if not _belongs_to(p, cell)]
+        candidates = sorted(set(at.get(cell.where, [])) | set(at.get(cell.id_where, [])))
+        own = [problems[i] for i in candidates if i not in taken and _belongs_to(problems[i], cell)]
+        taken.update(i for i in candidates if _belongs_to(problems[i], cell))
         amount = amounts.get(cell.rule_id)
         if not cell.enabled:
             rows.append((cell.rule_id, cell.where, "DISABLED", "Enabled is N: not run", None))
@@ -65,10 +73,25 @@ def rule_check_sheet(
                     amount if i == 0 else None,
                 )
             )
+    # A column of bad cells is one row (with the count and the first cells), not one per cell.
+    remaining = grouped(p for i, p in enumerate(problems) if i not in taken)
     for problem in remaining:
         rows.append(
             (problem.rule_id or "", problem.where, problem.severity.value, _message(problem), None)
         )
+    if len(rows) > MAX_PROBLEM_ROWS:
+        cut = rows[MAX_PROBLEM_ROWS - 1 :]
+        left = len(cut)
+        rows[MAX_PROBLEM_ROWS - 1 :] = [
+            (
+                "",
+                "",
+                "ERROR" if any(r[2] == "ERROR" for r in cut) else "WARNING",
+                f"{left:,} more rows not listed: an Excel sheet holds no more; fix the problems "
+                "above and run again",
+                None,
+            )
+        ]
     return OutputSheet(
         name=name, columns=RULE_CHECK_COLUMNS, rows=rows, formats={"Amount": money_format}
     )
