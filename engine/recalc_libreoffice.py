@@ -144,6 +144,7 @@ def convert(
     for suffix, group in groups.items():
         extension, filter_name = FILTERS[suffix]
         waiting = list(group)
+        silent = False
         while waiting:
             starts += 1
             # A profile per start: a killed LibreOffice leaves its profile locked.
@@ -161,6 +162,17 @@ def convert(
                 *(str(c.source) for c in waiting),
             ]
             timed_out, said = _run_group(command, timeout)
+            if timed_out and "convert " not in said and silent:
+                # Twice stopped before saving anything: LibreOffice itself is not
+                # working here, and retrying each workbook would take hours.
+                for conversion in waiting:
+                    conversion.failure = (
+                        f"LibreOffice stopped responding twice within {timeout:g} seconds "
+                        f"before it saved a workbook; check that `{soffice} --headless "
+                        "--version` works here"
+                    )
+                break
+            silent = timed_out and "convert " not in said
             waiting = _collect(waiting, outdir, extension, timed_out, said, timeout)
     return conversions
 

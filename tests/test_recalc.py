@@ -146,6 +146,19 @@ def test_run_recalc_makes_the_users_formulas_show_the_engines_numbers(march, tmp
     assert cents(totals["Journal debits"]) == debits
 
 
+def test_run_recalc_with_output_recalculates_the_output_and_leaves_the_book(march, tmp_path):
+    source, result = march
+    book = tmp_path / source.name
+    shutil.copyfile(source, book)
+    before = book.read_bytes()
+    output = tmp_path / "out" / "march.xlsx"
+    output.parent.mkdir()
+    assert main(["run", str(book), "--period", "2026-03", "--output", str(output), "--recalc"]) == 0
+    assert book.read_bytes() == before
+    totals = {row[0]: row[1] for row in read_summary(output) if row and row[0]}
+    assert cents(totals["Total billed"]) == sum(result.bills["Amount"], Decimal(0))
+
+
 def test_recalc_changes_only_the_summary_values_and_asks_excel_to_recalculate(march, tmp_path):
     source, _ = march
     book = tmp_path / source.name
@@ -268,9 +281,11 @@ def libreoffice_processes(marker: str) -> dict[int, str]:
 class Freezer(threading.Thread):
     """Watch for LibreOffice starts and freeze the first one (SIGSTOP), as a hang would."""
 
-    def __init__(self, marker: str):
+    def __init__(self, marker: str, every: bool = False):
         super().__init__(daemon=True)
         self.marker = marker
+        self.every = every
+        self.frozen_all: set[int] = set()
         self.seen: dict[int, str] = {}
         self.frozen: int | None = None
         self.done = threading.Event()
@@ -279,9 +294,12 @@ class Freezer(threading.Thread):
         while not self.done.is_set():
             for pid, program in libreoffice_processes(self.marker).items():
                 self.seen[pid] = program
-                if program == "soffice.bin" and self.frozen is None:
+                if program != "soffice.bin" or pid in self.frozen_all:
+                    continue
+                if self.frozen is None or self.every:
                     os.kill(pid, signal.SIGSTOP)
-                    self.frozen = pid
+                    self.frozen = self.frozen or pid
+                    self.frozen_all.add(pid)
             time.sleep(0.05)
 
 
@@ -364,3 +382,25 @@ def test_soffice_is_found():
     assert Path(find_soffice()).name in ("soffice", "libreoffice", "soffice.exe")
     version = subprocess.run([find_soffice(), "--version"], capture_output=True, timeout=120)
     assert b"LibreOffice" in version.stdout
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="watches processes through /proc")
+def test_a_libreoffice_that_never_works_is_given_up_after_two_starts(tmp_path, private_temp):
+    books = [book_with_summary(tmp_path / f"book{n}.xlsx", f"{n}+1") for n in range(1, 5)]
+    before = [b.read_bytes() for b in books]
+    freezer = Freezer(private_temp, every=True)
+    freezer.start()
+    started = time.monotonic()
+    try:
+        outcomes, _ = recalc_books(books, timeout=5)
+    finally:
+        freezer.done.set()
+        freezer.join()
+    elapsed = time.monotonic() - started
+    assert len(freezer.frozen_all) == 2  # two starts, not one per workbook
+    assert elapsed < 2 * 5 + 30
+    messages = [o.errors[0].message for o in outcomes]
+    assert "did not finish this workbook within 5 seconds" in messages[0]
+    assert all("stopped responding twice within 5 seconds" in m for m in messages[1:])
+    assert [b.read_bytes() for b in books] == before
+    assert libreoffice_processes(private_temp) == {}
