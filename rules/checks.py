@@ -264,6 +264,25 @@ class _RuleChecker:
             )
         self.where_columns(rule.where_clause)
         self.where_values(rule.where_clause)
+        self.where_without_usage(rule)
+
+    def where_without_usage(self, rule: Allocate) -> None:
+        """WHERE on a Usage-only column filters usage rows; a driver that reads none of them
+        would ignore it and spread to every receiver: a silent wrong bill, so an error."""
+        if isinstance(rule.driver, UsageDriver):
+            return
+        for condition in rule.where_clause:
+            key = condition.column.key
+            if key not in self.names.usage_columns or key in self.names.department_columns:
+                continue
+            header = self.names.usage_columns[key]
+            self.flag(
+                Reason.BAD_DRIVER,
+                f"{header} is a Usage column: it filters usage rows, but {_driver_words(rule)}"
+                f" reads no usage, so WHERE {header} would change nothing; filter on a "
+                f'Departments column, or share BY USAGE "<metric>"',
+                condition.column.span,
+            )
 
     def column_driver(self, rule: Allocate, column: Column) -> None:
         columns = self.names.department_columns
@@ -487,6 +506,18 @@ def _value_span(text: str, condition: Condition, shown: str) -> Span:
         if match.group(1).strip().casefold() == body:
             return Span(start + match.start(), start + match.end())
     return condition.span
+
+
+def _driver_words(rule: Allocate) -> str:
+    """How the rule's driver reads in a message: ``EVENLY``, ``BY Headcount``, ``BY COST``."""
+    driver = rule.driver
+    if isinstance(driver, ColumnDriver):
+        return f"BY {driver.column.text}"
+    if isinstance(driver, SharesDriver):
+        return "a split by fixed shares"
+    if isinstance(driver, CostDriver):
+        return "BY COST"
+    return "EVENLY"
 
 
 def _column_hint(header: str | None) -> str:

@@ -216,3 +216,61 @@ def test_every_operator_gives_a_different_answer_at_the_boundary():
         ops = ("<=", "<", ">=", ">", "=", "<>")
         answers = {op: answer(cases[prefix + op][1]) for op in ops}
         assert len(set(answers.values())) == len(ops), answers
+
+
+# --- a WHERE that a driver would ignore ------------------------------------------------
+
+
+def _one_rule_book(path, rule: str) -> None:
+    wb = openpyxl.Workbook()
+    wb.active.title = "Settings"
+    for row in (["Key", "Value"], ["Period", P], ["CostBasis", "BUDGET"], ["FiscalYearStart", 4]):
+        wb["Settings"].append(row)
+    deps = wb.create_sheet("Departments")
+    for row in (["Department", "Fund", "Headcount"], ["A", "General", 10], ["B", "Grants", 20]):
+        deps.append(row)
+    budget = wb.create_sheet("Budget")
+    budget.append(["Period", "Pool", "Amount"])
+    budget.append([P, "Cloud", 600])
+    usage = wb.create_sheet("Usage")
+    usage.append(["Period", "Department", "Metric", "Quantity", "Service"])
+    usage.append([P, "A", "GB", 1, "EC2"])
+    usage.append([P, "B", "GB", 2, "S3"])
+    wb.create_sheet("Rules").append(["ID", "Rule"])
+    wb["Rules"].append(["R1", rule])
+    wb.save(path)
+
+
+@pytest.mark.parametrize(
+    ("driver", "words"),
+    [
+        ("EVENLY", "EVENLY"),
+        ("BY Headcount", "BY Headcount"),
+        ('BY 50% "A", 50% "B"', "a split by fixed shares"),
+    ],
+)
+def test_allocate_where_on_a_usage_column_needs_a_usage_driver(tmp_path, driver, words):
+    # Service is a Usage column: with EVENLY the condition used to be ignored silently and
+    # both departments were billed 300.00, though the rule says only EC2 users.
+    rule = f'ALLOCATE "Cloud" TO DEPARTMENTS {driver} WHERE Service = "EC2"'
+    path = tmp_path / "book.xlsx"
+    _one_rule_book(path, rule)
+    outcome = run_book(path)
+    assert not outcome.ok
+    column = rule.index("Service") + 1
+    assert [p.render() for p in outcome.errors] == [
+        f"Rules!B2, character {column}: Service is a Usage column: it filters usage rows, but "
+        f"{words} reads no usage, so WHERE Service would change nothing; filter on a "
+        f'Departments column, or share BY USAGE "<metric>"\n'
+        f"  {rule}\n" + " " * (column + 1) + "^"
+    ]
+
+
+def test_allocate_where_on_a_usage_column_filters_usage_by_usage(tmp_path):
+    # The same condition with a usage driver is what the user meant: only EC2 rows count.
+    path = tmp_path / "book.xlsx"
+    _one_rule_book(path, 'ALLOCATE "Cloud" TO DEPARTMENTS BY USAGE "GB" WHERE Service = "EC2"')
+    outcome = run_book(path)
+    assert outcome.ok, [p.render() for p in outcome.errors]
+    bills = outcome.result.bills
+    assert list(zip(bills["Department"], bills["Amount"], strict=True)) == [("A", D("600.00"))]
