@@ -248,13 +248,10 @@ class FileWorkbook:
     def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         """Write the owned sheets into the file (or into ``output``), atomically and losslessly."""
         check_sheet_names([s.name for s in sheets])
-        destination = self.output if self.output is not None else self.path
-        # Before anything is written: the rename below would replace a read-only file
-        # or one open in Excel without a word.
-        refuse_unwritable(destination)
         # Fresh from disk: the user may have saved the workbook since we read it.
         package = parts.Package.read(self.path.read_bytes())
         updated = write_owned_sheets(package, sheets)
+        destination = self.output if self.output is not None else self.path
         _atomic_write(destination, updated, mode_from=self.path)
         if destination.resolve() == self.path.resolve():
             self._forget()
@@ -335,7 +332,12 @@ def _new_sheet_part(package: parts.Package, workbook: parts.WorkbookPart) -> str
 
 
 def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) -> None:
-    """Write to a temp file beside ``destination``, fsync, then rename over it."""
+    """Write to a temp file beside ``destination``, fsync, then rename over it.
+
+    Refuses (`WriteRefused`) a destination that is read-only or open in Excel or
+    LibreOffice: the rename would replace it regardless.
+    """
+    refuse_unwritable(destination)
     destination = destination.resolve()
     temp: Path | None = None
     try:
