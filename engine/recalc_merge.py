@@ -326,6 +326,8 @@ def _store(cell: etree._Element, ns: str, value_type: str, text: str) -> None:
         cell.attrib.pop("t", None)  # a number is the default type
     else:
         cell.set("t", value_type)
+    if value_type == "b":
+        text = "1" if _truth(text) else "0"  # Excel reads only 1 and 0
     for inline in cell.findall(f"{{{ns}}}is"):
         cell.remove(inline)
     value = cell.find(f"{{{ns}}}v")
@@ -395,15 +397,20 @@ def _cell_values(
             position = _position(ref)
             if position in wanted:
                 ns = ns or etree.QName(cell).namespace
-                found[position] = _value_of(cell, ns, strings)
+                value = _value_of(cell, ns, strings)
+                if value is not None:
+                    found[position] = value
         cell.clear(keep_tail=True)
     return found
 
 
-def _value_of(cell: etree._Element, ns: str, strings: _SharedStrings) -> tuple[str, str]:
+def _value_of(cell: etree._Element, ns: str, strings: _SharedStrings) -> tuple[str, str] | None:
+    """(type, value text) of one of LibreOffice's cells; None when it holds no value."""
     kind = cell.get("t", "n")
     value = cell.find(f"{{{ns}}}v")
     text = "" if value is None else value.text or ""
+    if kind in ("n", "b", "e") and not text.strip():
+        return None  # nothing to copy (an empty <v/> would not be a number)
     if kind == "s":  # a formula's text result belongs in the cell, not the string table
         return "str", strings[int(text)]
     if kind == "inlineStr":

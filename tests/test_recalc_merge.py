@@ -358,6 +358,18 @@ def test_a_text_result_libreoffice_put_in_its_string_table_is_stored_as_text():
     assert cells_of(original, "Sheet1") == {"A1": ("str", "xy")}
 
 
+def test_a_boolean_is_stored_as_excel_spells_it_and_an_empty_number_is_not_copied():
+    original = make_package(
+        {"Sheet1": sheet_xml([cell_xml("A1", "1=1", 0), cell_xml("A2", "A1*1", 5)])}
+    )
+    theirs = make_package(
+        {"Sheet1": sheet_xml([lo_cell("A1", "b", "true"), '<c r="A2" t="n"><f>A1*1</f><v/></c>'])}
+    )
+    merge = merge_values(original, theirs)
+    assert merge.cells_updated == 1
+    assert cells_of(original, "Sheet1") == {"A1": ("b", "1"), "A2": ("n", "5")}
+
+
 def test_cells_and_rows_without_addresses_are_placed_by_order():
     # r is optional in the schema; some writers leave it out.
     xml = sheet_xml([]).replace(
