@@ -24,8 +24,15 @@ Choices the contract leaves open (also in docs/workbook.md):
 - Quantities and Volume are non-negative; a blank required value (Amount,
   Quantity, Period, a name) is an error, a blank optional one (Volume,
   TierFrom) is NaN.
-- An Excel error value in a contract column is an error; in an extra column it
-  is a warning (the column is only used if a rule names it).
+- An Excel error value, or a formula with no calculated value, in a contract
+  column is an error; in an extra column it is a warning (the column is only
+  used if a rule names it).
+- Hidden rows are counted (as Excel's SUM counts them) and warned about, one
+  warning per sheet with the cells of the hidden rows that hold data.
+- Names in rows left out for a problem are kept in ``Book.names_seen``, so the
+  rule checks do not add a false "unknown pool"; a name cell with no value
+  makes that kind of name uncertain (``Book.unreadable_names``).
+- A missing sheet's did-you-mean never names a sheet costloop reads or writes.
 - A row with a problem is left out of its frame, so later checks still run
   on the rest; the book is None only if a required sheet or column is
   missing.

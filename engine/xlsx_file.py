@@ -26,8 +26,14 @@ Values read back: None for an empty cell, str, int (a whole number, so codes
 such as account ``6400`` do not turn into ``6400.0``), float, bool,
 ``datetime.date``/``datetime``/``time``, and `ExcelError` for ``#REF!`` and
 friends. calamine reports an error cell as empty, so a sheet whose XML holds
-error cells (``t="e"``) is scanned once more for them. An empty string and an
-empty cell both read as None (calamine does not tell them apart).
+error cells (``t="e"``) is scanned once more for them. A formula saved with no
+calculated value (written by a script, never opened in a spreadsheet) reads as
+`costloop.engine.sheet_xml.Uncalculated`, not as blank; `hidden_rows` reads the
+rows' ``hidden`` attribute, which calamine does not report either. An empty
+string and an empty cell both read as None (calamine does not tell them apart).
+
+A write refuses a destination that is read-only or open in Excel or LibreOffice
+(`costloop.engine.write_guard`) before the rename that would replace it.
 
 Values written: str as an inline string (``sharedStrings.xml`` stays
 untouched), Decimal/int/float as numbers (a Decimal's exact digits go into the
