@@ -95,13 +95,26 @@ def _value_text(value: object) -> str:
     return str(value)
 
 
+def _number_or_nan(value: object) -> float:
+    number = cell_number(value)
+    return np.nan if number is None else float(number)
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    """A column as numbers the way a driver reads it: numeric text ("1,250") counts,
+    anything else is NaN (and so meets only ``<>``)."""
+    if series.dtype.kind in "iuf":
+        return series.to_numpy(dtype="float64")
+    return series.map(_number_or_nan).to_numpy(dtype="float64")
+
+
 def condition_mask(frame: pd.DataFrame, column: str, cond: Condition) -> np.ndarray:
     """Rows of ``frame`` meeting one WHERE condition on ``column``."""
     values = frame[column]
     wanted = cond.values
     numeric = all(isinstance(v, Decimal) for v in wanted)
     if numeric:
-        col = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        col = _numbers(values)
         floats = [float(v) for v in wanted]
         with np.errstate(invalid="ignore"):
             if cond.op == "IN":

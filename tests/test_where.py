@@ -26,15 +26,16 @@ from costloop.engine.commands import run_book
 P = "2026-03"
 D = Decimal
 
-# Department, Fund, Billable, Headcount, FTE, Cost Center (a code typed as a number)
+# Department, Fund, Billable, Headcount, FTE, Cost Center (a code typed as a number),
+# Seats (one typed as text with a thousands separator, as pasted from a report)
 DEPARTMENTS = [
-    ("A", "General", "Y", 10, 0.3, 101),
-    ("B", "Grants", "Y", 20, 0.7, 102),
-    ("C", "Auxiliary", "Y", 30, 1.1, 103),
+    ("A", "General", "Y", 10, 0.3, 101, "1,250"),
+    ("B", "Grants", "Y", 20, 0.7, 102, 20),
+    ("C", "Auxiliary", "Y", 30, 1.1, 103, 30),
     # On every boundary too, but not billable: it must never receive.
-    ("Z", "General", "N", 20, 0.3, 101),
+    ("Z", "General", "N", 20, 0.3, 101, 20),
     # Blank numbers: a blank never meets =, <, <=, >, >= or IN with a number; it meets <>.
-    ("Y", "Water", "Y", None, None, None),
+    ("Y", "Water", "Y", None, None, None, None),
 ]
 
 # ALLOCATE cases: pool -> (WHERE clause, departments that receive an even share of 600.00)
@@ -70,6 +71,10 @@ ALLOCATE_CASES: dict[str, tuple[str, set[str]]] = {
     "Cost Center <> text": ('[Cost Center] <> "101"', {"B", "C", "Y"}),
     "Cost Center IN text": ('[Cost Center] IN ("102", "103")', {"B", "C"}),
     "Cost Center IN mixed": ('[Cost Center] IN (101, "x")', {"A"}),
+    # Numeric text counts as its number, as it does when the column is a driver.
+    "Seats >=": ("Seats >= 1000", {"A"}),
+    "Seats <": ("Seats < 1000", {"B", "C"}),
+    "Seats =": ("Seats = 1250", {"A"}),
 }
 
 # Usage rows: Department, Quantity, Size, Service, Project (a code typed as a number).
@@ -138,7 +143,7 @@ def _workbook(path) -> None:
     for row in (["Key", "Value"], ["Period", P], ["CostBasis", "BUDGET"], ["FiscalYearStart", 4]):
         settings.append(row)
     deps = wb.create_sheet("Departments")
-    deps.append(["Department", "Fund", "Billable", "Headcount", "FTE", "Cost Center"])
+    deps.append(["Department", "Fund", "Billable", "Headcount", "FTE", "Cost Center", "Seats"])
     for row in DEPARTMENTS:
         deps.append(list(row))
     budget = wb.create_sheet("Budget")
