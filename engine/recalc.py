@@ -174,24 +174,18 @@ def _prepare(outcome: RecalcOutcome, folder: Path, number: int) -> _Pending | No
 
 def _store_values(item: _Pending, result: Path) -> None:
     outcome = item.outcome
+    package = parts.Package.read(item.data)
     try:
-        recalculated = parts.Package.read(result.read_bytes())
-    except (zipfile.BadZipFile, parts.PackageError) as exc:
+        merge = merge_values(package, parts.Package.read(result.read_bytes()))
+    except (zipfile.BadZipFile, etree.XMLSyntaxError, parts.PackageError) as exc:
         message = f"LibreOffice saved an unreadable copy ({exc}); {_UNCHANGED}"
         outcome.problems.append(_error(Reason.RECALC_FAILED, outcome.path, message))
         return
-    package = parts.Package.read(item.data)
-    merge = merge_values(package, recalculated)
     outcome.problems += merge.problems
     outcome.formula_cells = merge.formula_cells
     outcome.cells_updated = merge.cells_updated
     outcome.changed_sheets = merge.changed_sheets
     if not merge.changed:
-        return
-    try:
-        refuse_unwritable(outcome.path)  # opened in Excel while LibreOffice worked
-    except WriteRefused as exc:
-        outcome.problems.append(_error(Reason.RECALC_FAILED, outcome.path, str(exc)))
         return
     if outcome.path.read_bytes() != item.data:
         # Saved in Excel meanwhile: writing our copy would undo that save.
@@ -204,7 +198,11 @@ def _store_values(item: _Pending, result: Path) -> None:
             )
         )
         return
-    _atomic_write(outcome.path, package, mode_from=outcome.path)
+    try:
+        _atomic_write(outcome.path, package, mode_from=outcome.path)
+    except WriteRefused as exc:  # opened in Excel while LibreOffice worked
+        outcome.problems.append(_error(Reason.RECALC_FAILED, outcome.path, str(exc)))
+        return
     outcome.written = True
 
 

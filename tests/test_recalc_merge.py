@@ -20,7 +20,7 @@ import pytest
 from lxml import etree
 
 from costloop.cli import main
-from costloop.engine import recalc_libreoffice
+from costloop.engine import recalc, recalc_libreoffice
 from costloop.engine import xlsx_parts as parts
 from costloop.engine.recalc_merge import formula_cells, has_formulas, merge_values
 from costloop.engine.workbook import OutputSheet
@@ -126,6 +126,11 @@ def make_package(
         for name, data in files.items():
             archive.writestr(name, data)
     return parts.Package.read(buffer.getvalue())
+
+
+def save(package: parts.Package, path: Path) -> None:
+    with path.open("wb") as handle:
+        package.write(handle)
 
 
 def add_user_sheet(path: Path, name: str, xml: bytes) -> None:
@@ -524,3 +529,48 @@ def test_a_read_only_workbook_is_not_recalculated(book_with_formulas, capsys):
         book_with_formulas.chmod(0o644)
     assert "the file is read-only" in capsys.readouterr().out
     assert book_with_formulas.read_bytes() == before
+
+
+def test_a_workbook_saved_while_libreoffice_worked_is_not_overwritten(tmp_path, monkeypatch):
+    book = tmp_path / "book.xlsx"
+    save(make_package({"Summary": sheet_xml([cell_xml("A1", "1+1", 0)])}), book)
+    saved_meanwhile = make_package({"Summary": sheet_xml([cell_xml("A1", "1+2", 0)])})
+
+    def libreoffice(sources, outdir, profile, timeout, soffice):
+        save(saved_meanwhile, book)  # the user saves in Excel meanwhile
+        outdir.mkdir(parents=True)
+        result = outdir / sources[0].name
+        save(make_package({"Summary": sheet_xml([lo_cell("A1", "n", "2")])}), result)
+        return [recalc_libreoffice.Conversion(sources[0], result)]
+
+    monkeypatch.setattr(recalc, "convert", libreoffice)
+    (outcome,), _ = recalc.recalc_books([book], soffice="soffice")
+    after_save = book.read_bytes()
+    (problem,) = outcome.errors
+    assert "changed on disk while it was being recalculated" in problem.message
+    assert not outcome.written
+    assert cells_of(parts.Package.read(after_save), "Summary") == {"A1": ("n", "0")}
+    assert (
+        parts.parse_xml(parts.Package.read(after_save).parts["xl/worksheets/sheet1.xml"]).findtext(
+            f".//{{{NS}}}f"
+        )
+        == "1+2"
+    )
+
+
+def test_an_unreadable_libreoffice_copy_is_an_error_and_changes_nothing(tmp_path, monkeypatch):
+    book = tmp_path / "book.xlsx"
+    save(make_package({"Summary": sheet_xml([cell_xml("A1", "1+1", 0)])}), book)
+    before = book.read_bytes()
+
+    def libreoffice(sources, outdir, profile, timeout, soffice):
+        outdir.mkdir(parents=True)
+        result = outdir / sources[0].name
+        result.write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip: no workbook in it
+        return [recalc_libreoffice.Conversion(sources[0], result)]
+
+    monkeypatch.setattr(recalc, "convert", libreoffice)
+    (outcome,), _ = recalc.recalc_books([book], soffice="soffice")
+    (problem,) = outcome.errors
+    assert problem.message.startswith("LibreOffice saved an unreadable copy")
+    assert book.read_bytes() == before
