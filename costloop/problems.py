@@ -189,18 +189,51 @@ def _merge(
 ) -> Problem:
     rows = [int(_CELL.match(p.where)["row"]) for p in members]
     first = members[0]
-    messages = {p.message for p in members}
-    count = f"{len(members):,} cells"
-    if len(messages) > 1:
-        count += f", {len(messages):,} different messages"
+    return repeated(
+        sheet,
+        column,
+        code,
+        severity,
+        first.message,
+        len(members),
+        len({p.message for p in members}),
+        rows,
+        min(rows),
+        max(rows),
+        rule_id=first.rule_id if all(p.rule_id == first.rule_id for p in members) else None,
+    )
+
+
+def repeated(
+    sheet: str,
+    column: str,
+    code: Reason,
+    severity: Severity,
+    message: str,
+    count: int,
+    messages: int,
+    rows: list[int],
+    low: int,
+    high: int,
+    rule_id: str | None = None,
+) -> Problem:
+    """One problem standing for ``count`` cells of one column (see `grouped`).
+
+    ``message`` words the first cell, ``messages`` counts the different messages
+    among them, ``rows`` are the first rows (three are shown), ``low``/``high`` the
+    range. Readers that find bad cells in bulk (a usage file of millions of rows)
+    build it directly, without a problem per cell.
+    """
+    counted = f"{count:,} cells"
+    if messages > 1:
+        counted += f", {messages:,} different messages"
     shown = ", ".join(f"{column}{row}" for row in rows[:3])
-    low, high = min(rows), max(rows)
     return Problem(
         code,
         severity,
         f"{sheet}!{column}{low}:{column}{high}",
-        f"{first.message} ({count}; first {shown} …)",
-        rule_id=first.rule_id if all(p.rule_id == first.rule_id for p in members) else None,
+        f"{message} ({counted}; first {shown} …)",
+        rule_id=rule_id,
     )
 
 

@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from costloop import __version__
 from costloop.engine.book import OUTPUT_SHEETS, Book
@@ -36,6 +37,7 @@ from costloop.engine.sheets import (
     frame_to_sheet,
     money_format,
 )
+from costloop.engine.usage_source import attach_usage_source
 from costloop.engine.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
 from costloop.engine.workbook import Workbook
 from costloop.problems import Problem, Reason, Severity, has_errors
@@ -101,6 +103,9 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     outcome = Outcome(problems=list(problems), book=book)
     if book is None:
         return outcome
+    # Settings UsageSource: usage read and summed from CSV/Parquet files beside the workbook.
+    path = getattr(wb, "path", None)
+    outcome.problems += attach_usage_source(book, Path(path).parent if path else None)
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
     outcome.problems += check(rules, names_from_book(book), book.rules)

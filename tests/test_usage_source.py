@@ -1,0 +1,209 @@
+"""Settings UsageSource: usage from CSV, Parquet and FinOps FOCUS files, summed by DuckDB.
+
+The demo workbook with its Usage rows moved into a file must bill exactly what
+it bills with them in the sheet; bad rows get the Usage sheet's messages at the
+file's cells; FOCUS columns map onto Usage's as docs/scale.md says.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import duckdb
+import openpyxl
+import pytest
+
+from costloop.engine.commands import run_book
+from costloop.engine.pipeline import prepare
+from costloop.engine.xlsx_file import FileWorkbook
+from costloop.workbooks import demo_path
+
+
+def _book_with_source(folder: Path, source: str, extra: dict[str, str] | None = None):
+    """The demo with its Usage rows taken out (kept as returned rows) and UsageSource set."""
+    folder.mkdir(parents=True, exist_ok=True)
+    book = folder / "book.xlsx"
+    shutil.copyfile(demo_path(), book)
+    wb = openpyxl.load_workbook(book)
+    usage = wb["Usage"]
+    rows = [[c.value for c in r] for r in usage.iter_rows()]
+    usage.delete_rows(2, usage.max_row)
+    wb["Settings"].append(["UsageSource", source])
+    for key, value in (extra or {}).items():
+        wb["Settings"].append([key, value])
+    wb.save(book)
+    return book, rows
+
+
+def _write_csv(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _problems(book: Path) -> list[str]:
+    """Problems of reading the usage (the demo's rules also object to a thin usage file)."""
+    return [
+        p.render()
+        for p in prepare(FileWorkbook(book)).problems
+        if p.where.startswith(("usage", "focus", "Settings"))
+    ]
+
+
+@pytest.fixture(scope="module")
+def sheet_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sheet") / "out.xlsx"
+    return run_book(demo_path(), output=out)
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "folder"])
+def test_usage_in_a_file_bills_exactly_what_the_sheet_bills(tmp_path, sheet_run, kind):
+    source = {"csv": "usage.csv", "parquet": "usage.parquet", "folder": "usage"}[kind]
+    book, rows = _book_with_source(tmp_path, source)
+    if kind == "folder":
+        # One file per period, as an export job would write them.
+        for period in sorted({r[0] for r in rows[1:]}):
+            _write_csv(
+                tmp_path / "usage" / f"{period}.csv",
+                [rows[0]] + [r for r in rows[1:] if r[0] == period],
+            )
+    else:
+        _write_csv(tmp_path / "usage.csv", rows)
+        if kind == "parquet":
+            duckdb.sql(
+                f"COPY (SELECT * FROM read_csv('{tmp_path / 'usage.csv'}')) "
+                f"TO '{tmp_path / 'usage.parquet'}' (FORMAT parquet)"
+            )
+            (tmp_path / "usage.csv").unlink()
+    outcome = run_book(book, output=tmp_path / "out.xlsx")
+    assert outcome.ok, [p.render() for p in outcome.errors]
+    assert outcome.result.bills.equals(sheet_run.result.bills)
+    assert outcome.result.journal.equals(sheet_run.result.journal)
+    assert outcome.result.recovery.equals(sheet_run.result.recovery)
+
+
+def test_repeated_rows_are_summed_before_the_engine(tmp_path):
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    header, first = rows[0], rows[1]
+    quantity = header.index("Quantity")
+    copies = []
+    for q in ("0.1", "0.2", "1,000.7"):  # numeric text is read as the sheet reads it
+        row = list(first)
+        row[quantity] = q
+        copies.append(row)
+    _write_csv(tmp_path / "usage.csv", [header, *copies])
+    usage = prepare(FileWorkbook(book)).book.usage
+    assert len(usage) == 1
+    assert repr(float(usage["Quantity"].iloc[0])) == "1001.0"
+    assert list(usage.loc[0, ["Period", "Department", "Metric", "Service"]]) == [
+        first[0],
+        first[1],
+        first[2],
+        first[4],
+    ]
+
+
+def test_bad_rows_get_the_sheets_messages_at_the_files_cells(tmp_path):
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    header = rows[0]
+    good = rows[1]
+    bad = [list(good) for _ in range(5)]
+    bad[0][3] = "n/a"  # row 2
+    bad[1][3] = -5  # row 3
+    bad[2][1] = ""  # row 4
+    bad[3][0] = "July"  # row 5
+    bad[4][1] = "ENGG"  # row 6
+    _write_csv(tmp_path / "usage.csv", [header, *bad, good])
+    assert _problems(book) == [
+        'usage.csv!A5: Period must be a month as YYYY-MM text or a date, got "July"',
+        "usage.csv!B4: Department is blank; type who used it (a department or a pool)",
+        'usage.csv!D2: Quantity must be a non-negative number, got "n/a"',
+        "usage.csv!D3: Quantity must be a non-negative number, got -5",
+        'usage.csv!B6: "ENGG" is not a department or a cost pool; did you mean "ENG"?',
+    ]
+
+
+def test_a_column_of_bad_cells_is_one_message_counted_in_duckdb(tmp_path):
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    header, good = rows[0], rows[1]
+    blank = list(good)
+    blank[3] = ""
+    _write_csv(tmp_path / "usage.csv", [header, good] + [blank] * 5000)
+    assert _problems(book) == [
+        "usage.csv!D3:D5002: Quantity must be a non-negative number, got a blank cell "
+        "(5,000 cells; first D3, D4, D5 …)"
+    ]
+
+
+def test_usage_in_both_places_is_an_error(tmp_path):
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    _write_csv(tmp_path / "usage.csv", rows)
+    wb = openpyxl.load_workbook(book)
+    wb["Usage"].append(rows[1])
+    wb.save(book)
+    (message,) = _problems(book)
+    assert message.endswith(
+        "the Usage sheet has 1 rows and UsageSource names 'usage.csv': keep usage in one "
+        "place (clear the Usage rows below the header, or the setting), or it would be "
+        "billed twice"
+    )
+
+
+def test_a_missing_source_is_named(tmp_path):
+    book, _ = _book_with_source(tmp_path, "exports/none.csv")
+    (message,) = _problems(book)
+    assert "UsageSource 'exports/none.csv': no such file or folder" in message
+
+
+def test_focus_columns_map_onto_usage(tmp_path):
+    book, _ = _book_with_source(tmp_path, "focus.parquet", {"UsageDepartmentTag": "cost-center"})
+    duckdb.sql(
+        f"""COPY (SELECT * FROM (VALUES
+            (TIMESTAMP '2026-03-01', 'acct-1', '{{"cost-center": "ENG"}}', 'vCPU-Hours', 10.5,
+             2.10, 2.50, 'EC2'),
+            (TIMESTAMP '2026-03-01', 'acct-1', '{{"cost-center": "ENG"}}', 'vCPU-Hours', 4.5,
+             0.90, 1.00, 'EC2'),
+            (TIMESTAMP '2026-03-01', 'acct-2', '{{"cost-center": "eng"}}', NULL, NULL,
+             -0.50, -0.50, 'EC2'),
+            (TIMESTAMP '2026-02-01', 'acct-3', '{{"cost-center": "FIN"}}', 'GB-Mo', 100,
+             3.00, 3.00, 'S3')
+        ) t(ChargePeriodStart, SubAccountId, Tags, ConsumedUnit, ConsumedQuantity,
+            EffectiveCost, BilledCost, ServiceName))
+        TO '{tmp_path / "focus.parquet"}' (FORMAT parquet)"""
+    )
+    assert [p for p in _problems(book) if "focus" in p] == []
+    usage = prepare(FileWorkbook(book)).book.usage
+    got = sorted(
+        (r.Period, r.Department, r.Metric, r.Service, r.Quantity)
+        for r in usage.itertuples(index=False)
+    )
+    assert got == [
+        ("2026-02", "FIN", "EffectiveCost", "S3", 3.0),
+        ("2026-02", "FIN", "GB-Mo", "S3", 100.0),
+        ("2026-03", "ENG", "EffectiveCost", "EC2", 2.5),  # 2.10 + 0.90 - 0.50 credit
+        ("2026-03", "ENG", "vCPU-Hours", "EC2", 15.0),
+    ]
+
+
+def test_focus_without_a_tag_bills_the_sub_account(tmp_path):
+    book, _ = _book_with_source(tmp_path, "focus.csv")
+    _write_csv(
+        tmp_path / "focus.csv",
+        [
+            ["ChargePeriodStart", "SubAccountId", "BilledCost", "ServiceName"],
+            ["2026-03-01T00:00:00Z", "ENG", "7.25", "S3"],
+            ["2026-03-01T00:00:00Z", "", "1", "S3"],
+        ],
+    )
+    assert _problems(book) == [
+        "focus.csv!B3: SubAccountId is blank; type who used it (a department or a pool)"
+    ]
+    row = prepare(FileWorkbook(book)).book.usage.iloc[0]
+    assert (row.Period, row.Department, row.Metric, row.Quantity) == (
+        "2026-03",
+        "ENG",
+        "BilledCost",
+        7.25,
+    )
