@@ -268,11 +268,26 @@ class _RuleChecker:
 
     def where_without_usage(self, rule: Allocate) -> None:
         """WHERE on a Usage-only column filters usage rows; a driver that reads none of them
-        would ignore it and spread to every receiver: a silent wrong bill, so an error."""
-        if isinstance(rule.driver, UsageDriver):
-            return
+        would ignore it and spread to every receiver: a silent wrong bill, so an error.
+        Likewise a Departments-only column when only pools receive."""
         for condition in rule.where_clause:
             key = condition.column.key
+            if (
+                not rule.to_departments
+                and key in self.names.department_columns
+                and key not in self.names.usage_columns
+            ):
+                header = self.names.department_columns[key]
+                self.flag(
+                    Reason.BAD_DRIVER,
+                    f"{header} is a Departments column: it picks departments, but this rule "
+                    f"gives only to pools, so WHERE {header} would change nothing; remove it, "
+                    f"or add AND DEPARTMENTS to the receivers",
+                    condition.column.span,
+                )
+                continue
+            if isinstance(rule.driver, UsageDriver):
+                continue
             if key not in self.names.usage_columns or key in self.names.department_columns:
                 continue
             header = self.names.usage_columns[key]

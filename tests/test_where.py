@@ -226,7 +226,7 @@ def test_every_operator_gives_a_different_answer_at_the_boundary():
 # --- a WHERE that a driver would ignore ------------------------------------------------
 
 
-def _one_rule_book(path, rule: str) -> None:
+def _one_rule_book(path, rule: str, pools=("Cloud",)) -> None:
     wb = openpyxl.Workbook()
     wb.active.title = "Settings"
     for row in (["Key", "Value"], ["Period", P], ["CostBasis", "BUDGET"], ["FiscalYearStart", 4]):
@@ -236,7 +236,8 @@ def _one_rule_book(path, rule: str) -> None:
         deps.append(row)
     budget = wb.create_sheet("Budget")
     budget.append(["Period", "Pool", "Amount"])
-    budget.append([P, "Cloud", 600])
+    for pool in pools:
+        budget.append([P, pool, 600])
     usage = wb.create_sheet("Usage")
     usage.append(["Period", "Department", "Metric", "Quantity", "Service"])
     usage.append([P, "A", "GB", 1, "EC2"])
@@ -267,6 +268,21 @@ def test_allocate_where_on_a_usage_column_needs_a_usage_driver(tmp_path, driver,
         f"Rules!B2, character {column}: Service is a Usage column: it filters usage rows, but "
         f"{words} reads no usage, so WHERE Service would change nothing; filter on a "
         f'Departments column, or share BY USAGE "<metric>"\n'
+        f"  {rule}\n" + " " * (column + 1) + "^"
+    ]
+
+
+def test_allocate_to_pools_only_where_on_a_departments_column(tmp_path):
+    # Only pools receive, so a Departments column picks nobody: it used to be ignored.
+    rule = 'ALLOCATE "Cloud" TO POOLS "Storage" BY COST WHERE Fund = "General"'
+    path = tmp_path / "book.xlsx"
+    _one_rule_book(path, rule, pools=("Cloud", "Storage"))
+    outcome = run_book(path)
+    column = rule.index("Fund") + 1
+    assert [p.render() for p in outcome.errors] == [
+        f"Rules!B2, character {column}: Fund is a Departments column: it picks departments, "
+        "but this rule gives only to pools, so WHERE Fund would change nothing; remove it, "
+        "or add AND DEPARTMENTS to the receivers\n"
         f"  {rule}\n" + " " * (column + 1) + "^"
     ]
 
