@@ -2,19 +2,22 @@
 
 Transient: the server answered 4xx ("try again later"), the connection dropped
 or timed out, or it could not be opened. Permanent: a 5xx answer (unknown
-recipient, message refused, login refused), which no retry will change.
-Between attempts the wait doubles (1 s, 2 s, 4 s by default).
+recipient, message refused, login refused) or a TLS failure (an untrusted
+certificate), which no retry will change. Between attempts the wait doubles
+(1 s, 2 s, 4 s by default). When no session can be opened at all, the caller
+is told, so the remaining departments are not each put through the same waits.
 """
 
 from __future__ import annotations
 
 import smtplib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
-from costloop.bills.smtp import Connection
+from costloop.bills.smtp import Connection, SessionError
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Delivery:
     refused: dict[str, str] = field(default_factory=dict)
     """Recipients the server refused while accepting others (address -> its answer)."""
     server_failed: bool = False
-    """The server could not be reached or refused the login: the others will not fare better."""
+    """No session could be opened (connect, TLS, login): the others will not fare better."""
 
 
 def _code(exc: BaseException) -> int | None:
@@ -52,6 +55,8 @@ def _code(exc: BaseException) -> int | None:
 
 def is_transient(exc: BaseException) -> bool:
     """A failure worth another try."""
+    if isinstance(exc, ssl.SSLError):
+        return False  # an untrusted certificate or a TLS mismatch will not mend itself
     if isinstance(exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError):
         return True
     code = _code(exc)
@@ -76,18 +81,6 @@ def _text(reply: bytes | str) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
-def _server_failed(exc: BaseException) -> bool:
-    """A failure of the server or the session, not of this message."""
-    return isinstance(
-        exc,
-        smtplib.SMTPConnectError
-        | smtplib.SMTPAuthenticationError
-        | smtplib.SMTPNotSupportedError
-        | ConnectionRefusedError
-        | TimeoutError,
-    )
-
-
 def send_with_retry(connection: Connection, message: EmailMessage, backoff: Backoff) -> Delivery:
     """Send ``message``; retry transient failures with a doubling wait."""
     waits = backoff.waits()
@@ -96,16 +89,16 @@ def send_with_retry(connection: Connection, message: EmailMessage, backoff: Back
         attempt += 1
         try:
             refused = connection.send(message)
-        except (smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPException, OSError, SessionError) as exc:
             connection.reset()  # the session's state is unknown: start clean
-            if is_transient(exc) and attempt <= len(waits):
+            cause = exc.cause if isinstance(exc, SessionError) else exc
+            if is_transient(cause) and attempt <= len(waits):
                 backoff.sleep(waits[attempt - 1])
                 continue
+            # Could not even open a session (connect, TLS, login): the next department
+            # would fail the same way, after the same waits.
             return Delivery(
-                False,
-                attempt,
-                _describe(exc),
-                server_failed=_server_failed(exc),
+                False, attempt, _describe(cause), server_failed=isinstance(exc, SessionError)
             )
         return Delivery(
             True,

@@ -92,6 +92,14 @@ def workbook_secrets(settings: Settings) -> list[Problem]:
     return problems
 
 
+class SessionError(Exception):
+    """Opening the session failed (connect, TLS or login): the server's failure, not a message's."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class Connection:
     """One SMTP session, opened on first use and reopened after a drop."""
 
@@ -128,7 +136,10 @@ class Connection:
     def send(self, message: EmailMessage) -> dict:
         """Send; returns the refused recipients (empty when all accepted)."""
         if self._smtp is None:
-            self._smtp = self._open()
+            try:
+                self._smtp = self._open()
+            except (smtplib.SMTPException, OSError) as exc:
+                raise SessionError(exc) from exc
         return self._smtp.send_message(message)
 
     def reset(self) -> None:
