@@ -105,7 +105,7 @@ def generate(
 
     settings = [("Organization", "Scale U"), ("Period", PERIODS[-1]), ("FiscalYearStart", 7)]
     if usage_source:
-        settings.append(("UsageSource", usage_source))
+        settings += [("UsageSource", usage_source), ("UsageDepartmentTag", "department")]
     sheet("Settings", ["Key", "Value"], settings)
     sheet(
         "Departments",
@@ -166,7 +166,8 @@ def generate_focus(path: Path, rows: int, departments: int = 2000, metrics: int 
           SELECT
             CAST(([{months}])[1 + (i % 12)] AS TIMESTAMP) AS ChargePeriodStart,
             'acct-' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0') AS SubAccountId,
-            'D' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0') AS Tags_department,
+            '{{"department": "D' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0')
+              || '"}}' AS Tags,
             'Metric ' || lpad(CAST((i * 13) % {metrics} AS VARCHAR), 2, '0') AS ConsumedUnit,
             round(((i * 2654435761) % 50000) / 100.0, 2) AS ConsumedQuantity,
             round(((i * 40503) % 10000) / 100.0, 2) AS EffectiveCost,

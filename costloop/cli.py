@@ -18,6 +18,7 @@ from pathlib import Path
 
 from costloop import __version__
 from costloop.problems import grouped
+from costloop.progress import StageProgress
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -144,7 +145,17 @@ def cmd_run(args) -> int:
         _timeout(args.timeout)
         if not _libreoffice_ready():
             return EXIT_PROBLEMS
-    outcome = run_book(args.book, period=args.period, output=output, scenario=args.scenario)
+    progress = StageProgress()
+    try:
+        outcome = run_book(
+            args.book,
+            period=args.period,
+            output=output,
+            scenario=args.scenario,
+            progress=progress,
+        )
+    finally:
+        progress.close()
     _print_problems(outcome.problems)
     for line in summary_lines(outcome):
         print(line)

@@ -6,7 +6,13 @@ import zipfile
 from decimal import Decimal
 from pathlib import Path
 
-from costloop.engine.pipeline import Outcome, check_workbook, run_workbook, total_billed
+from costloop.engine.pipeline import (
+    Outcome,
+    Progress,
+    check_workbook,
+    run_workbook,
+    total_billed,
+)
 from costloop.engine.write_guard import refuse_unwritable
 from costloop.engine.xlsx_file import FileWorkbook, WorkbookFormatError
 
@@ -22,6 +28,7 @@ def run_book(
     period: str | None = None,
     output: Path | None = None,
     scenario: str | None = None,
+    progress: Progress | None = None,
 ) -> Outcome:
     """`costloop run BOOK`: the whole loop, written in place or to ``output``."""
     # Asked first, so a locked or read-only target costs no work and loses nothing.
@@ -35,6 +42,7 @@ def run_book(
         period=period,
         scenario=scenario,
         failure_report=output is None,  # a failed run with --output writes no file at all
+        progress=progress,
     )
 
 

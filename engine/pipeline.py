@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -191,17 +192,32 @@ def total_billed(bills) -> Decimal:
     return sum((Decimal(a) for a in bills["Amount"]), Decimal(0))
 
 
-class _Clock:
-    """Wall time per stage, for the Run Log and the benchmark."""
+RUN_STAGES = ("read+check", "run", "forecast", "write")
+"""The stages of a run, in order, as `Outcome.timings` and a progress callback name them."""
 
-    def __init__(self, timings: dict[str, float]):
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: ``stage`` is starting ("" once all are done) and
+``done`` of ``total`` stages are finished. The command line draws it; the engine only calls."""
+
+
+class _Clock:
+    """Wall time per stage, for the Run Log and the benchmark; tells ``progress`` as it goes."""
+
+    def __init__(self, timings: dict[str, float], progress: Progress | None = None):
         self.timings = timings
+        self.progress = progress
         self._last = time.perf_counter()
+        if progress is not None:
+            progress(RUN_STAGES[0], 0, len(RUN_STAGES))
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + now - self._last
         self._last = now
+        if self.progress is not None and stage in RUN_STAGES:
+            done = RUN_STAGES.index(stage) + 1
+            following = RUN_STAGES[done] if done < len(RUN_STAGES) else ""
+            self.progress(following, done, len(RUN_STAGES))
 
 
 def check_workbook(wb: Workbook, label: str = "") -> Outcome:
@@ -271,6 +287,7 @@ def run_workbook(
     period: str | None = None,
     scenario: str | None = None,
     failure_report: bool = True,
+    progress: Progress | None = None,
 ) -> Outcome:
     """`costloop run`: the whole loop; every owned sheet on success, Rule Check + Run Log if not.
 
@@ -278,7 +295,7 @@ def run_workbook(
     failed run leaves no file behind) instead of `Rule Check` and `Run Log`.
     """
     timings: dict[str, float] = {}
-    clock = _Clock(timings)
+    clock = _Clock(timings, progress)
     resolved, scenario_problems = resolve_scenario(wb.sheet_names(), scenario)
     if has_errors(scenario_problems):
         # Without a valid scenario there is no sheet to report into: say it on the console.
