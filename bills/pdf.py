@@ -34,6 +34,8 @@ class PdfBatch:
     """Source workbook -> its PDF (only those that were made)."""
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
+    process_group: int | None = None
+    """LibreOffice's process group (ended whole on a timeout)."""
 
 
 def find_soffice() -> str | None:
@@ -92,6 +94,7 @@ def convert_to_pdf(sources: list[Path], outdir: Path, timeout: float = DEFAULT_T
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a timeout ends all of it
         )
+        batch.process_group = process.pid
         try:
             _, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

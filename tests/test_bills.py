@@ -10,6 +10,7 @@ import html
 import re
 import shutil
 import subprocess
+import time
 import zipfile
 from collections import defaultdict
 from decimal import Decimal
@@ -19,6 +20,7 @@ import openpyxl
 import pytest
 
 from costloop.bills import make_bills
+from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.source import load_billed_year
 from costloop.bills.statement import build_statements
 from costloop.bills.workbook import bill_workbook
@@ -233,6 +235,43 @@ def test_pdf_of_each_summary_shows_its_own_department_and_no_other(made):
         assert "Charges by month" in text
         others = [d for d in everyone if d["Department"] != code]
         assert leaks({"pdf": text}, others) == [], code
+
+
+@pytest.mark.skipif(not SOFFICE, reason="needs LibreOffice")
+def test_a_libreoffice_that_overruns_its_timeout_is_stopped_whole(made, tmp_path):
+    _, report = made
+    batch = convert_to_pdf([report.bills[0].workbook], tmp_path / "pdf", timeout=0.5)
+    assert batch.pdfs == {}
+    assert "was stopped" in batch.problems[0].message
+    deadline = time.monotonic() + 10  # SIGKILL is immediate; the kernel may take a moment
+    while live_members(batch.process_group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert live_members(batch.process_group) == []  # soffice.bin included, not just the script
+
+
+def live_members(group: int) -> list[int]:
+    """Processes of a process group that are still running (zombies are dead already)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_without_libreoffice_the_workbooks_are_made_with_a_warning(made, tmp_path, monkeypatch):
+    book, _ = made
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # soffice cannot be found
+    report = make_bills(book, tmp_path / "out")
+    assert report.ok
+    assert len(list((tmp_path / "out").glob("*.xlsx"))) == 25
+    assert not list((tmp_path / "out").glob("*.pdf"))
+    (warning,) = report.problems
+    assert not warning.is_error and "LibreOffice is not installed" in warning.message
 
 
 def test_the_same_statement_makes_the_same_bytes(made):
