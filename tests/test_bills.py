@@ -20,12 +20,15 @@ import openpyxl
 import pytest
 
 from costloop.bills import make_bills
+from costloop.bills.lineage import describe
 from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.source import load_billed_year
 from costloop.bills.statement import build_statements
 from costloop.bills.workbook import bill_workbook
 from costloop.cli import main
 from costloop.engine.commands import run_book
+from costloop.rules import parse_rules
+from costloop.rules.ast import RuleCell
 from costloop.workbooks import demo_path
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
@@ -151,6 +154,33 @@ def test_bill_lines_carry_lineage_without_naming_other_departments(made):
     for line in lines:
         assert line["Rule Cell"] == rule_cells[line["Rule"]]
         assert line["How"]
+
+
+@pytest.mark.parametrize(
+    ("text", "how"),
+    [
+        (
+            'ALLOCATE "Network" TO DEPARTMENTS EVENLY WHERE Department <> "PRES"',
+            'equal share of "Network" where Department <> another department',
+        ),
+        (
+            'ALLOCATE "ERP" TO DEPARTMENTS BY 60% "FIN", 40% "ENG"',
+            'fixed share 40% of "ERP"',
+        ),
+        (
+            'CHARGE "Cloud" FOR "vCPU-Hours" AT 0.05 '
+            'WHERE Department IN ("ENG", "Research Office")',
+            'charge for "vCPU-Hours" at 0.05 a unit by "Cloud" where Department IN ("ENG", '
+            "another department)",
+        ),
+    ],
+)
+def test_lineage_keeps_this_department_and_hides_the_others(text, how):
+    (rule,), problems = parse_rules([RuleCell("R1", "Rules!B2", text)])
+    assert problems == []
+    own = frozenset({"eng", "college of engineering"})
+    private = frozenset({"fin", "pres", "res", "research office"})
+    assert describe(rule, own, private) == how
 
 
 def test_usage_sheet_holds_its_own_usage_rows_of_the_period(made):
@@ -283,6 +313,29 @@ def test_the_same_statement_makes_the_same_bytes(made):
 
 
 # --- refusals: nothing is made from a workbook that does not match its bills ------
+
+
+def test_the_fiscal_years_first_month_has_no_last_period_in_this_workbook(tmp_path):
+    july = tmp_path / "july.xlsx"
+    shutil.copyfile(demo_path(), july)
+    wb = openpyxl.load_workbook(july)
+    rules = wb["Rules"]
+    header = [c.value for c in rules[1]]
+    for row in rules.iter_rows(min_row=2):
+        if str(row[header.index("ID")].value).startswith("F"):
+            row[header.index("Enabled")].value = "N"  # a trend needs more than one month
+    wb.save(july)
+    assert run_book(july, period="2025-07").ok
+    report = make_bills(july, tmp_path / "out")
+    assert report.ok, report.problems
+    bill = report.bills[0]
+    assert bill.statement.previous is None  # 2025-06 is before the demo's data
+    assert bill.statement.year_to_date == bill.statement.total
+    summary = openpyxl.load_workbook(bill.workbook, data_only=True)["Summary"]
+    assert (summary["A6"].value, summary["B6"].value) == (
+        "Last period (Jun 2025)",
+        "not in this workbook",
+    )
 
 
 def test_a_workbook_never_run_makes_no_bills(tmp_path):
