@@ -54,7 +54,10 @@ class _Formats:
         self.title = book.add_format({"bold": True, "font_size": 16})
         self.subtitle = book.add_format({"font_size": 12})
         self.label = book.add_format({"bold": True})
-        self.header = book.add_format({"bold": True, "bottom": 1, "bg_color": "#DDEBF7"})
+        header = {"bold": True, "bottom": 1, "bg_color": "#DDEBF7"}
+        self.header = book.add_format(header)
+        self.header_number = book.add_format(header | {"align": "right"})
+        self.header_basis = book.add_format(header | {"indent": 1})
         self.money = book.add_format({"num_format": money})
         self.money_bold = book.add_format({"num_format": money, "bold": True, "top": 1})
         self.total_label = book.add_format({"bold": True, "top": 1})
@@ -99,7 +102,10 @@ def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats
     top = 12  # 0-based row of the by-pool header (Excel row 13)
     headers = ["Pool", "Metric", "Quantity", "Rate", "Amount", "Basis"]
     ws.write(top - 1, 0, "Charges by pool", f.label)
-    ws.write_row(top, 0, headers, f.header)
+    for col, header in enumerate(headers):
+        numeric = header in ("Quantity", "Rate", "Amount")
+        fmt = f.header_number if numeric else f.header_basis if header == "Basis" else f.header
+        ws.write(top, col, header, fmt)
     for i, pool in enumerate(s.by_pool, start=top + 1):
         ws.write(i, 0, pool.pool)
         ws.write(i, 1, pool.metric)
@@ -118,7 +124,8 @@ def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats
     # The chart's data: the fiscal year's months, blank for months not billed yet.
     months_row = last + 3
     ws.write(months_row - 1, 0, f"Charges by month ({s.fiscal_year})", f.label)
-    ws.write_row(months_row, 0, ["Month", "Charges"], f.header)
+    ws.write(months_row, 0, "Month", f.header)
+    ws.write(months_row, 1, "Charges", f.header_number)
     for i, (period, amount) in enumerate(s.months, start=months_row + 1):
         ws.write(i, 0, month_label(period))
         if amount is not None:
