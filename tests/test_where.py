@@ -10,8 +10,11 @@ case-insensitively, ignoring surrounding spaces, as names do; numbers
 compare numerically, and a code typed as a number (101) matches the text
 "101" (see docs/rules-language.md).
 
-One workbook holds every case, one pool per rule, so a single run through the
-file implementation (read, parse, check, order, execute) covers them all.
+One workbook holds every boundary case, one pool per rule, so a single run
+through the file implementation (read, parse, check, order, execute) covers
+them all; a broken case fails only its own test. Last, a WHERE that the rule
+would silently ignore (a Usage column with a driver that reads no usage, a
+Departments column when only pools receive) is an error, pinned with its text.
 """
 
 from __future__ import annotations
