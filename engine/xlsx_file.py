@@ -148,6 +148,8 @@ class FileWorkbook:
         self._data: bytes | None = None
         self._calamine: python_calamine.CalamineWorkbook | None = None
         self._workbook: parts.WorkbookPart | None = None
+        self._hidden: dict[str, set[int]] = {}
+        """Hidden rows of sheets read column-wise (their XML is not kept)."""
 
     @staticmethod
     def is_xlsx(path: Path) -> bool:
@@ -180,6 +182,7 @@ class FileWorkbook:
         if self._calamine is not None:
             self._calamine.close()
         self._data = self._calamine = self._workbook = None
+        self._hidden = {}
 
     def sheet_names(self) -> list[str]:
         return [s.name for s in self._load()[1].sheets]
@@ -234,6 +237,12 @@ class FileWorkbook:
         part = (entry.part and workbook.package.get(entry.part)) or b""
         if b't="e"' in part or b"t='e'" in part or sheet_xml.uncalculated_cells(part):
             return None  # rare cells, overlaid on the grid by read_sheet
+        # What else is wanted of the XML is taken now, so its bytes (hundreds of MB for
+        # a million rows) are let go before calamine parses the sheet.
+        self._hidden[entry.name] = sheet_xml.hidden_rows(part)
+        del part
+        if entry.part:
+            workbook.package.release(entry.part)
         sheet = self._reader().get_sheet_by_name(entry.name)
         top, left = sheet.start or (0, 0)
         if top:
@@ -247,6 +256,8 @@ class FileWorkbook:
         entry = workbook.sheet(name)
         if entry is None or not entry.is_worksheet or not entry.part:
             return set()
+        if entry.name in self._hidden:
+            return set(self._hidden[entry.name])
         return sheet_xml.hidden_rows(workbook.package.get(entry.part) or b"")
 
     # -- writing ------------------------------------------------------------------------

@@ -203,6 +203,11 @@ class _ZipParts(MutableMapping):
     def __contains__(self, name: object) -> bool:
         return name in self._order
 
+    def release(self, name: str) -> None:
+        """Forget an entry's inflated bytes (if unchanged): read again from the zip when used."""
+        if name not in self._changed:
+            self._inflated.pop(name, None)
+
     def untouched(self, name: str) -> bool:
         """Still the entry as read (never set), so its compressed bytes can be copied."""
         info = self._entries.get(name)
@@ -283,6 +288,12 @@ class Package:
     def get(self, name: str) -> bytes | None:
         found = self.find(name)
         return None if found is None else self.parts[found]
+
+    def release(self, name: str) -> None:
+        """Let go of a big part's bytes once read (a 250 MB Usage sheet need not stay)."""
+        found = self.find(name)
+        if found is not None and isinstance(self.parts, _ZipParts):
+            self.parts.release(found)
 
     def set(self, name: str, data: bytes) -> None:
         found = self.find(name)
