@@ -227,6 +227,14 @@ class Drivers:
         )
         self._usage_metric = _text_key(usage["Metric"]).to_numpy(dtype=object)
         self._usage_period = usage["Period"].to_numpy(dtype=object)
+        # Integer codes of metric, period and receiver: a million usage rows are then
+        # selected and grouped by comparing integers, not strings, once per rule signature.
+        self._metric_codes, metrics = pd.factorize(self._usage_metric)
+        self._metric_code = {m: i for i, m in enumerate(metrics)}
+        self._period_codes, self._period_names = pd.factorize(
+            self._usage_period, use_na_sentinel=False
+        )
+        self._dept_codes, self._dept_names = pd.factorize(self._usage_dept, use_na_sentinel=False)
 
     def split_conditions(
         self, conditions: tuple[Condition, ...]
@@ -246,7 +254,13 @@ class Drivers:
 
     def usage_rows(self, metric: str, period: str) -> int:
         """How many Usage rows of ``metric`` fall in ``period``, before any WHERE."""
-        return int(((self._usage_metric == metric) & (self._usage_period == period)).sum())
+        return int((self._metric_mask(metric) & (self._usage_period == period)).sum())
+
+    def _metric_mask(self, metric: str) -> np.ndarray:
+        code = self._metric_code.get(metric)
+        if code is None:
+            return np.zeros(len(self._metric_codes), dtype=bool)
+        return self._metric_codes == code
 
     def department_receivers(self, on_departments: list[tuple[str, Condition]]) -> list[str]:
         """Billable departments passing the WHERE conditions on Departments columns, by key."""
@@ -277,22 +291,19 @@ class Drivers:
     def _aggregate(
         self, metric: str, on_usage: list[tuple[str, Condition]]
     ) -> dict[str, dict[str, int]]:
-        mask = self._usage_metric == metric
+        mask = self._metric_mask(metric)
         for column, cond in on_usage:
             mask &= condition_mask(self._usage, column, cond)
         if not mask.any():
             return {}
-        frame = pd.DataFrame(
-            {
-                "p": self._usage_period[mask],
-                "k": self._usage_dept[mask],
-                "u": self._usage_units[mask],
-            }
-        )
-        grouped = frame.groupby(["p", "k"], sort=True)["u"].sum()
+        # One integer key per (period, receiver); int64 (or exact Python int) sums.
+        width = max(len(self._dept_names), 1)
+        keys = self._period_codes[mask].astype(np.int64) * width + self._dept_codes[mask]
+        grouped = pd.Series(self._usage_units[mask]).groupby(keys, sort=True).sum()
         table: dict[str, dict[str, int]] = defaultdict(dict)
-        for (p, k), u in grouped.items():
-            table[p][k] = int(u)
+        periods, departments = self._period_names, self._dept_names
+        for key, u in zip(grouped.index.to_numpy(), grouped.to_numpy(), strict=True):
+            table[periods[key // width]][departments[key % width]] = int(u)
         return dict(table)
 
     def department_column(self, column_key: str) -> tuple[str | None, dict[str, Fraction]]:
