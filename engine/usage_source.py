@@ -130,6 +130,7 @@ class _Reader:
         self.letters = {name: column_letter(i) for i, name in enumerate(self.types)}
         self.by_key = {name_key(name): name for name in self.types}
         self.department_sql = self.department_column = ""
+        self.pending: list[tuple] = []
 
     def column(self, *names: str) -> str | None:
         for name in names:
@@ -149,14 +150,26 @@ class _Reader:
         code: Reason = Reason.BAD_VALUE,
         severity: Severity = Severity.ERROR,
     ) -> None:
-        """Problems for the source rows meeting ``condition`` (SQL), one kind in one column.
+        """Queue a check: the source rows meeting ``condition`` (SQL) are bad, one kind in
+        one column; ``message(value)`` words one bad value. `flush` runs the queue."""
+        self.pending.append((column, condition, value_sql, message, code, severity))
 
-        ``message(value)`` words one bad value. Runs in two passes: a parallel count, and
-        only when something is wrong, an ordered pass that finds the rows' numbers.
-        """
-        count = self.con.execute(f"SELECT count(*) FROM source WHERE {condition}").fetchone()[0]
-        if not count:
+    def flush(self) -> None:
+        """Run the queued checks: one parallel pass counts every kind of bad row at once;
+        only a kind that occurs gets a second, ordered pass that finds its rows' numbers."""
+        checks, self.pending = self.pending, []
+        if not checks:
             return
+        counts = self.con.execute(
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {check[1]})" for check in checks)
+            + " FROM source"
+        ).fetchone()
+        for check, count in zip(checks, counts, strict=True):
+            if count:
+                self._locate(*check)
+
+    def _locate(self, column, condition, value_sql, message, code, severity) -> None:
         if self.files.kind == "parquet":
             listed = ", ".join(_text(str(p)) for p in self.files.paths)
             numbered = (
@@ -230,6 +243,7 @@ def read_usage_source(
             rows = _focus_rows(reader)
         else:
             rows = _usage_rows(reader)
+        reader.flush()
         if rows is None:
             return None, reader.problems
         usage = _aggregate(reader, rows, receivers, metrics)
@@ -590,6 +604,7 @@ def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, st
         message,
         Reason.UNKNOWN_DEPARTMENT,
     )
+    reader.flush()
 
 
 def fingerprint(files: UsageFiles) -> str:
