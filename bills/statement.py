@@ -18,21 +18,10 @@ import pandas as pd
 from costloop.bills.lineage import describe
 from costloop.bills.source import BilledYear, RunStamp
 from costloop.engine.periods import add_months, fiscal_periods
+from costloop.engine.result import BILL_COLUMNS
 from costloop.rules.ast import name_key
 
-LINE_COLUMNS = [
-    "Period",
-    "Department",
-    "Name",
-    "Pool",
-    "Metric",
-    "Quantity",
-    "Rate",
-    "Amount",
-    "Rule",
-    "Rule Cell",
-    "How",
-]
+LINE_COLUMNS = [*BILL_COLUMNS, "Rule Cell", "How"]
 """The main workbook's Bills columns, then the lineage: the rule's cell and what it did."""
 
 
