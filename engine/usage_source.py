@@ -118,6 +118,9 @@ class _Reader:
         self.files = files
         self.tag = tag
         self.con = duckdb.connect()
+        # FOCUS timestamps are UTC: read in the computer's own zone, a charge starting at
+        # midnight on the 1st would fall in the previous month west of Greenwich.
+        self.con.execute("SET TimeZone = 'UTC'")
         self.problems: list[Problem] = []
         listed = "[" + ", ".join(_text(str(p)) for p in files.paths) + "]"
         if files.kind == "csv":
@@ -269,12 +272,21 @@ def _missing(reader: _Reader, needed: list[str], layout: str) -> bool:
     return bool(absent)
 
 
-def _period_sql(reader: _Reader, column: str) -> tuple[str, str | None]:
-    """(SQL giving the period text or NULL, SQL of the raw value when it is not one)."""
+def _period_sql(reader: _Reader, column: str, timestamps: bool = False) -> tuple[str, str | None]:
+    """(SQL giving the period text or NULL, SQL of the raw value when it is not one).
+
+    ``timestamps``: text holding a date and time (FOCUS's ChargePeriodStart in a CSV,
+    ``2026-03-01T00:00:00Z``) is read as one.
+    """
     kind = reader.types[column].upper()
     col = _quote(column)
     if kind.startswith(("DATE", "TIMESTAMP")):
         return f"strftime({col}, '%Y-%m')", f"CAST({col} AS VARCHAR)"
+    if timestamps and kind == "VARCHAR":
+        return (
+            f"strftime(TRY_CAST({col} AS TIMESTAMPTZ), '%Y-%m')",
+            f"CAST({col} AS VARCHAR)",
+        )
     # Text: the Usage sheet's rule (YYYY-MM, YYYY-M tolerated) for each distinct value.
     values = reader.con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM source").fetchall()
     pairs = [(v, parse_period(v)) for (v,) in values if v is not None]
@@ -333,10 +345,11 @@ def _check_columns(
     quantity_label: str,
     negative_allowed: bool = False,
     quantity_required: bool = True,
+    timestamps: bool = False,
 ) -> tuple[str, str]:
     """Report bad rows; return (SQL of the period, SQL of the quantity) for good rows."""
     reader.department_sql, reader.department_column = department_sql, department_column
-    period_sql, period_raw = _period_sql(reader, period)
+    period_sql, period_raw = _period_sql(reader, period, timestamps=timestamps)
     label = period
     reader.report(
         period,
@@ -459,6 +472,7 @@ def _focus_rows(reader: _Reader) -> str | None:
         cost_column,
         cost,
         negative_allowed=True,
+        timestamps=True,
     )
     service = reader.column("ServiceName")
     service_sql = f"coalesce(trim(CAST({_quote(service)} AS VARCHAR)), '')" if service else "''"

@@ -207,3 +207,23 @@ def test_focus_without_a_tag_bills_the_sub_account(tmp_path):
         "BilledCost",
         7.25,
     )
+
+
+def test_focus_timestamps_are_utc_whatever_the_computers_zone(tmp_path, monkeypatch):
+    # West of Greenwich, midnight UTC on 1 March is still February locally.
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    book, _ = _book_with_source(tmp_path, "focus.csv")
+    _write_csv(
+        tmp_path / "focus.csv",
+        [
+            ["ChargePeriodStart", "SubAccountId", "EffectiveCost"],
+            ["2026-03-01T00:00:00Z", "ENG", "2"],
+            ["2026-03-01T00:00:00+00:00", "ENG", "3"],
+            ["March", "ENG", "4"],
+        ],
+    )
+    assert _problems(book) == [
+        'focus.csv!A4: ChargePeriodStart must be a month as YYYY-MM text or a date, got "March"'
+    ]
+    usage = prepare(FileWorkbook(book)).book.usage
+    assert list(zip(usage["Period"], usage["Quantity"], strict=True)) == [("2026-03", 5.0)]
