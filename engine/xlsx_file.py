@@ -509,24 +509,28 @@ def render_worksheet(
     letters = [column_letter(j) for j in range(width)]
     sheet_styles = _SheetStyles(styles, [sheet.formats.get(c) for c in sheet.columns])
     lengths = [len(str(c)) + 2 for c in sheet.columns] + [0] * (width - len(sheet.columns))
-    out = []
     header = f' s="{styles.cell_format(None, bold=True)}"'
     cells = [_text_cell(f"{letters[j]}1", str(c), header) for j, c in enumerate(sheet.columns)]
-    out.append('<row r="1">' + "".join(cells) + "</row>")
-    # Column by column: a column of names or of money is one kind of cell all the way
-    # down, so its kind is decided once, not once per cell (a Journal of 200,000 lines).
-    columns = list(itertools.zip_longest(*rows, fillvalue=None))
-    rendered = [
-        _render_column(column, letters[j], j, sheet_styles, date1904, lengths)
-        for j, column in enumerate(columns)
-    ]
-    if rendered:
-        out.extend(
-            f'<row r="{number}">{"".join(cells)}</row>'
-            for number, cells in enumerate(zip(*rendered, strict=True), start=2)
-        )
-    else:
-        out.extend(f'<row r="{number}"></row>' for number in range(2, len(rows) + 2))
+    # Encoded a block of rows at a time: a 100 MB Journal is never held as cell strings,
+    # row strings, one joined string and its bytes all at once.
+    out = [('<row r="1">' + "".join(cells) + "</row>").encode("utf-8")]
+    for start in range(0, len(rows), _BLOCK_ROWS):
+        block = rows[start : start + _BLOCK_ROWS]
+        # Column by column: a column of names or of money is one kind of cell all the way
+        # down, so its kind is decided once, not once per cell.
+        rendered = [
+            _render_column(column, letters[j], j, sheet_styles, date1904, lengths, start + 2)
+            for j, column in enumerate(itertools.zip_longest(*block, fillvalue=None))
+        ]
+        numbers = range(start + 2, start + 2 + len(block))
+        if rendered:
+            text = "".join(
+                f'<row r="{number}">{"".join(cells)}</row>'
+                for number, cells in zip(numbers, zip(*rendered, strict=True), strict=True)
+            )
+        else:
+            text = "".join(f'<row r="{number}"></row>' for number in numbers)
+        out.append(text.encode("utf-8"))
     last = f"{letters[width - 1]}{len(rows) + 1}"
     cols = "".join(
         f'<col min="{j + 1}" max="{j + 1}" width="{min(max(n + 2, 8), 60)}" customWidth="1"/>'
@@ -534,7 +538,7 @@ def render_worksheet(
     )
     filter_ref = f"A1:{letters[max(len(sheet.columns), 1) - 1]}{len(rows) + 1}"
     tab_selected = ' tabSelected="1"' if selected else ""
-    xml = (
+    head = (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<worksheet xmlns="{parts.NS_MAIN}" xmlns:r="{parts.NS_R}">'
         f'<dimension ref="A1:{last}"/>'
@@ -544,14 +548,20 @@ def render_worksheet(
         "</sheetView></sheetViews>"
         '<sheetFormatPr defaultRowHeight="15"/>'
         f"<cols>{cols}</cols>"
-        f"<sheetData>{''.join(out)}</sheetData>"
+        "<sheetData>"
+    )
+    tail = (
+        "</sheetData>"
         + (f'<autoFilter ref="{filter_ref}"/>' if sheet.columns else "")
         + '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
         "</worksheet>"
     )
     absolute = "$" + filter_ref.replace(":", ":$")
     absolute = re.sub(r"([A-Z]+)(\d+)", r"\1$\2", absolute)
-    return xml.encode("utf-8"), absolute
+    return b"".join([head.encode("utf-8"), *out, tail.encode("utf-8")]), absolute
+
+
+_BLOCK_ROWS = 20_000
 
 
 def _render_column(
@@ -561,15 +571,16 @@ def _render_column(
     styles: _SheetStyles,
     date1904: bool,
     lengths: list[int],
+    first: int = 2,
 ) -> list[str]:
-    """Each cell's XML ("" for a blank) down one column from row 2; widens ``lengths``."""
+    """Each cell's XML ("" for a blank) down one column from row ``first``; widens ``lengths``."""
     kinds = set(map(type, values))
     kinds.discard(type(None))
     size = lengths[column]
     out: list[str] = []
     append = out.append
     if kinds <= {str}:
-        for number, value in enumerate(values, start=2):
+        for number, value in enumerate(values, start=first):
             if value:  # an empty string is a blank cell, as when typed in Excel
                 append(f'<c r="{letter}{number}" t="inlineStr">{_inline_text(value)}</c>')
                 if len(value) > size:
@@ -578,7 +589,7 @@ def _render_column(
                 append("")
     elif kinds <= {Decimal}:
         attr = None
-        for number, value in enumerate(values, start=2):
+        for number, value in enumerate(values, start=first):
             if value is None:
                 append("")
             elif not value.is_finite():
@@ -592,7 +603,7 @@ def _render_column(
                 if width > size:
                     size = width
     else:
-        for number, value in enumerate(values, start=2):
+        for number, value in enumerate(values, start=first):
             cell, width = _cell_xml(f"{letter}{number}", value, column, styles, date1904)
             append(cell)
             if width > size:
