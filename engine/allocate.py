@@ -124,10 +124,15 @@ def receivers(
                     )
     elif isinstance(driver, ColumnDriver):
         header, values = drivers.department_column(driver.column.key)
+        # The same for every period and rule: divided once per department, not per bill line.
+        quantities = drivers.cache.setdefault(("column quantities", driver.column.key), {})
         for key in dept_keys:
             value = values.get(key)
             if value:
-                quantity = Decimal(value.numerator) / Decimal(value.denominator)
+                quantity = quantities.get(key)
+                if quantity is None:
+                    quantity = Decimal(value.numerator) / Decimal(value.denominator)
+                    quantities[key] = quantity
                 found.append(Receiver(False, key, value, header or driver.column.text, quantity))
     elif isinstance(driver, SharesDriver):
         dept_set, pool_set = set(dept_keys), set(pool_keys)

@@ -170,6 +170,9 @@ def integer_weights(weights: Iterable[int | Fraction | Decimal]) -> list[int]:
     for w in fractions:
         if isinstance(w, Fraction) and w.denominator != 1:
             denominator = math.lcm(denominator, w.denominator)
+    if denominator == 1:
+        # Whole weights (usage units, a headcount): no Fraction arithmetic per receiver.
+        return [int(w) if isinstance(w, int) else w.numerator for w in fractions]
     return [int(w * denominator) for w in fractions]
 
 
