@@ -67,12 +67,32 @@ def check_journal(journal: pd.DataFrame) -> TieOut:
     """2. Each journal entry balances within each fund, and each fund balances."""
     failures = []
     if not journal.empty:
-        for (entry, fund), lines in journal.groupby(["Entry", "Fund"], sort=True):
-            debit, credit = _sum(lines["Debit"]), _sum(lines["Credit"])
+        # One pass over the lines (a 2,000-department journal has thousands of entries;
+        # a group-by building a frame per entry cost more than the sums).
+        by_entry: dict[tuple, list[Decimal]] = {}
+        by_fund: dict[object, list[Decimal]] = {}
+        columns = (journal[c].tolist() for c in ("Entry", "Fund", "Debit", "Credit"))
+        for entry, fund, debit, credit in zip(*columns, strict=True):
+            if pd.isna(fund):
+                continue  # as a group-by would: a line without a fund is in no group
+            debit = Decimal(0) if debit is None or pd.isna(debit) else Decimal(debit)
+            credit = Decimal(0) if credit is None or pd.isna(credit) else Decimal(credit)
+            groups = (
+                [(by_fund, fund)]
+                if pd.isna(entry)
+                else [(by_entry, (entry, fund)), (by_fund, fund)]
+            )
+            for totals, key in groups:
+                sums = totals.get(key)
+                if sums is None:
+                    totals[key] = [debit, credit]
+                else:
+                    sums[0] += debit
+                    sums[1] += credit
+        for (entry, fund), (debit, credit) in sorted(by_entry.items()):
             if debit != credit:
                 failures.append(f"entry {entry} fund {fund}: debits {debit} ≠ credits {credit}")
-        for fund, lines in journal.groupby("Fund", sort=True):
-            debit, credit = _sum(lines["Debit"]), _sum(lines["Credit"])
+        for fund, (debit, credit) in sorted(by_fund.items()):
             if debit != credit:
                 failures.append(f"fund {fund}: debits {debit} ≠ credits {credit}")
     entries = journal["Entry"].nunique() if not journal.empty else 0

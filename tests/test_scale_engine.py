@@ -90,3 +90,46 @@ def test_rate_exceptions_of_no_lines():
     assert rate_exceptions(None, {"2025-07"}, set()) == ([], set())
     empty = _random_bills(random.Random(1), 3).iloc[:0]
     assert rate_exceptions(empty, {"2025-07"}, set()) == ([], set())
+
+
+def _reference_check_journal(journal):
+    """The group-by version of the journal tie-out: the reference for the one-pass one."""
+
+    def total(values):
+        return sum((Decimal(v) for v in values if v is not None and not pd.isna(v)), Decimal(0))
+
+    failures = []
+    for (entry, fund), lines in journal.groupby(["Entry", "Fund"], sort=True):
+        debit, credit = total(lines["Debit"]), total(lines["Credit"])
+        if debit != credit:
+            failures.append(f"entry {entry} fund {fund}: debits {debit} ≠ credits {credit}")
+    for fund, lines in journal.groupby("Fund", sort=True):
+        debit, credit = total(lines["Debit"]), total(lines["Credit"])
+        if debit != credit:
+            failures.append(f"fund {fund}: debits {debit} ≠ credits {credit}")
+    return failures
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_journal_tie_out_matches_the_group_by_version(seed):
+    from costloop.engine.tieouts import _SHOWN, check_journal
+
+    rng = random.Random(seed)
+    lines = []
+    for entry in range(1, rng.randint(2, 30)):
+        for fund in rng.sample(["General", "IT", "Grants"], 2):
+            amount = Decimal(rng.randint(1, 10_000)) / 100
+            odd = Decimal("0.01") if rng.random() < 0.15 else Decimal(0)
+            lines.append({"Entry": entry, "Fund": fund, "Debit": amount, "Credit": None})
+            lines.append({"Entry": entry, "Fund": fund, "Debit": None, "Credit": amount + odd})
+    if seed % 4 == 0:
+        lines.append({"Entry": None, "Fund": "IT", "Debit": Decimal(5), "Credit": None})
+    if seed % 5 == 0:
+        lines.append({"Entry": 1, "Fund": None, "Debit": None, "Credit": Decimal(7)})
+    journal = pd.DataFrame(lines, columns=["Entry", "Fund", "Debit", "Credit"])
+    want = _reference_check_journal(journal)
+    got = check_journal(journal)
+    assert got.passed == (not want)
+    if want:
+        more = f" (and {len(want) - _SHOWN} more)" if len(want) > _SHOWN else ""
+        assert got.detail == "; ".join(want[:_SHOWN]) + more
