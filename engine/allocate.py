@@ -44,7 +44,7 @@ from costloop.rules.ast import (
 SHARE_METRIC = "Share %"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per department, rule and period
 class Receiver:
     """One department or pool an ALLOCATE rule may spread to, with its driver weight."""
 

@@ -61,7 +61,7 @@ POOL_FLOW_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a run makes one per department, pool and period
 class BillLine:
     """One line of a department's bill, in minor units."""
 
@@ -78,7 +78,7 @@ class BillLine:
     """Order of the band within a graduated charge (keeps lines in price order)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """Cost moved from one pool to another by an ALLOCATE rule (posts nothing)."""
 
