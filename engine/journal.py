@@ -53,18 +53,19 @@ def _line(entry, period, fund, account, department, pool, amount: Decimal, debit
     # A debit of a negative amount is a credit of its opposite.
     if amount < 0:
         amount, debit = -amount, not debit
-    return {
-        "Entry": entry,
-        "Period": period,
-        "Fund": fund,
-        "Account": account,
-        "Department": department,
-        "Pool": pool,
-        "Debit": amount if debit else None,
-        "Credit": None if debit else amount,
-        "Memo": text,
-        "Rule": rule,
-    }
+    # A tuple in JOURNAL_COLUMNS order: a frame builds from tuples in half the time of dicts.
+    return (
+        entry,
+        period,
+        fund,
+        account,
+        department,
+        pool,
+        amount if debit else None,
+        None if debit else amount,
+        text,
+        rule,
+    )
 
 
 def build_journal(drivers: Drivers, bills: pd.DataFrame, period: str) -> pd.DataFrame:
