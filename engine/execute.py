@@ -168,18 +168,19 @@ def bills_frame(drivers: Drivers, run: PeriodRun, rated_only: bool = False) -> p
     rows = []
     for line in ordered:
         dep = drivers.departments.get(line.department)
+        # A tuple in BILL_COLUMNS order: a frame builds from tuples in half the time of dicts.
         rows.append(
-            {
-                "Period": run.period,
-                "Department": dep.code if dep else line.department,
-                "Name": dep.name if dep else "",
-                "Pool": drivers.pool_names.get(line.pool, line.pool),
-                "Metric": line.metric,
-                "Quantity": line.quantity,
-                "Rate": line.rate,
-                "Amount": cents_to_money(line.cents, minor),
-                "Rule": line.rule_id,
-            }
+            (
+                run.period,
+                dep.code if dep else line.department,
+                dep.name if dep else "",
+                drivers.pool_names.get(line.pool, line.pool),
+                line.metric,
+                line.quantity,
+                line.rate,
+                cents_to_money(line.cents, minor),
+                line.rule_id,
+            )
         )
     return pd.DataFrame(rows, columns=BILL_COLUMNS)
 
