@@ -49,6 +49,7 @@ relationship and content type, if nothing is left: Excel rebuilds it).
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import functools
 import io
@@ -235,16 +236,22 @@ class FileWorkbook:
             raise KeyError(f"{self.path.name}: there is no sheet named {name!r}")
         if not entry.is_worksheet:
             return []
-        part = (entry.part and workbook.package.get(entry.part)) or b""
-        if b't="e"' in part or b"t='e'" in part or sheet_xml.uncalculated_cells(part):
-            return None  # rare cells, overlaid on the grid by read_sheet
-        # What else is wanted of the XML is taken now, so its bytes (hundreds of MB for
-        # a million rows) are let go before calamine parses the sheet.
-        self._hidden[entry.name] = sheet_xml.hidden_rows(part)
-        del part
-        if entry.part:
-            workbook.package.release(entry.part)
-        sheet = self._reader().get_sheet_by_name(entry.name)
+        reader = self._reader()
+        # calamine parses on a worker thread (it lets go of the GIL) while this one checks
+        # the sheet's XML: on two cores the checks cost no time beside the parse.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:
+            parsing = worker.submit(reader.get_sheet_by_name, entry.name)
+            part = (entry.part and workbook.package.get(entry.part)) or b""
+            rare = b't="e"' in part or b"t='e'" in part or sheet_xml.uncalculated_cells(part)
+            if not rare:
+                self._hidden[entry.name] = sheet_xml.hidden_rows(part)
+            # The XML (hundreds of MB for a million rows) is not kept once checked.
+            del part
+            if entry.part and not rare:
+                workbook.package.release(entry.part)
+            sheet = parsing.result()
+        if rare:
+            return None  # error cells or formulas without a value: read_sheet overlays them
         top, left = sheet.start or (0, 0)
         if top:
             return None
