@@ -13,12 +13,15 @@ run --output``) it writes nothing at all.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+
+import pandas as pd
 
 from costloop import __version__
 from costloop.engine.book import OUTPUT_SHEETS, Book
@@ -220,6 +223,24 @@ class _Clock:
             self.progress(following, done, len(RUN_STAGES))
 
 
+def _python_strings(command):
+    """Run ``command`` with pandas' text columns held as Python strings.
+
+    With pyarrow installed, pandas stores text in Arrow, and the engine, which
+    hands names back to Python at every step, spent a quarter of a million-row
+    run converting between the two. The same run is the same whether or not
+    pyarrow is installed (frames made outside keep their own storage).
+    """
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        with pd.option_context("mode.string_storage", "python"):
+            return command(*args, **kwargs)
+
+    return run
+
+
+@_python_strings
 def check_workbook(wb: Workbook, label: str = "") -> Outcome:
     """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
     outcome = prepare(wb)
@@ -281,6 +302,7 @@ def _output_sheets(book: Book, result, extra: dict[str, tuple], names: dict[str,
     return sheets
 
 
+@_python_strings
 def run_workbook(
     wb: Workbook,
     label: str = "",
