@@ -44,11 +44,16 @@ class StageProgress:
         self.stage_started = self.started
         self.current = ""
         self.drawn = False
+        self.waiting: list[str] = []
+        """Lines of stages that ended before the run was long enough to show them."""
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         now = time.perf_counter()
         finished, seconds = self.current, now - self.stage_started
         self.current, self.stage_started = stage, now
+        if finished and not self.terminal:
+            words = STAGE_WORDS.get(finished, finished)
+            self.waiting.append(f"costloop: {words} done in {seconds:.1f} s ({done}/{total})\n")
         if now - self.started < self.after:
             return
         if self.terminal:
@@ -59,9 +64,10 @@ class StageProgress:
             self.drawn = True
             if not stage:
                 self.close()
-        elif finished:
-            words = STAGE_WORDS.get(finished, finished)
-            self.stream.write(f"costloop: {words} done in {seconds:.1f} s ({done}/{total})\n")
+        else:
+            # Once the run is long enough, the stages that ended before are shown too.
+            self.stream.write("".join(self.waiting))
+            self.waiting = []
         self.stream.flush()
 
     def close(self) -> None:

@@ -82,3 +82,22 @@ def test_short_runs_stay_quiet_and_always_shows_every_stage(tmp_path, capsys, mo
         "costloop: forecasting",
         "costloop: writing",
     ]
+
+
+def test_a_log_shows_the_stages_that_ended_before_the_run_became_long(monkeypatch):
+    clock = iter([0.0, 0.0, 4.0, 12.0, 13.0, 14.0])
+    monkeypatch.setattr("costloop.progress.time.perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = StageProgress(stream, after=10)  # reads the clock: 0.0
+    progress("read+check", 0, 4)  # 0.0
+    progress("run", 1, 4)  # 4.0: read+check took 4 s, too soon to say
+    assert stream.getvalue() == ""
+    progress("forecast", 2, 4)  # 12.0: past 10 s, both finished stages are shown
+    progress("write", 3, 4)  # 13.0
+    progress("", 4, 4)  # 14.0
+    assert stream.getvalue().splitlines() == [
+        "costloop: reading and checking done in 4.0 s (1/4)",
+        "costloop: allocating and charging done in 8.0 s (2/4)",
+        "costloop: forecasting done in 1.0 s (3/4)",
+        "costloop: writing done in 1.0 s (4/4)",
+    ]
