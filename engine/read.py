@@ -620,6 +620,7 @@ _SETTING_SPELLINGS = {
         "Organization", "Currency", "Period", "FiscalYearStart", "CostBasis", "ITFund",
         "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
+        "UsageSource", "UsageDepartmentTag",
     )
 }  # fmt: skip
 """Known setting key -> its spelling in the contract."""
@@ -636,6 +637,8 @@ _SETTING_FIELDS = {
     "emailsubject": "email_subject",
     "emailbody": "email_body",
 }
+_SETTINGS_READ_ELSEWHERE = frozenset(("usagesource", "usagedepartmenttag"))
+"""Known keys kept only as written (``Settings.raw``): engine/usage_source.py reads them."""
 
 
 def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
@@ -692,6 +695,8 @@ def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
 
 def _set(typed: dict[str, object], key: str, value: object) -> str | None:
     """Type one known setting into ``typed``; a message if its value is wrong."""
+    if key in _SETTINGS_READ_ELSEWHERE:
+        return None
     if key in _SETTING_FIELDS:
         typed[_SETTING_FIELDS[key]] = _text(value)
         return None

@@ -529,6 +529,21 @@ def test_unknown_setting_near_a_known_one_is_a_warning():
     assert book.settings.raw["approver"] == "J. Smith"
 
 
+def test_a_misspelt_usage_source_is_caught_and_the_real_one_kept_as_written():
+    sheets = clean_sheets()
+    sheets["Settings"].append(["UsageSorce", "usage.csv"])
+    sheets["Settings"].append(["UsageDepartmentTag", "cost-center"])
+    book, problems = read(sheets)
+    p = only(problems)
+    assert (p.severity, p.headline()) == (
+        Severity.WARNING,
+        'Settings!A7: costloop does not know the setting "UsageSorce"; '
+        "did you mean UsageSource?",
+    )
+    # engine/usage_source.py reads these keys from the raw settings, as written.
+    assert book.settings.raw["usagedepartmenttag"] == "cost-center"
+
+
 def test_setting_given_twice_is_an_error():
     sheets = clean_sheets()
     sheets["Settings"].append(["currency", "EUR"])
