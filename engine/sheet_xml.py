@@ -18,6 +18,7 @@ byte search.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lxml import etree
@@ -75,25 +76,45 @@ def uncalculated_cells(xml: bytes) -> list[tuple[int, int, str]]:
         return []
     if not _FORMULA_WITHOUT_VALUE.search(xml):
         return []
+    found = []
+    for row, col, cell, ns in _cells(xml):
+        formula = cell.find(f"{{{ns}}}f")
+        if formula is None:
+            continue
+        value = cell.find(f"{{{ns}}}v")
+        if value is not None and (value.text or cell.get("t") in _TEXT_TYPES):
+            continue
+        found.append((row, col, formula.text or ""))
+    return found
+
+
+def error_cells(xml: bytes) -> list[tuple[int, int, str]]:
+    """(row, column, code), 0-based, of every error cell (``t="e"``) in a worksheet part."""
+    if b't="e"' not in xml and b"t='e'" not in xml:
+        return []
+    found = []
+    for row, col, cell, ns in _cells(xml):
+        if cell.get("t") == "e":
+            value = cell.find(f"{{{ns}}}v")
+            code = (value.text or "").strip() if value is not None else ""
+            found.append((row, col, code if code else "#N/A"))
+    return found
+
+
+def _cells(xml: bytes) -> Iterator[tuple[int, int, etree._Element, str]]:
+    """(row, column, element, namespace) of every ``<c>`` of a worksheet part, 0-based."""
     root = etree.fromstring(xml, etree.XMLParser(huge_tree=True, resolve_entities=False))
     ns = etree.QName(root).namespace
     sheet_data = root.find(f"{{{ns}}}sheetData")
-    found = []
     row = -1
     for row_node in sheet_data if sheet_data is not None else []:
+        # r is optional in the schema: a row or cell without it follows the previous one.
         row = int(row_node.get("r")) - 1 if row_node.get("r") else row + 1
         col = -1
         for cell in row_node.iter(f"{{{ns}}}c"):
             ref = _CELL_REF.match(cell.get("r") or "")
             col = _column_index(ref.group(1)) if ref else col + 1
-            formula = cell.find(f"{{{ns}}}f")
-            if formula is None:
-                continue
-            value = cell.find(f"{{{ns}}}v")
-            if value is not None and (value.text or cell.get("t") in _TEXT_TYPES):
-                continue
-            found.append((row, col, formula.text or ""))
-    return found
+            yield row, col, cell, ns
 
 
 def _column_index(letters: str) -> int:

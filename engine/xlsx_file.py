@@ -204,20 +204,20 @@ class FileWorkbook:
         raw = sheet.to_python(skip_empty_area=True)
         top, left = sheet.start or (0, 0)
         grid = cells.grid(raw, pad_left=left, pad_top=top)
-        part = entry.part and workbook.package.get(entry.part)
-        if part and (b't="e"' in part or b"t='e'" in part):
-            for row, col, code in _error_cells(part):
-                while len(grid) <= row:
-                    grid.append([])
-                line = grid[row]
-                line.extend([None] * (col + 1 - len(line)))
-                line[col] = ExcelError(code)
-        for row, col, formula in sheet_xml.uncalculated_cells(part or b""):
+        part = (entry.part and workbook.package.get(entry.part)) or b""
+        # calamine reads an error cell as empty and an uncalculated formula as blank:
+        # both are laid over the grid from the sheet's XML.
+        overlay = [(r, c, ExcelError(code)) for r, c, code in sheet_xml.error_cells(part)]
+        overlay += [
+            (r, c, sheet_xml.Uncalculated(formula))
+            for r, c, formula in sheet_xml.uncalculated_cells(part)
+        ]
+        for row, col, value in overlay:
             while len(grid) <= row:
                 grid.append([])
             line = grid[row]
             line.extend([None] * (col + 1 - len(line)))
-            line[col] = sheet_xml.Uncalculated(formula)
+            line[col] = value
         width = max((len(r) for r in grid), default=0)
         for line in grid:
             line.extend([None] * (width - len(line)))
@@ -381,40 +381,6 @@ def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) ->
         if temp is not None:
             temp.unlink(missing_ok=True)
         raise
-
-
-# -- reading cells ---------------------------------------------------------------------
-
-
-_CELL_REF = re.compile(r"([A-Z]+)(\d+)")
-
-
-def _error_cells(xml: bytes) -> list[tuple[int, int, str]]:
-    """(row, column, code), 0-based, of every error cell in a worksheet part."""
-    root = parts.parse_xml(xml)
-    ns = etree.QName(root).namespace
-    sheet_data = root.find(f"{{{ns}}}sheetData")
-    found = []
-    row = -1
-    for row_node in sheet_data if sheet_data is not None else []:
-        # r is optional in the schema: a row or cell without it follows the previous one.
-        row = int(row_node.get("r")) - 1 if row_node.get("r") else row + 1
-        col = -1
-        for cell in row_node.iter(f"{{{ns}}}c"):
-            ref = _CELL_REF.match(cell.get("r") or "")
-            col = _column_index(ref.group(1)) if ref else col + 1
-            if cell.get("t") == "e":
-                value = cell.find(f"{{{ns}}}v")
-                code = (value.text or "").strip() if value is not None else ""
-                found.append((row, col, code if code else "#N/A"))
-    return found
-
-
-def _column_index(letters: str) -> int:
-    index = 0
-    for ch in letters:
-        index = index * 26 + ord(ch) - 64
-    return index - 1
 
 
 # -- writing cells ---------------------------------------------------------------------
