@@ -12,7 +12,7 @@ from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.source import load_billed_year
 from costloop.bills.statement import Statement, build_statements
 from costloop.bills.workbook import write_bill
-from costloop.problems import Problem, Reason, Severity, has_errors
+from costloop.problems import Problem, Reason, Reported, Severity
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Bill:
 
 
 @dataclass
-class BillsReport:
+class BillsReport(Reported):
     """What `make_bills` did."""
 
     outdir: Path
@@ -35,10 +35,6 @@ class BillsReport:
     run_id: str | None = None
     pdf_seconds: float = 0.0
     """Wall time of the one LibreOffice run that made every PDF."""
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.problems)
 
     @property
     def total(self) -> Decimal:

@@ -27,11 +27,11 @@ from costloop.bills.smtp import Connection, smtp_settings, workbook_secrets
 from costloop.bills.source import load_billed_year
 from costloop.bills.statement import build_statements
 from costloop.bills.workbook import XLSX_TYPE
-from costloop.problems import Problem, Reason, Severity, has_errors
+from costloop.problems import Problem, Reason, Reported, Severity, has_errors
 
 
 @dataclass
-class EmailReport:
+class EmailReport(Reported):
     """What `send_bills` did, department by department."""
 
     sent: list[str] = field(default_factory=list)
@@ -48,10 +48,6 @@ class EmailReport:
     run_id: str | None = None
     dry_run: Path | None = None
     send_log: Path | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not has_errors(self.problems)
 
     def lines(self) -> list[str]:
         if self.period is None:

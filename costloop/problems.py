@@ -243,3 +243,22 @@ def errors(problems: list[Problem]) -> list[Problem]:
 
 def has_errors(problems: list[Problem]) -> bool:
     return any(p.is_error for p in problems)
+
+
+class Reported:
+    """Mixed into a command's outcome that holds ``problems``: ok when none is an error."""
+
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        """No errors (warnings allowed)."""
+        return not has_errors(self.problems)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return errors(self.problems)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]

@@ -44,7 +44,7 @@ from costloop.engine.sheets import (
 from costloop.engine.usage_source import attach_usage_source
 from costloop.engine.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
 from costloop.engine.workbook import Workbook
-from costloop.problems import Problem, Reason, Severity, has_errors
+from costloop.problems import Problem, Reason, Reported, Severity, has_errors
 from costloop.rules import check, order, parse_rules
 from costloop.rules.plan import Plan
 
@@ -53,7 +53,7 @@ RUN_LOG = "Run Log"
 
 
 @dataclass
-class Outcome:
+class Outcome(Reported):
     """What a command needs to report back to the user."""
 
     problems: list[Problem] = field(default_factory=list)
@@ -66,19 +66,6 @@ class Outcome:
     run_log: RunLog = field(default_factory=RunLog)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
-
-    @property
-    def ok(self) -> bool:
-        """No errors (a failed tie-out is an error too)."""
-        return not has_errors(self.problems)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
 
 
 def _not_owned(wb: Workbook, names: list[str]) -> list[Problem]:

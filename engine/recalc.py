@@ -36,13 +36,13 @@ from costloop.engine.recalc_libreoffice import (
 from costloop.engine.recalc_merge import has_formulas, merge_values
 from costloop.engine.write_guard import WriteRefused, refuse_unwritable
 from costloop.engine.xlsx_file import WorkbookFormatError, _atomic_write, check_format
-from costloop.problems import Problem, Reason, Severity
+from costloop.problems import Problem, Reason, Reported, Severity
 
 __all__ = ["DEFAULT_TIMEOUT", "RecalcOutcome", "recalc_books"]
 
 
 @dataclass
-class RecalcOutcome:
+class RecalcOutcome(Reported):
     """What recalculating one workbook did."""
 
     path: Path
@@ -53,18 +53,6 @@ class RecalcOutcome:
     changed_sheets: list[str] = field(default_factory=list)
     written: bool = False
     """The workbook file was replaced (values changed, or a stale value was flagged)."""
-
-    @property
-    def ok(self) -> bool:
-        return not any(p.is_error for p in self.problems)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.is_error]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
 
     def summary(self) -> str:
         """One line for the terminal."""
