@@ -10,22 +10,18 @@ filter. CI installs LibreOffice; elsewhere the test is skipped when it is missin
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import zipfile
 
 import pytest
 from lxml import etree
+from programs import SOFFICE, needs_libreoffice
 
 from costloop import __version__
 from costloop.addin.build import RIBBON_MODULE, VBA_PROJECT_NAME, write_addin
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-if SOFFICE is None and os.environ.get("CI"):
-    raise RuntimeError("CI must install LibreOffice (see .ci/run)")
-pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
+pytestmark = needs_libreoffice
 
 SCRIPT_NS = "http://openoffice.org/2000/script"
 LIBRARY_NS = "http://openoffice.org/2000/library"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from programs import PDFTOTEXT, SOFFICE, needs, needs_libreoffice
 
 from costloop.bills import make_bills
 from costloop.bills.lineage import describe
@@ -31,8 +32,6 @@ from costloop.rules import parse_rules
 from costloop.rules.ast import RuleCell
 from costloop.workbooks import demo_path
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-PDFTOTEXT = shutil.which("pdftotext")
 CENT = Decimal("0.01")
 
 
@@ -248,7 +247,7 @@ def test_the_privacy_scanner_finds_departments_in_the_main_workbook(made):
         assert leaks(texts, [dep]), dep["Department"]
 
 
-@pytest.mark.skipif(not (SOFFICE and PDFTOTEXT), reason="needs LibreOffice and pdftotext")
+@needs(LibreOffice=SOFFICE, pdftotext=PDFTOTEXT)
 def test_pdf_of_each_summary_shows_its_own_department_and_no_other(made):
     book, report = made
     everyone = departments(book)
@@ -267,7 +266,7 @@ def test_pdf_of_each_summary_shows_its_own_department_and_no_other(made):
         assert leaks({"pdf": text}, others) == [], code
 
 
-@pytest.mark.skipif(not SOFFICE, reason="needs LibreOffice")
+@needs_libreoffice
 def test_a_libreoffice_that_overruns_its_timeout_is_stopped_whole(made, tmp_path):
     _, report = made
     batch = convert_to_pdf([report.bills[0].workbook], tmp_path / "pdf", timeout=0.5)

@@ -8,7 +8,6 @@ CI installs LibreOffice; elsewhere the test is skipped when it is missing.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from decimal import Decimal
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from corpus import corpus_files
+from programs import SOFFICE, needs_libreoffice
 from test_corpus_run import demo_input_sheets, lay_inputs
 
 from costloop.engine.book import OUTPUT_SHEETS
@@ -23,10 +23,7 @@ from costloop.engine.commands import run_book
 from costloop.engine.xlsx_file import FileWorkbook
 from costloop.workbooks import demo_path
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-if SOFFICE is None and os.environ.get("CI"):
-    raise RuntimeError("CI must install LibreOffice (see .ci/run)")
-pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
+pytestmark = needs_libreoffice
 
 
 def resave_with_libreoffice(path: Path, outdir: Path) -> Path:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import python_calamine
 from corpus import CORPUS_DIR
+from programs import needs_libreoffice
 from test_recalc_merge import add_user_sheet, cell_xml, sheet_xml
 
 from costloop.cli import main
@@ -35,10 +36,7 @@ from costloop.engine.recalc_libreoffice import find_soffice
 from costloop.problems import Reason
 from costloop.workbooks import demo_path
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-if SOFFICE is None and os.environ.get("CI"):
-    raise RuntimeError("CI must install LibreOffice (see .ci/run): the recalc tests need it")
-pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
+pytestmark = needs_libreoffice
 
 STALE = -1  # the value every Summary formula caches before the run
 

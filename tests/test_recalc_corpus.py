@@ -16,13 +16,13 @@ CI installs LibreOffice; there these tests fail rather than skip without it.
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 import python_calamine
 from corpus import corpus_files
+from programs import needs_libreoffice
 from test_corpus_roundtrip import same_tree
 from test_recalc_merge import add_user_sheet, cell_xml, sheet_xml
 
@@ -31,10 +31,7 @@ from costloop.engine.recalc import recalc_books
 from costloop.engine.recalc_merge import formula_cells
 from costloop.problems import Reason
 
-SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
-if SOFFICE is None and os.environ.get("CI"):
-    raise RuntimeError("CI must install LibreOffice (see .ci/run): the recalc tests need it")
-pytestmark = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice is not installed")
+pytestmark = needs_libreoffice
 
 BOOKS = corpus_files()
 TIMEOUT = 60  # seconds per LibreOffice start; the hanging workbook costs this once
