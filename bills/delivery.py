@@ -62,7 +62,9 @@ def is_transient(exc: BaseException) -> bool:
     code = _code(exc)
     if code is not None:
         return 400 <= code < 500
-    return isinstance(exc, OSError)  # connection refused, reset, timed out
+    # Connection refused, reset, timed out. SMTPException is an OSError too: one without
+    # a code is a missing feature (no STARTTLS, AUTH or SMTPUTF8), which no retry adds.
+    return isinstance(exc, OSError) and not isinstance(exc, smtplib.SMTPException)
 
 
 def _describe(exc: BaseException) -> str:

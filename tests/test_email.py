@@ -342,3 +342,7 @@ def test_which_failures_are_retried():
     assert not is_transient(smtplib.SMTPRecipientsRefused({"a@b.org": (550, b"no such user")}))
     assert not is_transient(smtplib.SMTPDataError(554, b"rejected"))
     assert is_transient(ConnectionResetError())
+    # SMTPException is an OSError: one without a code (no STARTTLS, no AUTH, no SMTPUTF8 for
+    # a non-ASCII address) is the server lacking a feature, which no retry will add.
+    assert not is_transient(smtplib.SMTPNotSupportedError("STARTTLS extension not supported"))
+    assert not is_transient(smtplib.SMTPException("No suitable authentication method found"))
