@@ -60,6 +60,18 @@ def _check_template(text: str, where: str, key: str) -> list[Problem]:
     if unknown:
         known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
         return [_problem(where, f"{key} has the unknown placeholder {{{unknown[0]}}}; use {known}")]
+    try:
+        # Every value is text ("USD 1,234.56"), so a number format such as {total:,.2f}
+        # or a nested {width} would fail only when the first message is built.
+        text.format(**dict.fromkeys(PLACEHOLDERS, ""))
+    except (ValueError, KeyError, IndexError) as exc:
+        return [
+            _problem(
+                where,
+                f"{key} cannot be filled in ({exc}); write placeholders plainly, as "
+                "{period} or {total}, without a format after a colon",
+            )
+        ]
     return []
 
 

@@ -25,6 +25,7 @@ from test_bills import leaks
 
 from costloop.bills import send_bills
 from costloop.bills.delivery import Backoff, is_transient
+from costloop.bills.message import check_settings
 from costloop.bills.sendlog import log_path
 from costloop.bills.smtp import smtp_settings, workbook_secrets
 from costloop.cli import main
@@ -333,6 +334,21 @@ def test_any_password_like_setting_is_refused_at_its_cell():
     )
     (problem,) = workbook_secrets(settings)
     assert problem.where == "Settings!B20"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["{total:,.2f}", "{period:{width}}", "{department!x}", "{totl}", "{period"],
+)
+def test_a_template_that_cannot_be_filled_in_is_refused_at_its_cell(subject):
+    """Checked before anything is sent: filling it in mid-run would stop the others."""
+    settings = Settings(
+        email_from="itfinance@example.edu",
+        email_subject=subject,
+        cells={"emailsubject": "Settings!B15"},
+    )
+    (problem,) = check_settings(settings)
+    assert problem.where == "Settings!B15" and "EmailSubject" in problem.message
 
 
 def test_which_failures_are_retried():
