@@ -34,6 +34,7 @@ exact decimals with 9 places.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +84,12 @@ def find_files(value: str, where: str, base: Path) -> tuple[UsageFiles | None, l
             "or Parquet file, or a folder of them, relative to the workbook's folder"
         )
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in _FILE_KINDS)
+        # Not lock files ("~$usage.csv" while Excel has usage.csv open) or hidden ones.
+        found = sorted(
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in _FILE_KINDS and not p.name.startswith(("~$", "."))
+        )
         kinds = {_FILE_KINDS[p.suffix.lower()] for p in found}
         if not found:
             return problem(f"UsageSource {value!r}: the folder holds no .csv or .parquet files")
@@ -240,8 +246,11 @@ def read_usage_source(
     workbook spelling and let an unknown department be named with a did-you-mean.
     Returns (usage, problems); usage is None when a required column is missing.
     """
-    reader = _Reader(files, tag)
+    import duckdb
+
+    reader = None
     try:
+        reader = _Reader(files, tag)
         if reader.column("ChargePeriodStart") is not None:
             rows = _focus_rows(reader)
         else:
@@ -251,8 +260,40 @@ def read_usage_source(
             return None, reader.problems
         usage = _aggregate(reader, rows, receivers, metrics)
         return usage, reader.problems
+    except duckdb.Error as exc:
+        # A file DuckDB cannot read (Excel's "CSV (Comma delimited)" is not UTF-8, a row
+        # with more fields than the header, a damaged Parquet file): named, not a traceback.
+        return None, [_unreadable(files, str(exc))]
     finally:
-        reader.con.close()
+        if reader is not None:
+            reader.con.close()
+
+
+_CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def _unreadable(files: UsageFiles, error: str) -> Problem:
+    """The problem of a source file DuckDB could not read, in words a finance user can act on."""
+    named = [p for p in files.paths if str(p) in error]
+    path = min(named, key=lambda p: error.index(str(p))) if named else files.paths[0]
+    line = _CSV_LINE.search(error)
+    at = f" at line {line.group(1)}" if line else ""
+    if "not utf-8 encoded" in error.lower():
+        why = f'it is not UTF-8 text{at}; in Excel save it as "CSV UTF-8 (Comma delimited)"'
+    elif "sniffing" in error:
+        why = (
+            "its rows could not be split into columns the same way throughout (a row with "
+            "more fields than the header, or a quote that is never closed?)"
+        )
+    else:
+        first = error.split("\n", 1)[0].split("Error: ", 1)[-1].strip()
+        why = f"{first}{at}" if at and at.strip() not in first else first
+    return Problem(
+        Reason.BAD_VALUE,
+        Severity.ERROR,
+        files.label(str(path)),
+        f"the UsageSource file cannot be read: {why}; fix or re-export it and run again",
+    )
 
 
 def _missing(reader: _Reader, needed: list[str], layout: str) -> bool:

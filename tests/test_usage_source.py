@@ -227,3 +227,43 @@ def test_focus_timestamps_are_utc_whatever_the_computers_zone(tmp_path, monkeypa
     ]
     usage = prepare(FileWorkbook(book)).book.usage
     assert list(zip(usage["Period"], usage["Quantity"], strict=True)) == [("2026-03", 5.0)]
+
+
+def test_a_csv_saved_by_excel_in_its_own_encoding_is_named_not_a_traceback(tmp_path):
+    # Excel's "CSV (Comma delimited)" is Windows-1252: an accented name is not UTF-8.
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    header, good = rows[0], list(rows[1])
+    accented = list(good)
+    accented[header.index("Service")] = "Café"
+    with (tmp_path / "usage.csv").open("w", newline="", encoding="cp1252") as handle:
+        csv.writer(handle).writerows([header, good, accented])
+    assert _problems(book) == [
+        "usage.csv: the UsageSource file cannot be read: it is not UTF-8 text at line 3; in "
+        'Excel save it as "CSV UTF-8 (Comma delimited)"; fix or re-export it and run again'
+    ]
+
+
+def test_a_csv_whose_columns_cannot_be_told_is_named_not_a_traceback(tmp_path):
+    book, rows = _book_with_source(tmp_path, "usage")
+    _write_csv(tmp_path / "usage" / "a.csv", rows[:3])
+    with (tmp_path / "usage" / "b.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerows(rows[:3])
+        handle.write("a,b,c,d,e,f,g\n")
+    (message,) = _problems(book)
+    assert message.startswith(
+        "usage/b.csv: the UsageSource file cannot be read: its rows could not be split into "
+        "columns the same way throughout"
+    )
+
+
+def test_excels_lock_file_in_a_usage_folder_is_not_read(tmp_path):
+    # Excel keeps "~$usage.csv" beside a CSV it has open; it is not usage.
+    book, rows = _book_with_source(tmp_path, "usage")
+    _write_csv(tmp_path / "usage" / "usage.csv", rows)
+    (tmp_path / "usage" / "~$usage.csv").write_bytes(b"\x08finance\x00\x00,,\x00\x00\n1,2\n")
+    (tmp_path / "usage" / ".~lock.usage.csv#").write_text("finance,host,,\n")
+    assert _problems(book) == []
+    with_locks = prepare(FileWorkbook(book)).book.usage
+    for lock in ("~$usage.csv", ".~lock.usage.csv#"):
+        (tmp_path / "usage" / lock).unlink()
+    assert with_locks.equals(prepare(FileWorkbook(book)).book.usage)
