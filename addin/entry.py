@@ -41,9 +41,12 @@ if TYPE_CHECKING:
 # traceback window xlwings shows when the module itself cannot be imported.
 
 TITLE = "costloop"
-RULE_CHECK, RUN_LOG = "Rule Check", "Run Log"  # as costloop.engine.pipeline names them
-FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK, RUN_LOG))
-"""What Update forecast writes: the Optimize sheets, never the bills already issued."""
+RULE_CHECK = "Rule Check"  # as costloop.engine.pipeline names it
+FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK))
+"""What Update forecast writes: the Optimize sheets, never the bills already issued, nor
+the Run Log, which stays the record of the run that wrote the Bills: Make bills and Email
+bills take their Run ID, Period and Input Fingerprint from it, and its Total Billed is the
+Bills sheet's."""
 
 Confirm = Callable[[str], bool]
 
@@ -237,15 +240,15 @@ def run_chargeback(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 
 def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
-    """Update forecast: re-run the loop, write Forecast, Variance and Compliance (and the
-    Rule Check and Run Log), leaving the bills already issued untouched."""
+    """Update forecast: re-run the loop, write Forecast, Variance and Compliance (and Rule
+    Check), leaving the bills already issued and the Run Log of their run untouched."""
     from costloop.engine.pipeline import run_workbook
 
     screen.status("updating the forecast…")
     view = _OnlySheets(_workbook(book, screen), FORECAST_SHEETS)
     outcome = run_workbook(view, label=_book_label(book))
     outcome.written = view.written
-    written = ", ".join(s for s in view.written if s not in (RULE_CHECK, RUN_LOG))
+    written = ", ".join(s for s in view.written if s != RULE_CHECK)
     return _report(screen, outcome, f"Forecast updated ({written}) for period {outcome.period}.")
 
 

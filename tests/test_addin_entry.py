@@ -89,6 +89,7 @@ def test_update_forecast_after_a_run_changes_the_forecast_not_the_bills(demo):
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     assert click(excel, "RunChargeback").ok
     bills, forecast = excel.values("Bills"), excel.values("Forecast")
+    run_log = excel.values("Run Log")
     usage = excel.values("Usage")
     quantity = usage[0].index("Quantity")
     for row in usage[1:]:  # this month's usage doubles after the bills went out
@@ -97,6 +98,9 @@ def test_update_forecast_after_a_run_changes_the_forecast_not_the_bills(demo):
     assert click(excel, "UpdateForecast").ok
     assert excel.values("Bills") == bills
     assert excel.values("Forecast") != forecast
+    # The Run Log stays the record of the run that wrote the Bills (Make bills takes its
+    # Run ID, Period and Input Fingerprint from it; its Total Billed is the Bills sheet's).
+    assert excel.values("Run Log") == run_log
 
 
 def test_an_error_selects_the_first_bad_cell_and_says_where_it_is(demo):
