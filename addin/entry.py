@@ -295,7 +295,9 @@ BUTTONS: dict[str, Callable[[Any, Screen, Confirm], Report]] = {
 
 
 def _workbook(book: Any, screen: Screen) -> XlwingsWorkbook:
-    return XlwingsWorkbook(book, progress=lambda text: screen.status(text.lower()))
+    # "Reading Usage…" shows as "costloop: reading Usage…": only the first letter lowered,
+    # so sheet names read as they are spelt on their tabs.
+    return XlwingsWorkbook(book, progress=lambda text: screen.status(text[:1].lower() + text[1:]))
 
 
 def _book_label(book: Any) -> str:

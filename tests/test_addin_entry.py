@@ -251,3 +251,16 @@ def test_email_bills_without_a_mail_server_names_the_setting(demo, monkeypatch):
 def test_the_log_goes_where_the_admin_says(monkeypatch, tmp_path):
     monkeypatch.setenv("COSTLOOP_LOG_DIR", str(tmp_path / "x"))
     assert entry.log_path() == tmp_path / "x" / "addin.log"
+
+
+def test_the_status_bar_names_sheets_as_they_are_spelt(demo):
+    shown: list[str | None] = []
+
+    class Recorded(entry.Screen):
+        def status(self, text: str | None) -> None:
+            shown.append(text)
+
+    book = Excel(payload_of(FileWorkbook(demo), "demo.xlsx")).open()
+    entry.check_rules(book, Recorded(book), confirm=lambda question: False)
+    assert shown[0] == "checking the rules…"
+    assert "reading Usage…" in shown and "writing Rule Check…" in shown
