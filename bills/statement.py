@@ -65,6 +65,8 @@ class Statement:
     """Charges of the period before (None when the workbook does not reach back that far)."""
     fiscal_year: str
     """``FY 2025-07 to 2026-06``."""
+    file_stem: str
+    """``ENG 2026-03``: the department and period, safe as a file name, unique in the run."""
     problems: list = field(default_factory=list)
 
     @property
@@ -82,12 +84,6 @@ class Statement:
     @property
     def display_name(self) -> str:
         return self.name or self.department
-
-    @property
-    def file_stem(self) -> str:
-        """``ENG 2026-03``: the department and period, safe as a file name anywhere."""
-        safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in self.department).strip()
-        return f"{safe or 'department'} {self.period}"
 
     def money(self, amount: Decimal) -> str:
         """``USD 12,345.67``."""
@@ -111,6 +107,25 @@ class Statement:
         }
         text = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def file_stems(codes: list[str], period: str) -> list[str]:
+    """``ENG 2026-03`` for each code: safe as a file name anywhere, and never the same twice.
+
+    Making a code safe can make two the same ("R&D" and "R/D" are both "R_D"), and
+    Windows and macOS ignore case; the later one gets " (2)", so no department's
+    file overwrites, or is attached in place of, another's.
+    """
+    stems, taken = [], set()
+    for code in codes:
+        safe = "".join(c if c.isalnum() or c in "-_ " else "_" for c in code).strip()
+        stem, n = f"{safe or 'department'} {period}", 1
+        while stem.casefold() in taken:
+            n += 1
+            stem = f"{safe or 'department'} ({n}) {period}"
+        taken.add(stem.casefold())
+        stems.append(stem)
+    return stems
 
 
 def _total_of(bills: pd.DataFrame, key: str) -> Decimal:
@@ -159,7 +174,8 @@ def build_statements(year: BilledYear) -> list[Statement]:
     periods = fiscal_periods(year.period, settings.fiscal_year_start)
     previous_period = add_months(year.period, -1)
     statements = []
-    for code in dict.fromkeys(bills["Department"]):
+    codes = [str(c) for c in dict.fromkeys(bills["Department"])]
+    for code, stem in zip(codes, file_stems(codes, year.period), strict=True):
         key = name_key(code)
         row = deps.iloc[by_key[key]]
         own = frozenset(everyone.get(key, {key}))
@@ -191,6 +207,7 @@ def build_statements(year: BilledYear) -> list[Statement]:
                 previous_period=previous_period,
                 previous=None if before is None else _total_of(before, key),
                 fiscal_year=f"FY {periods[0]} to {periods[-1]}",
+                file_stem=stem,
             )
         )
     return statements

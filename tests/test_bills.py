@@ -24,7 +24,7 @@ from costloop.bills import make_bills
 from costloop.bills.lineage import describe
 from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.source import load_billed_year
-from costloop.bills.statement import build_statements
+from costloop.bills.statement import build_statements, file_stems
 from costloop.bills.workbook import bill_workbook
 from costloop.cli import main
 from costloop.engine.commands import run_book
@@ -301,6 +301,36 @@ def test_without_libreoffice_the_workbooks_are_made_with_a_warning(made, tmp_pat
     assert not list((tmp_path / "out").glob("*.pdf"))
     (warning,) = report.problems
     assert not warning.is_error and "LibreOffice is not installed" in warning.message
+
+
+def test_codes_that_make_the_same_file_name_get_a_file_each(tmp_path, monkeypatch):
+    """ "R&D" and "R/D" are both "R_D" as file names: neither bill may replace the other."""
+    book = tmp_path / "clash.xlsx"
+    shutil.copyfile(demo_path(), book)
+    wb = openpyxl.load_workbook(book)
+    renamed = {"BKS": "R&D", "PRK": "R/D"}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for cell in row:
+                if isinstance(cell.value, str) and cell.value in renamed:
+                    cell.value = renamed[cell.value]
+    wb.save(book)
+    assert run_book(book).ok
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # the workbooks are the point: no PDFs
+    report = make_bills(book, tmp_path / "out")
+    assert report.ok, report.problems
+    by_code = {b.statement.department: b.workbook for b in report.bills}
+    assert by_code["R&D"].name == "R_D 2026-03.xlsx"
+    assert by_code["R/D"].name == "R_D (2) 2026-03.xlsx"
+    assert len(list((tmp_path / "out").glob("*.xlsx"))) == len(report.bills) == 25
+    for code in renamed.values():
+        assert {r["Department"] for r in sheet_rows(by_code[code], "Bills")} == {code}
+    # Windows and macOS ignore case, so names differing only in case clash there too.
+    assert file_stems(["R&D", "r_d", "ENG"], "2026-03") == [
+        "R_D 2026-03",
+        "r_d (2) 2026-03",
+        "ENG 2026-03",
+    ]
 
 
 def test_the_same_statement_makes_the_same_bytes(made):
