@@ -161,12 +161,15 @@ _PLAIN = frozenset((str, int, float, bool, dt.date, dt.time))
 def stored_value(value: object) -> CellValue:
     """What a cell holds, read back, after costloop writes ``value`` into it.
 
-    Decimal, int and float are numbers (a whole one reads back as int); NaN,
-    None and "" leave the cell empty; infinity is ``#NUM!``; text longer than
+    Decimal, int and float are numbers (a whole one reads back as int, unless
+    it is past what a double holds exactly: Excel keeps the double); NaN, None
+    and "" leave the cell empty; infinity is ``#NUM!``; text longer than
     Excel's limit is cut; dates and times as in `cell_value`.
     """
     if isinstance(value, bool):
         return value
+    if isinstance(value, numbers.Integral) and not -EXACT_LIMIT < value < EXACT_LIMIT:
+        return float(value)
     if isinstance(value, Decimal):
         if value.is_nan():
             return None

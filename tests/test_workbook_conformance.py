@@ -366,6 +366,17 @@ def test_written_values_read_back_in_the_contract_shape(maker):
     assert type(values[1]) is int and type(values[4]) is float
 
 
+def test_whole_numbers_past_a_doubles_precision_read_back_as_excel_holds_them(maker):
+    # Excel holds every number as a double: 2**60 written reads back as that double
+    # (a float, as cells.py says), and the largest exact whole number stays an int.
+    sheet = OutputSheet("Run Log", ["Value"], [(2**60,), (-(2**53),), (2**53 - 1,)])
+    wb = maker.make()
+    wb.replace_sheets([sheet])
+    values = [row[0] for row in maker.reopen(wb).read_sheet("Run Log")]
+    assert values == ["Value", float(2**60), -float(2**53), 2**53 - 1]
+    assert [type(v) for v in values] == [str, float, float, int]
+
+
 # -- the in-memory workbook as a what-if copy ------------------------------------------
 
 
