@@ -140,6 +140,22 @@ class _Reader:
         self.by_key = {name_key(name): name for name in self.types}
         self.department_sql = self.department_column = ""
         self.pending: list[tuple] = []
+        self._headers: dict[str, list[str]] = {}
+
+    def letter(self, filename: str, column: str) -> str:
+        """The column's letter in one file: the files of a folder may order their columns
+        differently, and the union's order is the first file's."""
+        if len(self.files.paths) > 1:
+            headers = self._headers.get(filename)
+            if headers is None:
+                one = _text(filename)
+                csv = self.files.kind == "csv"
+                scan = f"read_csv({one}, header=true)" if csv else f"read_parquet({one})"
+                described = self.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+                headers = self._headers[filename] = [name_key(row[0]) for row in described]
+            if name_key(column) in headers:
+                return column_letter(headers.index(name_key(column)))
+        return self.letters.get(column, "A")
 
     def column(self, *names: str) -> str | None:
         for name in names:
@@ -207,9 +223,9 @@ class _Reader:
             """
         ).fetchall()
         self.con.execute("RESET threads")
-        letter = self.letters.get(column, "A")
         for filename, n, low, high, distinct, rows, values in found:
             sheet = self.files.label(filename)
+            letter = self.letter(filename, column)
             if n <= GROUP_AFTER:
                 for row, value in zip(rows, values, strict=True):
                     self.problems.append(

@@ -267,3 +267,16 @@ def test_excels_lock_file_in_a_usage_folder_is_not_read(tmp_path):
     for lock in ("~$usage.csv", ".~lock.usage.csv#"):
         (tmp_path / "usage" / lock).unlink()
     assert with_locks.equals(prepare(FileWorkbook(book)).book.usage)
+
+
+def test_a_bad_cell_is_named_by_its_own_files_column_order(tmp_path):
+    # Exports of different months need not order their columns alike.
+    book, rows = _book_with_source(tmp_path, "usage")
+    _write_csv(tmp_path / "usage" / "a.csv", rows[:3])
+    order = [3, 0, 1, 2, 4]  # Quantity first
+    bad = list(rows[1])
+    bad[3] = "n/a"
+    _write_csv(
+        tmp_path / "usage" / "b.csv", [[r[i] for i in order] for r in (rows[0], rows[1], bad)]
+    )
+    assert _problems(book) == ['usage/b.csv!A3: Quantity must be a non-negative number, got "n/a"']
