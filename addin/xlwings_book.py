@@ -27,7 +27,10 @@ in, then the staging sheet goes. Clearing and copying, rather than deleting the
 old sheet, keeps the sheet itself, so a user's formula such as
 ``=SUM(Bills!H:H)`` on their own summary sheet keeps working, exactly as it does
 when the file implementation rewrites the sheet's part. If building fails, the
-staging sheets are deleted and nothing else has changed.
+staging sheets are deleted and nothing else has changed. If Excel refuses a step
+of the swap itself (an output sheet the user protected), the sheets already
+swapped keep their new content, the others their old, and the staging sheets
+left are deleted: a live book has no rename-into-place as a file does.
 
 Text is written with Excel's leading apostrophe: a value set through COM is
 parsed as if typed, so ``2026-03`` would become a date, ``=x`` a formula and
@@ -149,21 +152,32 @@ class XlwingsWorkbook:
         return staged
 
     def _swap(self, sheets: list[OutputSheet], staged: list, values: list) -> None:
-        for sheet, new, rows in zip(sheets, staged, values, strict=True):
-            old = self._worksheet(sheet.name)
-            if old is None:
-                new.name = sheet.name
-                # Qualified with the sheet, so Excel makes it sheet-scoped on every host.
-                marker = new.names.add(f"{_quoted(sheet.name)}!{OWNED_NAME}", OWNED_VALUE)
-                with contextlib.suppress(Exception):  # cosmetic: never fail the swap for it
-                    _hide_name(marker, _host(self.book))
-                new.visible = True
-                continue
-            width = max(len(r) for r in rows)
-            old.clear()
-            new.range((1, 1), (len(rows), width)).copy(old.range((1, 1)))
-            old.autofit("columns")
-            new.delete()
+        for done, (sheet, new, rows) in enumerate(zip(sheets, staged, values, strict=True)):
+            try:
+                self._swap_one(sheet, new, rows)
+            except BaseException:
+                # Excel refused (a protected sheet, say): the sheets not yet swapped keep
+                # their content, and no hidden staging sheet is left in the user's book.
+                for left in staged[done:]:
+                    with contextlib.suppress(Exception):  # keep the first error
+                        left.delete()
+                raise
+
+    def _swap_one(self, sheet: OutputSheet, new: Any, rows: list) -> None:
+        old = self._worksheet(sheet.name)
+        if old is None:
+            new.name = sheet.name
+            # Qualified with the sheet, so Excel makes it sheet-scoped on every host.
+            marker = new.names.add(f"{_quoted(sheet.name)}!{OWNED_NAME}", OWNED_VALUE)
+            with contextlib.suppress(Exception):  # cosmetic: never fail the swap for it
+                _hide_name(marker, _host(self.book))
+            new.visible = True
+            return
+        width = max(len(r) for r in rows)
+        old.clear()
+        new.range((1, 1), (len(rows), width)).copy(old.range((1, 1)))
+        old.autofit("columns")
+        new.delete()
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import shutil
 from decimal import Decimal
 
 import pytest
-from addin_remote import Excel, needs_remote, payload_of
+from addin_remote import Excel, needs_remote, payload_of, xw
 
 from costloop.addin.xlwings_book import OWNED_NAME, OWNED_VALUE, STAGING_PREFIX, XlwingsWorkbook
 from costloop.engine import xlsx_parts
@@ -180,3 +180,25 @@ def test_progress_names_each_sheet_read_and_written(demo):
     assert run_workbook(XlwingsWorkbook(book, progress=seen.append)).ok
     assert "Reading Usage…" in seen and "Reading Rules…" in seen
     assert seen[-len(OUTPUT_SHEETS) :] == [f"Writing {name}…" for name in OUTPUT_SHEETS]
+
+
+def test_a_failure_while_swapping_leaves_no_staging_sheet_behind(monkeypatch):
+    # Excel refuses to clear a sheet the user protected: the swap stops there. The sheets
+    # not yet swapped in keep their old content, and no hidden staging sheet is left over.
+    excel = _user_book()
+    book = excel.open()
+
+    def protected(sheet) -> None:
+        raise RuntimeError(f"{sheet.name}: the sheet is protected")
+
+    monkeypatch.setattr(xw.Sheet, "clear", protected)
+    with pytest.raises(RuntimeError, match="protected"):
+        XlwingsWorkbook(book).replace_sheets(
+            [
+                OutputSheet("Journal", ["Account"], [("6400",)]),
+                OutputSheet("Bills", ["Amount"], [(Decimal("2.50"),)]),
+            ]
+        )
+    excel.carry_out(book)
+    assert not [n for n in excel.sheet_names() if n.startswith(STAGING_PREFIX)]
+    assert XlwingsWorkbook(excel.open()).read_sheet("Bills") == [["Amount"], [1.5]]
