@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import numbers
 from decimal import Decimal
 from pathlib import Path
 
@@ -67,6 +68,8 @@ class _Formats:
         self.percent = book.add_format({"num_format": "0.0%"})
         self.note = book.add_format({"italic": True, "font_color": "#595959"})
         self.basis = book.add_format({"indent": 1})
+        self.date = book.add_format({"num_format": "yyyy-mm-dd"})
+        self.when = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
 
 
 def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats) -> None:
@@ -165,10 +168,16 @@ def _table(ws: Worksheet, frame: pd.DataFrame, columns: list[str], formats: dict
             cell = _number(value)
             if cell is None:
                 continue
-            if isinstance(cell, str):
-                ws.write_string(r, c, cell)
-            else:
+            # Extra Usage columns hold whatever the workbook has: dates, TRUE/FALSE, text.
+            if isinstance(cell, bool):
+                ws.write_boolean(r, c, cell)
+            elif isinstance(cell, dt.datetime):  # pd.Timestamp too
+                moment = cell.replace(tzinfo=None)
+                ws.write_datetime(r, c, moment, f.date if moment.time() == dt.time() else f.when)
+            elif isinstance(cell, numbers.Number):
                 ws.write_number(r, c, cell, fmt)
+            else:
+                ws.write_string(r, c, str(cell))
     ws.freeze_panes(1, 0)
     if len(frame):
         ws.autofilter(0, 0, len(frame), len(columns) - 1)

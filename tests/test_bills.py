@@ -6,6 +6,7 @@ checked against the main workbook's own Bills and Recovery sheets.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 import shutil
@@ -331,6 +332,28 @@ def test_codes_that_make_the_same_file_name_get_a_file_each(tmp_path, monkeypatc
         "r_d (2) 2026-03",
         "ENG 2026-03",
     ]
+
+
+def test_usage_columns_of_dates_and_yes_no_are_copied_as_such(tmp_path, monkeypatch):
+    """An extra Usage column of meter-reading dates (or TRUE/FALSE) is common; it is copied."""
+    book = tmp_path / "dated.xlsx"
+    shutil.copyfile(demo_path(), book)
+    wb = openpyxl.load_workbook(book)
+    usage = wb["Usage"]
+    read_on, checked = usage.max_column + 1, usage.max_column + 2
+    usage.cell(1, read_on, "Read On")
+    usage.cell(1, checked, "Checked")
+    for row in range(2, usage.max_row + 1):
+        usage.cell(row, read_on, dt.datetime(2026, 3, 31, 17, 30))
+        usage.cell(row, checked, row % 2 == 0)
+    wb.save(book)
+    assert run_book(book).ok
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # the workbooks are the point: no PDFs
+    report = make_bills(book, tmp_path / "out")
+    assert report.ok, report.problems
+    rows = sheet_rows(report.bills[0].workbook, "Usage")
+    assert {r["Read On"] for r in rows} == {dt.datetime(2026, 3, 31, 17, 30)}
+    assert {type(r["Checked"]) for r in rows} == {bool}
 
 
 def test_the_same_statement_makes_the_same_bytes(made):
