@@ -221,7 +221,11 @@ def test_make_bills_saves_the_workbook_and_writes_a_folder_beside_it(demo):
     outdir = demo.parent / "demo bills"
     assert report.ok, report.message
     assert report.message.endswith(f"Bills are in the folder {outdir}.")
-    assert sorted(p.suffix for p in outdir.iterdir() if p.suffix == ".xlsx")
+    bills = FileWorkbook(demo).read_sheet("Bills")
+    departments = {row[bills[0].index("Department")] for row in bills[1:]}
+    made = sorted(p.stem for p in outdir.iterdir() if p.suffix == ".xlsx")
+    assert len(made) == len(departments) > 1  # one workbook per billed department
+    assert f"{len(departments)} department bill(s)" in report.message
 
 
 def test_email_bills_asks_first(demo, monkeypatch):
