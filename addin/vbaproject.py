@@ -110,21 +110,25 @@ def class_module_from_export(text: str) -> Module:
     """
     lines = _crlf(text).split("\r\n")
     if lines and lines[0].startswith("VERSION "):
-        end = lines.index("END")
-        lines = lines[end + 1 :]
-    name_line = next(
-        (i for i, line in enumerate(lines) if line.startswith("Attribute VB_Name")), None
-    )
-    if name_line is None:
-        raise VbaProjectError("a class module export has no Attribute VB_Name line")
+        if "END" not in lines:
+            raise VbaProjectError("a class module export has no END after its VERSION header")
+        lines = lines[lines.index("END") + 1 :]
+    name_line = _first_line(lines, "Attribute VB_Name")
     name = lines[name_line].split("=", 1)[1].strip().strip('"')
     lines.insert(name_line + 1, f'Attribute VB_Base = "{_CLASS_BASE}"')
-    exposed = next(i for i, line in enumerate(lines) if line.startswith("Attribute VB_Exposed"))
+    exposed = _first_line(lines, "Attribute VB_Exposed")
     lines[exposed + 1 : exposed + 1] = [
         "Attribute VB_TemplateDerived = False",
         "Attribute VB_Customizable = False",
     ]
     return Module(name, "\r\n".join(lines), ModuleKind.CLASS)
+
+
+def _first_line(lines: list[str], start: str) -> int:
+    for index, line in enumerate(lines):
+        if line.startswith(start):
+            return index
+    raise VbaProjectError(f"a class module export has no {start} line")
 
 
 # --- the encrypted PROJECT properties (MS-OVBA 2.4.3) ---------------------------------

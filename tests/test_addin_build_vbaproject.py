@@ -110,3 +110,18 @@ def test_kinds_of_document_modules_are_listed_as_documents():
     )
     project = olefile.OleFileIO(io.BytesIO(data)).openstream("PROJECT").read()
     assert b"Document=ThisWorkbook/&H00000000\r\n" in project
+
+
+@pytest.mark.parametrize(
+    ("export", "message"),
+    [
+        ('VERSION 1.0 CLASS\nBEGIN\nAttribute VB_Name = "C"\n', "no END"),
+        ('Attribute VB_Name = "C"\nPublic X\n', "no Attribute VB_Exposed"),
+        ("Public X\n", "no Attribute VB_Name"),
+    ],
+)
+def test_a_class_export_not_as_the_vbe_writes_it_is_refused_by_name(export, message):
+    # Dictionary.cls comes from the installed xlwings: a changed file must be a build
+    # error the command line reports, not a StopIteration traceback.
+    with pytest.raises(VbaProjectError, match=message):
+        class_module_from_export(export)
