@@ -109,6 +109,11 @@ def convert_to_pdf(sources: list[Path], outdir: Path, timeout: float = DEFAULT_T
             )
             batch.seconds = time.perf_counter() - started
             return batch
+        except BaseException:
+            # Ctrl-C reaches only the terminal's process group, not this one: end it here,
+            # or it would run on with its profile folder removed under it.
+            _kill_group(process)
+            raise
     batch.seconds = time.perf_counter() - started
     for source in sources:
         pdf = outdir / (source.stem + ".pdf")

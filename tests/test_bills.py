@@ -279,6 +279,25 @@ def test_a_libreoffice_that_overruns_its_timeout_is_stopped_whole(made, tmp_path
     assert live_members(batch.process_group) == []  # soffice.bin included, not just the script
 
 
+@needs_libreoffice
+def test_an_interrupted_conversion_leaves_no_libreoffice_running(made, tmp_path, monkeypatch):
+    """Ctrl-C reaches only the terminal's process group; LibreOffice runs in its own."""
+    _, report = made
+    groups = []
+
+    def interrupted(process, *args, **kwargs):
+        groups.append(process.pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        convert_to_pdf([report.bills[0].workbook], tmp_path / "pdf")
+    deadline = time.monotonic() + 1  # killed, not left to finish (its start alone takes longer)
+    while live_members(groups[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_members(groups[0]) == []
+
+
 def live_members(group: int) -> list[int]:
     """Processes of a process group that are still running (zombies are dead already)."""
     members = []
