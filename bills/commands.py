@@ -76,6 +76,9 @@ def write_bills(statements: list[Statement], outdir: Path, pdf: bool = True) -> 
     for statement in statements:
         path = outdir / f"{statement.file_stem}.xlsx"
         write_bill(statement, path)
+        if pdf:
+            # An earlier bill's PDF must not stay beside this workbook if no new one is made.
+            path.with_suffix(".pdf").unlink(missing_ok=True)
         report.bills.append(Bill(statement, path))
     if not pdf or not statements:
         return report

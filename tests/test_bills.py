@@ -323,6 +323,19 @@ def test_without_libreoffice_the_workbooks_are_made_with_a_warning(made, tmp_pat
     assert not warning.is_error and "LibreOffice is not installed" in warning.message
 
 
+def test_a_pdf_left_from_an_earlier_bill_does_not_stay_beside_the_new_workbook(
+    made, tmp_path, monkeypatch
+):
+    book, _ = made
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ENG 2026-03.pdf").write_bytes(b"%PDF-1.7 last week's ENG bill")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no LibreOffice: no new PDF
+    report = make_bills(book, out)
+    assert report.ok
+    assert (out / "ENG 2026-03.xlsx").exists() and not (out / "ENG 2026-03.pdf").exists()
+
+
 def test_codes_that_make_the_same_file_name_get_a_file_each(tmp_path, monkeypatch):
     """ "R&D" and "R/D" are both "R_D" as file names: neither bill may replace the other."""
     book = tmp_path / "clash.xlsx"
