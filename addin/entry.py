@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costloop import __version__
-from costloop.addin.xlwings_book import XlwingsWorkbook
+from costloop.addin.xlwings_book import XlwingsWorkbook, local_file, online_address
 from costloop.engine.workbook import OutputSheet, Workbook
 
 if TYPE_CHECKING:
@@ -359,6 +359,7 @@ class _OnlySheets:
         self.workbook = workbook
         self.keep = keep
         self.written: list[str] = []
+        self.path = getattr(workbook, "path", None)  # where UsageSource files are found
 
     def sheet_names(self) -> list[str]:
         return self.workbook.sheet_names()
@@ -394,11 +395,11 @@ def _saved_path(book: Any, screen: Screen) -> Path | str | None:
     None if the workbook has never been saved; its address if it lives only online
     (OneDrive or SharePoint without a synced local copy).
     """
-    fullname = str(book.fullname)
-    if fullname.lower().startswith(("http://", "https://")):
-        return fullname
-    path = Path(fullname)
-    if not path.is_absolute() or not path.exists():
+    online = online_address(book)
+    if online is not None:
+        return online
+    path = local_file(book)
+    if path is None:
         return None
     screen.status("saving the workbook…")
     book.save()

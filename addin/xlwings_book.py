@@ -44,6 +44,7 @@ import contextlib
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from costloop.engine import cells
@@ -69,6 +70,13 @@ class XlwingsWorkbook:
     def __init__(self, book: Any, progress: Progress | None = None):
         self.book = book
         self.progress = progress or (lambda _message: None)
+
+    @property
+    def path(self) -> Path | None:
+        """The workbook's file when it is saved on this computer, as a file workbook has
+        one: Settings UsageSource names files beside it. None for a workbook never saved
+        or open only online (OneDrive, SharePoint)."""
+        return local_file(self.book)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -187,6 +195,21 @@ class XlwingsWorkbook:
             if sheet.name.casefold() == folded:
                 return sheet
         return None
+
+
+def online_address(book: Any) -> str | None:
+    """The workbook's web address when it is open from OneDrive or SharePoint without a
+    synced local copy (Excel then gives its URL as the full name)."""
+    fullname = str(book.fullname)
+    return fullname if fullname.lower().startswith(("http://", "https://")) else None
+
+
+def local_file(book: Any) -> Path | None:
+    """The workbook's file on this computer; None if it was never saved or is online only."""
+    if online_address(book) is not None:
+        return None
+    path = Path(str(book.fullname))  # a new workbook's full name is just "Book1"
+    return path if path.is_absolute() and path.exists() else None
 
 
 def _quoted(sheet: str) -> str:

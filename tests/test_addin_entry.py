@@ -10,15 +10,18 @@ engine, so progress is checked through `XlwingsWorkbook`'s progress callback in
 
 from __future__ import annotations
 
+import csv
 import shutil
 import sys
 
+import openpyxl
 import pytest
 from addin_remote import Excel, needs_remote, payload_of, xw
 
 import costloop
 from costloop.addin import entry
 from costloop.addin.entry import FORECAST_SHEETS, on_button
+from costloop.addin.xlwings_book import XlwingsWorkbook
 from costloop.engine.book import OUTPUT_SHEETS
 from costloop.engine.commands import run_book
 from costloop.engine.xlsx_file import FileWorkbook
@@ -268,3 +271,36 @@ def test_the_status_bar_names_sheets_as_they_are_spelt(demo):
     entry.check_rules(book, Recorded(book), confirm=lambda question: False)
     assert shown[0] == "checking the rules…"
     assert "reading Usage…" in shown and "writing Rule Check…" in shown
+
+
+def _usage_in_a_csv_beside(demo) -> list[list]:
+    """The demo's Usage rows moved to usage.csv beside it, named by Settings UsageSource."""
+    book = openpyxl.load_workbook(demo)
+    usage = book["Usage"]
+    rows = [[c.value for c in r] for r in usage.iter_rows()]
+    usage.delete_rows(2, usage.max_row)
+    book["Settings"].append(["UsageSource", "usage.csv"])
+    book.save(demo)
+    with (demo.parent / "usage.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return rows
+
+
+@pytest.mark.parametrize("button", ["RunChargeback", "UpdateForecast"])
+def test_usage_source_files_are_found_beside_the_saved_workbook(demo, tmp_path, button):
+    by_file = tmp_path / "by-file.xlsx"
+    assert run_book(demo, output=by_file).ok
+    _usage_in_a_csv_beside(demo)
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))  # the Book's fullname is the file
+    report = click(excel, button)
+    assert report.ok, report.message
+    live = XlwingsWorkbook(excel.open())
+    assert live.read_sheet("Forecast") == FileWorkbook(by_file).read_sheet("Forecast")
+
+
+def test_usage_source_in_a_workbook_never_saved_asks_for_a_save(demo):
+    _usage_in_a_csv_beside(demo)
+    excel = Excel(payload_of(FileWorkbook(demo), "Book1"))  # a new workbook has no folder
+    report = click(excel, "RunChargeback")
+    assert not report.ok
+    assert "has not been saved as a file yet; save it, then run again" in report.message
