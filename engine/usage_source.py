@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def _text(value: str) -> str:
 class _Reader:
     """One UsageSource read: DuckDB over the files, problems as they are found."""
 
-    def __init__(self, files: UsageFiles, tag: str | None):
+    def __init__(self, files: UsageFiles, tag: str | None, text_columns: tuple[str, ...] = ()):
         import duckdb
 
         self.files = files
@@ -130,7 +131,12 @@ class _Reader:
         self.problems: list[Problem] = []
         listed = "[" + ", ".join(_text(str(p)) for p in files.paths) + "]"
         if files.kind == "csv":
-            scan = f"read_csv({listed}, union_by_name=true, filename=true, header=true)"
+            # A column DuckDB guessed to be numbers from its first rows, but with a word
+            # further down, is read as text: the checks below then name that cell.
+            types = ", ".join(f"{_text(name)}: 'VARCHAR'" for name in text_columns)
+            scan = f"read_csv({listed}, union_by_name=true, filename=true, header=true" + (
+                f", types={{{types}}})" if types else ")"
+            )
         else:
             scan = f"read_parquet({listed}, union_by_name=true, filename=true)"
         self.con.execute(f"CREATE VIEW source AS SELECT * FROM {scan}")
@@ -264,25 +270,37 @@ def read_usage_source(
     """
     import duckdb
 
-    reader = None
-    try:
-        reader = _Reader(files, tag)
-        if reader.column("ChargePeriodStart") is not None:
-            rows = _focus_rows(reader)
-        else:
-            rows = _usage_rows(reader)
-        reader.flush()
-        if rows is None:
-            return None, reader.problems
-        usage = _aggregate(reader, rows, receivers, metrics)
-        return usage, reader.problems
-    except duckdb.Error as exc:
-        # A file DuckDB cannot read (Excel's "CSV (Comma delimited)" is not UTF-8, a row
-        # with more fields than the header, a damaged Parquet file): named, not a traceback.
-        return None, [_unreadable(files, str(exc))]
-    finally:
-        if reader is not None:
-            reader.con.close()
+    text_columns: tuple[str, ...] = ()
+    while True:
+        reader = None
+        try:
+            reader = _Reader(files, tag, text_columns)
+            if reader.column("ChargePeriodStart") is not None:
+                rows = _focus_rows(reader)
+            else:
+                rows = _usage_rows(reader)
+            reader.flush()
+            if rows is None:
+                return None, reader.problems
+            usage = _aggregate(reader, rows, receivers, metrics)
+            return usage, reader.problems
+        except duckdb.ConversionException as exc:
+            # DuckDB guesses a CSV column's type from its first rows; a bad value further
+            # down fails the whole read. Read that column as text and check it again.
+            column = _CONVERTING.search(str(exc))
+            if files.kind != "csv" or column is None or column.group(1) in text_columns:
+                return None, [_unreadable(files, str(exc))]
+            text_columns += (column.group(1),)
+        except duckdb.Error as exc:
+            # A file DuckDB cannot read (Excel's "CSV (Comma delimited)" is not UTF-8, a row
+            # with more fields than the header, a damaged Parquet file): named, not a traceback.
+            return None, [_unreadable(files, str(exc))]
+        finally:
+            if reader is not None:
+                reader.con.close()
+
+
+_CONVERTING = re.compile(r'Error when converting column "([^"]+)"')
 
 
 _CSV_LINE = re.compile(r"CSV Error on Line: (\d+)")
@@ -303,7 +321,7 @@ def _unreadable(files: UsageFiles, error: str) -> Problem:
         )
     else:
         first = error.split("\n", 1)[0].split("Error: ", 1)[-1].strip()
-        why = f"{first}{at}" if at and at.strip() not in first else first
+        why = first if line is None or line.group(0) in first else f"{first}{at}"
     return Problem(
         Reason.BAD_VALUE,
         Severity.ERROR,
@@ -346,7 +364,7 @@ def _period_sql(reader: _Reader, column: str, timestamps: bool = False) -> tuple
         )
     # Text: the Usage sheet's rule (YYYY-MM, YYYY-M tolerated) for each distinct value.
     values = reader.con.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM source").fetchall()
-    pairs = [(v, parse_period(v)) for (v,) in values if v is not None]
+    pairs = [(v, parse_period(v) or _iso_month(v)) for (v,) in values if v is not None]
     frame = pd.DataFrame(pairs, columns=["raw", "period"], dtype=object)
     reader.con.register("period_map_frame", frame)
     # Names no source column has: inside the subquery a bare column name binds to the map
@@ -358,6 +376,16 @@ def _period_sql(reader: _Reader, column: str, timestamps: bool = False) -> tuple
     )
     text = f"CAST({col} AS VARCHAR)"
     return f"(SELECT costloop_period FROM period_map WHERE costloop_raw_text = {text})", text
+
+
+def _iso_month(text: str) -> str | None:
+    """The month of an ISO date written as text (``2026-03-01``): a CSV has no date cells,
+    so this is how a date column reads when DuckDB does not take it for dates."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 def _number_sql(reader: _Reader, column: str) -> str:

@@ -280,3 +280,22 @@ def test_a_bad_cell_is_named_by_its_own_files_column_order(tmp_path):
         tmp_path / "usage" / "b.csv", [[r[i] for i in order] for r in (rows[0], rows[1], bad)]
     )
     assert _problems(book) == ['usage/b.csv!A3: Quantity must be a non-negative number, got "n/a"']
+
+
+def test_a_bad_value_past_the_rows_duckdb_guesses_types_from_is_named_at_its_cell(tmp_path):
+    # DuckDB guesses a CSV column's type from its first 20,480 rows: numbers and dates
+    # there, a word far below. The word is still a located message, not a failed read.
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    header, good = rows[0], list(rows[1])
+    good[0] = f"{good[0]}-01"  # a date, as an export writes one
+    good[3] = 5
+    late_quantity, late_period = list(good), list(good)
+    late_quantity[3] = "n/a"
+    late_period[0] = "July"
+    _write_csv(tmp_path / "usage.csv", [header] + [good] * 30_000 + [late_quantity, late_period])
+    assert _problems(book) == [
+        'usage.csv!A30003: Period must be a month as YYYY-MM text or a date, got "July"',
+        'usage.csv!D30002: Quantity must be a non-negative number, got "n/a"',
+    ]
+    (period,) = set(prepare(FileWorkbook(book)).book.usage["Period"])
+    assert period == rows[1][0]
