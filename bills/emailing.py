@@ -89,17 +89,25 @@ def _attachments(bill: Bill) -> list[Attachment]:
     return files
 
 
-def _due(statement, log: SendLog, resend: bool, report: EmailReport) -> bool:
-    """Whether to send this bill, by the send log: not if sent already, nor if changed."""
+def _due(statement, addresses, log: SendLog, resend: bool, report: EmailReport) -> list:
+    """Whom to send this bill, by the send log: not those who have it, nor (changed) anyone.
+
+    An address the server refused while taking the others', or one added since,
+    has not had this bill, so a rerun sends it to just that address.
+    """
     code = statement.department
     earlier = log.last_sent(statement.period, code)
     if earlier is None:
-        return True
-    if earlier.bill_hash == statement.content_hash():
-        report.already_sent.append(code)
-        return False
+        return addresses
+    bill_hash = statement.content_hash()
+    if earlier.bill_hash == bill_hash:
+        have = log.received(statement.period, code, bill_hash)
+        missing = [a for a in addresses if a.addr_spec.casefold() not in have]
+        if not missing:
+            report.already_sent.append(code)
+        return missing
     if resend:
-        return True
+        return addresses
     report.changed.append(code)
     report.problems.append(
         _problem(
@@ -109,7 +117,7 @@ def _due(statement, log: SendLog, resend: bool, report: EmailReport) -> bool:
             "`costloop email BOOK --resend` to send the corrected bill",
         )
     )
-    return False
+    return []
 
 
 def send_bills(
@@ -171,7 +179,8 @@ def send_bills(
         if unwritable is not None:
             report.problems.append(unwritable)
             return report
-        to_send = [item for item in to_send if _due(item[0], log, resend, report)]
+        due = [(statement, _due(statement, to, log, resend, report)) for statement, to in to_send]
+        to_send = [(statement, to) for statement, to in due if to]
     with tempfile.TemporaryDirectory(prefix="costloop-email-") as tmp:
         # Files only for what goes out: a rerun that sends nothing starts no LibreOffice.
         bills = write_bills([s for s, _ in to_send], Path(tmp))
@@ -206,6 +215,9 @@ def send_bills(
                     delivery = send_with_retry(connection, message, backoff or Backoff())
                     error, attempts = delivery.error, delivery.attempts
                     if delivery.sent and delivery.refused:
+                        # The log keeps who has the bill, so a rerun sends it to the refused.
+                        have_not = {a.casefold() for a in delivery.refused}
+                        record.to = [a for a in record.to if a.casefold() not in have_not]
                         refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
                         report.problems.append(
                             Problem(

@@ -43,6 +43,7 @@ class SendRecord:
     period: str
     department: str
     to: list[str]
+    """Who got it (when sent: the addresses the server accepted)."""
     bill_hash: str
     status: str
     """``sent`` or ``failed``."""
@@ -93,6 +94,17 @@ class SendLog:
             ):
                 return record
         return None
+
+    def received(self, period: str, department: str, bill_hash: str) -> set[str]:
+        """Addresses (casefolded) that were sent this very bill: a rerun need not send again."""
+        return {
+            address.casefold()
+            for record in self.records
+            if record.status == SENT
+            and (record.period, record.department, record.bill_hash)
+            == (period, department, bill_hash)
+            for address in record.to
+        }
 
     def writable(self) -> Problem | None:
         """A problem if the log cannot be written: then nothing may be sent (it would be lost)."""

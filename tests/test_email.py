@@ -243,6 +243,36 @@ def test_a_changed_bill_is_held_back_until_resend(book, server, tmp_path):
     assert server.recipients()[emails(book)["ENG"]] == 2
 
 
+def test_an_address_refused_beside_an_accepted_one_gets_the_bill_on_a_rerun(server, tmp_path):
+    def second_address_for_eng(wb) -> None:
+        deps = wb["Departments"]
+        header = [c.value for c in deps[1]]
+        for row in deps.iter_rows(min_row=2):
+            if row[header.index("Department")].value == "ENG":
+                email_cell = row[header.index("Email")]
+                email_cell.value += "; eng-chair@stateu.example"
+                return
+        raise AssertionError("no ENG in Departments")
+
+    book = _edited_demo(tmp_path, second_address_for_eng)
+    first_address = emails(book)["ENG"].split(";")[0]
+    server.refuse = {"eng-chair@stateu.example"}  # a mailbox not set up yet
+    first = send_bills(book, env=server.env, backoff=FAST)
+    assert first.ok and len(first.sent) == 23  # ENG's first address got it: a warning
+    (warning,) = [p for p in first.problems if "eng-chair" in p.message]
+    assert not warning.is_error and warning.where.startswith("Departments!")
+    assert server.recipients()["eng-chair@stateu.example"] == 0
+
+    server.refuse = set()  # the mailbox now exists
+    again = send_bills(book, env=server.env, backoff=FAST)
+    assert again.ok and again.sent == ["ENG"] and len(again.already_sent) == 22
+    assert server.messages[-1][0] == ["eng-chair@stateu.example"]
+    assert server.recipients()[first_address] == 1  # not sent a second time
+
+    third = send_bills(book, env=server.env, backoff=FAST)
+    assert third.sent == [] and len(third.already_sent) == 23
+
+
 def test_dry_run_writes_one_eml_per_department_and_sends_nothing(book, tmp_path):
     folder = tmp_path / "eml"
     report = send_bills(book, dry_run=folder, env={})  # no SMTP settings needed
