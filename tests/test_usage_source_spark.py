@@ -7,6 +7,7 @@ them); skipped without them, like the LibreOffice tests without LibreOffice.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,25 @@ def test_spark_and_duckdb_sum_focus_alike(tmp_path):
     from_duckdb = usage(duck_book)
     assert len(from_duckdb) > 10
     assert usage(spark_book) == from_duckdb
+
+
+def test_spark_reads_focus_timestamps_in_utc_whatever_the_computers_zone(tmp_path):
+    # As the DuckDB path: west of Greenwich, midnight UTC on 1 March is still February.
+    book, _ = _book_with_source(tmp_path, "summed.parquet")
+    focus = tmp_path / "focus.parquet"
+    duckdb.sql(
+        f"""COPY (SELECT TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ChargePeriodStart,
+                         'ENG' AS SubAccountId, 2.5 AS EffectiveCost)
+            TO '{focus}' (FORMAT parquet)"""
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), str(focus), str(tmp_path / "summed.parquet")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "TZ": "America/Los_Angeles"},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    usage = prepare(FileWorkbook(book)).book.usage
+    assert list(zip(usage["Period"], usage["Quantity"], strict=True)) == [("2026-03", 2.5)]

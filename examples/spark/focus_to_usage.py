@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", action="store_true", help="the source is CSV, not Parquet")
     args = parser.parse_args(argv)
 
-    spark = SparkSession.builder.appName("costloop-usage").getOrCreate()
+    # FOCUS timestamps are UTC; in the cluster's own zone a charge starting at midnight on
+    # the 1st would fall in the previous month west of Greenwich (as costloop reads them).
+    spark = (
+        SparkSession.builder.appName("costloop-usage")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
     reader = spark.read.option("header", True).option("inferSchema", True)
     source = reader.csv(args.source) if args.csv else spark.read.parquet(args.source)
     lines = usage_lines(source, args.department_tag)
