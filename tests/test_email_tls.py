@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from programs import needs
 from test_email import FAST, Mailbox, emails, free_port
 
 from costloop.bills import send_bills
@@ -22,7 +23,7 @@ from costloop.engine.commands import run_book
 from costloop.workbooks import demo_path
 
 OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(not OPENSSL, reason="needs openssl to make a certificate")
+pytestmark = needs(openssl=OPENSSL)  # to make the certificate; an error under CI
 USER, PASSWORD = "itfinance", "correct horse"
 
 
