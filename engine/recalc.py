@@ -87,15 +87,19 @@ def recalc_books(
 ) -> tuple[list[RecalcOutcome], float]:
     """Recalculate every workbook in ``paths`` in one LibreOffice start.
 
-    Returns an outcome per workbook, in order, and the seconds LibreOffice took.
+    Returns an outcome per path, in order (one shared outcome for a workbook named twice),
+    and the seconds LibreOffice took.
     """
-    outcomes = [RecalcOutcome(Path(p)) for p in paths]
+    # A workbook named twice (book.xlsx ./book.xlsx) is recalculated once: its second copy
+    # would otherwise find the file "changed on disk" by the first one's write.
+    by_file: dict[Path, RecalcOutcome] = {}
+    outcomes = [by_file.setdefault(Path(p).resolve(), RecalcOutcome(Path(p))) for p in paths]
     workdir = Path(tempfile.mkdtemp(prefix="costloop-recalc-"))
     seconds = 0.0
     try:
         pending = [
             item
-            for number, outcome in enumerate(outcomes, start=1)
+            for number, outcome in enumerate(by_file.values(), start=1)
             if (item := _prepare(outcome, workdir / "in", number)) is not None
         ]
         if not pending:

@@ -574,3 +574,30 @@ def test_an_unreadable_libreoffice_copy_is_an_error_and_changes_nothing(tmp_path
     (problem,) = outcome.errors
     assert problem.message.startswith("LibreOffice saved an unreadable copy")
     assert book.read_bytes() == before
+
+
+def test_a_workbook_named_twice_is_recalculated_once(tmp_path, monkeypatch):
+    # `costloop recalc book.xlsx ./book.xlsx` (or a glob that repeats it): the second copy
+    # must not find "the workbook changed on disk" because the first one was written.
+    book = tmp_path / "book.xlsx"
+    save(make_package({"Summary": sheet_xml([cell_xml("A1", "1+1", 0)])}), book)
+    given = []
+
+    def libreoffice(sources, outdir, profile, timeout, soffice):
+        given.extend(sources)
+        outdir.mkdir(parents=True)
+        done = []
+        for source in sources:
+            result = outdir / source.name
+            save(make_package({"Summary": sheet_xml([lo_cell("A1", "n", "2")])}), result)
+            done.append(recalc_libreoffice.Conversion(source, result))
+        return done
+
+    monkeypatch.setattr(recalc, "convert", libreoffice)
+    monkeypatch.chdir(tmp_path)
+    outcomes, _ = recalc.recalc_books([book, Path("book.xlsx")], soffice="soffice")
+    assert len(given) == 1
+    assert [o.ok for o in outcomes] == [True, True], [
+        p.render() for o in outcomes for p in o.errors
+    ]
+    assert cells_of(parts.Package.read(book.read_bytes()), "Summary") == {"A1": ("n", "2")}
