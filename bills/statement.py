@@ -37,7 +37,8 @@ class PoolCharge:
     """The unit rate when every line has the same one; None for allocations and mixed bands."""
     amount: Decimal
     basis: str
-    """``allocated share``, ``rate`` or ``graduated (effective rate)``."""
+    """``allocated share``, ``rate``, ``graduated`` (one rule's bands), ``several rates``
+    (several rules) or ``rate and allocated share``."""
 
 
 @dataclass
@@ -133,21 +134,31 @@ def _total_of(bills: pd.DataFrame, key: str) -> Decimal:
     return sum((Decimal(a) for a in mine["Amount"]), Decimal(0))
 
 
-def _by_pool(lines: pd.DataFrame) -> list[PoolCharge]:
+def pool_charges(lines: pd.DataFrame) -> list[PoolCharge]:
+    """The Summary's "by pool" rows; a rate only where every line of the pool obeys it."""
     out = []
     for pool, group in lines.groupby("Pool", sort=False):
         metrics = [m for m in dict.fromkeys(group["Metric"]) if isinstance(m, str) and m]
         quantities = [q for q in group["Quantity"] if q is not None and not pd.isna(q)]
-        rates = [r for r in dict.fromkeys(group["Rate"]) if r is not None and not pd.isna(r)]
+        rated = [
+            (r, rule)
+            for r, rule in zip(group["Rate"], group["Rule"], strict=True)
+            if r is not None and not pd.isna(r)
+        ]
+        rates = list(dict.fromkeys(r for r, _ in rated))
         amount = sum((Decimal(a) for a in group["Amount"]), Decimal(0))
         one_metric = len(metrics) == 1 and len(quantities) == len(group)
         quantity = sum((Decimal(q) for q in quantities), Decimal(0)) if one_metric else None
-        if not rates:
+        if not rated:
             rate, basis = None, "allocated share"
+        elif len(rated) < len(group):
+            rate, basis = None, "rate and allocated share"
         elif len(rates) == 1:
             rate, basis = Decimal(rates[0]), "rate"
+        elif len({rule for _, rule in rated}) == 1:
+            rate, basis = None, "graduated"  # one rule's price bands
         else:
-            rate, basis = None, "graduated"
+            rate, basis = None, "several rates"
         out.append(PoolCharge(str(pool), ", ".join(metrics), quantity, rate, amount, basis))
     return out
 
@@ -202,7 +213,7 @@ def build_statements(year: BilledYear) -> list[Statement]:
                 run=year.stamp,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
                 usage=_usage(year, key),
-                by_pool=_by_pool(lines),
+                by_pool=pool_charges(lines),
                 months=months,
                 previous_period=previous_period,
                 previous=None if before is None else _total_of(before, key),

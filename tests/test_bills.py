@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 from programs import PDFTOTEXT, SOFFICE, needs, needs_libreoffice
 
@@ -25,7 +26,7 @@ from costloop.bills import make_bills
 from costloop.bills.lineage import describe
 from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.source import load_billed_year
-from costloop.bills.statement import build_statements, file_stems
+from costloop.bills.statement import build_statements, file_stems, pool_charges
 from costloop.bills.workbook import bill_workbook
 from costloop.cli import main
 from costloop.engine.commands import run_book
@@ -181,6 +182,33 @@ def test_lineage_keeps_this_department_and_hides_the_others(text, how):
     own = frozenset({"eng", "college of engineering"})
     private = frozenset({"fin", "pres", "res", "research office"})
     assert describe(rule, own, private) == how
+
+
+def test_charges_by_pool_say_graduated_only_for_one_rules_bands():
+    """Two CHARGE rules at different rates in one pool are not a graduated charge, and a
+    pool partly charged and partly allocated shows no rate that its amount does not obey."""
+    D = Decimal
+    lines = pd.DataFrame(
+        [
+            ("Cloud", "vCPU-Hours", D(5000), D("0.12"), D("600.00"), "R1"),
+            ("Cloud", "vCPU-Hours", D(1000), D("0.09"), D("90.00"), "R1"),
+            ("Storage", "GB-Month", D(100), D("0.08"), D("8.00"), "R2"),
+            ("Storage", "Backup-GB", D(50), D("0.02"), D("1.00"), "R3"),
+            ("Network", "Ports", D(10), D("2.00"), D("20.00"), "R4"),
+            ("Network", "Ports", None, None, D("55.50"), "R5"),
+        ],
+        columns=["Pool", "Metric", "Quantity", "Rate", "Amount", "Rule"],
+    )
+    by_pool = {p.pool: p for p in pool_charges(lines)}
+    assert (by_pool["Cloud"].basis, by_pool["Cloud"].rate) == ("graduated", None)
+    assert by_pool["Cloud"].quantity == 6000 and by_pool["Cloud"].amount == D("690.00")
+    assert (by_pool["Storage"].basis, by_pool["Storage"].rate) == ("several rates", None)
+    assert by_pool["Storage"].quantity is None  # two metrics do not add up
+    assert (by_pool["Network"].basis, by_pool["Network"].rate) == (
+        "rate and allocated share",
+        None,
+    )
+    assert by_pool["Network"].amount == D("75.50")
 
 
 def test_usage_sheet_holds_its_own_usage_rows_of_the_period(made):
