@@ -116,20 +116,29 @@ def _money(value: object) -> Decimal | None:
         return None
 
 
-def written_totals(wb: FileWorkbook) -> dict[str, Decimal] | None:
-    """Department key -> total of the written `Bills` sheet (None when there is no sheet)."""
+def written_totals(wb: FileWorkbook) -> tuple[dict[str, Decimal] | None, Problem | None]:
+    """Department key -> total of the written `Bills` sheet, or why it cannot be read."""
     if BILLS not in wb.sheet_names():
-        return None
+        return None, _problem(
+            f"{BILLS}!A1", "there is no Bills sheet; run `costloop run BOOK` first"
+        )
     grid = wb.read_sheet(BILLS)
     if not grid:
-        return {}
+        return {}, None
     header = [str(h).strip() if h is not None else "" for h in grid[0]]
+    missing = [c for c in ("Department", "Amount") if c not in header]
+    if missing:
+        return None, _problem(
+            f"{BILLS}!A1",
+            f"the Bills sheet has no {' or '.join(missing)} column in row 1; run "
+            "`costloop run BOOK` again to rewrite it, then make the bills",
+        )
     dep, amount = header.index("Department"), header.index("Amount")
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for row in grid[1:]:
         if len(row) > max(dep, amount) and row[dep] is not None:
             totals[name_key(str(row[dep]))] += _money(row[amount]) or Decimal(0)
-    return dict(totals)
+    return dict(totals), None
 
 
 def department_totals(bills: pd.DataFrame) -> dict[str, Decimal]:
@@ -190,12 +199,9 @@ def load_billed_year(path: Path) -> tuple[BilledYear | None, list[Problem]]:
         periods = [before, *periods]  # last period's change for the year's first month
     by_period = {p: bills_frame(drivers, run_period(drivers, plan, p)) for p in periods}
 
-    written = written_totals(wb)
+    written, unreadable = written_totals(wb)
     if written is None:
-        return None, [
-            *problems,
-            _problem(f"{BILLS}!A1", "there is no Bills sheet; run `costloop run BOOK` first"),
-        ]
+        return None, [*problems, unreadable]
     mismatch = _compare(department_totals(by_period[period]), written)
     if mismatch:
         return None, problems + mismatch

@@ -472,6 +472,21 @@ def test_inputs_edited_after_the_run_make_no_bills(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("column", ["Department", "Amount"])
+def test_a_bills_sheet_without_its_column_is_a_located_refusal(tmp_path, column):
+    book = run_demo(tmp_path)
+    wb = openpyxl.load_workbook(book)
+    header = next(c for c in wb["Bills"][1] if c.value == column)
+    header.value = f"{column} (edited)"
+    wb.save(book)
+    report = make_bills(book, tmp_path / "out")
+    assert not report.ok
+    (problem,) = report.problems
+    assert problem.where == "Bills!A1"
+    assert column in problem.message and "costloop run" in problem.message
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_bills_exit_codes(made, tmp_path, capsys):
     book, _ = made
     assert main(["bills", str(book), "--outdir", str(tmp_path / "cli")]) == 0
