@@ -16,7 +16,7 @@ from decimal import Decimal
 import pandas as pd
 
 from costloop.bills.lineage import describe
-from costloop.bills.source import BilledYear, RunStamp
+from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.periods import add_months, fiscal_periods
 from costloop.engine.result import BILL_COLUMNS
 from costloop.rules.ast import name_key
@@ -129,11 +129,6 @@ def file_stems(codes: list[str], period: str) -> list[str]:
     return stems
 
 
-def _total_of(bills: pd.DataFrame, key: str) -> Decimal:
-    mine = bills[bills["Department"].map(name_key) == key]
-    return sum((Decimal(a) for a in mine["Amount"]), Decimal(0))
-
-
 def pool_charges(lines: pd.DataFrame) -> list[PoolCharge]:
     """The Summary's "by pool" rows; a rate only where every line of the pool obeys it."""
     out = []
@@ -163,11 +158,13 @@ def pool_charges(lines: pd.DataFrame) -> list[PoolCharge]:
     return out
 
 
-def _usage(year: BilledYear, key: str) -> pd.DataFrame:
+def _usage_by_key(year: BilledYear) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The period's usage rows, split by department key once (not filtered per department)."""
     usage = year.book.usage
-    mine = usage[(usage["_key"] == key) & (usage["Period"] == year.period)]
     columns = [c for c in usage.columns if not str(c).startswith("_")]
-    return mine.sort_values("_row")[columns].reset_index(drop=True)
+    period = usage[usage["Period"] == year.period].sort_values("_row")
+    groups = {k: g[columns].reset_index(drop=True) for k, g in period.groupby("_key", sort=False)}
+    return groups, usage.iloc[:0][columns].reset_index(drop=True)
 
 
 def build_statements(year: BilledYear) -> list[Statement]:
@@ -181,23 +178,27 @@ def build_statements(year: BilledYear) -> list[Statement]:
         k: {k, name_key(str(n))} - {""}
         for k, n in zip(deps["_key"], deps["Name"].fillna(""), strict=True)
     }
+    all_names = set().union(*everyone.values())
     bills = year.bills
     periods = fiscal_periods(year.period, settings.fiscal_year_start)
     previous_period = add_months(year.period, -1)
+    # Each period's totals and the period's lines and usage split once, not once per
+    # department: a few thousand departments would otherwise rescan every frame each.
+    totals = {p: department_totals(frame) for p, frame in year.by_period.items()}
+    lines_of = dict(tuple(bills.groupby("Department", sort=False)))
+    usage_of, no_usage = _usage_by_key(year)
     statements = []
-    codes = [str(c) for c in dict.fromkeys(bills["Department"])]
-    for code, stem in zip(codes, file_stems(codes, year.period), strict=True):
+    codes = list(dict.fromkeys(bills["Department"]))
+    for code, stem in zip(codes, file_stems([str(c) for c in codes], year.period), strict=True):
         key = name_key(code)
         row = deps.iloc[by_key[key]]
         own = frozenset(everyone.get(key, {key}))
-        private = frozenset(set().union(*(v for k, v in everyone.items() if k != key)) - own)
-        lines = bills[bills["Department"] == code].copy()
+        private = frozenset(all_names - own)
+        lines = lines_of[code].copy()
         lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
         lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
-        months = [
-            (p, _total_of(year.by_period[p], key) if p in year.by_period else None) for p in periods
-        ]
-        before = year.by_period.get(previous_period)
+        months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
+        before = totals.get(previous_period)
         name = row["Name"]
         email = row["Email"] if "Email" in deps else None
         statements.append(
@@ -212,11 +213,11 @@ def build_statements(year: BilledYear) -> list[Statement]:
                 email_cell=book.cell("Departments", "Email", int(row["_row"])),
                 run=year.stamp,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
-                usage=_usage(year, key),
+                usage=usage_of.get(key, no_usage),
                 by_pool=pool_charges(lines),
                 months=months,
                 previous_period=previous_period,
-                previous=None if before is None else _total_of(before, key),
+                previous=None if before is None else before.get(key, Decimal(0)),
                 fiscal_year=f"FY {periods[0]} to {periods[-1]}",
                 file_stem=stem,
             )
