@@ -82,7 +82,7 @@ def sender(settings: Settings) -> tuple[Address | None, list[Problem]]:
     if not written:
         return None, [
             _problem(
-                where if "emailfrom" in settings.cells else "Settings!A1",
+                where,
                 "there is no sender: add the Settings key EmailFrom with the address bills "
                 "are sent from, e.g. itfinance@example.edu",
             )
