@@ -443,12 +443,15 @@ def _check_columns(
         lambda v: f"{label} must be a month as YYYY-MM text or a date, got {_shown(v)}",
         Reason.BAD_PERIOD,
     )
-    dept_label = department_column
+    blank = f"{department_column} is blank; type who used it (a department or a pool)"
+    if reader.tag and department_column == reader.column("Tags"):
+        # Tags is rarely blank: the row's resource lacks the tag that names the department.
+        blank = (
+            f'{department_column} has no "{reader.tag}" tag (or it is blank); tag the '
+            "resource with who used it (a department or a pool)"
+        )
     reader.report(
-        department_column,
-        f"coalesce(trim({department_sql}), '') = ''",
-        "NULL",
-        lambda _: f"{dept_label} is blank; type who used it (a department or a pool)",
+        department_column, f"coalesce(trim({department_sql}), '') = ''", "NULL", lambda _: blank
     )
     if metric_sql is not None and metric_column is not None:
         metric_label = metric_column
@@ -521,7 +524,9 @@ def _focus_department(reader: _Reader) -> tuple[str, str] | None:
         kind = reader.types[tags].upper()
         key = reader.tag.replace('"', '\\"')
         if kind.startswith("MAP"):
-            return f"CAST({_quote(tags)}[{_text(reader.tag)}] AS VARCHAR)", tags
+            # map_extract gives a list in every DuckDB release (map[key] became the value
+            # itself only in later ones, and a list's text "[ENG]" is no department).
+            return f"CAST(map_extract({_quote(tags)}, {_text(reader.tag)})[1] AS VARCHAR)", tags
         path = _text('$."' + key + '"')
         return f"json_extract_string(CAST({_quote(tags)} AS JSON), {path})", tags
     account = reader.column("SubAccountId")

@@ -299,3 +299,22 @@ def test_a_bad_value_past_the_rows_duckdb_guesses_types_from_is_named_at_its_cel
     ]
     (period,) = set(prepare(FileWorkbook(book)).book.usage["Period"])
     assert period == rows[1][0]
+
+
+def test_focus_tags_as_a_parquet_map_give_the_department(tmp_path):
+    # FOCUS Parquet exports often store Tags as a map rather than JSON text.
+    book, _ = _book_with_source(tmp_path, "focus.parquet", {"UsageDepartmentTag": "cost-center"})
+    duckdb.sql(
+        f"""COPY (SELECT * FROM (VALUES
+            (TIMESTAMP '2026-03-01', MAP {{'cost-center': 'ENG', 'team': 'web'}}, 2.5),
+            (TIMESTAMP '2026-03-01', MAP {{'cost-center': 'eng'}}, 1.5),
+            (TIMESTAMP '2026-03-01', MAP {{'team': 'web'}}, 9.0)
+        ) t(ChargePeriodStart, Tags, EffectiveCost))
+        TO '{tmp_path / "focus.parquet"}' (FORMAT parquet)"""
+    )
+    assert _problems(book) == [
+        'focus.parquet!B4: Tags has no "cost-center" tag (or it is blank); tag the resource '
+        "with who used it (a department or a pool)"
+    ]
+    usage = prepare(FileWorkbook(book)).book.usage
+    assert list(zip(usage["Department"], usage["Quantity"], strict=True)) == [("ENG", 4.0)]
