@@ -447,8 +447,8 @@ def _check_columns(
     if reader.tag and department_column == reader.column("Tags"):
         # Tags is rarely blank: the row's resource lacks the tag that names the department.
         blank = (
-            f'{department_column} has no "{reader.tag}" tag (or it is blank); tag the '
-            "resource with who used it (a department or a pool)"
+            f'{department_column} has no "{reader.tag}" tag (or it is blank, or Tags is not '
+            "JSON); tag the resource with who used it (a department or a pool)"
         )
     reader.report(
         department_column, f"coalesce(trim({department_sql}), '') = ''", "NULL", lambda _: blank
@@ -528,7 +528,8 @@ def _focus_department(reader: _Reader) -> tuple[str, str] | None:
             # itself only in later ones, and a list's text "[ENG]" is no department).
             return f"CAST(map_extract({_quote(tags)}, {_text(reader.tag)})[1] AS VARCHAR)", tags
         path = _text('$."' + key + '"')
-        return f"json_extract_string(CAST({_quote(tags)} AS JSON), {path})", tags
+        # TRY_CAST: a row whose Tags is not JSON is that row's error, not the whole read's.
+        return f"json_extract_string(TRY_CAST({_quote(tags)} AS JSON), {path})", tags
     account = reader.column("SubAccountId")
     if account is None:
         _missing(

@@ -313,8 +313,24 @@ def test_focus_tags_as_a_parquet_map_give_the_department(tmp_path):
         TO '{tmp_path / "focus.parquet"}' (FORMAT parquet)"""
     )
     assert _problems(book) == [
-        'focus.parquet!B4: Tags has no "cost-center" tag (or it is blank); tag the resource '
-        "with who used it (a department or a pool)"
+        'focus.parquet!B4: Tags has no "cost-center" tag (or it is blank, or Tags is not JSON); '
+        "tag the resource with who used it (a department or a pool)"
     ]
     usage = prepare(FileWorkbook(book)).book.usage
     assert list(zip(usage["Department"], usage["Quantity"], strict=True)) == [("ENG", 4.0)]
+
+
+def test_focus_tags_that_are_not_json_are_named_at_their_cell(tmp_path):
+    book, _ = _book_with_source(tmp_path, "focus.csv", {"UsageDepartmentTag": "cost-center"})
+    _write_csv(
+        tmp_path / "focus.csv",
+        [
+            ["ChargePeriodStart", "Tags", "EffectiveCost"],
+            ["2026-03-01T00:00:00Z", '{"cost-center": "ENG"}', "2"],
+            ["2026-03-01T00:00:00Z", "cost-center=ENG", "3"],
+        ],
+    )
+    assert _problems(book) == [
+        'focus.csv!B3: Tags has no "cost-center" tag (or it is blank, or Tags is not JSON); '
+        "tag the resource with who used it (a department or a pool)"
+    ]
