@@ -326,6 +326,28 @@ def test_an_interrupted_conversion_leaves_no_libreoffice_running(made, tmp_path,
     assert live_members(groups[0]) == []
 
 
+@needs_libreoffice
+def test_more_bills_than_one_command_line_holds_are_converted_in_several_starts(made, tmp_path):
+    """Windows refuses a command line over 32,767 characters: a few hundred bills' paths."""
+    _, report = made
+    sources = [b.workbook for b in report.bills[:3]]
+    longest = max(len(str(s)) for s in sources)
+    batch = convert_to_pdf(sources, tmp_path / "pdf", max_command=longest + 10)
+    assert batch.problems == []
+    assert sorted(batch.pdfs) == sorted(sources)
+    assert batch.starts == 3
+
+
+def test_a_libreoffice_that_cannot_be_started_is_a_warning_not_a_traceback(made, tmp_path):
+    _, report = made
+    not_a_program = tmp_path / "soffice"
+    not_a_program.write_text("not a program")  # found on PATH, but not executable
+    batch = convert_to_pdf([report.bills[0].workbook], tmp_path / "pdf", soffice=not_a_program)
+    assert batch.pdfs == {}
+    (problem,) = batch.problems
+    assert problem.where == "LibreOffice" and "could not be started" in problem.message
+
+
 def live_members(group: int) -> list[int]:
     """Processes of a process group that are still running (zombies are dead already)."""
     members = []
