@@ -10,7 +10,7 @@ department replaced by "another department".
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from costloop.rules.ast import (
     Allocate,
@@ -33,23 +33,41 @@ OTHER = "another department"
 def _number(value: Decimal) -> str:
     if value == value.to_integral_value():
         return f"{int(value):,}"
+    return _plain(value)
+
+
+def _plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _value(value: str | Decimal, private: frozenset[str]) -> str:
+def _as_number(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None  # a department named "NaN" is a name
+
+
+def _value(value: str | Decimal, private: frozenset[str], equality: bool) -> str:
     if isinstance(value, Decimal):
-        return _number(value)
+        if not equality:
+            return _number(value)  # a threshold (Headcount >= 1,000) names no one
+        # Compared for equality a number may be a department's code (cost centre 1010,
+        # or "01010", which the engine reads as the same number).
+        return OTHER if any(_as_number(k) == value for k in private) else _plain(value)
     return OTHER if name_key(value) in private else f'"{value}"'
 
 
 def _conditions(conds: tuple[Condition, ...], private: frozenset[str]) -> str:
     parts = []
     for cond in conds:
+        equality = cond.op in ("=", "<>", "IN")
         if cond.op == "IN":
-            values = ", ".join(_value(v, private) for v in cond.values)
+            values = ", ".join(_value(v, private, equality) for v in cond.values)
             parts.append(f"{cond.column.text} IN ({values})")
         else:
-            parts.append(f"{cond.column.text} {cond.op} {_value(cond.values[0], private)}")
+            value = _value(cond.values[0], private, equality)
+            parts.append(f"{cond.column.text} {cond.op} {value}")
     return f" where {' and '.join(parts)}" if parts else ""
 
 

@@ -174,13 +174,20 @@ def test_bill_lines_carry_lineage_without_naming_other_departments(made):
             'charge for "vCPU-Hours" at 0.05 a unit by "Cloud" where Department IN ("ENG", '
             "another department)",
         ),
+        (
+            # Cost-centre numbers as codes: compared for equality, a number names a department.
+            'ALLOCATE "Network" TO DEPARTMENTS EVENLY '
+            "WHERE Department IN (1010, 2020) AND Headcount >= 1010",
+            'equal share of "Network" where Department IN (another department, 2020) '
+            "and Headcount >= 1,010",
+        ),
     ],
 )
 def test_lineage_keeps_this_department_and_hides_the_others(text, how):
     (rule,), problems = parse_rules([RuleCell("R1", "Rules!B2", text)])
     assert problems == []
-    own = frozenset({"eng", "college of engineering"})
-    private = frozenset({"fin", "pres", "res", "research office"})
+    own = frozenset({"eng", "college of engineering", "2020"})
+    private = frozenset({"fin", "pres", "res", "research office", "01010", "snan"})
     assert describe(rule, own, private) == how
 
 
