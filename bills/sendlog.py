@@ -125,8 +125,15 @@ class SendLog:
     def append(self, record: SendRecord) -> None:
         """Add a record and make it durable before the next message goes."""
         self.records.append(record)
-        line = json.dumps(asdict(record), ensure_ascii=False, sort_keys=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        line = json.dumps(asdict(record), ensure_ascii=False, sort_keys=True) + "\n"
+        with self.path.open("a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell():
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    # A crash cut the last line short: start this record on a line of
+                    # its own, or it would be lost with the broken one (and sent again).
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())

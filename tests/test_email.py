@@ -28,7 +28,7 @@ from test_bills import leaks
 from costloop.bills import send_bills
 from costloop.bills.delivery import Backoff, is_transient
 from costloop.bills.message import check_settings
-from costloop.bills.sendlog import log_path
+from costloop.bills.sendlog import SendLog, SendRecord, log_path
 from costloop.bills.smtp import smtp_settings, workbook_secrets
 from costloop.cli import main
 from costloop.engine.book import Settings
@@ -338,6 +338,18 @@ def test_a_send_log_that_cannot_be_written_stops_before_sending(book, server):
     assert not report.ok and report.sent == []
     assert "cannot write the send log" in report.problems[-1].message
     assert server.messages == []
+
+
+def test_a_record_after_a_line_cut_short_by_a_crash_is_kept(tmp_path):
+    """The crash left no newline: the next record must start on a line of its own."""
+    path = tmp_path / "book.xlsx.sendlog.jsonl"
+    path.write_text('{"run_id": "R1", "period": "2026-03", "depart', encoding="utf-8")
+    record = SendRecord("R2", "2026-03", "ENG", ["eng@x.org"], "abc", "sent")
+    SendLog(path).append(record)
+    again = SendLog(path)
+    assert again.records == [record]
+    (warning,) = again.problems
+    assert warning.where == f"{path.name}, line 1" and not warning.is_error
 
 
 def test_missing_smtp_settings_say_which_variable(book, monkeypatch, capsys):
