@@ -16,7 +16,7 @@ each line and its usage rows. The re-run is tied to the run finance saw:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -56,7 +56,6 @@ class BilledYear:
     """Period -> that period's Bills frame (fiscal year to date, and the month before it)."""
     rules: dict[str, Statement]
     """Rule ID -> its parsed statement (for a bill line's lineage)."""
-    problems: list[Problem] = field(default_factory=list)
 
     @property
     def bills(self) -> pd.DataFrame:
@@ -212,5 +211,5 @@ def load_billed_year(path: Path) -> tuple[BilledYear | None, list[Problem]]:
             rules[rule.rule_id] = rule
     for rule in plan.charges:
         rules[rule.rule_id] = rule
-    year = BilledYear(book, stamp, period, by_period, rules, problems)
+    year = BilledYear(book, stamp, period, by_period, rules)
     return year, problems

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pandas as pd
@@ -68,7 +68,6 @@ class Statement:
     """``FY 2025-07 to 2026-06``."""
     file_stem: str
     """``ENG 2026-03``: the department and period, safe as a file name, unique in the run."""
-    problems: list = field(default_factory=list)
 
     @property
     def total(self) -> Decimal:
