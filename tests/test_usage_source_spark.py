@@ -98,3 +98,29 @@ def test_spark_reads_focus_timestamps_in_utc_whatever_the_computers_zone(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     usage = prepare(FileWorkbook(book)).book.usage
     assert list(zip(usage["Period"], usage["Quantity"], strict=True)) == [("2026-03", 2.5)]
+
+
+def test_spark_writes_nothing_when_it_cannot_use_a_line_unless_told_to_leave_it_out(tmp_path):
+    # costloop's own read stops at a bad row; the Spark job must not bill less silently.
+    focus = tmp_path / "focus.parquet"
+    duckdb.sql(
+        f"""COPY (SELECT * FROM (VALUES
+                (TIMESTAMP '2026-03-01', 'ENG', 2.5), (TIMESTAMP '2026-03-01', NULL, 4.0)
+            ) t(ChargePeriodStart, SubAccountId, EffectiveCost))
+            TO '{focus}' (FORMAT parquet)"""
+    )
+    target = tmp_path / "summed.parquet"
+
+    def spark(*options: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(EXAMPLE), str(focus), str(target), *options]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+
+    refused = spark()
+    assert refused.returncode == 1
+    assert "cannot use 1 line(s): blank department" in refused.stderr
+    assert f"nothing was written to {target}" in refused.stderr
+    assert not target.exists()
+    left_out = spark("--leave-out-bad-lines")
+    assert left_out.returncode == 0, left_out.stderr[-3000:]
+    assert "left out 1 line(s): blank department" in left_out.stderr
+    assert duckdb.sql(f"SELECT sum(Quantity) FROM '{target}/*.parquet'").fetchall() == [(2.5,)]

@@ -16,8 +16,11 @@ BilledCost when there is no EffectiveCost); Service is ServiceName. Quantities a
 summed as DECIMAL(38, 9), exactly as costloop does.
 
 Rows Spark cannot use (no period, no department, a negative consumed quantity) are
-counted and printed per reason, and left out; costloop checks the summed file again
-when it reads it (unknown departments are named there, at the summed file's rows).
+counted and printed per reason, and nothing is written (exit 1), as costloop's own
+read stops at a bad row: a bill must not silently leave usage out. With
+--leave-out-bad-lines they are left out and the sum is written. costloop checks the
+summed file again when it reads it (unknown departments are named there, at the summed
+file's rows).
 """
 
 from __future__ import annotations
@@ -99,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", help="the summed Usage Parquet file to write")
     parser.add_argument("--department-tag", help="the FOCUS tag holding the department")
     parser.add_argument("--csv", action="store_true", help="the source is CSV, not Parquet")
+    parser.add_argument(
+        "--leave-out-bad-lines",
+        action="store_true",
+        help="write the sum without the lines that cannot be used (default: write nothing)",
+    )
     args = parser.parse_args(argv)
 
     # FOCUS timestamps are UTC; in the cluster's own zone a charge starting at midnight on
@@ -124,9 +132,18 @@ def main(argv: list[str] | None = None) -> int:
     counts = lines.select(
         *[F.sum(F.when(test, 1).otherwise(0)).alias(name) for name, test in checks.items()]
     ).first()
-    for name in checks:
-        if counts[name]:
-            print(f"left out {counts[name]:,} line(s): {name}", file=sys.stderr)
+    bad = [name for name in checks if counts[name]]
+    verb = "left out" if args.leave_out_bad_lines else "cannot use"
+    for name in bad:
+        print(f"{verb} {counts[name]:,} line(s): {name}", file=sys.stderr)
+    if bad and not args.leave_out_bad_lines:
+        print(
+            f"nothing was written to {args.target}: fix the source, or run again with "
+            "--leave-out-bad-lines to bill without those lines",
+            file=sys.stderr,
+        )
+        spark.stop()
+        return 1
     good = lines
     for test in checks.values():
         good = good.where(~F.coalesce(test, F.lit(False)))
