@@ -765,6 +765,12 @@ def attach_usage_source(book, folder: Path | None) -> list[Problem]:
     usage, problems = read_usage_source(files, receivers, book.metrics, tag or None)
     if usage is not None:
         book.usage = usage
+        # A WHERE may name only columns the usage has: an extra header left on the Usage
+        # sheet (its rows come from the files now) must fail `check`, not only `run`.
+        kept = {name_key(column) for column in usage.columns if not column.startswith("_")}
+        if "Usage" in book.columns:
+            sheet = book.columns["Usage"]
+            book.columns["Usage"] = {key: spot for key, spot in sheet.items() if key in kept}
         digest = hashlib.sha256(f"{book.fingerprint}\0{fingerprint(files)}".encode())
         book.fingerprint = digest.hexdigest()
     return problems

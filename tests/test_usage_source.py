@@ -334,3 +334,22 @@ def test_focus_tags_that_are_not_json_are_named_at_their_cell(tmp_path):
         'focus.csv!B3: Tags has no "cost-center" tag (or it is blank, or Tags is not JSON); '
         "tag the resource with who used it (a department or a pool)"
     ]
+
+
+def test_a_where_on_a_usage_header_the_files_do_not_keep_fails_check_as_it_fails_run(tmp_path):
+    # Only Usage's own columns are kept from the files: a "Project" header left on the Usage
+    # sheet is no column a WHERE can use, and `check` must say so before `run` does.
+    book, rows = _book_with_source(tmp_path, "usage.csv")
+    wb = openpyxl.load_workbook(book)
+    wb["Usage"].cell(1, len(rows[0]) + 1, "Project")
+    for row in wb["Rules"].iter_rows(min_row=2):
+        if str(row[1].value).startswith('CHARGE "Virtual Servers"'):
+            row[1].value += ' WHERE Project = "X"'
+    wb.save(book)
+    _write_csv(tmp_path / "usage.csv", [[*rows[0], "Project"]] + [[*r, "X"] for r in rows[1:]])
+    errors = [
+        p.render() for p in prepare(FileWorkbook(book)).problems if p.severity.name == "ERROR"
+    ]
+    assert [e.splitlines()[0] for e in errors] == [
+        'Rules!B11, character 60: unknown column "Project" in WHERE — did you mean Parent?'
+    ]
