@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 
 from costloop.engine.book import Book
-from costloop.engine.read import cell_number
+from costloop.engine.read import RECALC_HINT, cell_number
+from costloop.engine.sheet_xml import Uncalculated
+from costloop.engine.workbook import ExcelError
 from costloop.rules.ast import name_key
 from costloop.rules.checks import Names, value_key
 
@@ -75,11 +77,21 @@ def _driver_cells(book: Book, column: str) -> tuple[int, list[tuple[str, str]]]:
         if isinstance(value, str) and not value.strip():
             continue
         if cell_number(value) is None:
-            shown = f'"{value}"' if isinstance(value, str) else str(value)
+            shown = _shown_driver_value(value)
             stray.append((book.cell("Departments", column, int(row)), shown))
         else:
             numbers += 1
     return numbers, stray
+
+
+def _shown_driver_value(value: object) -> str:
+    """A driver cell that is not a number, as the message shows it."""
+    if isinstance(value, Uncalculated):
+        # Its own fix, not "type the number": the formula is right, only its value is missing.
+        return f"a formula with no calculated value ({RECALC_HINT})"
+    if isinstance(value, ExcelError):
+        return f"the Excel error {value}"
+    return f'"{value}"' if isinstance(value, str) else str(value)
 
 
 class _ColumnValues(Mapping):

@@ -225,10 +225,8 @@ def _error_mask(values: np.ndarray, kind: type = ExcelError) -> np.ndarray:
     return np.fromiter((isinstance(v, kind) for v in values), dtype=bool, count=len(values))
 
 
-UNCALCULATED_MESSAGE = (
-    "formula with no calculated value: open and save the workbook in Excel, "
-    "or run `costloop recalc`"
-)
+RECALC_HINT = "open and save the workbook in Excel, or run `costloop recalc`"
+UNCALCULATED_MESSAGE = f"formula with no calculated value: {RECALC_HINT}"
 
 
 def _unreadable(value: object) -> bool:

@@ -333,6 +333,16 @@ def test_numeric_text_in_a_driver_column_counts_like_numbers(demo: Path, tmp_pat
     assert total(bills(demo)) > 0
 
 
+def test_a_driver_formula_without_a_value_says_so_not_type_a_number(demo: Path, capsys):
+    edit(demo, lambda wb: wb["Departments"].__setitem__("G5", "=100+10"))
+    code, out = run(demo, capsys)
+    assert code == 1
+    assert out[0] == (
+        "Departments!G5: Headcount must be a number, got a formula with no calculated value "
+        f"({RECALC_HINT}) (rule R05 shares cost by Headcount); type the number, or 0 for none"
+    )
+
+
 def test_a_word_in_a_driver_column_is_an_error_at_its_cell(demo: Path, capsys):
     edit(demo, lambda wb: wb["Departments"].__setitem__("G5", "n/a"))
     code, out = run(demo, capsys)
