@@ -77,8 +77,7 @@ def workbook_secrets(settings: Settings) -> list[Problem]:
     """A password (or anything like one) in Settings: refused, with the cell to clear."""
     problems = []
     for key, value in settings.raw.items():
-        compact = "".join(key.split())
-        if value.strip() and any(word in compact for word in _SECRET_WORDS):
+        if value.strip() and _names_a_secret(key):
             problems.append(
                 Problem(
                     Reason.BAD_SETTING,
@@ -90,6 +89,17 @@ def workbook_secrets(settings: Settings) -> list[Problem]:
                 )
             )
     return problems
+
+
+def _names_a_secret(key: str) -> bool:
+    """``SMTP Password``, ``SmtpPassword``, ``ClientSecret``, ``PasswordSMTP``; not
+    ``Billing Secretary`` (a secret word as a whole word, or ending or opening the key)."""
+    compact = "".join(key.split())
+    return (
+        any(word in _SECRET_WORDS for word in key.split())
+        or compact.endswith(_SECRET_WORDS)
+        or compact.startswith(("password", "passwd", "pwd"))
+    )
 
 
 class SessionError(Exception):

@@ -383,6 +383,23 @@ def test_any_password_like_setting_is_refused_at_its_cell():
 
 
 @pytest.mark.parametrize(
+    ("key", "refused"),
+    [
+        ("smtppassword", True),
+        ("clientsecret", True),
+        ("passwordsmtp", True),
+        ("mail pwd", True),
+        ("billing secretary", False),
+        ("billingsecretary", False),
+        ("approver", False),
+    ],
+)
+def test_only_keys_that_name_a_secret_are_refused(key, refused):
+    settings = Settings(raw={key: "x"}, cells={key: "Settings!B9"})
+    assert bool(workbook_secrets(settings)) is refused
+
+
+@pytest.mark.parametrize(
     "subject",
     ["{total:,.2f}", "{period:{width}}", "{department!x}", "{totl}", "{period"],
 )
