@@ -8,6 +8,7 @@ into its Settings is refused (with the cell to clear) rather than used.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import smtplib
 import ssl
@@ -70,7 +71,24 @@ def smtp_settings(
     password = env.get(f"{ENV}PASSWORD", "")
     if password and not user:
         return None, [_env_problem("USER", f"{ENV}PASSWORD is set but {ENV}USER is not")]
+    if password and security == "none" and not _is_loopback(host):
+        return None, [
+            _env_problem(
+                "SECURITY",
+                f"none would send {ENV}PASSWORD unencrypted to {host}; set it to starttls "
+                "or ssl (a relay on this computer, 127.0.0.1, may use none)",
+            )
+        ]
     return SmtpSettings(host, port, security, user, password), []
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def workbook_secrets(settings: Settings) -> list[Problem]:

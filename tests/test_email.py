@@ -368,9 +368,28 @@ def test_smtp_settings_come_from_the_environment():
         ({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_SECURITY": "tls1"}, "SECURITY"),
         ({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_PORT": "smtp"}, "PORT"),
         ({"COSTLOOP_SMTP_HOST": "m", "COSTLOOP_SMTP_PASSWORD": "x"}, "USER"),
+        (
+            {
+                "COSTLOOP_SMTP_HOST": "mail.example.edu",
+                "COSTLOOP_SMTP_SECURITY": "none",
+                "COSTLOOP_SMTP_USER": "it",
+                "COSTLOOP_SMTP_PASSWORD": "x",
+            },
+            "SECURITY",
+        ),
     ):
         settings, problems = smtp_settings(env)
         assert settings is None and problems[0].where == f"environment COSTLOOP_SMTP_{variable}"
+
+
+def test_a_password_may_go_unencrypted_only_to_a_relay_on_this_computer():
+    env = {"COSTLOOP_SMTP_SECURITY": "none", "COSTLOOP_SMTP_USER": "it"}
+    env["COSTLOOP_SMTP_PASSWORD"] = "x"
+    for host in ("127.0.0.1", "localhost", "::1"):
+        settings, problems = smtp_settings({**env, "COSTLOOP_SMTP_HOST": host})
+        assert problems == [] and settings.password == "x"
+    _, problems = smtp_settings({**env, "COSTLOOP_SMTP_HOST": "mail.example.edu"})
+    assert problems[0].message.startswith("none would send COSTLOOP_SMTP_PASSWORD unencrypted")
 
 
 def test_any_password_like_setting_is_refused_at_its_cell():
