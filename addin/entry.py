@@ -421,13 +421,28 @@ def _save_first(button: str, online: str | None = None) -> Report:
     )
 
 
+# The bills commands speak to the command line; in Excel the same step is a button.
+_COMMANDS_AS_BUTTONS = (
+    (re.compile(r"(?:run )?`costloop run(?: BOOK)?`"), "click Run chargeback"),
+    (re.compile(r"(?:run )?`costloop check(?: BOOK)?`"), "click Check rules"),
+)
+
+
+def _in_excel_words(text: str) -> str:
+    """A bills message with its command-line advice turned into the button to click."""
+    for command, button in _COMMANDS_AS_BUTTONS:
+        text = command.sub(button, text)
+    return text
+
+
 def _bills_report(screen: Screen, report: Any, success: str) -> Report:
     lines = report.lines()
     if not report.ok:
         errors = [p for p in report.problems if p.is_error]
         if errors:
             screen.go_to(errors[0].where)
-            return Report(False, f"{lines[0]}. First: {errors[0].headline()}.")
+            first = _in_excel_words(errors[0].headline())
+            return Report(False, f"{lines[0]}. First: {first}.")
         return Report(False, _sentence(lines[0]))
     text = _sentence(lines[0]) if lines else ""
     return Report(True, f"{text} {success}".strip())

@@ -231,6 +231,14 @@ def test_make_bills_saves_the_workbook_and_writes_a_folder_beside_it(demo):
     assert f"{len(departments)} department bill(s)" in report.message
 
 
+def test_make_bills_before_a_run_names_the_button_not_the_command(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    report = click(excel, "MakeBills")
+    assert not report.ok
+    assert "the workbook has not been run yet: click Run chargeback first" in report.message
+    assert "costloop" not in report.message
+
+
 def test_email_bills_asks_first(demo, monkeypatch):
     assert run_book(demo).ok
     excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
