@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_scale import rule_texts
 from openpyxl import Workbook
 
 PERIODS = [f"{2025 + (6 + m) // 12}-{(6 + m) % 12 + 1:02d}" for m in range(12)]  # Jul..Jun
@@ -83,34 +84,9 @@ def generate(path: Path, usage_rows: int, departments: int, rules: int, seed: in
 
     sheet = wb.create_sheet("Rules")
     sheet.append(["ID", "Rule", "Enabled"])
-    texts = []
-    for i, (pool, metric) in enumerate(zip(charged, metrics, strict=True)):
-        form = i % 3
-        if form == 0:
-            texts.append(f'CHARGE "{pool}" FOR "{metric}" AT 0.{rng.randint(10, 99)}')
-        elif form == 1:
-            texts.append(f'CHARGE "{pool}" FOR "{metric}" AT RATE CARD')
-        else:
-            texts.append(
-                f'CHARGE "{pool}" FOR "{metric}" TIERED FIRST 1000 AT 0.05, '
-                "NEXT 9000 AT 0.04, ABOVE AT 0.03"
-            )
-    # The first two overhead pools step down into the others, the rest go to departments.
-    for i, pool in enumerate(allocated):
-        if i == 0:
-            others = ", ".join(f'"{p}"' for p in allocated[2:5])
-            texts.append(f'ALLOCATE "{pool}" TO POOLS {others} BY COST')
-        elif i == 1:
-            texts.append(f'ALLOCATE "{pool}" TO POOLS "{allocated[2]}" AND DEPARTMENTS EVENLY')
-        elif i % 3 == 0:
-            texts.append(f'ALLOCATE "{pool}" TO DEPARTMENTS BY Headcount')
-        elif i % 3 == 1:
-            texts.append(
-                f'ALLOCATE "{pool}" TO DEPARTMENTS BY USAGE "{metrics[i % len(metrics)]}" '
-                "IF NO USAGE EVENLY"
-            )
-        else:
-            texts.append(f'ALLOCATE "{pool}" TO DEPARTMENTS BY SquareFeet WHERE Fund <> "IT"')
+    # The same rule mix as the scale benchmark: CHARGE flat, rate card and tiered; the first
+    # two overhead pools step down into the others, the rest go to departments.
+    texts = rule_texts(rng, metrics, charged, allocated)
     for i, text in enumerate(texts, start=1):
         sheet.append([f"R{i:03d}", text, "Y"])
     wb.save(path)

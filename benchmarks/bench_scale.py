@@ -47,7 +47,7 @@ def _names(departments: int, metrics: int, rules: int):
     return depts, metric_names, charged, allocated
 
 
-def _rule_texts(rng: random.Random, metrics, charged, allocated) -> list[str]:
+def rule_texts(rng: random.Random, metrics, charged, allocated) -> list[str]:
     """Half CHARGE (flat, rate card, tiered), half ALLOCATE (step-down, drivers, usage)."""
     texts = []
     for i, pool in enumerate(charged):
@@ -146,7 +146,7 @@ def generate(
         rates.append([metric, 0.11, PERIODS[0]])
         rates.append([metric, 0.12, PERIODS[6]])
     sheet("Rates", ["Metric", "Rate", "EffectiveFrom"], rates)
-    texts = _rule_texts(rng, metric_names, charged, allocated)
+    texts = rule_texts(rng, metric_names, charged, allocated)
     sheet(
         "Rules", ["ID", "Rule", "Enabled"], ([f"R{i:03d}", t, "Y"] for i, t in enumerate(texts, 1))
     )
