@@ -15,12 +15,20 @@ the contract with a few whole-column operations:
 
 The values are exactly those `cells.grid` gives, column for column (the tests
 hold the two to that).
+
+`arrow_columns` does the same from an Arrow table (fastexcel's read of a big
+sheet): a column of text is dictionary-encoded by Arrow, so a million cells
+cost one Python string per distinct name.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api.types import infer_dtype
 
 from costloop.engine.cells import EXACT_LIMIT, cell_value
@@ -85,3 +93,62 @@ def rows_to_columns(rows: list[list[object]], pad_left: int = 0) -> list[np.ndar
     return [blank.copy() for _ in range(pad_left)] + [
         contract_column(table[:, j]) for j in range(width)
     ]
+
+
+def arrow_columns(table, header: list[object]) -> list[np.ndarray] | None:
+    """An Arrow table's columns (the rows below ``header``) as contract columns, header first.
+
+    None when a column cannot be brought over exactly: a column of numbers, dates or
+    booleans with an empty cell in it (fastexcel reads text such as "n/a" in a number
+    column as empty, so an empty cell there is not known to be blank), or a kind of
+    value this path does not take (a time of day, a fraction of a second).
+    """
+    width = max(table.num_columns, len(header))
+    header = [*header, *([None] * (width - len(header)))]
+    columns = []
+    for j in range(width):
+        if j < table.num_columns:
+            values = _arrow_column(table.column(j))
+        else:
+            values = np.full(table.num_rows, None, dtype=object)
+        if values is None:
+            return None
+        out = np.empty(len(values) + 1, dtype=object)
+        out[0] = header[j]
+        out[1:] = values
+        columns.append(out)
+    return columns
+
+
+def _arrow_column(column) -> np.ndarray | None:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    if pa.types.is_null(kind):
+        return np.full(len(column), None, dtype=object)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        encoded = pc.dictionary_encode(column)
+        names = encoded.dictionary.to_pylist()
+        shared = np.empty(len(names) + 1, dtype=object)
+        shared[: len(names)] = [name or None for name in names]  # "" reads as None
+        codes = pc.fill_null(encoded.indices, len(names)).to_numpy()
+        return shared[codes]
+    if column.null_count:
+        return None
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind):
+        floats = column.to_numpy().astype(np.float64, copy=False)
+        return None if np.isnan(floats).any() else _numbers(floats)
+    if pa.types.is_boolean(kind):
+        return column.to_numpy(zero_copy_only=False).astype(object)
+    if pa.types.is_timestamp(kind) and kind.tz is None:
+        ticks = column.cast(pa.timestamp("us")).to_numpy().astype(np.int64)
+        if (ticks % 1_000_000).any():
+            return None  # fractions of a second: the general reader rounds them its own way
+        codes, uniques = pd.factorize(ticks)
+        epoch = dt.datetime(1970, 1, 1)
+        mapped = np.array(
+            [cell_value(epoch + dt.timedelta(microseconds=int(u))) for u in uniques] + [None],
+            dtype=object,
+        )
+        return mapped[codes]
+    return None

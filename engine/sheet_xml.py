@@ -122,3 +122,129 @@ def _column_index(letters: str) -> int:
     for ch in letters:
         index = index * 26 + ord(ch) - 64
     return index - 1
+
+
+# --- a quick survey of a big worksheet part, streamed ------------------------------------
+
+_SURVEY_CHUNK = 1 << 22
+"""Inflated bytes looked at at a time: a 270 MB Usage part is never held whole."""
+_MARKERS = {
+    "errors": (b't="e"', b"t='e'"),
+    "formulas": (b"<f", b":f>", b":f "),
+    "hidden": (b"hidden",),
+}
+_OVERLAP = max(len(m) for group in _MARKERS.values() for m in group) - 1
+
+
+@dataclass
+class Survey:
+    """What a worksheet part may hold that a value-only reader does not report.
+
+    Each flag is True when the part contains the bytes such content needs, so
+    False is certain and True means "look closer" (with the functions above).
+    """
+
+    errors: bool = False
+    formulas: bool = False
+    hidden: bool = False
+    first_row: etree._Element | None = None
+    """The part's first ``<row>`` element, parsed (its namespace kept), or None."""
+
+
+def survey(stream) -> Survey:
+    """Read a worksheet part from a binary stream once, in chunks, and say what it holds."""
+    found = Survey()
+    parser = etree.XMLPullParser(events=("end",), huge_tree=True, resolve_entities=False)
+    tail = b""
+    while chunk := stream.read(_SURVEY_CHUNK):
+        if found.first_row is None:
+            found.first_row = _first_row(parser, chunk)
+        window = tail + chunk
+        for flag, markers in _MARKERS.items():
+            if not getattr(found, flag) and any(m in window for m in markers):
+                setattr(found, flag, True)
+        tail = window[-_OVERLAP:]
+    return found
+
+
+def _first_row(parser: etree.XMLPullParser, chunk: bytes) -> etree._Element | None:
+    try:
+        parser.feed(chunk)
+        for _, element in parser.read_events():
+            if etree.QName(element).localname == "row":
+                return element
+    except etree.XMLSyntaxError:
+        return None  # a damaged part: the full read reports it
+    return None
+
+
+def header_texts(row: etree._Element, shared_strings) -> list[str | None] | None:
+    """The text of each cell of a sheet's first row (row 1, from A1), None for a blank.
+
+    None when the row is not plain text from A1 on (a number, a date, a boolean, an
+    error, a cell before it that is not row 1): the caller then reads the sheet the
+    general way. ``shared_strings(index)`` gives the text of a shared string.
+    """
+    ns = etree.QName(row).namespace
+    if row.get("r", "1") != "1":
+        return None
+    texts: list[str | None] = []
+    for cell in row.iter(f"{{{ns}}}c"):
+        ref = _CELL_REF.match(cell.get("r") or "")
+        col = _column_index(ref.group(1)) if ref else len(texts)
+        if (ref and ref.group(2) != "1") or col < len(texts):
+            return None
+        texts.extend([None] * (col - len(texts)))
+        kind = cell.get("t", "n")
+        value = cell.find(f"{{{ns}}}v")
+        if kind == "inlineStr":
+            text = _string_item(cell.find(f"{{{ns}}}is"), ns)
+        elif value is None:
+            text = None  # a styled cell with nothing in it
+        elif kind == "s":
+            text = shared_strings(int(value.text or 0))
+        elif kind == "str":
+            text = value.text or ""
+        else:
+            return None  # a number, boolean, date or error in the header row
+        if text is not None and "_x" in text:
+            return None  # an OOXML escape (_x000D_): leave decoding to the reader
+        texts.append(text or None)
+    if not texts or texts[0] is None:
+        return None  # the used range may start right of column A
+    return texts
+
+
+def _string_item(item: etree._Element | None, ns: str) -> str | None:
+    """The text of an ``<si>`` or ``<is>``: its ``<t>`` and rich-text runs, not phonetics."""
+    if item is None:
+        return None
+    plain = item.find(f"{{{ns}}}t")
+    if plain is not None:
+        return plain.text or ""
+    return "".join(t.text or "" for t in item.iterfind(f"{{{ns}}}r/{{{ns}}}t"))
+
+
+class SharedStrings:
+    """A workbook's shared strings, parsed only as far as the highest index asked for."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._parser = etree.XMLPullParser(events=("end",), huge_tree=True, resolve_entities=False)
+        self._items: list[str | None] = []
+
+    def __call__(self, index: int) -> str | None:
+        while len(self._items) <= index and self._stream is not None:
+            chunk = self._stream.read(1 << 16)
+            if not chunk:
+                self._stream = None
+                break
+            self._parser.feed(chunk)
+            for _, element in self._parser.read_events():
+                if etree.QName(element).localname == "si":
+                    ns = etree.QName(element).namespace
+                    self._items.append(_string_item(element, ns))
+                    element.clear()
+        if index >= len(self._items):
+            raise IndexError(f"shared string {index} is not in the workbook")
+        return self._items[index]

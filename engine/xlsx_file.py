@@ -54,6 +54,7 @@ import datetime as dt
 import functools
 import io
 import itertools
+import logging
 import math
 import numbers
 import os
@@ -67,7 +68,7 @@ import numpy as np
 import python_calamine
 from lxml import etree
 
-from costloop.engine import cells, sheet_columns, sheet_xml
+from costloop.engine import cells, sheet_columns, sheet_survey, sheet_xml
 from costloop.engine import xlsx_parts as parts
 from costloop.engine.cells import ERROR_CODES, MAX_CELL_CHARS, CellValue, ExcelError
 from costloop.engine.workbook import (
@@ -134,6 +135,10 @@ def check_format(path: Path) -> None:
 
 def _looks_like_text(head: bytes) -> bool:
     return bool(head) and all(b in b"\t\r\n" or 32 <= b < 127 or b >= 128 for b in head)
+
+
+FAST_READ_MIN_BYTES = 4 << 20
+"""A sheet whose XML is this big (some 15,000 rows) is read by fastexcel into Arrow."""
 
 
 class FileWorkbook:
@@ -236,6 +241,79 @@ class FileWorkbook:
             raise KeyError(f"{self.path.name}: there is no sheet named {name!r}")
         if not entry.is_worksheet:
             return []
+        if entry.part and workbook.package.size(entry.part) >= FAST_READ_MIN_BYTES:
+            columns = self._read_columns_arrow(entry, workbook)
+            if columns is not None:
+                return columns
+        return self._read_columns_calamine(entry, workbook)
+
+    def _read_columns_arrow(
+        self, entry: parts.SheetEntry, workbook: parts.WorkbookPart
+    ) -> list[np.ndarray] | None:
+        """A big sheet read by fastexcel into Arrow, when that read is exact; else None.
+
+        fastexcel does not report error cells, formulas without a value or hidden
+        rows, and reads text such as "n/a" in a column of numbers as empty, so the
+        sheet's XML is surveyed first (streamed, never held whole), and a column
+        fastexcel could have read loosely sends the sheet down the general path.
+        """
+        try:
+            import fastexcel
+        except ImportError:  # pragma: no cover - a dependency; the general path still works
+            return None
+        package = workbook.package
+        data, _ = self._load()
+
+        def read_values():
+            # fastexcel logs a warning for every empty column ("falling back to string");
+            # an empty column is no news to a finance user, so it is not shown.
+            quiet = logging.getLogger("fastexcel")
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)
+            try:
+                return fastexcel.read_excel(data).load_sheet(
+                    entry.name,
+                    header_row=0,
+                    dtype_coercion="strict",  # a column of two kinds raises, never coerces
+                    schema_sample_rows=None,  # every row decides a column's kind
+                    eager=True,
+                )
+            except fastexcel.FastExcelError:
+                return None
+            finally:
+                quiet.setLevel(level)
+
+        crc = package.crc(entry.part)
+        if crc is None:
+            return None
+        table, found = sheet_survey.survey_beside(self.path, entry.part, crc, read_values)
+        if table is None or not found.same_file or found.errors or found.uncalculated:
+            return None
+        header = found.header(self._shared_strings(workbook))
+        if header is None:
+            return None
+        columns = sheet_columns.arrow_columns(table, header)
+        if columns is not None:
+            self._hidden[entry.name] = found.hidden
+        return columns
+
+    @staticmethod
+    def _shared_strings(workbook: parts.WorkbookPart) -> sheet_xml.SharedStrings:
+        package = workbook.package
+        target = next(
+            (
+                target
+                for _, kind, target, _ in package.rels(workbook.part)
+                if kind.endswith("/sharedStrings")
+            ),
+            None,
+        )
+        stream = package.open(target) if target else None
+        return sheet_xml.SharedStrings(stream if stream is not None else io.BytesIO(b""))
+
+    def _read_columns_calamine(
+        self, entry: parts.SheetEntry, workbook: parts.WorkbookPart
+    ) -> list[np.ndarray] | None:
         reader = self._reader()
         # calamine parses on a worker thread (it lets go of the GIL) while this one checks
         # the sheet's XML: on two cores the checks cost no time beside the parse.

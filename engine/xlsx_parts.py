@@ -223,6 +223,18 @@ class _ZipParts(MutableMapping):
     def entry(self, name: str) -> zipfile.ZipInfo:
         return self._entries[name]
 
+    def size(self, name: str) -> int:
+        """The entry's size inflated, without inflating it."""
+        if name in self._inflated or name not in self._entries:
+            return len(self[name])
+        return self._entries[name].file_size
+
+    def open(self, name: str):
+        """A binary stream of the entry's bytes, inflated as it is read (never held whole)."""
+        if name in self._inflated or name not in self._entries:
+            return io.BytesIO(self[name])
+        return self._archive.open(self._entries[name])
+
     def compressed(self, name: str) -> memoryview:
         """The entry's data as stored in the zip (after its local header)."""
         info = self._entries[name]
@@ -288,6 +300,33 @@ class Package:
     def get(self, name: str) -> bytes | None:
         found = self.find(name)
         return None if found is None else self.parts[found]
+
+    def open(self, name: str):
+        """A binary stream of a part (a big worksheet is inflated as it is read), or None."""
+        found = self.find(name)
+        if found is None:
+            return None
+        if isinstance(self.parts, _ZipParts):
+            return self.parts.open(found)
+        return io.BytesIO(self.parts[found])
+
+    def size(self, name: str) -> int:
+        """A part's size in bytes once inflated (0 when there is no such part)."""
+        found = self.find(name)
+        if found is None:
+            return 0
+        if isinstance(self.parts, _ZipParts):
+            return self.parts.size(found)
+        return len(self.parts[found])
+
+    def crc(self, name: str) -> int | None:
+        """The CRC-32 the zip stores for an unchanged part (None for a part set since)."""
+        found = self.find(name)
+        if found is None or not isinstance(self.parts, _ZipParts):
+            return None
+        if not self.parts.untouched(found):
+            return None
+        return self.parts.entry(found).CRC
 
     def release(self, name: str) -> None:
         """Let go of a big part's bytes once read (a 250 MB Usage sheet need not stay)."""
