@@ -214,18 +214,26 @@ def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules:
     )
     if not keep.any():
         return [], set()
+    # Every text column as integer codes: the grouping and merging below then hash
+    # numbers, not hundreds of thousands of strings; only exceptions map back.
     pools = bills["Pool"].astype(str).to_numpy(dtype=object)[keep]
-    lines = pd.DataFrame(
-        {
-            "period": bills["Period"].to_numpy(dtype=object)[keep],
-            "pool_key": _map_values(pools, name_key),
-            "metric_key": _map_values(metrics[keep], name_key),
-            "department": bills["Department"].astype(str).to_numpy(dtype=object)[keep],
-            "rule": rules[keep],
-            "pool": pools,
-            "metric": metrics[keep],
-        }
-    )
+    pool_keys = _map_values(pools, name_key)
+    metric_keys = _map_values(metrics[keep], name_key)
+    coded = {
+        "period": bills["Period"].to_numpy(dtype=object)[keep],
+        "pool_key": pool_keys,
+        "metric_key": metric_keys,
+        "department": bills["Department"].astype(str).to_numpy(dtype=object)[keep],
+        "rule": rules[keep],
+        "pool": pools,
+        "metric": metrics[keep],
+    }
+    texts: dict[str, np.ndarray] = {}
+    columns: dict[str, np.ndarray] = {}
+    for name, values in coded.items():
+        columns[name], uniques = pd.factorize(values)
+        texts[name] = np.asarray(uniques, dtype=object)
+    lines = pd.DataFrame(columns)
     # Equal rates (0.1 and 0.10) are one rate; its rank orders rates by value.
     codes, uniques = pd.factorize(rates[keep])
     order = sorted(range(len(uniques)), key=lambda i: uniques[i])
@@ -246,13 +254,13 @@ def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules:
     by_rank[rank] = list(uniques)
     exceptions = [
         {
-            "period": row.period,
-            "pool": row.pool,
-            "metric": row.metric,
-            "department": row.department,
+            "period": texts["period"][row.period],
+            "pool": texts["pool"][row.pool],
+            "metric": texts["metric"][row.metric],
+            "department": texts["department"][row.department],
             "rate": by_rank[row.rate],
             "standard": by_rank[row.std],
-            "rule": row.rule,
+            "rule": texts["rule"][row.rule],
         }
         for row in odd.itertuples(index=False)
     ]
@@ -267,7 +275,7 @@ def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules:
             e["rule"],
         )
     )
-    return exceptions, set(pd.unique(lines["pool_key"]))
+    return exceptions, {texts["pool_key"][code] for code in pd.unique(lines["pool_key"])}
 
 
 def _map_values(values: np.ndarray, fn) -> np.ndarray:

@@ -81,25 +81,31 @@ def quantity_units(values: Sequence[float] | np.ndarray) -> tuple[np.ndarray, in
 def exact_sums(frame, name_col: str, value_col: str) -> dict[str, dict[str, Fraction]]:
     """{name key: {period: exact total of value_col}} over a Book frame.
 
-    Sums in integer units with one pandas groupby (so 100,000 usage rows cost
-    one vectorised pass, not 100,000 Fractions); blank names and values skip.
+    Sums in integer units with one pandas groupby on integer codes (so a million
+    usage rows cost a few vectorised passes, not a million Fractions or string
+    hashes); blank names and values skip. Keys and periods come in the order of
+    their first row.
     """
     if frame is None or len(frame) == 0 or name_col not in frame or value_col not in frame:
         return {}
-    data = frame[[name_col, "Period", value_col]].dropna()
-    names = data[name_col].astype(str)
-    keys = names.map({n: name_key(n) for n in names.unique()})
-    data = data[keys != ""]
-    keys = keys[keys != ""]
-    units, scale = quantity_units(data[value_col].to_numpy(dtype="float64"))
-    grouped = (
-        pd.DataFrame({"key": keys.to_numpy(), "period": data["Period"].to_numpy(), "u": units})
-        .groupby(["key", "period"], sort=False)["u"]
-        .sum()
-    )
+    name_codes, names = pd.factorize(frame[name_col])
+    period_codes, periods = pd.factorize(frame["Period"])
+    # Spellings that differ only in case or spaces are one name: code them by key.
+    key_codes, keys = pd.factorize(np.array([name_key(str(n)) for n in names], dtype=object))
+    blank = np.flatnonzero(keys == "")
+    key_of_name = np.append(key_codes, -1)  # a name code of -1 (blank cell) stays -1
+    if len(blank):
+        key_of_name[np.isin(key_of_name, blank)] = -1
+    row_keys = key_of_name[name_codes]
+    values = frame[value_col].to_numpy(dtype="float64", na_value=np.nan)
+    kept = (row_keys >= 0) & (period_codes >= 0) & ~np.isnan(values)
+    units, scale = quantity_units(values[kept])
+    groups = row_keys[kept].astype(np.int64) * len(periods) + period_codes[kept]
+    totals = pd.Series(units).groupby(groups, sort=False).sum()
     out: dict[str, dict[str, Fraction]] = {}
-    for (key, period), total in grouped.items():
-        out.setdefault(key, {})[period] = Fraction(int(total), 10**scale)
+    for group, total in zip(totals.index, totals.to_numpy(), strict=True):
+        key, period = divmod(int(group), len(periods))
+        out.setdefault(keys[key], {})[periods[period]] = Fraction(int(total), 10**scale)
     return out
 
 
