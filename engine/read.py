@@ -532,8 +532,10 @@ class _Columns:
         self._report(
             huge,
             key,
-            lambda v: f"{label} {_shown(v)} is too large; amounts must be below "
-            f"{MAX_AMOUNT:,.0f} — check for a pasted ID or a missing decimal point",
+            lambda v: (
+                f"{label} {_shown(v)} is too large; amounts must be below "
+                f"{MAX_AMOUNT:,.0f} — check for a pasted ID or a missing decimal point"
+            ),
         )
         wrong |= huge
         ok = ~wrong & ~np.isnan(numbers)
@@ -607,7 +609,15 @@ def _frame(checked: _Columns, columns: dict[str, np.ndarray], extras: bool = Tru
                 continue  # an extra header that shadows a contract column: the contract one wins
             data[header] = checked.extra(key)[keep]
     data["_row"] = checked.sheet.rows[keep]
-    return pd.DataFrame(data)
+    # Text stays Python strings (object), as read: pandas' Arrow strings would convert a
+    # million-row Usage sheet's names to Arrow here and back to Python in every use.
+    return pd.DataFrame({name: _as_series(values) for name, values in data.items()})
+
+
+def _as_series(values: np.ndarray) -> pd.Series | np.ndarray:
+    if values.dtype == object and infer_dtype(values, skipna=True) == "string":
+        return pd.Series(values, dtype=object)
+    return values
 
 
 # --- the sheets ---------------------------------------------------------------
@@ -837,7 +847,7 @@ def _read_usage(
 
         checked._report(unknown, "department", message, Reason.UNKNOWN_DEPARTMENT)
     frame = _frame(checked, columns)
-    frame["_key"] = keys[~checked.bad]
+    frame["_key"] = pd.Series(keys[~checked.bad], index=frame.index, dtype=object)
     return frame
 
 
