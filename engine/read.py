@@ -314,31 +314,39 @@ def _header_key(text: str, known: dict[str, str]) -> str:
     return known.get(_compact(key), key)
 
 
-def _body(grid: list[list[object]]) -> pd.DataFrame:
-    """Every row below the header, padded to the widest row, cells as read (object)."""
+Body = list[np.ndarray]
+"""The rows below the header as columns (A first), cells as read (object), all one height."""
+
+
+def _height(body: Body) -> int:
+    return len(body[0]) if body else 0
+
+
+def _body(grid: list[list[object]]) -> Body:
+    """Every row below the header, padded to the widest row, as columns."""
     rows = grid[1:]
     width = max((len(r) for r in grid), default=0)
-    padded = [r if len(r) == width else [*r, *([None] * (width - len(r)))] for r in rows]
-    return pd.DataFrame(padded, dtype=object, columns=range(width))
+    table = np.empty((len(rows), width), dtype=object)
+    for i, row in enumerate(rows):
+        table[i, : len(row)] = row
+    return [table[:, j].copy() for j in range(width)]
 
 
-def _header_and_body(wb: Workbook, sheet: str) -> tuple[list[object], pd.DataFrame]:
+def _header_and_body(wb: Workbook, sheet: str) -> tuple[list[object], Body]:
     """Row 1 and the rows below it; column-wise when the host can (a big Usage sheet)."""
     read_columns = getattr(wb, "read_columns", None)
     columns = read_columns(sheet) if read_columns is not None else None
     if columns is None:
         grid = wb.read_sheet(sheet)
         return (list(grid[0]) if grid else []), _body(grid)
-    header = [column[0] for column in columns]
-    body = {j: pd.Series(column[1:], dtype=object) for j, column in enumerate(columns)}
-    return header, pd.DataFrame(body, columns=range(len(columns)))
+    return [column[0] for column in columns], [column[1:] for column in columns]
 
 
 def _read_grid(
     logical: str,
     actual: str,
     header_row: list[object],
-    body: pd.DataFrame,
+    body: Body,
     problems: list[Problem],
 ) -> _Sheet:
     required, optional = COLUMNS[logical]
@@ -369,8 +377,8 @@ def _read_grid(
     if not sheet.usable:
         return sheet
 
-    columns = {key: body[index].to_numpy() for key, (_, _, index) in headers.items()}
-    blank = np.ones(len(body), dtype=bool)
+    columns = {key: body[index] for key, (_, _, index) in headers.items()}
+    blank = np.ones(_height(body), dtype=bool)
     for values in columns.values():
         blank &= _blank_mask(values)
     keep = ~blank
@@ -1018,7 +1026,7 @@ def _column_bytes(values: np.ndarray) -> bytes:
     return b"j" + json.dumps(cells, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _fingerprint(sheets: list[tuple[str, str, list[object], pd.DataFrame]]) -> str:
+def _fingerprint(sheets: list[tuple[str, str, list[object], Body]]) -> str:
     """sha256 of the input sheets' cells (trailing empties trimmed): stable, follows any cell.
 
     Hashed column by column, so 100,000 rows take a few vectorised passes, not
@@ -1027,18 +1035,15 @@ def _fingerprint(sheets: list[tuple[str, str, list[object], pd.DataFrame]]) -> s
     """
     digest = hashlib.sha256()
     for logical, actual, header_row, body in sheets:
-        filled = [np.flatnonzero(~pd.isna(body[i].to_numpy())) for i in body.columns]
+        filled = [np.flatnonzero(~pd.isna(column)) for column in body]
         height = int(max((f[-1] + 1 for f in filled if len(f)), default=0))
         header = [_fingerprint_cell(v) for v in header_row]
         while header and header[-1] in (None, ""):
             header.pop()
-        width = max(
-            [len(header)]
-            + [int(i) + 1 for i, f in zip(body.columns, filled, strict=True) if len(f)]
-        )
+        width = max([len(header)] + [i + 1 for i, f in enumerate(filled) if len(f)])
         digest.update(json.dumps(["sheet", logical, actual, header, width, height]).encode())
         for index in range(width):
-            column = _column_bytes(body[index].to_numpy()[:height])
+            column = _column_bytes(body[index][:height])
             digest.update(len(column).to_bytes(8, "little") + column)
     return digest.hexdigest()
 
@@ -1058,7 +1063,7 @@ def read_book(
     present = list(wb.sheet_names())
     resolved = _resolve_sheets(present, sheets or {}, problems)
     read: dict[str, _Sheet] = {}
-    grids: list[tuple[str, str, list[object], pd.DataFrame]] = []
+    grids: list[tuple[str, str, list[object], Body]] = []
     for logical, actual in resolved.items():
         header_row, body = _header_and_body(wb, actual)
         grids.append((logical, actual, header_row, body))
