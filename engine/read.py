@@ -1028,6 +1028,14 @@ def _column_bytes(values: np.ndarray) -> bytes:
     return b"j" + json.dumps(cells, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def _filled_height(column: np.ndarray) -> int:
+    """Rows down to the column's last filled cell (0 when it has none)."""
+    if len(column) and not pd.isna(column[-1]):
+        return len(column)  # the usual case, told without looking at every cell
+    filled = np.flatnonzero(~pd.isna(column))
+    return int(filled[-1]) + 1 if len(filled) else 0
+
+
 def _fingerprint(sheets: list[tuple[str, str, list[object], Body]]) -> str:
     """sha256 of the input sheets' cells (trailing empties trimmed): stable, follows any cell.
 
@@ -1037,12 +1045,12 @@ def _fingerprint(sheets: list[tuple[str, str, list[object], Body]]) -> str:
     """
     digest = hashlib.sha256()
     for logical, actual, header_row, body in sheets:
-        filled = [np.flatnonzero(~pd.isna(column)) for column in body]
-        height = int(max((f[-1] + 1 for f in filled if len(f)), default=0))
+        filled = [_filled_height(column) for column in body]
+        height = max(filled, default=0)
         header = [_fingerprint_cell(v) for v in header_row]
         while header and header[-1] in (None, ""):
             header.pop()
-        width = max([len(header)] + [i + 1 for i, f in enumerate(filled) if len(f)])
+        width = max([len(header)] + [i + 1 for i, f in enumerate(filled) if f])
         digest.update(json.dumps(["sheet", logical, actual, header, width, height]).encode())
         for index in range(width):
             column = _column_bytes(body[index][:height])
