@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+import numpy as np
 import pandas as pd
 
 from costloop.engine.drivers import Drivers
-from costloop.engine.money import charge_units_cents, to_decimal, units_to_decimal
-from costloop.engine.result import BillLine
+from costloop.engine.money import charge_cents_array, fits_int64, to_decimal
+from costloop.engine.result import BillLines, Quantities
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, FixedRate, RateCard, Span, Tiered, name_key
 
@@ -153,8 +154,8 @@ def _in_units(bands: list[Band], scale: int) -> tuple[list[tuple[int, int | None
 
 def bill_charge(
     drivers: Drivers, rule: Charge, period: str
-) -> tuple[list[BillLine], list[Problem]]:
-    """Bill lines of one CHARGE rule in one period."""
+) -> tuple[BillLines | None, list[Problem]]:
+    """Bill lines of one CHARGE rule in one period (None: nobody to bill)."""
     problems: list[Problem] = []
     on_deps, on_usage, unknown = drivers.split_conditions(rule.where_clause)
     for cond in unknown:
@@ -171,12 +172,13 @@ def bill_charge(
                 rule_id=rule.rule_id,
             )
         )
-    used = drivers.usage_by_receiver(rule.metric.key, on_usage, period)
-    billed = [k for k in drivers.department_receivers(on_deps) if used.get(k)]
-    if not billed:
+    positions = drivers.department_positions(on_deps)
+    used = drivers.department_usage(rule.metric.key, on_usage, period, positions)
+    billed = used != 0
+    if not billed.any():
         if rule.where_clause and not unknown:
             problems += _where_selects_nothing(drivers, rule, period)
-        return [], problems
+        return None, problems
     pricing = rule.pricing
     if isinstance(pricing, FixedRate):
         bands = [Band(Fraction(0), None, pricing.rate)]
@@ -199,35 +201,66 @@ def bill_charge(
                     rule_id=rule.rule_id,
                 )
             )
-            return [], problems
+            return None, problems
         bands = card
     else:  # pragma: no cover - the AST has no other pricing
         raise TypeError(pricing)
 
     metric = drivers.metric_names.get(rule.metric.key, rule.metric.text)
+    lines = _band_lines(drivers, positions[billed], used[billed], bands)
+    return BillLines(rule.pool.key, rule.rule_id, metric, drivers.department_keys, *lines), problems
+
+
+def _band_lines(
+    drivers: Drivers, positions: np.ndarray, used: np.ndarray, bands: list[Band]
+) -> tuple[np.ndarray, np.ndarray, Quantities, np.ndarray, np.ndarray]:
+    """(department, cents, quantity, rate, band) of each line: one per band a quantity reaches.
+
+    All departments at once, band by band, in integer units; each line is
+    quantity x rate rounded half-up, exactly as `charge_units_cents`.
+    """
     limits, fine = _in_units(bands, drivers.usage_scale)
     up = 10 ** (fine - drivers.usage_scale)
+    units = used * up if _fits(used, up, limits) else used.astype(object) * up
     minor = drivers.minor_unit
-    lines: list[BillLine] = []
-    for key in billed:
-        units = used[key] * up
-        for n, (low, high, rate) in enumerate(limits):
-            part = (units if high is None else min(units, high)) - low
-            if part <= 0:
-                continue
-            lines.append(
-                BillLine(
-                    key,
-                    rule.pool.key,
-                    metric,
-                    units_to_decimal(part, fine),
-                    rate,
-                    charge_units_cents(part, fine, rate, minor),
-                    rule.rule_id,
-                    tier=n,
-                )
-            )
-    return lines, problems
+    at, cents, parts, rates, tiers = [], [], [], [], []
+    for n, (low, high, rate) in enumerate(limits):
+        part = (units if high is None else np.minimum(units, high)) - low
+        reached = part > 0
+        if not reached.any():
+            continue
+        part = part[reached]
+        at.append(positions[reached])
+        parts.append(part)
+        cents.append(charge_cents_array(part, fine, rate, minor))
+        rates.append(np.full(len(part), rate, dtype=object))
+        tiers.append(np.full(len(part), n, dtype=np.int64))
+    if not at:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, Quantities(empty, fine), np.zeros(0, dtype=object), empty
+    at, tiers = np.concatenate(at), np.concatenate(tiers)
+    # Department by department, bands in price order (as a bill reads).
+    order = np.argsort(at, kind="stable")
+    return (
+        at[order],
+        _joined(cents)[order],
+        Quantities(_joined(parts)[order], fine),
+        np.concatenate(rates)[order],
+        tiers[order],
+    )
+
+
+def _fits(used: np.ndarray, up: int, limits: list[tuple[int, int | None, Decimal]]) -> bool:
+    """Whether usage in fine units and the band limits all fit int64 comfortably."""
+    bounds = [abs(x) for low, high, _ in limits for x in (low, high) if x is not None]
+    return fits_int64(used, up) and all(b < 2**62 for b in bounds)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """Concatenated, keeping Python ints (object) if any part needed them."""
+    if any(a.dtype == object for a in arrays):
+        return np.concatenate([a.astype(object) for a in arrays])
+    return np.concatenate(arrays)
 
 
 def _where_selects_nothing(drivers: Drivers, rule: Charge, period: str) -> list[Problem]:

@@ -13,7 +13,6 @@ filters both. Text compares case-insensitively (as names do), numbers numericall
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -27,6 +26,7 @@ from costloop.engine.read import cell_number
 from costloop.rules.ast import Condition, name_key
 
 _NO = {"n", "no", "false", "0", "f"}
+_NO_USAGE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -180,10 +180,13 @@ class Drivers:
                 row=int(deps["_row"].iat[i]) if "_row" in deps else None,
             )
         self.department_order = sorted(self.departments)
+        self.department_keys = np.array(self.department_order, dtype=object)
+        """The department keys in name order: bill lines point into it by position."""
         self._department_keys = [name_key(str(code)) for code in deps["Department"]]
         self._prepare_costs()
         self._prepare_usage()
-        self._usage_cache: dict[tuple, dict[str, dict[str, int]]] = {}
+        self._usage_cache: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+        self._receiver_usage_cache: dict[tuple, dict[str, int]] = {}
         self.cache: dict[object, object] = {}
         """Anything derived from the Book once per run (the parsed Rates, driver columns)."""
         self._text_cache: dict[str, pd.Series] = {}
@@ -235,6 +238,11 @@ class Drivers:
             self._usage_period, use_na_sentinel=False
         )
         self._dept_codes, self._dept_names = pd.factorize(self._usage_dept, use_na_sentinel=False)
+        code_of = {name: i for i, name in enumerate(self._dept_names)}
+        # Each department's usage code (-1: no usage rows), so usage lines up with receivers.
+        self._usage_code_of_department = np.array(
+            [code_of.get(k, -1) for k in self.department_order], dtype=np.int64
+        )
 
     def split_conditions(
         self, conditions: tuple[Condition, ...]
@@ -264,6 +272,10 @@ class Drivers:
 
     def department_receivers(self, on_departments: list[tuple[str, Condition]]) -> list[str]:
         """Billable departments passing the WHERE conditions on Departments columns, by key."""
+        return self.department_keys[self.department_positions(on_departments)].tolist()
+
+    def department_positions(self, on_departments: list[tuple[str, Condition]]) -> np.ndarray:
+        """`department_receivers` as positions in `department_keys` (name order)."""
         signature = ("receivers", tuple((c, cond.op, cond.values) for c, cond in on_departments))
         cached = self.cache.get(signature)
         if cached is not None:
@@ -273,7 +285,14 @@ class Drivers:
         for column, cond in on_departments:
             mask &= condition_mask(deps, column, cond)
         keys = {k for k, ok in zip(self._department_keys, mask, strict=True) if ok}
-        found = [k for k in self.department_order if k in keys and self.departments[k].billable]
+        found = np.array(
+            [
+                i
+                for i, k in enumerate(self.department_order)
+                if k in keys and self.departments[k].billable
+            ],
+            dtype=np.intp,
+        )
         self.cache[signature] = found
         return found
 
@@ -281,16 +300,48 @@ class Drivers:
         self, metric: str, on_usage: list[tuple[str, Condition]], period: str
     ) -> dict[str, int]:
         """Units of ``metric`` per department/pool key in ``period`` (usage WHERE applied)."""
+        signature = (metric, tuple((c, cond.op, cond.values) for c, cond in on_usage), period)
+        found = self._receiver_usage_cache.get(signature)
+        if found is None:
+            codes, units = self._usage_table(metric, on_usage).get(period, _NO_USAGE)
+            names = self._dept_names
+            found = {names[c]: u for c, u in zip(codes.tolist(), units.tolist(), strict=True)}
+            self._receiver_usage_cache[signature] = found
+        return found
+
+    def department_usage(
+        self,
+        metric: str,
+        on_usage: list[tuple[str, Condition]],
+        period: str,
+        positions: np.ndarray,
+    ) -> np.ndarray:
+        """Units of ``metric`` used in ``period`` by the departments at ``positions`` (0: none)."""
+        codes, units = self._usage_table(metric, on_usage).get(period, _NO_USAGE)
+        wanted = self._usage_code_of_department[positions]
+        if len(codes) == 0:
+            return np.zeros(len(positions), dtype=units.dtype)
+        # The period's receivers are sorted by code: look each department up by bisection.
+        where = np.minimum(np.searchsorted(codes, wanted), len(codes) - 1)
+        found = codes[where] == wanted
+        out = np.zeros(len(positions), dtype=units.dtype)
+        out[found] = units[where[found]]
+        return out
+
+    def _usage_table(
+        self, metric: str, on_usage: list[tuple[str, Condition]]
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Period -> (receiver codes ascending, their units): one pass per rule signature."""
         signature = (metric, tuple((c, cond.op, cond.values) for c, cond in on_usage))
         table = self._usage_cache.get(signature)
         if table is None:
             table = self._aggregate(metric, on_usage)
             self._usage_cache[signature] = table
-        return table.get(period, {})
+        return table
 
     def _aggregate(
         self, metric: str, on_usage: list[tuple[str, Condition]]
-    ) -> dict[str, dict[str, int]]:
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         mask = self._metric_mask(metric)
         for column, cond in on_usage:
             mask &= condition_mask(self._usage, column, cond)
@@ -300,11 +351,15 @@ class Drivers:
         width = max(len(self._dept_names), 1)
         keys = self._period_codes[mask].astype(np.int64) * width + self._dept_codes[mask]
         grouped = pd.Series(self._usage_units[mask]).groupby(keys, sort=True).sum()
-        table: dict[str, dict[str, int]] = defaultdict(dict)
-        periods, departments = self._period_names, self._dept_names
-        for key, u in zip(grouped.index.to_numpy(), grouped.to_numpy(), strict=True):
-            table[periods[key // width]][departments[key % width]] = int(u)
-        return dict(table)
+        keys, units = grouped.index.to_numpy(), grouped.to_numpy()
+        periods, receivers = keys // width, keys % width
+        # Keys sort by period first: each period is one run of the grouped rows.
+        starts = np.flatnonzero(np.diff(periods, prepend=-1))
+        ends = [*starts[1:].tolist(), len(keys)]
+        return {
+            self._period_names[periods[a]]: (receivers[a:b], units[a:b])
+            for a, b in zip(starts.tolist(), ends, strict=True)
+        }
 
     def department_column(self, column_key: str) -> tuple[str | None, dict[str, Fraction]]:
         """(header as written, exact value per department key) of a numeric Departments column."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from costloop.engine.allocate import receivers, spread_rule
@@ -38,7 +39,7 @@ from costloop.engine.money import cents_to_money, format_money
 from costloop.engine.periods import fiscal_periods_to_date
 from costloop.engine.reciprocal import spread_group
 from costloop.engine.recovery import build_pool_flows, build_recovery
-from costloop.engine.result import BILL_COLUMNS, PeriodRun, Result, Spread
+from costloop.engine.result import BILL_COLUMNS, BillLines, PeriodRun, Result, Spread
 from costloop.engine.tieouts import run_tieouts
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.plan import Plan
@@ -91,9 +92,9 @@ class _PoolBooks:
             source["onward"] += t.cents
             self.pool(t.target)["received"] += t.cents
             run.transfers.append(t)
-        for line in spread.lines:
-            source["billed"] += line.cents
-            run.lines.append(line)
+        if spread.bill_lines is not None:
+            source["billed"] += spread.bill_lines.total
+            run.bill_lines.append(spread.bill_lines)
         source["unallocated"] += spread.kept
 
 
@@ -122,12 +123,13 @@ def run_period(drivers: Drivers, plan: Plan, period: str) -> PeriodRun:
     for rule in plan.charges:
         lines, problems = bill_charge(drivers, rule, period)
         run.problems += problems
-        cents = sum(line.cents for line in lines)
+        cents = lines.total if lines is not None else 0
         run.charged[rule.rule_id] = run.charged.get(rule.rule_id, 0) + cents
         flows = books.pool(rule.pool.key)
         flows["billed"] += cents
         flows["charged"] += cents
-        run.lines += lines
+        if lines is not None:
+            run.bill_lines.append(lines)
         charged_pools.add(rule.pool.key)
 
     for pool, flows in books.flows.items():
@@ -162,27 +164,61 @@ def bills_frame(drivers: Drivers, run: PeriodRun, rated_only: bool = False) -> p
     ``rated_only`` keeps just the lines with a unit rate (CHARGE lines), which
     is all the year-to-date same-rate check needs.
     """
+    blocks = [b for b in run.bill_lines if len(b) and (b.rates is not None or not rated_only)]
+    if not blocks:
+        return pd.DataFrame([], columns=BILL_COLUMNS)
+    sizes = [len(b) for b in blocks]
+    at = np.concatenate([b.at for b in blocks])
+    tiers = np.concatenate([_tiers(b) for b in blocks])
+    # Blocks are few (one per rule): rank their pool and rule once, then sort the lines
+    # by department (positions follow name order), pool, rule, band; stable as sorted().
+    pool_rank = _ranks([b.pool for b in blocks])
+    rule_rank = _ranks([b.rule_id for b in blocks])
+    order = np.lexsort((tiers, np.repeat(rule_rank, sizes), np.repeat(pool_rank, sizes), at))
+
+    def column(values_of) -> np.ndarray:
+        values = np.empty(len(at), dtype=object)
+        values[:] = [v for b in blocks for v in values_of(b)]
+        return values[order]
+
     minor = drivers.minor_unit
-    lines = [b for b in run.lines if b.rate is not None] if rated_only else run.lines
-    ordered = sorted(lines, key=lambda b: (b.department, b.pool, b.rule_id, b.tier))
-    rows = []
-    for line in ordered:
-        dep = drivers.departments.get(line.department)
-        # A tuple in BILL_COLUMNS order: a frame builds from tuples in half the time of dicts.
-        rows.append(
-            (
-                run.period,
-                dep.code if dep else line.department,
-                dep.name if dep else "",
-                drivers.pool_names.get(line.pool, line.pool),
-                line.metric,
-                line.quantity,
-                line.rate,
-                cents_to_money(line.cents, minor),
-                line.rule_id,
-            )
-        )
-    return pd.DataFrame(rows, columns=BILL_COLUMNS)
+    codes, names = _department_labels(drivers)
+    at = at[order]
+    frame = {
+        "Period": np.full(len(at), run.period, dtype=object),
+        "Department": codes[at],
+        "Name": names[at],
+        "Pool": column(lambda b: [drivers.pool_names.get(b.pool, b.pool)] * len(b)),
+        "Metric": column(lambda b: [b.metric] * len(b)),
+        "Quantity": column(lambda b: b.quantities.decimals()),
+        "Rate": column(lambda b: b.rates if b.rates is not None else [None] * len(b)),
+        "Amount": column(lambda b: [cents_to_money(c, minor) for c in b.cents.tolist()]),
+        "Rule": column(lambda b: [b.rule_id] * len(b)),
+    }
+    return pd.DataFrame(frame, columns=BILL_COLUMNS)
+
+
+def _tiers(block: BillLines) -> np.ndarray:
+    return block.tiers if block.tiers is not None else np.zeros(len(block), dtype=np.int64)
+
+
+def _ranks(names: list[str]) -> np.ndarray:
+    """Each name's place in sorted order (equal names share a place)."""
+    place = {name: i for i, name in enumerate(sorted(set(names)))}
+    return np.array([place[n] for n in names], dtype=np.int64)
+
+
+def _department_labels(drivers: Drivers) -> tuple[np.ndarray, np.ndarray]:
+    """Code and Name of every department, in `Drivers.department_keys` order."""
+    cached = drivers.cache.get("department labels")
+    if cached is None:
+        deps = [drivers.departments[k] for k in drivers.department_order]
+        codes = np.empty(len(deps), dtype=object)
+        codes[:] = [d.code for d in deps]
+        names = np.empty(len(deps), dtype=object)
+        names[:] = [d.name for d in deps]
+        cached = drivers.cache["department labels"] = (codes, names)
+    return cached
 
 
 def _earlier(problem: Problem, period: str) -> Problem:

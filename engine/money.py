@@ -169,6 +169,68 @@ def charge_units_cents(units: int, scale: int, rate: Decimal, minor_unit: int) -
     return quotient if product >= 0 else -quotient
 
 
+# Vectorised integer arithmetic stays below this bound; beyond it the exact Python
+# path runs instead (int64 would silently wrap around).
+_INT64_SAFE = 2**62
+
+
+def fits_int64(values: np.ndarray, factor: int = 1) -> bool:
+    """Whether every |value| x ``factor`` stays clear of int64 overflow."""
+    if values.dtype != np.int64:
+        return False
+    if len(values) == 0:
+        return True
+    largest = max(abs(int(values.max())), abs(int(values.min())))
+    return largest * abs(factor) < _INT64_SAFE
+
+
+def charge_cents_array(units: np.ndarray, scale: int, rate: Decimal, minor_unit: int) -> np.ndarray:
+    """`charge_units_cents` of many quantities at once (Python ints where int64 could overflow)."""
+    number, exponent = decimal_parts(rate)
+    power = minor_unit + exponent - scale
+    if power < -18 or not fits_int64(units, 2 * number * 10 ** max(power, 0)):
+        cents = [charge_units_cents(u, scale, rate, minor_unit) for u in units.tolist()]
+        return as_int_array(cents)
+    product = units * number
+    if power >= 0:
+        return product * 10**power
+    divisor = 10**-power
+    quotient, remainder = np.divmod(np.abs(product), divisor)
+    quotient += 2 * remainder >= divisor  # half-up: halves away from zero
+    return np.where(product >= 0, quotient, -quotient)
+
+
+def as_int_array(values: Sequence[int]) -> np.ndarray:
+    """Python ints as an int64 array when they fit, else an object array of the same ints."""
+    if all(-_INT64_SAFE < v < _INT64_SAFE for v in values):
+        return np.array(values, dtype=np.int64)
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def split_by_weight(total: int, weights: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """`largest_remainder` over integer weights as arrays; ``ranks`` orders the names.
+
+    The same split to the cent: floor every share, then one unit each to the
+    largest remainders, ties to the lower rank (the name first in order).
+    """
+    if total < 0:
+        return -split_by_weight(-total, weights, ranks)
+    if not fits_int64(weights, max(total, len(weights))):
+        names = ranks.tolist()  # ranks order exactly as the names do
+        return as_int_array(largest_remainder(total, weights.tolist(), names))
+    whole = int(weights.sum())
+    if whole <= 0 or (weights < 0).any():
+        raise ValueError("largest_remainder needs non-negative weights with a positive sum")
+    parts, remainders = np.divmod(weights * total, whole)
+    leftover = total - int(parts.sum())
+    if leftover:
+        order = np.lexsort((ranks, -remainders))
+        parts[order[:leftover]] += 1
+    return parts
+
+
 def integer_weights(weights: Iterable[int | Fraction | Decimal]) -> list[int]:
     """Exact weights scaled to integers with the same ratios (so ties stay ties)."""
     fractions = [w if isinstance(w, (int, Fraction)) else Fraction(w) for w in weights]

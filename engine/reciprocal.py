@@ -28,10 +28,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from fractions import Fraction
 
-from costloop.engine.allocate import Receivers, receivers, rule_problem
+import numpy as np
+
+from costloop.engine.allocate import (
+    Receivers,
+    department_lines,
+    name_ranks,
+    receivers,
+    rule_problem,
+)
 from costloop.engine.drivers import Drivers
-from costloop.engine.money import largest_remainder, round_half_up
-from costloop.engine.result import BillLine, Spread, Transfer
+from costloop.engine.money import round_half_up, split_by_weight
+from costloop.engine.result import Spread, Transfer
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Allocate
 
@@ -84,16 +92,17 @@ def spread_group(
         found.append(got)
         problems += got.problems or []
 
+    listed = [got.receivers for got in found]  # a group has few pools: records read simply
     share: list[dict[str, Fraction]] = []  # rule i -> receiver key -> exact fraction
-    for got in found:
-        weighted = [r for r in got.receivers if r.weight] if not got.keep else []
+    for got, each in zip(found, listed, strict=True):
+        weighted = [r for r in each if r.weight] if not got.keep else []
         total = sum((Fraction(r.weight) for r in weighted), Fraction(0))
         share.append({r.key: Fraction(r.weight) / total for r in weighted} if total else {})
 
     # (I − Pᵀ)·T = D: row j says T_j − Σ_i P[i][j]·T_i = D_j.
     matrix = [[Fraction(int(i == j)) for i in range(n)] for j in range(n)]
-    for i, got in enumerate(found):
-        for r in got.receivers:
+    for i, each in enumerate(listed):
+        for r in each:
             if r.is_pool and r.key in index and r.key in share[i]:
                 matrix[index[r.key]][i] -= share[i][r.key]
     totals = solve(matrix, [Fraction(d) for d in start])
@@ -115,15 +124,15 @@ def spread_group(
 
     # Round each transfer to a pool; then settle pools with no department line.
     out: list[dict[str, int]] = []
-    for i, got in enumerate(found):
+    for i, each in enumerate(listed):
         out.append(
             {
                 r.key: round_half_up(share[i][r.key] * totals[i])
-                for r in got.receivers
+                for r in each
                 if r.is_pool and r.key in share[i]
             }
         )
-    has_departments = [any(not r.is_pool and r.weight for r in got.receivers) for got in found]
+    has_departments = [bool((got.department_weights != 0).any()) for got in found]
 
     def spread_amount(j: int) -> int:
         return start[j] + sum(out[i].get(keys[j], 0) for i in range(n))
@@ -153,16 +162,13 @@ def spread_group(
         for target, cents in sorted(out[i].items()):
             if cents:
                 spread.transfers.append(Transfer(keys[i], target, cents, rule.rule_id))
-        departments = [r for r in got.receivers if not r.is_pool and r.weight]
+        departments = np.flatnonzero(got.department_weights != 0)
         to_departments = amount - sum(out[i].values())
-        if departments:
-            parts = largest_remainder(
-                to_departments, [r.weight for r in departments], [r.key for r in departments]
-            )
-            for r, cents in zip(departments, parts, strict=True):
-                spread.lines.append(
-                    BillLine(r.key, keys[i], r.metric, r.quantity, None, cents, rule.rule_id)
-                )
+        if len(departments):
+            names = got.keys[got.departments[departments]].tolist()
+            weights = got.department_weights[departments]
+            parts = split_by_weight(to_departments, weights, name_ranks(names))
+            spread.bill_lines = department_lines(rule.rule_id, keys[i], got, departments, parts)
         elif to_departments:
             spread.kept = to_departments  # unreachable unless the settling loop gave up
             problems.append(

@@ -1,18 +1,26 @@
 """What a run produces: the records of one period, and the Result of the billed period.
 
 Inside a period the engine keeps plain records in integer minor units
-(`BillLine`, `Transfer`, `Spread`); `Result` holds the output frames
+(`BillLines`, `Transfer`, `Spread`); `Result` holds the output frames
 (docs/contract.md#output-sheets), with money as exact Decimal at the
 currency's minor unit.
+
+A rule bills thousands of departments in each of twelve periods, so its bill
+lines are kept as columns (`BillLines`: numpy arrays of department positions
+and minor units) rather than one object per line, and a quantity becomes a
+Decimal only when a sheet shows it (`Quantities`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 
+from costloop.engine.money import units_to_decimal
 from costloop.problems import Problem, has_errors
 
 BILL_COLUMNS = [
@@ -78,6 +86,88 @@ class BillLine:
     """Order of the band within a graduated charge (keeps lines in price order)."""
 
 
+class Quantities:
+    """The quantities shown on bill lines: exact units at a scale, or values as shown.
+
+    Usage quantities stay integer units until a sheet needs them: most periods of
+    the year only feed Recovery's sums and never show a quantity.
+    """
+
+    __slots__ = ("scale", "units", "values")
+
+    def __init__(
+        self,
+        units: np.ndarray | None = None,
+        scale: int = 0,
+        values: np.ndarray | None = None,
+    ):
+        self.units, self.scale, self.values = units, scale, values
+
+    @classmethod
+    def shown(cls, values: Sequence[Decimal | None]) -> Quantities:
+        """Quantities already as shown (a Departments column, a share %, or blank)."""
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return cls(values=array)
+
+    def take(self, index: np.ndarray) -> Quantities:
+        if self.units is not None:
+            return Quantities(self.units[index], self.scale)
+        return Quantities(values=self.values[index])
+
+    def decimals(self) -> list[Decimal | None]:
+        if self.units is not None:
+            scale = self.scale
+            return [units_to_decimal(u, scale) for u in self.units.tolist()]
+        return self.values.tolist()
+
+
+def exact_total(cents: np.ndarray) -> int:
+    """Σ minor units as a Python int (an int64 sum could overflow on huge amounts)."""
+    return sum(cents.tolist())
+
+
+@dataclass(eq=False)
+class BillLines:
+    """The bill lines of one rule in one period, column by column (one entry per line)."""
+
+    pool: str
+    """Pool key."""
+    rule_id: str
+    metric: str | None
+    departments: np.ndarray
+    """The department keys in name order (`Drivers.department_keys`), shared by all blocks."""
+    at: np.ndarray
+    """Each line's department, as its position in ``departments``."""
+    cents: np.ndarray
+    """Minor units: int64, or Python ints (object) where int64 could overflow."""
+    quantities: Quantities
+    rates: np.ndarray | None = None
+    """Each line's unit rate (object array of Decimal) for a CHARGE; None: no rate."""
+    tiers: np.ndarray | None = None
+    """Each line's band within a graduated charge (None: all 0)."""
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+    @property
+    def total(self) -> int:
+        return exact_total(self.cents)
+
+    def lines(self) -> list[BillLine]:
+        """One `BillLine` per line (for callers that want records, not columns)."""
+        n = len(self.at)
+        rates = self.rates.tolist() if self.rates is not None else [None] * n
+        tiers = self.tiers.tolist() if self.tiers is not None else [0] * n
+        keys = self.departments[self.at].tolist()
+        return [
+            BillLine(key, self.pool, self.metric, quantity, rate, int(cents), self.rule_id, tier)
+            for key, quantity, rate, cents, tier in zip(
+                keys, self.quantities.decimals(), rates, self.cents.tolist(), tiers, strict=True
+            )
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class Transfer:
     """Cost moved from one pool to another by an ALLOCATE rule (posts nothing)."""
@@ -96,9 +186,14 @@ class Spread:
     pool: str
     amount: int
     """The amount spread: the pool's balance when the rule ran."""
-    lines: list[BillLine] = field(default_factory=list)
+    bill_lines: BillLines | None = None
+    """Its lines to departments."""
     transfers: list[Transfer] = field(default_factory=list)
     kept: int = 0
+
+    @property
+    def lines(self) -> list[BillLine]:
+        return self.bill_lines.lines() if self.bill_lines is not None else []
 
 
 @dataclass
@@ -106,7 +201,8 @@ class PeriodRun:
     """Every record of running the rules for one period."""
 
     period: str
-    lines: list[BillLine] = field(default_factory=list)
+    bill_lines: list[BillLines] = field(default_factory=list)
+    """Every rule's lines to departments, rule by rule in the order they ran."""
     transfers: list[Transfer] = field(default_factory=list)
     spreads: dict[str, Spread] = field(default_factory=dict)
     charged: dict[str, int] = field(default_factory=dict)
@@ -116,6 +212,11 @@ class PeriodRun:
     flows: dict[str, dict[str, int]] = field(default_factory=dict)
     """Pool key -> direct, received, onward, billed, unallocated, charged (minor units)."""
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[BillLine]:
+        """Every bill line of the period as a record (the engine itself works on columns)."""
+        return [line for block in self.bill_lines for line in block.lines()]
 
 
 @dataclass(frozen=True)
