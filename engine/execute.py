@@ -35,7 +35,7 @@ from costloop.engine.book import Book
 from costloop.engine.charge import bill_charge
 from costloop.engine.drivers import Drivers
 from costloop.engine.journal import build_journal
-from costloop.engine.money import cents_to_money, format_money
+from costloop.engine.money import cents_to_money, format_money, money_array
 from costloop.engine.periods import fiscal_periods_to_date
 from costloop.engine.reciprocal import spread_group
 from costloop.engine.recovery import build_pool_flows, build_recovery
@@ -164,38 +164,80 @@ def bills_frame(drivers: Drivers, run: PeriodRun, rated_only: bool = False) -> p
     ``rated_only`` keeps just the lines with a unit rate (CHARGE lines), which
     is all the year-to-date same-rate check needs.
     """
-    blocks = [b for b in run.bill_lines if len(b) and (b.rates is not None or not rated_only)]
+    blocks = _shown_blocks(run, rated_only)
     if not blocks:
         return pd.DataFrame([], columns=BILL_COLUMNS)
+    return _lines_frame(drivers, [(run.period, blocks)])
+
+
+def _shown_blocks(run: PeriodRun, rated_only: bool) -> list[BillLines]:
+    return [b for b in run.bill_lines if len(b) and (b.rates is not None or not rated_only)]
+
+
+def year_charge_lines(drivers: Drivers, runs: list[PeriodRun], bills: pd.DataFrame) -> pd.DataFrame:
+    """The CHARGE lines (those with a Rate) of every period run, period by period.
+
+    One frame for the whole year: a frame per period and a concat cost more
+    than building it.
+    """
+    rated = [_shown_blocks(run, rated_only=True) for run in runs]
+    if all(rated):
+        return _lines_frame(drivers, [(run.period, b) for run, b in zip(runs, rated, strict=True)])
+    # A period without charge lines gives an empty frame, whose object columns the
+    # concat keeps: built as it always was, so the year's frame is the same either way.
+    earlier = [bills_frame(drivers, run, rated_only=True) for run in runs[:-1]]
+    return pd.concat([*earlier, bills[bills["Rate"].notna()]], ignore_index=True)
+
+
+def _lines_frame(drivers: Drivers, periods: list[tuple[str, list[BillLines]]]) -> pd.DataFrame:
+    """Bills rows of each period's blocks: periods in turn, each by department, pool, rule, band."""
+    blocks = [b for _, period_blocks in periods for b in period_blocks]
     sizes = [len(b) for b in blocks]
     at = np.concatenate([b.at for b in blocks])
     tiers = np.concatenate([_tiers(b) for b in blocks])
-    # Blocks are few (one per rule): rank their pool and rule once, then sort the lines
-    # by department (positions follow name order), pool, rule, band; stable as sorted().
-    pool_rank = _ranks([b.pool for b in blocks])
-    rule_rank = _ranks([b.rule_id for b in blocks])
-    order = np.lexsort((tiers, np.repeat(rule_rank, sizes), np.repeat(pool_rank, sizes), at))
+    block_period = [i for i, (_, period_blocks) in enumerate(periods) for _ in period_blocks]
+    # Blocks are few (one per rule and period): rank their pool and rule once, then sort
+    # the lines by period, department (positions follow name order), pool, rule, band.
+    # np.lexsort is stable, as sorted() was.
+    order = np.lexsort(
+        (
+            tiers,
+            np.repeat(_ranks([b.rule_id for b in blocks]), sizes),
+            np.repeat(_ranks([b.pool for b in blocks]), sizes),
+            at,
+            np.repeat(block_period, sizes),
+        )
+    )
 
-    def column(values_of) -> np.ndarray:
-        values = np.empty(len(at), dtype=object)
-        values[:] = [v for b in blocks for v in values_of(b)]
-        return values[order]
+    def per_block(values: list) -> np.ndarray:
+        return np.repeat(_objects(values), sizes)[order]
 
-    minor = drivers.minor_unit
+    def per_line(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(arrays)[order]
+
     codes, names = _department_labels(drivers)
     at = at[order]
+    pool_names = drivers.pool_names
     frame = {
-        "Period": np.full(len(at), run.period, dtype=object),
+        "Period": per_block([periods[i][0] for i in block_period]),
         "Department": codes[at],
         "Name": names[at],
-        "Pool": column(lambda b: [drivers.pool_names.get(b.pool, b.pool)] * len(b)),
-        "Metric": column(lambda b: [b.metric] * len(b)),
-        "Quantity": column(lambda b: b.quantities.decimals()),
-        "Rate": column(lambda b: b.rates if b.rates is not None else [None] * len(b)),
-        "Amount": column(lambda b: [cents_to_money(c, minor) for c in b.cents.tolist()]),
-        "Rule": column(lambda b: [b.rule_id] * len(b)),
+        "Pool": per_block([pool_names.get(b.pool, b.pool) for b in blocks]),
+        "Metric": per_block([b.metric for b in blocks]),
+        "Quantity": per_line([b.quantities.decimals() for b in blocks]),
+        "Rate": per_line(
+            [b.rates if b.rates is not None else _objects([None] * len(b)) for b in blocks]
+        ),
+        "Amount": per_line([money_array(b.cents, drivers.minor_unit) for b in blocks]),
+        "Rule": per_block([b.rule_id for b in blocks]),
     }
     return pd.DataFrame(frame, columns=BILL_COLUMNS)
+
+
+def _objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def _tiers(block: BillLines) -> np.ndarray:
@@ -244,8 +286,7 @@ def execute(book: Book, plan: Plan, period: str) -> Result:
 
     bills = bills_frame(drivers, billed)
     # Compliance checks that every department paid the same rate all year, not just now.
-    charged_lines = [bills_frame(drivers, run, rated_only=True) for run in runs[:-1]]
-    year_charges = pd.concat([*charged_lines, bills[bills["Rate"].notna()]], ignore_index=True)
+    year_charges = year_charge_lines(drivers, runs, bills)
     journal = build_journal(drivers, bills, period)
     flows = build_pool_flows(drivers, runs)
     recovery = build_recovery(flows)

@@ -16,8 +16,10 @@ allocations never reach Bills, so they post nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 
 from costloop.engine.allocate import SHARE_METRIC
@@ -49,65 +51,110 @@ def memo(period: str, pool: str, lines: list[tuple[object, object, object]]) -> 
     return f"Chargeback {period} {pool} — {'; '.join(parts)}"
 
 
-def _line(entry, period, fund, account, department, pool, amount: Decimal, debit, text, rule):
-    # A debit of a negative amount is a credit of its opposite.
-    if amount < 0:
-        amount, debit = -amount, not debit
-    # A tuple in JOURNAL_COLUMNS order: a frame builds from tuples in half the time of dicts.
-    return (
-        entry,
-        period,
-        fund,
-        account,
-        department,
-        pool,
-        amount if debit else None,
-        None if debit else amount,
-        text,
-        rule,
-    )
+def _keyed(values: list) -> list[str]:
+    """name_key(str(v)) of each value, worked out once per distinct value."""
+    keys = {v: name_key(str(v)) for v in set(values)}
+    return [keys[v] for v in values]
+
+
+def _places(keys: list[str]) -> np.ndarray:
+    """Each key's place in sorted order."""
+    place = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.array([place[k] for k in keys], dtype=np.int64)
+
+
+@dataclass
+class _Entries:
+    """One row per (department, pool) of the bills: what its journal lines post."""
+
+    entry: list[str] = field(default_factory=list)
+    fund: list[str] = field(default_factory=list)
+    department: list[str] = field(default_factory=list)
+    pool: list[str] = field(default_factory=list)
+    amount: list[Decimal] = field(default_factory=list)
+    memo: list[str] = field(default_factory=list)
+    rule: list[str] = field(default_factory=list)
+    in_it_fund: list[bool] = field(default_factory=list)
+
+
+def _entries(drivers: Drivers, bills: pd.DataFrame, period: str) -> _Entries:
+    """The bills grouped by (department, pool) in key order: amount, memo and rules of each."""
+    columns = ("Department", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule")
+    code, pool, metric, quantity, rate, amount, rule = (bills[c].tolist() for c in columns)
+    dep_keys, pool_keys = _keyed(code), _keyed(pool)
+    # Sorting the lines by (department key, pool key) groups them in entry order;
+    # the stable sort keeps each group's lines in bill order.
+    group = _places(dep_keys) * len(bills) + _places(pool_keys)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1)).tolist()
+    ends = [*starts[1:], len(order)]
+    order = order.tolist()
+    it_fund_key = name_key(drivers.settings.it_fund)
+    number = {key: i + 1 for i, key in enumerate(drivers.department_order)}
+    out = _Entries()
+    for a, b in zip(starts, ends, strict=True):
+        rows = order[a:b]
+        first = rows[0]
+        total = Decimal(0)
+        for i in rows:
+            total += amount[i]
+        if total == 0:
+            continue  # nothing to post (e.g. a band priced at 0)
+        dep_key = dep_keys[first]
+        dep = drivers.departments.get(dep_key)
+        fund = dep.fund if dep else ""
+        out.entry.append(f"CB-{period}-{number.get(dep_key, len(number) + 1):04d}")
+        out.fund.append(fund)
+        out.department.append(dep.code if dep else str(code[first]))
+        out.pool.append(str(pool[first]))
+        out.amount.append(total)
+        parts = [(metric[i], quantity[i], rate[i]) for i in rows]
+        out.memo.append(memo(period, str(pool[first]), parts))
+        out.rule.append(", ".join(dict.fromkeys(rule[i] for i in rows)))
+        out.in_it_fund.append(name_key(fund) == it_fund_key)
+    return out
 
 
 def build_journal(drivers: Drivers, bills: pd.DataFrame, period: str) -> pd.DataFrame:
     """The Journal sheet for the billed period, from its Bills."""
+    entries = _entries(drivers, bills, period)
+    if not entries.entry:
+        return pd.DataFrame([], columns=JOURNAL_COLUMNS)
     s = drivers.settings
-    it_fund_key = name_key(s.it_fund)
-    number = {key: i + 1 for i, key in enumerate(drivers.department_order)}
-    # (department key, pool key) -> [code, pool spelling, amount, rule IDs, memo parts]
-    groups: dict[tuple[str, str], list] = {}
-    columns = ("Department", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule")
-    for code, pool, metric, quantity, rate, amount, rule in zip(
-        *(bills[c] for c in columns), strict=True
-    ):
-        key = (name_key(str(code)), name_key(str(pool)))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = [str(code), str(pool), Decimal(0), {}, []]
-        group[2] += amount
-        group[3][rule] = None
-        group[4].append((metric, quantity, rate))
-    rows = []
-    for (dep_key, _pool_key), (code, pool, amount, rules, parts) in sorted(groups.items()):
-        if amount == 0:
-            continue  # nothing to post (e.g. a band priced at 0)
-        dep = drivers.departments.get(dep_key)
-        fund = dep.fund if dep else ""
-        code = dep.code if dep else code
-        entry = f"CB-{period}-{number.get(dep_key, len(number) + 1):04d}"
-        text = memo(period, pool, parts)
-        rule = ", ".join(rules)
-        args = (entry, period)
-        if name_key(fund) == it_fund_key:
-            rows += [
-                _line(*args, fund, s.expense_account, code, pool, amount, True, text, rule),
-                _line(*args, fund, s.reimbursement_account, code, pool, amount, False, text, rule),
-            ]
-        else:
-            it = s.it_fund
-            rows += [
-                _line(*args, fund, s.expense_account, code, pool, amount, True, text, rule),
-                _line(*args, fund, s.due_to_account, code, pool, amount, False, text, rule),
-                _line(*args, it, s.due_from_account, code, pool, amount, True, text, rule),
-                _line(*args, it, s.revenue_account, code, pool, amount, False, text, rule),
-            ]
-    return pd.DataFrame(rows, columns=JOURNAL_COLUMNS)
+    in_it = np.array(entries.in_it_fund)
+    # An entry posts 2 lines in the IT fund, 4 elsewhere (2 in its fund, 2 in the IT fund).
+    per_entry = np.where(in_it, 2, 4)
+    of = np.repeat(np.arange(len(in_it)), per_entry)
+    kind = np.arange(len(of)) - np.repeat(np.cumsum(per_entry) - per_entry, per_entry)
+    it_accounts = _objects([s.expense_account, s.reimbursement_account, None, None])
+    other_accounts = _objects(
+        [s.expense_account, s.due_to_account, s.due_from_account, s.revenue_account]
+    )
+    line_in_it = in_it[of]
+    account = np.where(line_in_it, it_accounts[kind], other_accounts[kind])
+    fund = np.where(~line_in_it & (kind >= 2), s.it_fund, _objects(entries.fund)[of])
+    # Lines alternate debit, credit; a debit of a negative amount is a credit of its opposite.
+    amounts = _objects(entries.amount)
+    negative = np.array([a < 0 for a in entries.amount])
+    amounts[negative] = [-a for a in amounts[negative]]
+    debit = (kind % 2 == 0) ^ negative[of]
+    amount = amounts[of]
+    frame = {
+        "Entry": _objects(entries.entry)[of],
+        "Period": np.full(len(of), period, dtype=object),
+        "Fund": fund,
+        "Account": account,
+        "Department": _objects(entries.department)[of],
+        "Pool": _objects(entries.pool)[of],
+        "Debit": np.where(debit, amount, None),
+        "Credit": np.where(debit, None, amount),
+        "Memo": _objects(entries.memo)[of],
+        "Rule": _objects(entries.rule)[of],
+    }
+    return pd.DataFrame(frame, columns=JOURNAL_COLUMNS)
+
+
+def _objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array

@@ -127,6 +127,46 @@ def cents_to_money(cents: int, minor_unit: int = 2) -> Decimal:
     return Decimal(int(cents)).scaleb(-minor_unit)
 
 
+def _objects(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _scaled(integers: np.ndarray, exponent: int) -> list[Decimal]:
+    """Each integer x 10**exponent as a Decimal with exactly that exponent.
+
+    Multiplying by ``1E<exponent>`` keeps the integer's digits and sets the exponent,
+    as ``scaleb`` does; mapped in C it makes a Decimal in half the time.
+    """
+    return list(map(Decimal(1).scaleb(exponent).__mul__, map(Decimal, integers.tolist())))
+
+
+def money_array(cents: np.ndarray, minor_unit: int = 2) -> np.ndarray:
+    """`cents_to_money` of each of an array of minor units (an object array of Decimal)."""
+    if cents.dtype != np.int64:  # Python ints beyond int64: one at a time
+        return _objects([cents_to_money(c, minor_unit) for c in cents.tolist()])
+    return _objects(_scaled(cents, -minor_unit))
+
+
+def quantity_array(units: np.ndarray, scale: int) -> np.ndarray:
+    """`units_to_decimal` of each of an array of units (an object array of Decimal).
+
+    Trailing zeros are dropped as `_plain` drops them (12.50 -> 12.5, 12.00 -> 12),
+    counted in integers for the whole array at once.
+    """
+    if units.dtype != np.int64:
+        return _objects([units_to_decimal(u, scale) for u in units.tolist()])
+    zeros = np.zeros(len(units), dtype=np.int64)
+    for places in range(1, scale + 1):
+        zeros[units % 10**places == 0] = places
+    out = np.empty(len(units), dtype=object)
+    for places in np.unique(zeros).tolist():
+        at = np.flatnonzero(zeros == places)
+        out[at] = _scaled(units[at] // 10**places, places - scale)
+    return out
+
+
 def money_to_cents(amount: Decimal | Fraction, minor_unit: int = 2) -> int:
     """An amount already at (or rounded to) the minor unit -> integer minor units."""
     return round_half_up(Fraction(amount) * 10**minor_unit)

@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from costloop.engine.money import units_to_decimal
+from costloop.engine.money import quantity_array
 from costloop.problems import Problem, has_errors
 
 BILL_COLUMNS = [
@@ -115,11 +115,11 @@ class Quantities:
             return Quantities(self.units[index], self.scale)
         return Quantities(values=self.values[index])
 
-    def decimals(self) -> list[Decimal | None]:
+    def decimals(self) -> np.ndarray:
+        """The quantities as shown: an object array of Decimal (or None: blank)."""
         if self.units is not None:
-            scale = self.scale
-            return [units_to_decimal(u, scale) for u in self.units.tolist()]
-        return self.values.tolist()
+            return quantity_array(self.units, self.scale)
+        return self.values
 
 
 def exact_total(cents: np.ndarray) -> int:
@@ -163,7 +163,12 @@ class BillLines:
         return [
             BillLine(key, self.pool, self.metric, quantity, rate, int(cents), self.rule_id, tier)
             for key, quantity, rate, cents, tier in zip(
-                keys, self.quantities.decimals(), rates, self.cents.tolist(), tiers, strict=True
+                keys,
+                self.quantities.decimals().tolist(),
+                rates,
+                self.cents.tolist(),
+                tiers,
+                strict=True,
             )
         ]
 

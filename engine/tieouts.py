@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 
 from costloop.engine.drivers import Drivers
@@ -31,7 +32,37 @@ _SHOWN = 5  # failures named in a detail line
 
 
 def _sum(values) -> Decimal:
-    return sum((Decimal(v) for v in values if v is not None and not pd.isna(v)), Decimal(0))
+    """Σ of a money column, blanks skipped (checked for the whole column at once)."""
+    values = np.asarray(values, dtype=object)
+    return sum(map(Decimal, values[~pd.isna(values)].tolist()), Decimal(0))
+
+
+def _keyed(values: list) -> list[str]:
+    """name_key(str(v)) of each value, worked out once per distinct value."""
+    keys: dict = {}
+    return [keys[v] if v in keys else keys.setdefault(v, name_key(str(v))) for v in values]
+
+
+def _amounts(column: pd.Series) -> np.ndarray:
+    """A Debit or Credit column as Decimals, a blank as 0."""
+    values = column.to_numpy(dtype=object, copy=True)
+    values[pd.isna(values)] = Decimal(0)
+    if not all(type(v) is Decimal for v in values.tolist()):
+        values[:] = [Decimal(v) for v in values.tolist()]
+    return values
+
+
+def _totals(keys: np.ndarray, debit: np.ndarray, credit: np.ndarray) -> dict:
+    """{key: [Σ debit, Σ credit]} in one sort: each group's lines added in their order."""
+    if len(keys) == 0:
+        return {}
+    codes, uniques = pd.factorize(keys)
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
+    debits = np.add.reduceat(debit[order], starts)
+    credits = np.add.reduceat(credit[order], starts)
+    groups = uniques.take(codes[order][starts])
+    return {k: [d, c] for k, d, c in zip(groups, debits, credits, strict=True)}
 
 
 def _tieout(name: str, failures: list[str], ok_detail: str) -> TieOut:
@@ -45,7 +76,7 @@ def check_rules(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
     """1. Every ALLOCATE rule: bill lines + lines to pools + kept = amount spread."""
     minor = drivers.minor_unit
     billed = defaultdict(Decimal)
-    for rule, amount in zip(bills["Rule"], bills["Amount"], strict=True):
+    for rule, amount in zip(bills["Rule"].tolist(), bills["Amount"].tolist(), strict=True):
         billed[rule] += amount
     failures = []
     for rule_id, spread in sorted(run.spreads.items()):
@@ -67,28 +98,17 @@ def check_journal(journal: pd.DataFrame) -> TieOut:
     """2. Each journal entry balances within each fund, and each fund balances."""
     failures = []
     if not journal.empty:
-        # One pass over the lines (a 2,000-department journal has thousands of entries;
-        # a group-by building a frame per entry cost more than the sums).
-        by_entry: dict[tuple, list[Decimal]] = {}
-        by_fund: dict[object, list[Decimal]] = {}
-        columns = (journal[c].tolist() for c in ("Entry", "Fund", "Debit", "Credit"))
-        for entry, fund, debit, credit in zip(*columns, strict=True):
-            if pd.isna(fund):
-                continue  # as a group-by would: a line without a fund is in no group
-            debit = Decimal(0) if debit is None or pd.isna(debit) else Decimal(debit)
-            credit = Decimal(0) if credit is None or pd.isna(credit) else Decimal(credit)
-            groups = (
-                [(by_fund, fund)]
-                if pd.isna(entry)
-                else [(by_entry, (entry, fund)), (by_fund, fund)]
-            )
-            for totals, key in groups:
-                sums = totals.get(key)
-                if sums is None:
-                    totals[key] = [debit, credit]
-                else:
-                    sums[0] += debit
-                    sums[1] += credit
+        # A 2,000-department journal has hundreds of thousands of lines: the sums are
+        # made group by group on sorted columns (a line without a fund is in no group).
+        fund = journal["Fund"].to_numpy(dtype=object)
+        entry = journal["Entry"].to_numpy(dtype=object)
+        debit, credit = _amounts(journal["Debit"]), _amounts(journal["Credit"])
+        has_fund = ~pd.isna(fund)
+        in_entry = has_fund & ~pd.isna(entry)
+        pairs = np.empty(int(in_entry.sum()), dtype=object)
+        pairs[:] = list(zip(entry[in_entry].tolist(), fund[in_entry].tolist(), strict=True))
+        by_entry = _totals(pairs, debit[in_entry], credit[in_entry])
+        by_fund = _totals(fund[has_fund], debit[has_fund], credit[has_fund])
         for (entry, fund), (debit, credit) in sorted(by_entry.items()):
             if debit != credit:
                 failures.append(f"entry {entry} fund {fund}: debits {debit} ≠ credits {credit}")
@@ -107,7 +127,7 @@ def check_revenue(drivers: Drivers, bills: pd.DataFrame, journal: pd.DataFrame) 
     credited = Decimal(0)
     if not journal.empty:
         mask = journal["Account"].astype(str).isin(accounts) & (
-            journal["Fund"].map(lambda f: name_key(str(f))) == it_fund
+            np.array(_keyed(journal["Fund"].tolist()), dtype=object) == it_fund
         )
         credited = _sum(journal.loc[mask, "Credit"]) - _sum(journal.loc[mask, "Debit"])
     billed = _sum(bills["Amount"])
@@ -119,8 +139,8 @@ def check_pools(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
     """4. Each pool: cost + received = allocated onward + billed + unallocated."""
     minor = drivers.minor_unit
     billed = defaultdict(Decimal)
-    for pool, amount in zip(bills["Pool"], bills["Amount"], strict=True):
-        billed[name_key(pool)] += amount
+    for pool, amount in zip(_keyed(bills["Pool"].tolist()), bills["Amount"].tolist(), strict=True):
+        billed[pool] += amount
     received, onward = defaultdict(int), defaultdict(int)
     for t in run.transfers:
         received[t.target] += t.cents
