@@ -16,20 +16,22 @@ allocations never reach Bills, so they post nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
 from costloop.engine.allocate import SHARE_METRIC
-from costloop.engine.drivers import Drivers
+from costloop.engine.drivers import Drivers, name_keys
 from costloop.engine.money import format_quantity
 from costloop.engine.result import JOURNAL_COLUMNS
 from costloop.rules.ast import name_key
 
 
-def _describe(metric: object, quantity: object, rate: object) -> str:
+def _describe(
+    metric: object, quantity: object, rate: object, format_quantity=format_quantity
+) -> str:
     """One bill line in a memo: ``vCPU-Hours 1,234 @ 0.05``, ``60% share``, ``evenly``."""
     has_metric = isinstance(metric, str) and metric
     has_quantity = quantity is not None and not (
@@ -51,10 +53,26 @@ def memo(period: str, pool: str, lines: list[tuple[object, object, object]]) -> 
     return f"Chargeback {period} {pool} — {'; '.join(parts)}"
 
 
-def _keyed(values: list) -> list[str]:
-    """name_key(str(v)) of each value, worked out once per distinct value."""
-    keys = {v: name_key(str(v)) for v in set(values)}
-    return [keys[v] for v in values]
+def _descriptions(metrics: list, quantities: list, rates: list) -> list[str]:
+    """`_describe` of every bill line, each distinct quantity and rate formatted once.
+
+    A Departments column driver repeats a department's quantity in every rule
+    using it, and a rate is the same for thousands of lines.
+    """
+    shown: dict = {}
+
+    def formatted(q: object) -> str:
+        if type(q) is not Decimal or q.is_snan():
+            return format_quantity(q)
+        key = (q, q.is_signed())  # 0 and -0 are equal but do not show alike
+        text = shown.get(key)
+        if text is None:
+            text = shown[key] = format_quantity(q)
+        return text
+
+    return [
+        _describe(m, q, r, formatted) for m, q, r in zip(metrics, quantities, rates, strict=True)
+    ]
 
 
 def _places(keys: list[str]) -> np.ndarray:
@@ -67,52 +85,70 @@ def _places(keys: list[str]) -> np.ndarray:
 class _Entries:
     """One row per (department, pool) of the bills: what its journal lines post."""
 
-    entry: list[str] = field(default_factory=list)
-    fund: list[str] = field(default_factory=list)
-    department: list[str] = field(default_factory=list)
-    pool: list[str] = field(default_factory=list)
-    amount: list[Decimal] = field(default_factory=list)
-    memo: list[str] = field(default_factory=list)
-    rule: list[str] = field(default_factory=list)
-    in_it_fund: list[bool] = field(default_factory=list)
+    entry: list[str]
+    fund: list[str]
+    department: list[str]
+    pool: list[str]
+    amount: list[Decimal]
+    memo: list[str]
+    rule: list[str]
+    in_it_fund: list[bool]
+
+
+def _group_totals(amounts: list, starts: list[int], ends: list[int]) -> list:
+    """Σ of each group's amounts from Decimal(0), in bill order, as a running sum makes it."""
+    zero = Decimal(0)
+    totals = []
+    for a, b in zip(starts, ends, strict=True):
+        total = zero + amounts[a]  # 0 + x, not x: the sum shows as a running sum shows it
+        for x in amounts[a + 1 : b]:
+            total += x
+        totals.append(total)
+    return totals
 
 
 def _entries(drivers: Drivers, bills: pd.DataFrame, period: str) -> _Entries:
     """The bills grouped by (department, pool) in key order: amount, memo and rules of each."""
+    if bills.empty:
+        return _Entries([], [], [], [], [], [], [], [])
     columns = ("Department", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule")
     code, pool, metric, quantity, rate, amount, rule = (bills[c].tolist() for c in columns)
-    dep_keys, pool_keys = _keyed(code), _keyed(pool)
+    dep_keys, pool_keys = name_keys(code), name_keys(pool)
     # Sorting the lines by (department key, pool key) groups them in entry order;
     # the stable sort keeps each group's lines in bill order.
     group = _places(dep_keys) * len(bills) + _places(pool_keys)
-    order = np.argsort(group, kind="stable")
+    order = np.argsort(group, kind="stable").tolist()
+    texts = _descriptions(metric, quantity, rate)
+    # Everything in sorted order from here: a group is the run of lines from a start to an end.
+    amount, texts, rule = ([values[i] for i in order] for values in (amount, texts, rule))
     starts = np.flatnonzero(np.diff(group[order], prepend=-1)).tolist()
     ends = [*starts[1:], len(order)]
-    order = order.tolist()
+    totals = _group_totals(amount, starts, ends)
+    # A group adding up to 0 posts nothing (e.g. a band priced at 0).
+    posted = [g for g, total in enumerate(totals) if total != 0]
+    firsts = [order[starts[g]] for g in posted]
+
     it_fund_key = name_key(drivers.settings.it_fund)
     number = {key: i + 1 for i, key in enumerate(drivers.department_order)}
-    out = _Entries()
-    for a, b in zip(starts, ends, strict=True):
-        rows = order[a:b]
-        first = rows[0]
-        total = Decimal(0)
-        for i in rows:
-            total += amount[i]
-        if total == 0:
-            continue  # nothing to post (e.g. a band priced at 0)
-        dep_key = dep_keys[first]
-        dep = drivers.departments.get(dep_key)
-        fund = dep.fund if dep else ""
-        out.entry.append(f"CB-{period}-{number.get(dep_key, len(number) + 1):04d}")
-        out.fund.append(fund)
-        out.department.append(dep.code if dep else str(code[first]))
-        out.pool.append(str(pool[first]))
-        out.amount.append(total)
-        parts = [(metric[i], quantity[i], rate[i]) for i in rows]
-        out.memo.append(memo(period, str(pool[first]), parts))
-        out.rule.append(", ".join(dict.fromkeys(rule[i] for i in rows)))
-        out.in_it_fund.append(name_key(fund) == it_fund_key)
-    return out
+    departments = [drivers.departments.get(dep_keys[i]) for i in firsts]
+    funds = [dep.fund if dep else "" for dep in departments]
+    in_it = {fund: name_key(fund) == it_fund_key for fund in set(funds)}
+    pools = [str(pool[i]) for i in firsts]
+    return _Entries(
+        entry=[f"CB-{period}-{number.get(dep_keys[i], len(number) + 1):04d}" for i in firsts],
+        fund=funds,
+        department=[
+            dep.code if dep else str(code[i]) for dep, i in zip(departments, firsts, strict=True)
+        ],
+        pool=pools,
+        amount=[totals[g] for g in posted],
+        memo=[
+            f"Chargeback {period} {name} — {'; '.join(texts[starts[g] : ends[g]])}"
+            for name, g in zip(pools, posted, strict=True)
+        ],
+        rule=[", ".join(dict.fromkeys(rule[starts[g] : ends[g]])) for g in posted],
+        in_it_fund=[in_it[fund] for fund in funds],
+    )
 
 
 def build_journal(drivers: Drivers, bills: pd.DataFrame, period: str) -> pd.DataFrame:

@@ -22,7 +22,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from costloop.engine.drivers import Drivers
+from costloop.engine.drivers import Drivers, name_keys
 from costloop.engine.money import cents_to_money
 from costloop.engine.result import PeriodRun, TieOut
 from costloop.problems import Problem, Reason, Severity
@@ -37,32 +37,38 @@ def _sum(values) -> Decimal:
     return sum(map(Decimal, values[~pd.isna(values)].tolist()), Decimal(0))
 
 
-def _keyed(values: list) -> list[str]:
-    """name_key(str(v)) of each value, worked out once per distinct value."""
-    keys: dict = {}
-    return [keys[v] if v in keys else keys.setdefault(v, name_key(str(v))) for v in values]
-
-
 def _amounts(column: pd.Series) -> np.ndarray:
     """A Debit or Credit column as Decimals, a blank as 0."""
     values = column.to_numpy(dtype=object, copy=True)
     values[pd.isna(values)] = Decimal(0)
-    if not all(type(v) is Decimal for v in values.tolist()):
+    if not set(map(type, values.tolist())) <= {Decimal}:
         values[:] = [Decimal(v) for v in values.tolist()]
     return values
 
 
-def _totals(keys: np.ndarray, debit: np.ndarray, credit: np.ndarray) -> dict:
-    """{key: [Σ debit, Σ credit]} in one sort: each group's lines added in their order."""
-    if len(keys) == 0:
+def _totals(groups: list[np.ndarray], debit: np.ndarray, credit: np.ndarray) -> dict:
+    """{key: [Σ debit, Σ credit]}, a key per distinct combination of the ``groups`` columns.
+
+    One sort instead of a dictionary update per line; each group's lines are
+    added in their order, as a running sum would.
+    """
+    if len(debit) == 0:
         return {}
-    codes, uniques = pd.factorize(keys)
-    order = np.argsort(codes, kind="stable")
-    starts = np.flatnonzero(np.diff(codes[order], prepend=-1))
-    debits = np.add.reduceat(debit[order], starts)
-    credits = np.add.reduceat(credit[order], starts)
-    groups = uniques.take(codes[order][starts])
-    return {k: [d, c] for k, d, c in zip(groups, debits, credits, strict=True)}
+    code = np.zeros(len(debit), dtype=np.int64)
+    distinct = []
+    for column in groups:
+        codes, uniques = pd.factorize(column)
+        code = code * len(uniques) + codes
+        distinct.append(uniques)
+    order = np.argsort(code, kind="stable")
+    starts = np.flatnonzero(np.diff(code[order], prepend=-1))
+    debits = np.add.reduceat(debit[order], starts).tolist()
+    credits = np.add.reduceat(credit[order], starts).tolist()
+    first = order[starts]
+    keys = zip(*(column[first].tolist() for column in groups), strict=True)
+    if len(groups) == 1:
+        keys = (k for (k,) in keys)
+    return {k: [d, c] for k, d, c in zip(keys, debits, credits, strict=True)}
 
 
 def _tieout(name: str, failures: list[str], ok_detail: str) -> TieOut:
@@ -105,10 +111,8 @@ def check_journal(journal: pd.DataFrame) -> TieOut:
         debit, credit = _amounts(journal["Debit"]), _amounts(journal["Credit"])
         has_fund = ~pd.isna(fund)
         in_entry = has_fund & ~pd.isna(entry)
-        pairs = np.empty(int(in_entry.sum()), dtype=object)
-        pairs[:] = list(zip(entry[in_entry].tolist(), fund[in_entry].tolist(), strict=True))
-        by_entry = _totals(pairs, debit[in_entry], credit[in_entry])
-        by_fund = _totals(fund[has_fund], debit[has_fund], credit[has_fund])
+        by_entry = _totals([entry[in_entry], fund[in_entry]], debit[in_entry], credit[in_entry])
+        by_fund = _totals([fund[has_fund]], debit[has_fund], credit[has_fund])
         for (entry, fund), (debit, credit) in sorted(by_entry.items()):
             if debit != credit:
                 failures.append(f"entry {entry} fund {fund}: debits {debit} ≠ credits {credit}")
@@ -127,7 +131,7 @@ def check_revenue(drivers: Drivers, bills: pd.DataFrame, journal: pd.DataFrame) 
     credited = Decimal(0)
     if not journal.empty:
         mask = journal["Account"].astype(str).isin(accounts) & (
-            np.array(_keyed(journal["Fund"].tolist()), dtype=object) == it_fund
+            np.array(name_keys(journal["Fund"].tolist()), dtype=object) == it_fund
         )
         credited = _sum(journal.loc[mask, "Credit"]) - _sum(journal.loc[mask, "Debit"])
     billed = _sum(bills["Amount"])
@@ -139,7 +143,9 @@ def check_pools(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
     """4. Each pool: cost + received = allocated onward + billed + unallocated."""
     minor = drivers.minor_unit
     billed = defaultdict(Decimal)
-    for pool, amount in zip(_keyed(bills["Pool"].tolist()), bills["Amount"].tolist(), strict=True):
+    for pool, amount in zip(
+        name_keys(bills["Pool"].tolist()), bills["Amount"].tolist(), strict=True
+    ):
         billed[pool] += amount
     received, onward = defaultdict(int), defaultdict(int)
     for t in run.transfers:
