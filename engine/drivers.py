@@ -407,7 +407,10 @@ class Drivers:
     def _metric_rows(self, metric: str) -> np.ndarray:
         """The usage rows of ``metric``, from one sort of all rows by metric."""
         if self._rows_by_metric is None:
-            order = np.argsort(self._metric_codes, kind="stable")
+            codes = self._metric_codes
+            if len(self._metric_code) < 2**15:
+                codes = codes.astype(np.int16)  # small integers sort by radix, in one pass
+            order = np.argsort(codes, kind="stable")
             bounds = np.searchsorted(
                 self._metric_codes[order], np.arange(len(self._metric_code) + 1)
             )
