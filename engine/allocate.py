@@ -71,7 +71,7 @@ def _empty_ints() -> np.ndarray:
 class Receivers:
     """Who receives, column by column: the departments (in name order), then the pools.
 
-    ``weights`` are integers with the drivers' ratios (fractions brought to one
+    The weights are integers with the drivers' ratios (fractions brought to one
     denominator): a spread depends only on the ratios, and integers split a
     pool over thousands of departments in one vectorised step.
     """
@@ -434,5 +434,6 @@ def spread_rule(rule: Allocate, amount: int, found: Receivers) -> Spread:
     for key, part in zip(pools, pool_cents, strict=True):
         if part:
             spread.transfers.append(Transfer(rule.pool.key, key, part, rule.rule_id))
-    spread.bill_lines = department_lines(rule.rule_id, rule.pool.key, found, index, cents)
+    if len(index):
+        spread.bill_lines = department_lines(rule.rule_id, rule.pool.key, found, index, cents)
     return spread

@@ -35,7 +35,7 @@ from costloop.engine.book import Book
 from costloop.engine.charge import bill_charge
 from costloop.engine.drivers import Drivers
 from costloop.engine.journal import build_journal
-from costloop.engine.money import cents_to_money, format_money, money_array
+from costloop.engine.money import cents_to_money, format_money, money_array, object_array
 from costloop.engine.periods import fiscal_periods_to_date
 from costloop.engine.reciprocal import spread_group
 from costloop.engine.recovery import build_pool_flows, build_recovery
@@ -210,7 +210,7 @@ def _lines_frame(drivers: Drivers, periods: list[tuple[str, list[BillLines]]]) -
     )
 
     def per_block(values: list) -> np.ndarray:
-        return np.repeat(_objects(values), sizes)[order]
+        return np.repeat(object_array(values), sizes)[order]
 
     def per_line(arrays: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(arrays)[order]
@@ -226,18 +226,12 @@ def _lines_frame(drivers: Drivers, periods: list[tuple[str, list[BillLines]]]) -
         "Metric": per_block([b.metric for b in blocks]),
         "Quantity": per_line([b.quantities.decimals() for b in blocks]),
         "Rate": per_line(
-            [b.rates if b.rates is not None else _objects([None] * len(b)) for b in blocks]
+            [b.rates if b.rates is not None else object_array([None] * len(b)) for b in blocks]
         ),
         "Amount": per_line([money_array(b.cents, drivers.minor_unit) for b in blocks]),
         "Rule": per_block([b.rule_id for b in blocks]),
     }
     return pd.DataFrame(frame, columns=BILL_COLUMNS)
-
-
-def _objects(values: list) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
 
 
 def _tiers(block: BillLines) -> np.ndarray:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from costloop.engine.allocate import SHARE_METRIC
 from costloop.engine.drivers import Drivers, name_keys
-from costloop.engine.money import format_quantity
+from costloop.engine.money import format_quantity, object_array
 from costloop.engine.result import JOURNAL_COLUMNS
 from costloop.rules.ast import name_key
 
@@ -162,35 +162,29 @@ def build_journal(drivers: Drivers, bills: pd.DataFrame, period: str) -> pd.Data
     per_entry = np.where(in_it, 2, 4)
     of = np.repeat(np.arange(len(in_it)), per_entry)
     kind = np.arange(len(of)) - np.repeat(np.cumsum(per_entry) - per_entry, per_entry)
-    it_accounts = _objects([s.expense_account, s.reimbursement_account, None, None])
-    other_accounts = _objects(
+    it_accounts = object_array([s.expense_account, s.reimbursement_account, None, None])
+    other_accounts = object_array(
         [s.expense_account, s.due_to_account, s.due_from_account, s.revenue_account]
     )
     line_in_it = in_it[of]
     account = np.where(line_in_it, it_accounts[kind], other_accounts[kind])
-    fund = np.where(~line_in_it & (kind >= 2), s.it_fund, _objects(entries.fund)[of])
+    fund = np.where(~line_in_it & (kind >= 2), s.it_fund, object_array(entries.fund)[of])
     # Lines alternate debit, credit; a debit of a negative amount is a credit of its opposite.
-    amounts = _objects(entries.amount)
+    amounts = object_array(entries.amount)
     negative = np.array([a < 0 for a in entries.amount])
     amounts[negative] = [-a for a in amounts[negative]]
     debit = (kind % 2 == 0) ^ negative[of]
     amount = amounts[of]
     frame = {
-        "Entry": _objects(entries.entry)[of],
+        "Entry": object_array(entries.entry)[of],
         "Period": np.full(len(of), period, dtype=object),
         "Fund": fund,
         "Account": account,
-        "Department": _objects(entries.department)[of],
-        "Pool": _objects(entries.pool)[of],
+        "Department": object_array(entries.department)[of],
+        "Pool": object_array(entries.pool)[of],
         "Debit": np.where(debit, amount, None),
         "Credit": np.where(debit, None, amount),
-        "Memo": _objects(entries.memo)[of],
-        "Rule": _objects(entries.rule)[of],
+        "Memo": object_array(entries.memo)[of],
+        "Rule": object_array(entries.rule)[of],
     }
     return pd.DataFrame(frame, columns=JOURNAL_COLUMNS)
-
-
-def _objects(values: list) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array

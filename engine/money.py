@@ -127,7 +127,8 @@ def cents_to_money(cents: int, minor_unit: int = 2) -> Decimal:
     return Decimal(int(cents)).scaleb(-minor_unit)
 
 
-def _objects(values: list) -> np.ndarray:
+def object_array(values: Sequence) -> np.ndarray:
+    """Values as a 1-d object array, as they are (numpy would unpack tuples or lists)."""
     array = np.empty(len(values), dtype=object)
     array[:] = values
     return array
@@ -145,8 +146,8 @@ def _scaled(integers: np.ndarray, exponent: int) -> list[Decimal]:
 def money_array(cents: np.ndarray, minor_unit: int = 2) -> np.ndarray:
     """`cents_to_money` of each of an array of minor units (an object array of Decimal)."""
     if cents.dtype != np.int64:  # Python ints beyond int64: one at a time
-        return _objects([cents_to_money(c, minor_unit) for c in cents.tolist()])
-    return _objects(_scaled(cents, -minor_unit))
+        return object_array([cents_to_money(c, minor_unit) for c in cents.tolist()])
+    return object_array(_scaled(cents, -minor_unit))
 
 
 def quantity_array(units: np.ndarray, scale: int) -> np.ndarray:
@@ -156,7 +157,7 @@ def quantity_array(units: np.ndarray, scale: int) -> np.ndarray:
     counted in integers for the whole array at once.
     """
     if units.dtype != np.int64:
-        return _objects([units_to_decimal(u, scale) for u in units.tolist()])
+        return object_array([units_to_decimal(u, scale) for u in units.tolist()])
     zeros = np.zeros(len(units), dtype=np.int64)
     for places in range(1, scale + 1):
         zeros[units % 10**places == 0] = places

@@ -20,7 +20,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from costloop.engine.money import quantity_array
+from costloop.engine.money import object_array, quantity_array
 from costloop.problems import Problem, has_errors
 
 BILL_COLUMNS = [
@@ -106,9 +106,7 @@ class Quantities:
     @classmethod
     def shown(cls, values: Sequence[Decimal | None]) -> Quantities:
         """Quantities already as shown (a Departments column, a share %, or blank)."""
-        array = np.empty(len(values), dtype=object)
-        array[:] = values
-        return cls(values=array)
+        return cls(values=object_array(values))
 
     def take(self, index: np.ndarray) -> Quantities:
         if self.units is not None:

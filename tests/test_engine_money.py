@@ -80,3 +80,65 @@ def test_money_and_quantity_text():
     assert cents_to_money(1200, 0) == Decimal("1200")
     assert format_quantity(Decimal("1234.50")) == "1,234.5"
     assert format_quantity(Decimal("1E+3")) == "1,000"
+
+
+# --- the vectorised forms give the same cents as the one-at-a-time ones ------------
+
+
+def _ints(values):
+    from costloop.engine.money import as_int_array
+
+    return as_int_array(values)
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["int64", "beyond int64"])
+def test_split_by_weight_is_largest_remainder(big):
+    import random
+
+    from costloop.engine.allocate import name_ranks
+    from costloop.engine.money import split_by_weight
+
+    rng = random.Random(7)
+    digits = 18 if big else 6
+    for _ in range(2000):
+        n = rng.randint(1, 9)
+        weights = [rng.choice([0, rng.randint(0, 5), rng.randint(0, 10**digits)]) for _ in range(n)]
+        weights[0] = weights[0] or 1
+        names = [rng.choice("abc") + rng.choice("xy") for _ in range(n)]  # ties by name too
+        total = rng.randint(-(10 ** (digits + 2)), 10 ** (digits + 2))
+        expected = largest_remainder(total, weights, names)
+        assert split_by_weight(total, _ints(weights), name_ranks(names)).tolist() == expected
+
+
+@pytest.mark.parametrize("big", [False, True], ids=["int64", "beyond int64"])
+def test_charge_cents_array_is_charge_units_cents(big):
+    import random
+
+    from costloop.engine.money import charge_cents_array, charge_units_cents
+
+    rng = random.Random(11)
+    rates = ["0.40", "0.125", "1E-7", "-0.05", "3", "1234.5678", "0.005", "2E+3"]
+    for _ in range(2000):
+        rate, scale, minor = Decimal(rng.choice(rates)), rng.randint(0, 9), rng.choice([0, 2, 3])
+        units = [
+            rng.randint(-(10 ** (19 if big else 9)), 10 ** (19 if big else 9)) for _ in range(5)
+        ]
+        expected = [charge_units_cents(u, scale, rate, minor) for u in units]
+        assert charge_cents_array(_ints(units), scale, rate, minor).tolist() == expected
+
+
+def test_quantity_and_money_arrays_show_as_one_at_a_time():
+    from costloop.engine.money import cents_to_money, money_array, quantity_array
+
+    values = [0, 1, -1, 10, 100, 39770, -39700, 12345678901234, 10**20]
+    for scale in range(6):
+        shown = quantity_array(_ints(values), scale).tolist()
+        assert [d.as_tuple() for d in shown] == [
+            units_to_decimal(v, scale).as_tuple() for v in values
+        ]
+        small = _ints(values[:-1])  # int64, then the Python-int fallback
+        for array, kept in ((small, values[:-1]), (_ints(values), values)):
+            amounts = money_array(array, scale).tolist()
+            assert [d.as_tuple() for d in amounts] == [
+                cents_to_money(v, scale).as_tuple() for v in kept
+            ]
