@@ -129,11 +129,16 @@ def _column_index(letters: str) -> int:
 _SURVEY_CHUNK = 1 << 22
 """Inflated bytes looked at at a time: a 270 MB Usage part is never held whole."""
 _MARKERS = {
-    "errors": (b't="e"', b"t='e'"),
-    "formulas": (b"<f", b":f>", b":f "),
-    "hidden": (b"hidden",),
+    # An error cell. Attributes in single quotes are legal XML but rare: that form is
+    # searched only in a chunk holding a single quote at all (a one-byte search).
+    "errors": ((b't="e"',), (b"t='e'",)),
+    # Every sheet with a formula has an ``f`` element ending in "f>" (``</f>``,
+    # ``</x:f>``, ``<f>``); a shared formula's ``<f .../>`` only beside one that does.
+    "formulas": ((b"f>",), ()),
+    "hidden": ((b"hidden",), ()),
 }
-_OVERLAP = max(len(m) for group in _MARKERS.values() for m in group) - 1
+_OVERLAP = 8
+"""Bytes kept from the end of one chunk for a marker cut in two by the next."""
 
 
 @dataclass
@@ -160,8 +165,13 @@ def survey(stream) -> Survey:
         if found.first_row is None:
             found.first_row = _first_row(parser, chunk)
         window = tail + chunk
-        for flag, markers in _MARKERS.items():
-            if not getattr(found, flag) and any(m in window for m in markers):
+        quoted = b"'" in window
+        for flag, (markers, single_quoted) in _MARKERS.items():
+            if getattr(found, flag):
+                continue
+            if any(m in window for m in markers) or (
+                quoted and any(m in window for m in single_quoted)
+            ):
                 setattr(found, flag, True)
         tail = window[-_OVERLAP:]
     return found

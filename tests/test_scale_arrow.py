@@ -248,3 +248,37 @@ def test_a_big_usage_sheet_reads_by_arrow_without_lowering_anything(tmp_path):
     columns = wb.read_columns("Usage")
     assert wb._hidden.get("Usage") == set()  # the Arrow path recorded its survey
     _same(columns, FileWorkbook(tmp_path / "usage.xlsx").read_sheet("Usage"))
+
+
+@pytest.mark.parametrize(
+    ("cell", "flag"),
+    [
+        ('<c r="B2" t="e"><v>#REF!</v></c>', "errors"),
+        ("<c r='B2' t='e'><v>#REF!</v></c>", "errors"),
+        ('<c r="B2"><f>A2*2</f><v>4</v></c>', "formulas"),
+        ('<c r="B2"><x:f>A2*2</x:f><x:v>4</x:v></c>', "formulas"),
+        ('<c r="B2"><f t="shared" ref="B2:B3" si="0">A2*2</f><v>4</v></c>', "formulas"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 22], ids=["tiny", "small", "real"])
+def test_the_survey_finds_each_marker_even_across_chunks(monkeypatch, cell, flag, chunk):
+    import io
+
+    from costloop.engine import sheet_xml
+
+    monkeypatch.setattr(sheet_xml, "_SURVEY_CHUNK", chunk)
+    head = (
+        '<?xml version="1.0"?><worksheet xmlns="http://schemas.openxmlformats.org/'
+        'spreadsheetml/2006/main" xmlns:x="http://schemas.openxmlformats.org/'
+        'spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Period'
+        "</t></is></c></row>"
+    )
+    rows = "".join(f'<row r="{r}"><c r="A{r}"><v>{r}</v></c></row>' for r in range(2, 40))
+    xml = (head + rows + '<row r="40">' + cell + "</row></sheetData></worksheet>").encode()
+    found = sheet_xml.survey(io.BytesIO(xml))
+    assert getattr(found, flag)
+    assert found.first_row is not None and found.first_row.get("r") == "1"
+    others = {"errors", "formulas", "hidden"} - {flag}
+    assert not any(getattr(found, other) for other in others)
+    clean = sheet_xml.survey(io.BytesIO((head + rows + "</sheetData></worksheet>").encode()))
+    assert not (clean.errors or clean.formulas or clean.hidden)
