@@ -217,12 +217,14 @@ def _blank_mask(values: np.ndarray) -> np.ndarray:
     return np.append(blank, True)[codes]
 
 
-def _error_mask(values: np.ndarray, kind: type = ExcelError) -> np.ndarray:
-    """Cells holding an Excel error (or, with ``kind``, a formula with no calculated value)."""
+def _error_mask(values: np.ndarray) -> np.ndarray:
+    """Cells holding an Excel error or a formula with no calculated value."""
     inferred = infer_dtype(values, skipna=True)
     if inferred in _NUMERIC_KINDS or inferred in ("string", "boolean", "datetime", "date"):
         return np.zeros(len(values), dtype=bool)
-    return np.fromiter((isinstance(v, kind) for v in values), dtype=bool, count=len(values))
+    return np.fromiter(
+        (isinstance(v, ExcelError | Uncalculated) for v in values), dtype=bool, count=len(values)
+    )
 
 
 RECALC_HINT = "open and save the workbook in Excel, or run `costloop recalc`"
@@ -426,8 +428,7 @@ class _Columns:
         required, optional = COLUMNS[sheet.logical]
         spec = {name_key(c) for c in (*required, *optional)}
         for key, values in sheet.cells.items():
-            errors, uncalculated = _error_mask(values), _error_mask(values, Uncalculated)
-            self.errors[key] = errors | uncalculated
+            self.errors[key] = _error_mask(values)
             # In an extra column it only matters if a rule names the column: a warning.
             severity = Severity.ERROR if key in spec else Severity.WARNING
             for i in np.flatnonzero(self.errors[key]):
@@ -847,7 +848,8 @@ def _read_usage(
     }
     keys = _map_unique(departments, name_key)
     if receivers is not None:
-        unknown = (departments != "") & ~pd.Series(keys).isin(receivers.keys()).to_numpy()
+        known = pd.Series(keys, dtype=object).isin(receivers.keys()).to_numpy()
+        unknown = (departments != "") & ~known
 
         def message(value: object) -> str:
             name = _text(value)
