@@ -60,10 +60,13 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import python_calamine
 from lxml import etree
 
@@ -324,12 +327,13 @@ def write_owned_sheets(
         else:
             replaced_ids.add(entry.sheet_id)
             # Keep the tab selected if it was: Excel's active tab must be a selected one.
-            selected = _SELECTED_TAB.search(package.get(entry.part) or b"") is not None
+            selected = _tab_selected(package, entry.part)
             # The old part's relationships (printer settings, a comment the user
             # added) belong to content that is being replaced.
             package.delete(parts.rels_part_of(entry.part))
-        xml, filter_ref = render_worksheet(sheet, styles, workbook.date1904, selected)
-        package.set(entry.part, xml)
+        chunks, filter_ref = worksheet_chunks(sheet, styles, workbook.date1904, selected)
+        # Compressed block by block as it is rendered: the XML is never held whole.
+        package.set_deflated(entry.part, parts.deflate_chunks(chunks))
         workbook.set_filter_range(entry, filter_ref)
     parts.drop_calc_chain_cells(package, workbook, types, replaced_ids)
     styles.save()
@@ -346,6 +350,15 @@ def write_owned_sheets(
 
 
 _SELECTED_TAB = re.compile(rb"<(?:\w+:)?sheetView\b[^>]*\btabSelected=[\"'](?:1|true)[\"']")
+
+
+def _tab_selected(package: parts.Package, part: str) -> bool:
+    """Whether the sheet's tab is selected, from its ``<sheetViews>`` near the start of the
+    part: a 100 MB Journal from the last run is not inflated just to look."""
+    head = package.head(part, 1 << 16)
+    if b"sheetData" not in head and b"</worksheet" not in head:
+        head = package.get(part) or b""  # views after a long prologue: look at it all
+    return _SELECTED_TAB.search(head) is not None
 
 
 def _new_sheet_part(package: parts.Package, workbook: parts.WorkbookPart) -> str:
@@ -409,14 +422,17 @@ def _escape_char(match: re.Match) -> str:
     return f"_x{code:04X}_"
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _inline_text(text: str) -> str:
-    """``<is>…</is>`` for a string: cached, since output sheets repeat names and periods."""
+def _inline(text: str) -> str:
+    """``<is>…</is>`` for a string."""
     if len(text) > MAX_CELL_CHARS:
         text = text[: MAX_CELL_CHARS - 1] + "…"
     body = _NEEDS_ESCAPE.sub(_escape_char, text)
     space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
     return f"<is><t{space}>{body}</t></is>"
+
+
+# Cached: output sheets repeat names and periods.
+_inline_text = functools.lru_cache(maxsize=1 << 14)(_inline)
 
 
 def _text_cell(ref: str, text: str, style: str) -> str:
@@ -471,8 +487,23 @@ def render_worksheet(
     sheet: OutputSheet, styles: parts.Styles, date1904: bool = False, selected: bool = False
 ) -> tuple[bytes, str]:
     """The worksheet part for an output sheet, and its autofilter range (``$A$1:$I$20001``)."""
+    chunks, filter_range = worksheet_chunks(sheet, styles, date1904, selected)
+    return b"".join(chunks), filter_range
+
+
+def worksheet_chunks(
+    sheet: OutputSheet, styles: parts.Styles, date1904: bool = False, selected: bool = False
+) -> tuple[Iterator[bytes], str]:
+    """`render_worksheet`'s part as byte chunks, a block of rows each, rendered as taken.
+
+    Every styles.xml entry the sheet needs is made before this returns, in the order
+    cell by cell writing would make them (so reruns give the same style indices);
+    the rows are rendered only as the chunks are taken, so a caller can compress one
+    block while the next is rendered, and a 100 MB Journal is never held whole.
+    """
     rows = sheet.rows
-    width = max([len(sheet.columns), *(len(r) for r in rows)]) if rows else len(sheet.columns)
+    values = _values_by_column(rows)
+    width = max(len(sheet.columns), len(values))
     if len(rows) + 1 > MAX_ROWS or width > MAX_COLUMNS:
         raise ValueError(
             f"{sheet.name}: {len(rows):,} rows x {width} columns do not fit on an Excel sheet "
@@ -484,26 +515,9 @@ def render_worksheet(
     lengths = [len(str(c)) + 2 for c in sheet.columns] + [0] * (width - len(sheet.columns))
     header = f' s="{styles.cell_format(None, bold=True)}"'
     cells = [_text_cell(f"{letters[j]}1", str(c), header) for j, c in enumerate(sheet.columns)]
-    # Encoded a block of rows at a time: a 100 MB Journal is never held as cell strings,
-    # row strings, one joined string and its bytes all at once.
-    out = [('<row r="1">' + "".join(cells) + "</row>").encode("utf-8")]
-    for start in range(0, len(rows), _BLOCK_ROWS):
-        block = rows[start : start + _BLOCK_ROWS]
-        # Column by column: a column of names or of money is one kind of cell all the way
-        # down, so its kind is decided once, not once per cell.
-        rendered = [
-            _render_column(column, letters[j], j, sheet_styles, date1904, lengths, start + 2)
-            for j, column in enumerate(itertools.zip_longest(*block, fillvalue=None))
-        ]
-        numbers = range(start + 2, start + 2 + len(block))
-        if rendered:
-            text = "".join(
-                f'<row r="{number}">{"".join(cells)}</row>'
-                for number, cells in zip(numbers, zip(*rendered, strict=True), strict=True)
-            )
-        else:
-            text = "".join(f'<row r="{number}"></row>' for number in numbers)
-        out.append(text.encode("utf-8"))
+    header_row = ('<row r="1">' + "".join(cells) + "</row>").encode("utf-8")
+    columns = [_prepare_column(column, j, lengths) for j, column in enumerate(values)]
+    _style_and_render_odd_cells(columns, letters, sheet_styles, date1904, lengths, len(rows))
     last = f"{letters[width - 1]}{len(rows) + 1}"
     cols = "".join(
         f'<col min="{j + 1}" max="{j + 1}" width="{min(max(n + 2, 8), 60)}" customWidth="1"/>'
@@ -531,58 +545,181 @@ def render_worksheet(
     )
     absolute = "$" + filter_ref.replace(":", ":$")
     absolute = re.sub(r"([A-Z]+)(\d+)", r"\1$\2", absolute)
-    return b"".join([head.encode("utf-8"), *out, tail.encode("utf-8")]), absolute
+
+    def chunks() -> Iterator[bytes]:
+        yield head.encode("utf-8")
+        yield header_row
+        for start in range(0, len(rows), _BLOCK_ROWS):
+            yield _render_block(columns, letters, start, min(start + _BLOCK_ROWS, len(rows)))
+        yield tail.encode("utf-8")
+
+    return chunks(), absolute
 
 
 _BLOCK_ROWS = 20_000
 
 
-def _render_column(
-    values: tuple,
-    letter: str,
-    column: int,
-    styles: _SheetStyles,
-    date1904: bool,
-    lengths: list[int],
-    first: int = 2,
-) -> list[str]:
-    """Each cell's XML ("" for a blank) down one column from row ``first``; widens ``lengths``."""
+def _values_by_column(rows) -> list[list[object]]:
+    """The rows' values column by column; a short row reads as blanks at its end."""
+    by_column = getattr(rows, "by_column", None)
+    if by_column is not None:  # a result frame's rows (costloop.engine.sheets.FrameRows)
+        return by_column()
+    return [list(column) for column in itertools.zip_longest(*rows, fillvalue=None)]
+
+
+class _TextColumn:
+    """Text all the way down: what goes in each cell's ``<is>`` element, None for a blank.
+
+    ``wrapped`` when every text goes in as it is (no XML escaping, no edge spaces to
+    keep, nothing to cut): then ``texts`` are the values themselves and the ``<is><t>``
+    around them is added a block at a time.
+    """
+
+    def __init__(self, values: list[object]):
+        # Output sheets repeat names, periods and memos: each text is looked at once.
+        distinct = [text for text in dict.fromkeys(values) if text]
+        self.width = max(map(len, distinct), default=0)
+        self.wrapped = self.width <= MAX_CELL_CHARS and _plain("\n".join(distinct))
+        if self.wrapped:
+            # An empty string is a blank cell, as when typed in Excel.
+            self.texts = [text or None for text in values] if "" in values else values
+        else:
+            inline = {text: _inline(text) for text in distinct}
+            self.texts = list(map(inline.get, values))
+
+
+def _plain(texts: str) -> bool:
+    """True when lines of text need no escaping and no ``xml:space`` (the line breaks
+    joining them can only make this say False, never True by mistake)."""
+    return _NEEDS_ESCAPE.search(texts) is None and _EDGE_SPACE.search(texts) is None
+
+
+# Python's \s is str.isspace(), the test `_inline` uses for xml:space="preserve".
+_EDGE_SPACE = re.compile(r"^\s|\s$", re.MULTILINE)
+
+
+class _NumberColumn:
+    """Money (Decimal) or whole numbers: each cell's exact digits, None for a blank."""
+
+    def __init__(self, values: list[object], kinds: set[type]):
+        if kinds == {Decimal}:
+            # A Decimal's own digits, never through float (no NaN here: see _prepare_column).
+            self.digits = [None if value is None else format(value, "f") for value in values]
+        else:
+            self.digits = list(map(_digits, values))
+        self.first = next((i for i, text in enumerate(self.digits) if text is not None), None)
+        longest = max(map(len, filter(None, self.digits)), default=0)
+        # Thousands separators, breathing room.
+        self.width = longest + longest // 3 + 1 if longest else 0
+        self.style = ""
+
+
+def _digits(value: Decimal | int | None) -> str | None:
+    """A number's exact digits (a Decimal's own, never through float); None for a blank."""
+    if value is None:
+        return None
+    if type(value) is Decimal:
+        # NaN is how pandas spells "missing": a blank cell.
+        return None if value.is_nan() else format(value, "f")
+    return str(value)
+
+
+class _OddColumn:
+    """Any other mix of values: each cell rendered on its own (`_cell_xml`), block by block."""
+
+    def __init__(self, values: list[object]):
+        self.values = values
+        self.blocks: list[list[str]] = []
+
+
+def _prepare_column(values: list[object], column: int, lengths: list[int]):
     kinds = set(map(type, values))
     kinds.discard(type(None))
-    size = lengths[column]
-    out: list[str] = []
-    append = out.append
     if kinds <= {str}:
-        for number, value in enumerate(values, start=first):
-            if value:  # an empty string is a blank cell, as when typed in Excel
-                append(f'<c r="{letter}{number}" t="inlineStr">{_inline_text(value)}</c>')
-                if len(value) > size:
-                    size = len(value)
-            else:
-                append("")
-    elif kinds <= {Decimal}:
-        attr = None
-        for number, value in enumerate(values, start=first):
-            if value is None:
-                append("")
-            elif not value.is_finite():
-                append(_nan_cell(f"{letter}{number}", value.is_nan()))
-            else:
-                if attr is None:
-                    attr = styles.attr(column, "num")
-                text = format(value, "f")
-                append(f'<c r="{letter}{number}"{attr}><v>{text}</v></c>')
-                width = len(text) + len(text) // 3 + 1  # thousands separators, breathing room
-                if width > size:
-                    size = width
+        prepared = _TextColumn(values)
+    elif kinds == {Decimal} and all(map(Decimal.is_finite, filter(None, values))):
+        prepared = _NumberColumn(values, kinds)  # money: the common case, checked in C
+    elif kinds <= {Decimal, int} and all(
+        value.is_finite() or value.is_nan() for value in values if type(value) is Decimal
+    ):
+        prepared = _NumberColumn(values, kinds)  # NaN Decimals are blanks, see _digits
     else:
-        for number, value in enumerate(values, start=first):
-            cell, width = _cell_xml(f"{letter}{number}", value, column, styles, date1904)
-            append(cell)
-            if width > size:
-                size = width
-    lengths[column] = size
-    return out
+        return _OddColumn(values)
+    lengths[column] = max(lengths[column], prepared.width)
+    return prepared
+
+
+def _style_and_render_odd_cells(
+    columns: list, letters: list[str], styles: _SheetStyles, date1904: bool, lengths, count: int
+) -> None:
+    """Ask styles.xml for each column's formats, and render the odd columns' cells.
+
+    Block by block and column by column, as writing cell by cell would: a new cell
+    format gets its index in styles.xml when first asked for, so the order of asking
+    decides the ``s="…"`` indices, and a rerun must give the same file.
+    """
+    for start in range(0, count, _BLOCK_ROWS):
+        stop = min(start + _BLOCK_ROWS, count)
+        for j, column in enumerate(columns):
+            if isinstance(column, _NumberColumn) and column.first is not None:
+                if start <= column.first < stop:
+                    column.style = styles.attr(j, "num")
+            elif isinstance(column, _OddColumn):
+                cells, size = [], lengths[j]
+                for number, value in enumerate(column.values[start:stop], start=start + 2):
+                    cell, needed = _cell_xml(f"{letters[j]}{number}", value, j, styles, date1904)
+                    cells.append(cell)
+                    size = max(size, needed)
+                lengths[j] = size
+                column.blocks.append(cells)
+
+
+def _render_block(columns: list, letters: list[str], start: int, stop: int) -> pa.Buffer:
+    """The ``<row>`` elements of rows ``start``..``stop`` (0-based, below the header) as bytes.
+
+    Built by Arrow's string kernels, no Python step per cell: the pieces of every row
+    are laid end to end in one pass. A column with blank cells is made into cells first
+    (null for a blank, which is then no cell at all).
+    """
+    numbers = pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)).cast(pa.string())
+    pieces: list = ['<row r="', numbers, '">']
+    for j, column in enumerate(columns):
+        if isinstance(column, _OddColumn):
+            pieces.append(pa.array(column.blocks[start // _BLOCK_ROWS], pa.string()))
+            continue
+        if isinstance(column, _TextColumn):
+            values = pa.array(column.texts[start:stop], pa.string())
+            if column.wrapped:
+                middle, end = '" t="inlineStr"><is><t>', "</t></is></c>"
+            else:
+                middle, end = '" t="inlineStr">', "</c>"
+        else:
+            values = pa.array(column.digits[start:stop], pa.string())
+            middle, end = f'"{column.style}><v>', "</v></c>"
+        cell = [f'<c r="{letters[j]}', numbers, middle, values, end]
+        if values.null_count:
+            pieces.append(pc.binary_join_element_wise(*cell, ""))
+        else:
+            pieces += cell
+    pieces.append("</row>")
+    rows = pc.binary_join_element_wise(
+        *_merge_text(pieces), "", null_handling="replace", null_replacement=""
+    )
+    _, offsets, text = rows.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int32)[rows.offset : rows.offset + len(rows) + 1]
+    first, end = int(bounds[0]), int(bounds[-1])
+    return text.slice(first, end - first)
+
+
+def _merge_text(pieces: list) -> list:
+    """Neighbouring constant pieces as one (``</c>`` + ``<c r="B``): fewer for Arrow to lay."""
+    merged: list = []
+    for piece in pieces:
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return merged
 
 
 def _cell_xml(
