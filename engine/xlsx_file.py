@@ -60,7 +60,7 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -488,18 +488,20 @@ def render_worksheet(
 ) -> tuple[bytes, str]:
     """The worksheet part for an output sheet, and its autofilter range (``$A$1:$I$20001``)."""
     chunks, filter_range = worksheet_chunks(sheet, styles, date1904, selected)
-    return b"".join(chunks), filter_range
+    return b"".join(map(parts.chunk_bytes, chunks)), filter_range
 
 
 def worksheet_chunks(
     sheet: OutputSheet, styles: parts.Styles, date1904: bool = False, selected: bool = False
-) -> tuple[Iterator[bytes], str]:
-    """`render_worksheet`'s part as byte chunks, a block of rows each, rendered as taken.
+) -> tuple[Iterator[parts.Chunk], str]:
+    """`render_worksheet`'s part in chunks (`xlsx_parts.Chunk`), a block of rows each.
 
     Every styles.xml entry the sheet needs is made before this returns, in the order
     cell by cell writing would make them (so reruns give the same style indices);
     the rows are rendered only as the chunks are taken, so a caller can compress one
     block while the next is rendered, and a 100 MB Journal is never held whole.
+    A block's rows come as a function that lays them out with Arrow, which lets go
+    of the GIL: `xlsx_parts.deflate_chunks` calls it on its worker thread.
     """
     rows = sheet.rows
     values = _values_by_column(rows)
@@ -546,7 +548,7 @@ def worksheet_chunks(
     absolute = "$" + filter_ref.replace(":", ":$")
     absolute = re.sub(r"([A-Z]+)(\d+)", r"\1$\2", absolute)
 
-    def chunks() -> Iterator[bytes]:
+    def chunks() -> Iterator[parts.Chunk]:
         yield head.encode("utf-8")
         yield header_row
         for start in range(0, len(rows), _BLOCK_ROWS):
@@ -683,12 +685,14 @@ def _style_and_render_odd_cells(
                 column.blocks.append(cells)
 
 
-def _render_block(columns: list, letters: list[str], start: int, stop: int) -> pa.Buffer:
-    """The ``<row>`` elements of rows ``start``..``stop`` (0-based, below the header) as bytes.
+def _render_block(
+    columns: list, letters: list[str], start: int, stop: int
+) -> Callable[[], pa.Buffer]:
+    """The ``<row>`` elements of rows ``start``..``stop`` (0-based, below the header).
 
-    Built by Arrow's string kernels, no Python step per cell: the pieces of every row
-    are laid end to end in one pass. A column with blank cells is made into cells first
-    (null for a blank, which is then no cell at all).
+    Here, holding the GIL, the block's values become Arrow arrays; the function
+    returned lays the rows out with Arrow's string kernels (no Python step per cell,
+    and no GIL), so it can run on another thread while the next block is made.
     """
     numbers = pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)).cast(pa.string())
     pieces: list = ['<row r="', numbers, '">']
@@ -707,13 +711,24 @@ def _render_block(columns: list, letters: list[str], start: int, stop: int) -> p
             middle, end = f'"{column.style}><v>', "</v></c>"
         cell = [f'<c r="{letters[j]}', numbers, middle, values, end]
         if values.null_count:
-            pieces.append(pc.binary_join_element_wise(*cell, ""))
+            pieces.append(_Cells(cell))  # blanks: each cell whole or nothing
         else:
             pieces += cell
     pieces.append("</row>")
-    rows = pc.binary_join_element_wise(
-        *_merge_text(pieces), "", null_handling="replace", null_replacement=""
-    )
+    return functools.partial(_lay_rows, _merge_text(pieces))
+
+
+class _Cells(list):
+    """Pieces of a column's cells, laid out as cells first: null for a blank (no cell)."""
+
+
+def _lay_rows(pieces: list) -> pa.Buffer:
+    """The rows' XML: the pieces laid end to end, row by row, a blank cell as nothing."""
+    laid = [
+        pc.binary_join_element_wise(*piece, "") if isinstance(piece, _Cells) else piece
+        for piece in pieces
+    ]
+    rows = pc.binary_join_element_wise(*laid, "", null_handling="replace", null_replacement="")
     _, offsets, text = rows.buffers()
     bounds = np.frombuffer(offsets, dtype=np.int32)[rows.offset : rows.offset + len(rows) + 1]
     first, end = int(bounds[0]), int(bounds[-1])

@@ -31,7 +31,7 @@ import re
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 
 from lxml import etree
@@ -181,7 +181,17 @@ class DeflatedPart:
         return zlib.decompress(self.data, -zlib.MAX_WBITS)
 
 
-def deflate_chunks(chunks: Iterable, level: int = FAST_DEFLATE_LEVEL) -> DeflatedPart:
+Chunk = bytes | Callable[[], bytes]
+"""A piece of a part: its bytes (or any bytes-like object, such as an Arrow buffer), or a
+function making them that lets go of the GIL (Arrow laying out a block of rows):
+`deflate_chunks` calls it on its worker thread."""
+
+
+def chunk_bytes(chunk: Chunk) -> bytes:
+    return chunk() if callable(chunk) else chunk
+
+
+def deflate_chunks(chunks: Iterable[Chunk], level: int = FAST_DEFLATE_LEVEL) -> DeflatedPart:
     """Deflate a part handed over in pieces, on a worker thread while the next is made.
 
     zlib lets go of the GIL, so on two cores a worksheet's rows are compressed in the
@@ -191,9 +201,9 @@ def deflate_chunks(chunks: Iterable, level: int = FAST_DEFLATE_LEVEL) -> Deflate
     out: list[bytes] = []
     crc = size = 0
 
-    def take(chunk) -> None:
+    def take(chunk: Chunk) -> None:
         nonlocal crc, size
-        view = memoryview(chunk)
+        view = memoryview(chunk_bytes(chunk))
         crc = zlib.crc32(view, crc)
         size += view.nbytes
         out.append(compressor.compress(view))
