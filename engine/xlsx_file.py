@@ -313,28 +313,35 @@ def write_owned_sheets(
     styles = parts.Styles(package, workbook, types)
     replaced_ids: set[str] = set()
     added: list[str] = []
-    for sheet in sheets:
-        entry = workbook.sheet(sheet.name)
-        if entry is None or entry.part is None or not entry.is_worksheet:
-            if entry is not None:  # owned, but its worksheet part is gone: a damaged file
-                raise parts.PackageError(f"{sheet.name}: the sheet's part is missing")
-            entry = workbook.add_sheet(
-                sheet.name, _new_sheet_part(package, workbook), owned=mark_owned
-            )
-            types.override(entry.part, parts.CT_WORKSHEET)
-            added.append(sheet.name)
-            selected = False
-        else:
-            replaced_ids.add(entry.sheet_id)
-            # Keep the tab selected if it was: Excel's active tab must be a selected one.
-            selected = _tab_selected(package, entry.part)
-            # The old part's relationships (printer settings, a comment the user
-            # added) belong to content that is being replaced.
-            package.delete(parts.rels_part_of(entry.part))
-        chunks, filter_ref = worksheet_chunks(sheet, styles, workbook.date1904, selected)
-        # Compressed block by block as it is rendered: the XML is never held whole.
-        package.set_deflated(entry.part, parts.deflate_chunks(chunks))
-        workbook.set_filter_range(entry, filter_ref)
+    rendering: list[tuple[str, concurrent.futures.Future]] = []
+    # A sheet's rows are rendered and compressed on a worker thread while the next sheet's
+    # values are prepared here (styles.xml and the package are only touched on this one).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as renderer:
+        for sheet in sheets:
+            entry = workbook.sheet(sheet.name)
+            if entry is None or entry.part is None or not entry.is_worksheet:
+                if entry is not None:  # owned, but its worksheet part is gone: a damaged file
+                    raise parts.PackageError(f"{sheet.name}: the sheet's part is missing")
+                entry = workbook.add_sheet(
+                    sheet.name, _new_sheet_part(package, workbook), owned=mark_owned
+                )
+                types.override(entry.part, parts.CT_WORKSHEET)
+                added.append(sheet.name)
+                selected = False
+            else:
+                replaced_ids.add(entry.sheet_id)
+                # Keep the tab selected if it was: Excel's active tab must be a selected one.
+                selected = _tab_selected(package, entry.part)
+                # The old part's relationships (printer settings, a comment the user
+                # added) belong to content that is being replaced.
+                package.delete(parts.rels_part_of(entry.part))
+            chunks, filter_ref = worksheet_chunks(sheet, styles, workbook.date1904, selected)
+            package.set(entry.part, b"")  # the part's name is taken; its bytes come below
+            # Compressed block by block as it is rendered: the XML is never held whole.
+            rendering.append((entry.part, renderer.submit(parts.deflate_chunks, chunks)))
+            workbook.set_filter_range(entry, filter_ref)
+        for part, deflated in rendering:
+            package.set_deflated(part, deflated.result())
     parts.drop_calc_chain_cells(package, workbook, types, replaced_ids)
     styles.save()
     workbook.save()
