@@ -67,13 +67,15 @@ class FrameRows(Sequence):
         self._length = len(frame)
         self._rows: list[tuple] | None = None
 
-    def by_column(self) -> list[list[object]]:
-        """Each column's cell values, top to bottom (None for a missing value)."""
+    def by_column(self) -> list[tuple[list[object], set[type]]]:
+        """Each column's cell values, top to bottom (None for a missing value), and the
+        kinds of value it holds (None aside), known from the frame without a second look."""
         return [_column_values(series) for series in self._series]
 
     def _all(self) -> list[tuple]:
         if self._rows is None:
-            self._rows = list(zip(*self.by_column(), strict=True))
+            columns = [values for values, _ in self.by_column()]
+            self._rows = list(zip(*columns, strict=True))
         return self._rows
 
     def __len__(self) -> int:
@@ -96,18 +98,21 @@ class FrameRows(Sequence):
         return f"FrameRows({self._length} rows)"
 
 
-def _column_values(series: pd.Series) -> list[object]:
+def _column_values(series: pd.Series) -> tuple[list[object], set[type]]:
     # tolist() hands back Python scalars far faster than itertuples.
     values = series.tolist()
     if isinstance(series.dtype, pd.StringDtype):
         # A text column holds str or a missing marker (NaN or pd.NA): no per-cell checks.
-        return values if not series.hasnans else [v if type(v) is str else None for v in values]
+        if series.hasnans:
+            values = [v if type(v) is str else None for v in values]
+        return values, {str}
     kinds = set(map(type, values))
     kinds.discard(type(None))
     if kinds <= {str, int}:
-        return values  # already what a cell holds
+        return values, kinds  # already what a cell holds
     # Money: a NaN Decimal is the one value to turn into a blank. (filter(None, ...) skips
     # None and zeros, neither of them NaN; map and any keep the check out of Python.)
     if kinds == {Decimal} and not any(map(Decimal.is_nan, filter(None, values))):
-        return values
-    return [_cell(v) for v in values]
+        return values, kinds
+    values = [_cell(v) for v in values]
+    return values, {type(v) for v in values} - {type(None)}

@@ -511,8 +511,8 @@ def worksheet_chunks(
     of the GIL: `xlsx_parts.deflate_chunks` calls it on its worker thread.
     """
     rows = sheet.rows
-    values = _values_by_column(rows)
-    width = max(len(sheet.columns), len(values))
+    by_column = _values_by_column(rows)
+    width = max(len(sheet.columns), len(by_column))
     if len(rows) + 1 > MAX_ROWS or width > MAX_COLUMNS:
         raise ValueError(
             f"{sheet.name}: {len(rows):,} rows x {width} columns do not fit on an Excel sheet "
@@ -525,7 +525,9 @@ def worksheet_chunks(
     header = f' s="{styles.cell_format(None, bold=True)}"'
     cells = [_text_cell(f"{letters[j]}1", str(c), header) for j, c in enumerate(sheet.columns)]
     header_row = ('<row r="1">' + "".join(cells) + "</row>").encode("utf-8")
-    columns = [_prepare_column(column, j, lengths) for j, column in enumerate(values)]
+    columns = [
+        _prepare_column(values, kinds, j, lengths) for j, (values, kinds) in enumerate(by_column)
+    ]
     _style_and_render_odd_cells(columns, letters, sheet_styles, date1904, lengths, len(rows))
     last = f"{letters[width - 1]}{len(rows) + 1}"
     cols = "".join(
@@ -568,12 +570,14 @@ def worksheet_chunks(
 _BLOCK_ROWS = 20_000
 
 
-def _values_by_column(rows) -> list[list[object]]:
-    """The rows' values column by column; a short row reads as blanks at its end."""
+def _values_by_column(rows) -> list[tuple[list[object], set[type]]]:
+    """The rows' values column by column (a short row reads as blanks at its end), and
+    the kinds of value in each column, None aside."""
     by_column = getattr(rows, "by_column", None)
     if by_column is not None:  # a result frame's rows (costloop.engine.sheets.FrameRows)
         return by_column()
-    return [list(column) for column in itertools.zip_longest(*rows, fillvalue=None)]
+    columns = [list(column) for column in itertools.zip_longest(*rows, fillvalue=None)]
+    return [(values, set(map(type, values)) - {type(None)}) for values in columns]
 
 
 class _TextColumn:
@@ -650,9 +654,7 @@ class _OddColumn:
         self.blocks: list[list[str]] = []
 
 
-def _prepare_column(values: list[object], column: int, lengths: list[int]):
-    kinds = set(map(type, values))
-    kinds.discard(type(None))
+def _prepare_column(values: list[object], kinds: set[type], column: int, lengths: list[int]):
     if kinds <= {str}:
         prepared = _TextColumn(values)
     elif kinds == {Decimal} and all(map(Decimal.is_finite, filter(None, values))):
