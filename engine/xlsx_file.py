@@ -65,8 +65,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import python_calamine
 from lxml import etree
 
@@ -81,6 +79,12 @@ from costloop.engine.workbook import (
     column_letter,
 )
 from costloop.engine.write_guard import refuse_unwritable
+
+try:  # Arrow's string kernels lay out output rows fast; without pyarrow, Python does it
+    import pyarrow as pa
+    import pyarrow.compute as pc
+except ImportError:  # pragma: no cover - pyarrow is installed with the test extras
+    pa = pc = None
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -694,31 +698,68 @@ def _style_and_render_odd_cells(
                 column.blocks.append(cells)
 
 
-def _render_block(
-    columns: list, letters: list[str], start: int, stop: int
-) -> Callable[[], pa.Buffer]:
+def _render_block(columns: list, letters: list[str], start: int, stop: int) -> parts.Chunk:
     """The ``<row>`` elements of rows ``start``..``stop`` (0-based, below the header).
 
-    Here, holding the GIL, the block's values become Arrow arrays; the function
+    Each column is a run of cells made of the same pieces (``<c r="B``, the row
+    number, what comes before the value, the value, what comes after), or, for an odd
+    column, its cells already rendered.
+    """
+    cells: list = []
+    for j, column in enumerate(columns):
+        if isinstance(column, _OddColumn):
+            cells.append(column.blocks[start // _BLOCK_ROWS])
+        elif isinstance(column, _TextColumn):
+            if column.wrapped:
+                middle, end = '" t="inlineStr"><is><t>', "</t></is></c>"
+            else:
+                middle, end = '" t="inlineStr">', "</c>"
+            cells.append((f'<c r="{letters[j]}', middle, column.texts[start:stop], end))
+        else:
+            middle, end = f'"{column.style}><v>', "</v></c>"
+            cells.append((f'<c r="{letters[j]}', middle, column.digits[start:stop], end))
+    if pa is None:
+        return _rows_in_python(cells, start, stop)
+    return _rows_in_arrow(cells, start, stop)
+
+
+def _rows_in_python(cells: list, start: int, stop: int) -> bytes:
+    """What `_rows_in_arrow` lays out, a cell at a time (when pyarrow is not installed)."""
+    numbers = [str(number) for number in range(start + 2, stop + 2)]
+    columns = [
+        _cells_in_python(column, numbers) if isinstance(column, tuple) else column
+        for column in cells
+    ]
+    lines = zip(*columns, strict=True) if columns else itertools.repeat(())
+    text = "".join(
+        f'<row r="{number}">{"".join(line)}</row>'
+        for number, line in zip(numbers, lines, strict=False)  # repeat(()) never ends
+    )
+    return text.encode("utf-8")
+
+
+def _cells_in_python(column: tuple, numbers: list[str]) -> list[str]:
+    ref, middle, values, end = column
+    return [
+        "" if value is None else f"{ref}{number}{middle}{value}{end}"
+        for number, value in zip(numbers, values, strict=True)
+    ]
+
+
+def _rows_in_arrow(cells: list, start: int, stop: int) -> Callable[[], pa.Buffer]:
+    """Here, holding the GIL, the block's values become Arrow arrays; the function
     returned lays the rows out with Arrow's string kernels (no Python step per cell,
     and no GIL), so it can run on another thread while the next block is made.
     """
     numbers = pa.array(np.arange(start + 2, stop + 2, dtype=np.int64)).cast(pa.string())
     pieces: list = ['<row r="', numbers, '">']
-    for j, column in enumerate(columns):
-        if isinstance(column, _OddColumn):
-            pieces.append(pa.array(column.blocks[start // _BLOCK_ROWS], pa.string()))
+    for column in cells:
+        if not isinstance(column, tuple):
+            pieces.append(pa.array(column, pa.string()))  # an odd column's cells
             continue
-        if isinstance(column, _TextColumn):
-            values = pa.array(column.texts[start:stop], pa.string())
-            if column.wrapped:
-                middle, end = '" t="inlineStr"><is><t>', "</t></is></c>"
-            else:
-                middle, end = '" t="inlineStr">', "</c>"
-        else:
-            values = pa.array(column.digits[start:stop], pa.string())
-            middle, end = f'"{column.style}><v>', "</v></c>"
-        cell = [f'<c r="{letters[j]}', numbers, middle, values, end]
+        ref, middle, values, end = column
+        values = pa.array(values, pa.string())
+        cell = [ref, numbers, middle, values, end]
         if values.null_count:
             pieces.append(_Cells(cell))  # blanks: each cell whole or nothing
         else:
