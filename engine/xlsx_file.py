@@ -511,8 +511,8 @@ def worksheet_chunks(
     cell by cell writing would make them (so reruns give the same style indices);
     the rows are rendered only as the chunks are taken, so a caller can compress one
     block while the next is rendered, and a 100 MB Journal is never held whole.
-    A block's rows come as a function that lays them out with Arrow, which lets go
-    of the GIL: `xlsx_parts.deflate_chunks` calls it on its worker thread.
+    With pyarrow, a block's rows come as a function that lays them out with Arrow,
+    which lets go of the GIL: `xlsx_parts.deflate_chunks` calls it on its worker thread.
     """
     rows = sheet.rows
     by_column = _values_by_column(rows)
