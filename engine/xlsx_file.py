@@ -66,6 +66,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import python_calamine
 from lxml import etree
 
@@ -80,12 +82,6 @@ from costloop.engine.workbook import (
     column_letter,
 )
 from costloop.engine.write_guard import refuse_unwritable
-
-try:  # Arrow's string kernels lay out output rows fast; without pyarrow, Python does it
-    import pyarrow as pa
-    import pyarrow.compute as pc
-except ImportError:  # pragma: no cover - pyarrow is installed with the test extras
-    pa = pc = None
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -589,8 +585,8 @@ def worksheet_chunks(
     cell by cell writing would make them (so reruns give the same style indices);
     the rows are rendered only as the chunks are taken, so a caller can compress one
     block while the next is rendered, and a 100 MB Journal is never held whole.
-    With pyarrow, a block's rows come as a function that lays them out with Arrow,
-    which lets go of the GIL: `xlsx_parts.deflate_chunks` calls it on its worker thread.
+    A block's rows come as a function that lays them out with Arrow's string kernels,
+    which let go of the GIL: `xlsx_parts.deflate_chunks` calls it on its worker thread.
     """
     rows = sheet.rows
     by_column = _values_by_column(rows)
@@ -796,32 +792,7 @@ def _render_block(columns: list, letters: list[str], start: int, stop: int) -> p
         else:
             middle, end = f'"{column.style}><v>', "</v></c>"
             cells.append((f'<c r="{letters[j]}', middle, column.digits[start:stop], end))
-    if pa is None:
-        return _rows_in_python(cells, start, stop)
     return _rows_in_arrow(cells, start, stop)
-
-
-def _rows_in_python(cells: list, start: int, stop: int) -> bytes:
-    """What `_rows_in_arrow` lays out, a cell at a time (when pyarrow is not installed)."""
-    numbers = [str(number) for number in range(start + 2, stop + 2)]
-    columns = [
-        _cells_in_python(column, numbers) if isinstance(column, tuple) else column
-        for column in cells
-    ]
-    lines = zip(*columns, strict=True) if columns else itertools.repeat(())
-    text = "".join(
-        f'<row r="{number}">{"".join(line)}</row>'
-        for number, line in zip(numbers, lines, strict=False)  # repeat(()) never ends
-    )
-    return text.encode("utf-8")
-
-
-def _cells_in_python(column: tuple, numbers: list[str]) -> list[str]:
-    ref, middle, values, end = column
-    return [
-        "" if value is None else f"{ref}{number}{middle}{value}{end}"
-        for number, value in zip(numbers, values, strict=True)
-    ]
 
 
 def _rows_in_arrow(cells: list, start: int, stop: int) -> Callable[[], pa.Buffer]:

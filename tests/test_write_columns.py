@@ -95,25 +95,23 @@ COLUMN = st.one_of(
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(COLUMN, min_size=1, max_size=5), st.integers(1, 8), st.booleans())
-def test_column_rendering_is_cell_by_cell_rendering(columns, block, arrow):
+@given(st.lists(COLUMN, min_size=1, max_size=5), st.integers(1, 8))
+def test_column_rendering_is_cell_by_cell_rendering(columns, block):
     length = max(len(c) for c in columns)
     rows = [tuple(c[i] if i < len(c) else None for c in columns) for i in range(length)]
     names = [f"C{j}" for j in range(len(columns))]
     # Each column its own format: the order they reach styles.xml shows in the s="" indices.
     formats = {name: f"#,##0.{'0' * (j + 1)}" for j, name in enumerate(names)}
     sheet = OutputSheet("Out", names, rows, formats)
-    saved = xlsx_file._BLOCK_ROWS, xlsx_file.pa
+    saved = xlsx_file._BLOCK_ROWS
     xlsx_file._BLOCK_ROWS = block  # several blocks in a small sheet
-    if not arrow:
-        xlsx_file.pa = None  # as without pyarrow installed: rows laid out in Python
     try:
         _, expected_styles = fresh_styles()
         expected = cell_by_cell(sheet, expected_styles)
         _, styles = fresh_styles()
         assert rendered(sheet, styles) == expected
     finally:
-        xlsx_file._BLOCK_ROWS, xlsx_file.pa = saved
+        xlsx_file._BLOCK_ROWS = saved
     assert xlsx_parts.serialize_xml(styles.root) == xlsx_parts.serialize_xml(expected_styles.root)
 
 
@@ -139,19 +137,6 @@ def test_a_frame_renders_as_its_rows_do():
     ]
     as_rows = OutputSheet("Out", columns, list(sheet.rows), {"Amount": "#,##0.00"})
     assert rendered(sheet, fresh_styles()[1]) == rendered(as_rows, fresh_styles()[1])
-
-
-def test_without_pyarrow_the_rows_are_the_same(monkeypatch):
-    frame = pd.DataFrame(
-        {
-            "Department": pd.array([f"D{i % 7}" for i in range(1000)], dtype="str"),
-            "Amount": [None if i % 3 else Decimal(i) / 8 for i in range(1000)],
-        }
-    )
-    sheet = frame_to_sheet("Out", frame, ["Department", "Amount"], {"Amount": "#,##0.00"})
-    with_arrow = xlsx_file.render_worksheet(sheet, fresh_styles()[1])
-    monkeypatch.setattr(xlsx_file, "pa", None)
-    assert xlsx_file.render_worksheet(sheet, fresh_styles()[1]) == with_arrow
 
 
 def test_a_written_sheet_reads_back_from_the_package_and_the_zip(tmp_path):
