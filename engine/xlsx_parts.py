@@ -302,13 +302,15 @@ class _ZipParts(MutableMapping):
 
     def size(self, name: str) -> int:
         """The entry's size inflated, without inflating it."""
+        if name in self._deflated:
+            return self._deflated[name].size
         if name in self._inflated or name not in self._entries:
             return len(self[name])
         return self._entries[name].file_size
 
     def open(self, name: str):
         """A binary stream of the entry's bytes, inflated as it is read (never held whole)."""
-        if name in self._inflated or name not in self._entries:
+        if name in self._deflated or name in self._inflated or name not in self._entries:
             return io.BytesIO(self[name])
         return self._archive.open(self._entries[name])
 

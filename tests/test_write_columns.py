@@ -147,11 +147,21 @@ def test_a_written_sheet_reads_back_from_the_package_and_the_zip(tmp_path):
     entry = xlsx_parts.WorkbookPart(package).sheet("Scale Bills")
     xml = package.get(entry.part)  # deflated while rendered, inflated when asked for
     assert xml.startswith(b"<?xml") and b'<c r="B50001" s="' in xml
+    assert package.size(entry.part) == len(xml)
+    with package.open(entry.part) as stream:
+        assert stream.read() == xml
     buffer = io.BytesIO()
     package.write(buffer)
     with zipfile.ZipFile(buffer) as archive:
         assert archive.testzip() is None
         assert archive.read(entry.part) == xml
+    # Read again and written over: the part's new bytes, not the old zip entry's.
+    again = xlsx_parts.Package.read(buffer.getvalue())
+    xlsx_file.write_owned_sheets(again, [OutputSheet("Scale Bills", ["Department"], [("Z9",)])])
+    new = again.get(entry.part)
+    assert b"Z9" in new and again.size(entry.part) == len(new) < len(xml)
+    with again.open(entry.part) as stream:
+        assert stream.read() == new
 
 
 def test_deflating_in_pieces_gives_the_bytes_back():
