@@ -109,10 +109,16 @@ def survey_beside(path: Path, part: str, crc: int, work: Callable[[], T]) -> tup
     cannot start or fails, the survey runs here after ``work``: slower, never different.
     """
     command = [sys.executable, "-m", __name__, str(path), part, str(crc)]
+    child = None
     try:
-        child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
-        )
+        if sys.executable:  # empty where Python is embedded in another program
+            child = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),  # Windows: no console
+            )
     except OSError:
         child = None
     try:

@@ -230,6 +230,14 @@ def test_when_no_second_process_starts_the_survey_runs_here(tmp_path, monkeypatc
     monkeypatch.setattr(sheet_survey.sys, "executable", str(tmp_path / "no-python"))
     _, found = sheet_survey.survey_beside(path, "xl/worksheets/sheet1.xml", crc, lambda: None)
     assert found == sheet_survey.survey_part(path, "xl/worksheets/sheet1.xml", crc)
+    monkeypatch.setattr(sheet_survey.sys, "executable", "")  # Python embedded elsewhere
+    _, found = sheet_survey.survey_beside(path, "xl/worksheets/sheet1.xml", crc, lambda: None)
+    assert found == sheet_survey.survey_part(path, "xl/worksheets/sheet1.xml", crc)
+    failing = shutil.which("false")
+    if failing:  # a second process that starts, then fails
+        monkeypatch.setattr(sheet_survey.sys, "executable", failing)
+        _, found = sheet_survey.survey_beside(path, "xl/worksheets/sheet1.xml", crc, lambda: None)
+        assert found == sheet_survey.survey_part(path, "xl/worksheets/sheet1.xml", crc)
 
 
 def test_a_big_usage_sheet_reads_by_arrow_without_lowering_anything(tmp_path):
