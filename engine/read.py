@@ -383,10 +383,15 @@ def _read_grid(
     blank = np.ones(_height(body), dtype=bool)
     for values in columns.values():
         blank &= _blank_mask(values)
-    keep = ~blank
+    keep = _rows_kept(~blank)
     sheet.cells = {key: values[keep] for key, values in columns.items()}
-    sheet.rows = np.flatnonzero(keep).astype(np.int64) + 2  # grid row 1 is the header
+    sheet.rows = np.arange(_height(body), dtype=np.int64)[keep] + 2  # grid row 1 is the header
     return sheet
+
+
+def _rows_kept(keep: np.ndarray) -> np.ndarray | slice:
+    """An index for the kept rows: the mask, or a plain slice (no copy) when all are kept."""
+    return slice(None) if keep.all() else keep
 
 
 def _check_required_columns(
@@ -609,7 +614,7 @@ def _hint(value: object) -> str:
 
 def _frame(checked: _Columns, columns: dict[str, np.ndarray], extras: bool = True) -> pd.DataFrame:
     """The sheet's good rows: contract columns, then extra columns under their own headers."""
-    keep = ~checked.bad
+    keep = _rows_kept(~checked.bad)
     data: dict[str, object] = {name: values[keep] for name, values in columns.items()}
     if extras:
         for key in checked.sheet.extras():
