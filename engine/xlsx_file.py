@@ -257,8 +257,9 @@ class FileWorkbook:
 
         fastexcel does not report error cells, formulas without a value or hidden
         rows, and reads text such as "n/a" in a column of numbers as empty, so the
-        sheet's XML is surveyed first (streamed, never held whole), and a column
-        fastexcel could have read loosely sends the sheet down the general path.
+        sheet's XML is surveyed meanwhile in a second process (streamed, never held
+        whole; `sheet_survey`), and a column fastexcel could have read loosely sends
+        the sheet down the general path.
         """
         try:
             import fastexcel
