@@ -254,9 +254,8 @@ def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Make bills: one workbook (and PDF) per department, in a folder beside the workbook."""
-    bills = _bills_module()
-    if bills is None:
-        return Report(False, "Making bills is not available in this version of costloop yet.")
+    from costloop import bills  # on first use: the other buttons never need it
+
     path = _saved_path(book, screen)
     if not isinstance(path, Path):
         return _save_first("Make bills", path)
@@ -268,9 +267,8 @@ def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 def email_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Email bills: send each department its bill, after a yes from the user."""
-    bills = _bills_module()
-    if bills is None:
-        return Report(False, "Emailing bills is not available in this version of costloop yet.")
+    from costloop import bills  # on first use: the other buttons never need it
+
     path = _saved_path(book, screen)
     if not isinstance(path, Path):
         return _save_first("Email bills", path)
@@ -377,16 +375,6 @@ class _OnlySheets:
         kept = [s for s in sheets if s.name in self.keep]
         self.workbook.replace_sheets(kept)
         self.written += [s.name for s in kept]
-
-
-def _bills_module() -> Any | None:
-    try:
-        import costloop.bills as bills
-    except ImportError as missing:
-        if missing.name in ("costloop.bills", None):
-            return None
-        raise
-    return bills
 
 
 def _saved_path(book: Any, screen: Screen) -> Path | str | None:

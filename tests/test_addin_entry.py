@@ -205,17 +205,6 @@ def test_a_workbook_open_only_online_is_asked_for_a_local_copy(demo):
     assert excel.saved == 0
 
 
-def test_without_the_bills_module_the_buttons_say_so(demo, monkeypatch):
-    monkeypatch.setitem(sys.modules, "costloop.bills", None)  # import fails as if not shipped
-    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
-    assert click(excel, "MakeBills").message == (
-        "Making bills is not available in this version of costloop yet."
-    )
-    assert click(excel, "EmailBills").message == (
-        "Emailing bills is not available in this version of costloop yet."
-    )
-
-
 def test_make_bills_saves_the_workbook_and_writes_a_folder_beside_it(demo):
     assert run_book(demo).ok
     excel = Excel(payload_of(FileWorkbook(demo), str(demo)))  # the Book's fullname is the file

@@ -98,22 +98,6 @@ def smtp_env(server, monkeypatch):
     return server
 
 
-@pytest.fixture(scope="module")
-def ran_demo(tmp_path_factory) -> Path:
-    book = tmp_path_factory.mktemp("ran") / "demo.xlsx"
-    shutil.copyfile(demo_path(), book)
-    assert run_book(book).ok
-    return book
-
-
-@pytest.fixture
-def book(ran_demo, tmp_path) -> Path:
-    """A fresh copy of the run demo (same Run Log), with no send log yet."""
-    copy = tmp_path / "demo.xlsx"
-    shutil.copyfile(ran_demo, copy)
-    return copy
-
-
 def rows(path_or_bytes, sheet: str) -> list[dict]:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
     wb = openpyxl.load_workbook(source, read_only=True, data_only=True)

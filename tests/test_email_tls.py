@@ -19,8 +19,6 @@ from programs import needs
 from test_email import FAST, Mailbox, emails, free_port
 
 from costloop.bills import send_bills
-from costloop.engine.commands import run_book
-from costloop.workbooks import demo_path
 
 OPENSSL = shutil.which("openssl")
 pytestmark = needs(openssl=OPENSSL)  # to make the certificate; an error under CI
@@ -41,21 +39,6 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
         capture_output=True,
     )
     return cert, key
-
-
-@pytest.fixture(scope="module")
-def ran_demo(tmp_path_factory) -> Path:
-    book = tmp_path_factory.mktemp("ran") / "demo.xlsx"
-    shutil.copyfile(demo_path(), book)
-    assert run_book(book).ok
-    return book
-
-
-@pytest.fixture
-def book(ran_demo, tmp_path) -> Path:
-    copy = tmp_path / "demo.xlsx"
-    shutil.copyfile(ran_demo, copy)
-    return copy
 
 
 def _text(value: bytes | str) -> str:
