@@ -31,17 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from costloop import __version__
 from costloop.addin.xlwings_book import XlwingsWorkbook, local_file, online_address
-from costloop.engine.workbook import OutputSheet, Workbook
+from costloop.engine.workbook.host import OutputSheet, Workbook
 
 if TYPE_CHECKING:
-    from costloop.engine.pipeline import Outcome
+    from costloop.engine.pipeline.run import Outcome
 
 # The engine (pandas, lark, ...) is imported when a button runs, not with this module:
 # a broken Python environment then ends in a message box and the log, not in the
 # traceback window xlwings shows when the module itself cannot be imported.
 
 TITLE = "costloop"
-RULE_CHECK = "Rule Check"  # as costloop.engine.pipeline names it
+RULE_CHECK = "Rule Check"  # as costloop.engine.pipeline.run names it
 FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK))
 """What Update forecast writes: the Optimize sheets, never the bills already issued, nor
 the Run Log, which stays the record of the run that wrote the Bills: Make bills and Email
@@ -222,7 +222,7 @@ def on_button(
 
 def check_rules(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Check rules: parse and check every rule and the data; write Rule Check."""
-    from costloop.engine.pipeline import check_workbook
+    from costloop.engine.pipeline.run import check_workbook
 
     screen.status("checking the rules…")
     outcome = check_workbook(_workbook(book, screen), label=_book_label(book))
@@ -232,7 +232,7 @@ def check_rules(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 def run_chargeback(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Run chargeback: the whole loop for the period; every output sheet."""
-    from costloop.engine.pipeline import run_workbook
+    from costloop.engine.pipeline.run import run_workbook
 
     screen.status("running the chargeback…")
     outcome = run_workbook(_workbook(book, screen), label=_book_label(book))
@@ -242,7 +242,7 @@ def run_chargeback(book: Any, screen: Screen, confirm: Confirm) -> Report:
 def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Update forecast: re-run the loop, write Forecast, Variance and Compliance (and Rule
     Check), leaving the bills already issued and the Run Log of their run untouched."""
-    from costloop.engine.pipeline import run_workbook
+    from costloop.engine.pipeline.run import run_workbook
 
     screen.status("updating the forecast…")
     view = _OnlySheets(_workbook(book, screen), FORECAST_SHEETS)
@@ -328,7 +328,7 @@ def _report(screen: Screen, outcome: Outcome, success: str) -> Report:
 
 
 def _summary(outcome: Outcome) -> str:
-    from costloop.engine.commands import summary_lines
+    from costloop.engine.pipeline.commands import summary_lines
 
     if not outcome.ok or outcome.result is None:
         return ""
@@ -339,7 +339,7 @@ def _summary(outcome: Outcome) -> str:
 def _explained(exc: Exception) -> str | None:
     """The command line's sentence for a failure that is not a bug (a locked file...)."""
     try:
-        from costloop.engine.commands import explain_exception
+        from costloop.engine.pipeline.commands import explain_exception
     except Exception:  # the engine itself is what failed to import
         return None
     return explain_exception(exc)

@@ -7,13 +7,13 @@ PRO (see ``tests/test_addin_xlwings_book.py``).
 
 Reading. A sheet is read in one call from A1 to the last cell of its used
 range, with xlwings' ``err_to_str`` so an error cell arrives as ``#REF!`` and
-not as a blank; every value then goes through `costloop.engine.cells`, the
+not as a blank; every value then goes through `costloop.engine.workbook.cells`, the
 contract the file implementation keeps too. Excel's used range often runs past
 the data (a cell once formatted), so trailing empty rows and columns are cut.
 
 Ownership. A sheet is costloop's when it carries the sheet-scoped defined name
 ``costloop_owned``, the same marker the file implementation writes (see
-`costloop.engine.xlsx_file`), so a workbook run from the command line and then
+`costloop.engine.xlsx.file_workbook`), so a workbook run from the command line and then
 from the ribbon, or the other way round, agrees on which sheets are costloop's.
 On desktop Excel the name is made hidden, as in the file; the remote engine
 the tests use cannot hide names, so there it stays visible.
@@ -47,9 +47,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from costloop.engine import cells
-from costloop.engine.cells import CellValue, ExcelError
-from costloop.engine.workbook import NotOwnedError, OutputSheet, check_sheet_names
+from costloop.engine.workbook import cells
+from costloop.engine.workbook.cells import CellValue, ExcelError
+from costloop.engine.workbook.host import NotOwnedError, OutputSheet, check_sheet_names
 
 OWNED_NAME = "costloop_owned"
 OWNED_VALUE = '="v1"'
@@ -61,7 +61,7 @@ Progress = Callable[[str], None]
 
 
 class XlwingsWorkbook:
-    """A live `xlwings.Book` satisfying the `costloop.engine.workbook.Workbook` protocol.
+    """A live `xlwings.Book` satisfying the `costloop.engine.workbook.host.Workbook` protocol.
 
     ``progress`` is told, in a few words, what is being read or written (the
     ribbon shows it in Excel's status bar).
@@ -254,7 +254,7 @@ def _free_name(base: str, taken: set[str]) -> str:
 
 
 def _host_rows(sheet: OutputSheet) -> list[list[object]]:
-    """Header and rows as values Excel holds exactly (see `costloop.engine.cells.stored_value`)."""
+    """Header and rows as values Excel holds exactly (see `cells.stored_value`)."""
     width = max([len(sheet.columns), *(len(r) for r in sheet.rows), 1])
     header = [_host_value(cells.stored_value(c)) for c in sheet.columns]
     rows = [header + [None] * (width - len(header))]

@@ -19,7 +19,7 @@ from costloop.bills.pdf import convert_to_pdf, find_soffice
 from costloop.bills.source import load_billed_year
 from costloop.bills.statement import build_statements
 from costloop.bills.workbook import write_bill
-from costloop.engine.commands import run_book
+from costloop.engine.pipeline.commands import run_book
 from costloop.workbooks import demo_path
 
 

@@ -99,7 +99,7 @@ def main() -> int:
     parser.add_argument("--rules", type=int, default=60)
     args = parser.parse_args()
 
-    from costloop.engine.commands import run_book
+    from costloop.engine.pipeline.commands import run_book
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.xlsx"

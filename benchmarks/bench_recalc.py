@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from costloop.engine import xlsx_parts as parts
-from costloop.engine.commands import run_book
-from costloop.engine.recalc import recalc_books
-from costloop.engine.workbook import OutputSheet, column_letter
-from costloop.engine.xlsx_file import FileWorkbook, _atomic_write, write_owned_sheets
+from costloop.engine.pipeline.commands import run_book
+from costloop.engine.recalc.command import recalc_books
+from costloop.engine.workbook.host import OutputSheet, column_letter
+from costloop.engine.xlsx import parts
+from costloop.engine.xlsx.file_workbook import FileWorkbook, _atomic_write, write_owned_sheets
 from costloop.workbooks import demo_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -224,7 +224,7 @@ def measure_floor(path: Path) -> dict:
 
 
 def measure_run(path: Path) -> dict:
-    from costloop.engine.commands import run_book
+    from costloop.engine.pipeline.commands import run_book
 
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0, k0 = time.perf_counter(), _cpu(), _cpu(resource.RUSAGE_CHILDREN)

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 
 from costloop.bills.statement import Statement
-from costloop.engine.book import Settings
+from costloop.engine.model.book import Settings
 from costloop.problems import Problem, Reason, Severity
 
 PLACEHOLDERS = ("department", "code", "period", "total", "organization")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from costloop.engine.book import Settings
+from costloop.engine.model.book import Settings
 from costloop.problems import Problem, Reason, Severity
 
 ENV = "COSTLOOP_SMTP_"

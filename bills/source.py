@@ -22,12 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from costloop.engine.book import Book
-from costloop.engine.drivers import Drivers
-from costloop.engine.execute import bills_frame, run_period
-from costloop.engine.periods import add_months, fiscal_periods_to_date
-from costloop.engine.pipeline import RUN_LOG, prepare
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.model.book import Book
+from costloop.engine.model.periods import add_months, fiscal_periods_to_date
+from costloop.engine.pipeline.run import RUN_LOG, bills_by_period, prepare
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.problems import Problem, Reason, Severity, has_errors
 from costloop.rules.ast import Statement, name_key
 
@@ -190,13 +188,12 @@ def load_billed_year(path: Path) -> tuple[BilledYear | None, list[Problem]]:
             ),
         ]
 
-    drivers = Drivers(book)
     period = stamp.period
     periods = fiscal_periods_to_date(period, book.settings.fiscal_year_start)
     before = add_months(periods[0], -1)
     if before in book.periods:
         periods = [before, *periods]  # last period's change for the year's first month
-    by_period = {p: bills_frame(drivers, run_period(drivers, plan, p)) for p in periods}
+    by_period = bills_by_period(book, plan, periods)
 
     written, unreadable = written_totals(wb)
     if written is None:

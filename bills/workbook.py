@@ -22,7 +22,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from costloop.bills.statement import LINE_COLUMNS, Statement
-from costloop.engine.sheets import QUANTITY_FORMAT, RATE_FORMAT, money_format
+from costloop.engine.pipeline.outputs import QUANTITY_FORMAT, RATE_FORMAT, money_format
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _EPOCH = dt.datetime(2000, 1, 1)

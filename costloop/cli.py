@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _timeout_option(p: argparse.ArgumentParser) -> None:
-    from costloop.engine.recalc_libreoffice import DEFAULT_TIMEOUT
+    from costloop.engine.recalc.libreoffice import DEFAULT_TIMEOUT
 
     p.add_argument(
         "--timeout",
@@ -123,7 +123,7 @@ def _print_problems(problems, stream=None) -> None:
 
 
 def cmd_check(args) -> int:
-    from costloop.engine.commands import check_book
+    from costloop.engine.pipeline.commands import check_book
 
     outcome = check_book(_existing_book(args.book))
     _print_problems(outcome.problems)
@@ -134,7 +134,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from costloop.engine.commands import run_book, summary_lines
+    from costloop.engine.pipeline.commands import run_book, summary_lines
 
     output = args.output
     if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
@@ -170,7 +170,7 @@ def cmd_run(args) -> int:
 
 def _period_option(period: str | None) -> str | None:
     """--period as YYYY-MM (``2026-3`` is read as 2026-03, as in cells); a usage error if not."""
-    from costloop.engine.periods import parse_period
+    from costloop.engine.model.periods import parse_period
 
     if period is None:
         return None
@@ -184,7 +184,7 @@ def _period_option(period: str | None) -> str | None:
 
 def _libreoffice_ready() -> bool:
     """run --recalc: find LibreOffice before writing anything, so a missing one costs nothing."""
-    from costloop.engine.recalc_libreoffice import LibreOfficeMissing, find_soffice
+    from costloop.engine.recalc.libreoffice import LibreOfficeMissing, find_soffice
 
     try:
         find_soffice()
@@ -201,7 +201,7 @@ def _timeout(seconds: float) -> float:
 
 
 def _recalc(books: list[Path], timeout: float) -> int:
-    from costloop.engine.recalc import recalc_books
+    from costloop.engine.recalc.command import recalc_books
 
     outcomes, _ = recalc_books(books, timeout=_timeout(timeout))
     for outcome in outcomes:
@@ -218,8 +218,8 @@ def cmd_recalc(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from costloop.engine.commands import demo_changes, run_book, summary_lines
-    from costloop.engine.write_guard import refuse_unwritable
+    from costloop.engine.pipeline.commands import demo_changes, run_book, summary_lines
+    from costloop.engine.xlsx.write_guard import refuse_unwritable
     from costloop.workbooks import demo_path
 
     book = args.dir / "costloop-demo.xlsx"
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("costloop: interrupted; the workbook was not changed", file=sys.stderr)
         return EXIT_PROBLEMS
     except Exception as exc:  # the last line of defence: never a traceback
-        from costloop.engine.commands import explain_exception
+        from costloop.engine.pipeline.commands import explain_exception
 
         message = explain_exception(exc)
         if message is None:

@@ -1,7 +1,7 @@
 """Progress of a long run, by stage, on the command line (stderr, so stdout stays the report).
 
 The engine calls ``progress(stage, done, total)`` at each stage boundary
-(`costloop.engine.pipeline.RUN_STAGES`); this draws it:
+(`costloop.engine.pipeline.run.RUN_STAGES`); this draws it:
 
 - on a terminal, one line redrawn in place: ``[#####.....] 2/4 forecast  12.3 s``;
 - anywhere else (a CI log, a pipe), a plain line per finished stage:
@@ -29,7 +29,7 @@ WIDTH = 20
 
 
 class StageProgress:
-    """A `costloop.engine.pipeline.Progress` callback that draws on a stream."""
+    """A `costloop.engine.pipeline.run.Progress` callback that draws on a stream."""
 
     def __init__(self, stream: TextIO | None = None, after: float | None = None):
         self.stream = stream if stream is not None else sys.stderr

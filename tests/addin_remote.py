@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from costloop.engine.cells import ERROR_CODES, ExcelError
+from costloop.engine.workbook.cells import ERROR_CODES, ExcelError
 
 os.environ.setdefault("XLWINGS_LICENSE_KEY", "noncommercial")
 

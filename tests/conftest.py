@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from costloop.engine.commands import run_book
+from costloop.engine.pipeline.commands import run_book
 from costloop.workbooks import demo_path
 
 

@@ -1,6 +1,6 @@
 """Small Books and rule ASTs for the engine tests, written inline (no workbook needed).
 
-``make_book`` takes rows as tuples/dicts and types them as `costloop.engine.read`
+``make_book`` takes rows as tuples/dicts and types them as `costloop.engine.read.reader`
 does (Period text, integer ``Cents``, float ``Quantity``, Decimal ``Rate``,
 ``_row`` and ``_key``). The rule builders make AST nodes with dummy spans, so
 the engine tests do not depend on the parser.
@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from costloop.engine.book import Book, Settings
+from costloop.engine.model.book import Book, Settings
 from costloop.rules.ast import (
     Allocate,
     Charge,

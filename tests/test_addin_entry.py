@@ -22,9 +22,9 @@ import costloop
 from costloop.addin import entry
 from costloop.addin.entry import FORECAST_SHEETS, on_button
 from costloop.addin.xlwings_book import XlwingsWorkbook
-from costloop.engine.book import OUTPUT_SHEETS
-from costloop.engine.commands import run_book
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.pipeline.commands import run_book
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 pytestmark = needs_remote
@@ -161,7 +161,7 @@ def test_a_crash_is_one_sentence_in_excel_and_a_traceback_in_the_log(demo, log_d
 
 
 def test_a_broken_python_environment_is_a_message_not_a_traceback(demo, monkeypatch, log_dir):
-    monkeypatch.setitem(sys.modules, "costloop.engine.pipeline", None)  # cannot be imported
+    monkeypatch.setitem(sys.modules, "costloop.engine.pipeline.run", None)  # cannot be imported
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     report = click(excel, "RunChargeback")
     assert report.message == (
@@ -169,7 +169,7 @@ def test_a_broken_python_environment_is_a_message_not_a_traceback(demo, monkeypa
         "installed costloop to run pip install 'costloop[excel]' again. "
         f"Details are in {log_dir / 'addin.log'}."
     )
-    assert "costloop.engine.pipeline" in (log_dir / "addin.log").read_text()
+    assert "costloop.engine.pipeline.run" in (log_dir / "addin.log").read_text()
     assert "Rule Check" not in excel.sheet_names()
 
 

@@ -18,13 +18,13 @@ import pytest
 from addin_remote import Excel, needs_remote, payload_of, xw
 
 from costloop.addin.xlwings_book import OWNED_NAME, OWNED_VALUE, STAGING_PREFIX, XlwingsWorkbook
-from costloop.engine import xlsx_parts
-from costloop.engine.book import OUTPUT_SHEETS
-from costloop.engine.commands import run_book
-from costloop.engine.memory_workbook import MemoryWorkbook
-from costloop.engine.pipeline import run_workbook
-from costloop.engine.workbook import OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.pipeline.commands import run_book
+from costloop.engine.pipeline.run import run_workbook
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.workbook.memory import MemoryWorkbook
+from costloop.engine.xlsx import parts as xlsx_parts
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 pytestmark = needs_remote

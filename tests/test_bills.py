@@ -29,7 +29,7 @@ from costloop.bills.source import load_billed_year
 from costloop.bills.statement import build_statements, file_stems, pool_charges
 from costloop.bills.workbook import bill_workbook
 from costloop.cli import main
-from costloop.engine.commands import run_book
+from costloop.engine.pipeline.commands import run_book
 from costloop.rules import parse_rules
 from costloop.rules.ast import RuleCell
 from costloop.workbooks import demo_path

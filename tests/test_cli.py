@@ -13,8 +13,8 @@ import openpyxl
 import pytest
 
 from costloop.cli import main
-from costloop.engine.book import OUTPUT_SHEETS
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 INPUTS = ["Settings", "Departments", "Budget", "Actuals", "Usage", "Rates", "Rules"]
@@ -243,7 +243,7 @@ def test_structure_protected_workbook_is_refused_unchanged(demo: Path, capsys):
 
 
 def test_a_failed_tie_out_fails_the_run_and_writes_only_the_reports(demo: Path, monkeypatch):
-    from costloop.engine import execute
+    from costloop.engine.chargeback import execute
 
     real = execute.build_journal
 

@@ -7,13 +7,13 @@ from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.book import Book, Settings
-from costloop.engine.compliance import (
+from costloop.engine.itfm.compliance import (
     COMPLIANCE_COLUMNS,
     compliance,
     reserve_days,
 )
-from costloop.engine.variance import VARIANCE_COLUMNS, variance
+from costloop.engine.itfm.variance import VARIANCE_COLUMNS, variance
+from costloop.engine.model.book import Book, Settings
 from costloop.problems import Reason, Severity
 from costloop.rules.ast import Charge, FixedRate, Name, RateCard, Span, Tier, Tiered
 

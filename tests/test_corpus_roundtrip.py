@@ -19,9 +19,9 @@ import pytest
 from corpus import corpus_files
 from lxml import etree
 
-from costloop.engine import xlsx_parts
-from costloop.engine.workbook import OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.xlsx import parts as xlsx_parts
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 
 BOOKS = corpus_files()  # fails the collection loudly if the vendored corpus is missing
 OUTPUT_NAMES = ["Bills", "Journal", "Run Log"]

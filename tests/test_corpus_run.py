@@ -24,11 +24,11 @@ from test_corpus_roundtrip import (
     read_parts,
 )
 
-from costloop.engine import xlsx_parts
-from costloop.engine.book import INPUT_SHEETS, OUTPUT_SHEETS
-from costloop.engine.commands import run_book
-from costloop.engine.workbook import OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook, _atomic_write, write_owned_sheets
+from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS
+from costloop.engine.pipeline.commands import run_book
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.xlsx import parts as xlsx_parts
+from costloop.engine.xlsx.file_workbook import FileWorkbook, _atomic_write, write_owned_sheets
 from costloop.workbooks import demo_path
 
 BOOKS = corpus_files()

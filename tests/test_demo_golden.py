@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 import python_calamine
 
-from costloop.engine.commands import run_book
+from costloop.engine.pipeline.commands import run_book
 from costloop.workbooks import demo_path
 from costloop.workbooks.demo_data import DEPARTMENTS, demo_data
 

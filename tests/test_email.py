@@ -31,8 +31,8 @@ from costloop.bills.message import check_settings
 from costloop.bills.sendlog import SendLog, SendRecord, log_path
 from costloop.bills.smtp import smtp_settings, workbook_secrets
 from costloop.cli import main
-from costloop.engine.book import Settings
-from costloop.engine.commands import run_book
+from costloop.engine.model.book import Settings
+from costloop.engine.pipeline.commands import run_book
 from costloop.workbooks import demo_path
 
 CENT = Decimal("0.01")

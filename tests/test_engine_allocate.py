@@ -17,8 +17,8 @@ from engine_fixtures import (
     usage,
 )
 
-from costloop.engine.book import Settings
-from costloop.engine.execute import execute
+from costloop.engine.chargeback.execute import execute
+from costloop.engine.model.book import Settings
 from costloop.problems import Reason, Severity
 
 P = "2026-03"

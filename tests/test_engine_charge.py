@@ -4,8 +4,8 @@ from decimal import Decimal
 
 from engine_fixtures import amounts, charge, cond, make_book, plan
 
-from costloop.engine.book import Settings
-from costloop.engine.execute import execute
+from costloop.engine.chargeback.execute import execute
+from costloop.engine.model.book import Settings
 from costloop.problems import Reason, Severity
 
 D = Decimal

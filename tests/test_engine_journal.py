@@ -5,12 +5,12 @@ from decimal import Decimal
 import pandas as pd
 from engine_fixtures import allocate, charge, evenly, make_book, plan, shares
 
-from costloop.engine.book import Settings
-from costloop.engine.drivers import Drivers
-from costloop.engine.execute import bills_frame, execute, run_period
-from costloop.engine.journal import build_journal
-from costloop.engine.result import JOURNAL_COLUMNS
-from costloop.engine.tieouts import run_tieouts
+from costloop.engine.chargeback.drivers import Drivers
+from costloop.engine.chargeback.execute import bills_frame, execute, run_period
+from costloop.engine.chargeback.journal import build_journal
+from costloop.engine.chargeback.tieouts import run_tieouts
+from costloop.engine.model.book import Settings
+from costloop.engine.model.result import JOURNAL_COLUMNS
 from costloop.problems import Reason
 
 D = Decimal

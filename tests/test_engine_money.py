@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from costloop.engine.money import (
+from costloop.engine.model.money import (
     cents_to_money,
     charge_cents,
     format_quantity,
@@ -86,7 +86,7 @@ def test_money_and_quantity_text():
 
 
 def _ints(values):
-    from costloop.engine.money import as_int_array
+    from costloop.engine.model.money import as_int_array
 
     return as_int_array(values)
 
@@ -95,8 +95,8 @@ def _ints(values):
 def test_split_by_weight_is_largest_remainder(big):
     import random
 
-    from costloop.engine.allocate import name_ranks
-    from costloop.engine.money import split_by_weight
+    from costloop.engine.chargeback.allocate import name_ranks
+    from costloop.engine.model.money import split_by_weight
 
     rng = random.Random(7)
     digits = 18 if big else 6
@@ -114,7 +114,7 @@ def test_split_by_weight_is_largest_remainder(big):
 def test_charge_cents_array_is_charge_units_cents(big):
     import random
 
-    from costloop.engine.money import charge_cents_array, charge_units_cents
+    from costloop.engine.model.money import charge_cents_array, charge_units_cents
 
     rng = random.Random(11)
     rates = ["0.40", "0.125", "1E-7", "-0.05", "3", "1234.5678", "0.005", "2E+3"]
@@ -128,7 +128,7 @@ def test_charge_cents_array_is_charge_units_cents(big):
 
 
 def test_quantity_and_money_arrays_show_as_one_at_a_time():
-    from costloop.engine.money import cents_to_money, money_array, quantity_array
+    from costloop.engine.model.money import cents_to_money, money_array, quantity_array
 
     values = [0, 1, -1, 10, 100, 39770, -39700, 12345678901234, 10**20]
     for scale in range(6):

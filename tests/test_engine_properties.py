@@ -8,10 +8,10 @@ from engine_fixtures import allocate, charge, column, evenly, make_book, plan, s
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costloop.engine.book import Settings
-from costloop.engine.drivers import Drivers
-from costloop.engine.execute import bills_frame, execute, run_period
-from costloop.engine.journal import build_journal
+from costloop.engine.chargeback.drivers import Drivers
+from costloop.engine.chargeback.execute import bills_frame, execute, run_period
+from costloop.engine.chargeback.journal import build_journal
+from costloop.engine.model.book import Settings
 from costloop.problems import Reason
 
 P = "2026-03"

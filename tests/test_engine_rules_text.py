@@ -4,8 +4,8 @@ from decimal import Decimal
 
 from engine_fixtures import allocate, amounts, evenly, make_book, plan, shares
 
-from costloop.engine.book import Settings
-from costloop.engine.execute import execute
+from costloop.engine.chargeback.execute import execute
+from costloop.engine.model.book import Settings
 from costloop.problems import Reason, has_errors
 from costloop.rules import order, parse_rules
 from costloop.rules.ast import RuleCell

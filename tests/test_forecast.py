@@ -8,14 +8,14 @@ from fractions import Fraction
 import pandas as pd
 import pytest
 
-from costloop.engine.book import Book, Settings
-from costloop.engine.forecast import (
+from costloop.engine.itfm.forecast import (
     FORECAST_COLUMNS,
     forecast,
     least_squares,
     round_half_up,
 )
-from costloop.engine.periods import fiscal_periods, fiscal_periods_remaining
+from costloop.engine.model.book import Book, Settings
+from costloop.engine.model.periods import fiscal_periods, fiscal_periods_remaining
 from costloop.problems import Reason, Severity
 from costloop.rules.ast import (
     Charge,
@@ -575,7 +575,7 @@ def test_trend_continues_any_straight_line_exactly(start, step, n):
 def test_break_even_volume_is_the_billed_share_of_usage():
     # Usage of "AWS Cost" to date: 600 + 400 = 1,000; the pass-through CHARGE (WHERE Service
     # IN ("EC2", "S3")) billed 900 of it, so 90% of any forecast volume is billable.
-    from costloop.engine.forecast import Series, billed_share
+    from costloop.engine.itfm.forecast import Series, billed_share
 
     series = Series("USAGE", "AWS Cost", {"2026-01": Fraction(600), "2026-02": Fraction(400)})
     lines = pd.DataFrame(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from costloop.engine.currency import MINOR_UNITS, is_known, minor_unit
-from costloop.engine.periods import (
+from costloop.engine.model.currency import MINOR_UNITS, is_known, minor_unit
+from costloop.engine.model.periods import (
     add_months,
     fiscal_periods,
     fiscal_periods_remaining,

@@ -7,9 +7,9 @@ import shutil
 import openpyxl
 
 from costloop.cli import main
-from costloop.engine import report
-from costloop.engine.report import rule_check_sheet
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.pipeline import report
+from costloop.engine.pipeline.report import rule_check_sheet
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.problems import Problem, Reason, Severity, grouped
 from costloop.rules.ast import RuleCell
 from costloop.workbooks import demo_path

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from costloop.engine.read import _cents_of_numbers, column_letter, minor_units, read_book
-from costloop.engine.workbook import ExcelError
+from costloop.engine.read.reader import _cents_of_numbers, column_letter, minor_units, read_book
+from costloop.engine.workbook.host import ExcelError
 from costloop.problems import Reason, Severity
 
 
@@ -539,7 +539,7 @@ def test_a_misspelt_usage_source_is_caught_and_the_real_one_kept_as_written():
         Severity.WARNING,
         'Settings!A7: costloop does not know the setting "UsageSorce"; did you mean UsageSource?',
     )
-    # engine/usage_source.py reads these keys from the raw settings, as written.
+    # engine/read/usage_source.py reads these keys from the raw settings, as written.
     assert book.settings.raw["usagedepartmenttag"] == "cost-center"
 
 
@@ -714,7 +714,7 @@ def write_xlsx(path, sheets):
 
 
 def test_real_xlsx_reads_like_the_grids(tmp_path):
-    from costloop.engine.xlsx_file import FileWorkbook
+    from costloop.engine.xlsx.file_workbook import FileWorkbook
 
     path = write_xlsx(tmp_path / "book.xlsx", clean_sheets())
     book, problems = read_book(FileWorkbook(path))
@@ -731,7 +731,7 @@ def test_real_xlsx_reads_like_the_grids(tmp_path):
 
 
 def test_real_xlsx_problems_name_their_cells(tmp_path):
-    from costloop.engine.xlsx_file import FileWorkbook
+    from costloop.engine.xlsx.file_workbook import FileWorkbook
 
     sheets = clean_sheets()
     sheets["Usage"][3][3] = "#DIV/0!"

@@ -29,10 +29,10 @@ from programs import needs_libreoffice
 from test_recalc_merge import add_user_sheet, cell_xml, sheet_xml
 
 from costloop.cli import main
-from costloop.engine import xlsx_parts as parts
-from costloop.engine.commands import run_book
-from costloop.engine.recalc import recalc_books
-from costloop.engine.recalc_libreoffice import find_soffice
+from costloop.engine.pipeline.commands import run_book
+from costloop.engine.recalc.command import recalc_books
+from costloop.engine.recalc.libreoffice import find_soffice
+from costloop.engine.xlsx import parts
 from costloop.problems import Reason
 from costloop.workbooks import demo_path
 

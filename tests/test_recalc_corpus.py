@@ -26,9 +26,9 @@ from programs import needs_libreoffice
 from test_corpus_roundtrip import same_tree
 from test_recalc_merge import add_user_sheet, cell_xml, sheet_xml
 
-from costloop.engine import xlsx_parts as parts
-from costloop.engine.recalc import recalc_books
-from costloop.engine.recalc_merge import formula_cells
+from costloop.engine.recalc.command import recalc_books
+from costloop.engine.recalc.merge import formula_cells
+from costloop.engine.xlsx import parts
 from costloop.problems import Reason
 
 pytestmark = needs_libreoffice

@@ -20,11 +20,12 @@ import pytest
 from lxml import etree
 
 from costloop.cli import main
-from costloop.engine import recalc, recalc_libreoffice
-from costloop.engine import xlsx_parts as parts
-from costloop.engine.recalc_merge import formula_cells, has_formulas, merge_values
-from costloop.engine.workbook import OutputSheet
-from costloop.engine.xlsx_file import _atomic_write, write_owned_sheets
+from costloop.engine.recalc import command as recalc
+from costloop.engine.recalc import libreoffice as recalc_libreoffice
+from costloop.engine.recalc.merge import formula_cells, has_formulas, merge_values
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.xlsx import parts
+from costloop.engine.xlsx.file_workbook import _atomic_write, write_owned_sheets
 from costloop.problems import Reason
 from costloop.workbooks import demo_path
 

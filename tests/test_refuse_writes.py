@@ -12,9 +12,9 @@ import openpyxl
 import pytest
 
 from costloop.cli import main
-from costloop.engine.workbook import OutputSheet
-from costloop.engine.write_guard import WriteRefused
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.xlsx.file_workbook import FileWorkbook
+from costloop.engine.xlsx.write_guard import WriteRefused
 from costloop.workbooks import demo_path
 
 

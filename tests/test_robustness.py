@@ -16,10 +16,10 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costloop.engine.book import INPUT_SHEETS, OUTPUT_SHEETS
-from costloop.engine.pipeline import run_workbook
-from costloop.engine.workbook import ExcelError, OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS
+from costloop.engine.pipeline.run import run_workbook
+from costloop.engine.workbook.host import ExcelError, OutputSheet
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 # A cell (`Usage!D12`, `Rules!B3, B5`), a command-line option, or a whole sheet.

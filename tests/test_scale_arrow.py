@@ -21,9 +21,10 @@ from corpus import corpus_files
 from openpyxl import Workbook as OpenpyxlWorkbook
 from test_scale_columns import _same
 
-from costloop.engine import sheet_survey, xlsx_file
-from costloop.engine.read import read_book
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.read.reader import read_book
+from costloop.engine.xlsx import file_workbook as xlsx_file
+from costloop.engine.xlsx import survey as sheet_survey
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 
@@ -272,7 +273,7 @@ def test_a_big_usage_sheet_reads_by_arrow_without_lowering_anything(tmp_path):
 def test_the_survey_finds_each_marker_even_across_chunks(monkeypatch, cell, flag, chunk):
     import io
 
-    from costloop.engine import sheet_xml
+    from costloop.engine.xlsx import sheet_xml
 
     monkeypatch.setattr(sheet_xml, "_SURVEY_CHUNK", chunk)
     head = (

@@ -15,9 +15,9 @@ import pytest
 import xlsxwriter
 from corpus import corpus_files
 
-from costloop.engine.read import read_book
-from costloop.engine.sheet_columns import contract_column
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.read.reader import read_book
+from costloop.engine.xlsx.columns import contract_column
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from costloop.engine.compliance import _as_decimal, rate_exceptions
+from costloop.engine.itfm.compliance import _as_decimal, rate_exceptions
 from costloop.rules.ast import name_key
 
 
@@ -112,7 +112,7 @@ def _reference_check_journal(journal):
 
 @pytest.mark.parametrize("seed", range(20))
 def test_journal_tie_out_matches_the_group_by_version(seed):
-    from costloop.engine.tieouts import _SHOWN, check_journal
+    from costloop.engine.chargeback.tieouts import _SHOWN, check_journal
 
     rng = random.Random(seed)
     lines = []

@@ -7,7 +7,7 @@ import re
 import shutil
 
 from costloop.cli import main
-from costloop.engine.commands import run_book
+from costloop.engine.pipeline.commands import run_book
 from costloop.progress import StageProgress
 from costloop.workbooks import demo_path
 

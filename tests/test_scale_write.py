@@ -10,9 +10,9 @@ from __future__ import annotations
 import shutil
 import zipfile
 
-from costloop.engine import xlsx_parts
-from costloop.engine.workbook import OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.xlsx import parts as xlsx_parts
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from costloop.engine.scenario import (
+from costloop.engine.pipeline.scenario import (
     MAX_SCENARIO_NAME,
     input_sheet_map,
     output_sheet_name,

@@ -14,8 +14,8 @@ import openpyxl
 import pytest
 
 from costloop.cli import main
-from costloop.engine.sheet_xml import hidden_rows, uncalculated_cells
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.xlsx.file_workbook import FileWorkbook
+from costloop.engine.xlsx.sheet_xml import hidden_rows, uncalculated_cells
 from costloop.problems import Reason, Severity
 from costloop.rules import Names, check, parse_rules
 from costloop.rules.ast import RuleCell, name_key

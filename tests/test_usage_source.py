@@ -15,9 +15,9 @@ import duckdb
 import openpyxl
 import pytest
 
-from costloop.engine.commands import run_book
-from costloop.engine.pipeline import prepare
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.pipeline.commands import run_book
+from costloop.engine.pipeline.run import prepare
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 
 

@@ -17,8 +17,8 @@ import duckdb
 import pytest
 from test_usage_source import _book_with_source
 
-from costloop.engine.pipeline import prepare
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.pipeline.run import prepare
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "spark" / "focus_to_usage.py"
 

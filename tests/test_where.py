@@ -24,7 +24,7 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from costloop.engine.commands import run_book
+from costloop.engine.pipeline.commands import run_book
 
 P = "2026-03"
 D = Decimal

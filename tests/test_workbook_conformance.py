@@ -1,4 +1,4 @@
-"""Every workbook implementation keeps the same contract (`costloop.engine.workbook`).
+"""Every workbook implementation keeps the same contract (`costloop.engine.workbook.host`).
 
 One suite, run against each implementation:
 
@@ -28,10 +28,10 @@ import openpyxl
 import pytest
 from openpyxl.chart import BarChart, Reference
 
-from costloop.engine.cells import ExcelError
-from costloop.engine.memory_workbook import MemoryWorkbook
-from costloop.engine.workbook import NotOwnedError, OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook
+from costloop.engine.workbook.cells import ExcelError
+from costloop.engine.workbook.host import NotOwnedError, OutputSheet
+from costloop.engine.workbook.memory import MemoryWorkbook
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 
 HEADER = ["Account", "Amount", "Rate", "Posted", "Stamp", "At", "Billable", "Note", "Check"]
 ROWS = [
@@ -381,8 +381,8 @@ def test_whole_numbers_past_a_doubles_precision_read_back_as_excel_holds_them(ma
 
 
 def test_an_in_memory_copy_runs_like_the_file_and_leaves_it_alone(tmp_path):
-    from costloop.engine.commands import run_book
-    from costloop.engine.pipeline import run_workbook
+    from costloop.engine.pipeline.commands import run_book
+    from costloop.engine.pipeline.run import run_workbook
     from costloop.workbooks import demo_path
 
     demo = tmp_path / "demo.xlsx"
@@ -413,8 +413,8 @@ def test_the_engine_never_imports_xlwings():
     import sys
 
     code = (
-        "import sys, costloop.engine.pipeline, costloop.engine.commands, "
-        "costloop.engine.memory_workbook, costloop.addin.xlwings_book; "
+        "import sys, costloop.engine.pipeline.run, costloop.engine.pipeline.commands, "
+        "costloop.engine.workbook.memory, costloop.addin.xlwings_book; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'xlwings'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -220,7 +220,7 @@ def test_demo_rules_parse_and_check_without_problems():
     cells = [c for c in book.rules if c.enabled]
     assert len(cells) == len(book.rules) - 1  # one rule is kept but disabled
     rules, problems = rules_pkg.parse_rules(cells)
-    from costloop.engine.names import names_from_book
+    from costloop.engine.read.names import names_from_book
 
     problems += rules_pkg.check(rules, names_from_book(book), book.rules)
     plan, ordered = rules_pkg.order(rules, book.pools)
@@ -232,8 +232,8 @@ def test_demo_rules_parse_and_check_without_problems():
 
 
 def _demo_book():
-    read = pytest.importorskip("costloop.engine.read")
-    xlsx = pytest.importorskip("costloop.engine.xlsx_file")
+    read = pytest.importorskip("costloop.engine.read.reader")
+    xlsx = pytest.importorskip("costloop.engine.xlsx.file_workbook")
     book, problems = read.read_book(xlsx.FileWorkbook(WORKBOOKS / "demo.xlsx"))
     assert [p.render() for p in problems] == []
     return book
@@ -243,9 +243,9 @@ def _demo_book():
 def demo_run():
     """The demo run through the engine: (book, plan, result, forecast frame)."""
     try:
-        from costloop.engine.execute import execute
-        from costloop.engine.forecast import forecast
-        from costloop.engine.names import names_from_book
+        from costloop.engine.chargeback.execute import execute
+        from costloop.engine.itfm.forecast import forecast
+        from costloop.engine.read.names import names_from_book
         from costloop.rules import check, order, parse_rules
     except ImportError as missing:
         pytest.skip(f"engine not ready: {missing}")
@@ -407,8 +407,8 @@ def test_demo_money_is_exact_cents(demo):
 
 def test_demo_runs_end_to_end_through_the_pipeline(tmp_path):
     try:
-        from costloop.engine.pipeline import run_workbook
-        from costloop.engine.xlsx_file import FileWorkbook
+        from costloop.engine.pipeline.run import run_workbook
+        from costloop.engine.xlsx.file_workbook import FileWorkbook
     except ImportError as missing:
         pytest.skip(f"pipeline not ready: {missing}")
     book = tmp_path / "demo.xlsx"

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costloop.engine import xlsx_file, xlsx_parts
-from costloop.engine.sheets import FrameRows, frame_to_sheet
-from costloop.engine.workbook import OutputSheet, column_letter
+from costloop.engine.pipeline.outputs import FrameRows, frame_to_sheet
+from costloop.engine.workbook.host import OutputSheet, column_letter
+from costloop.engine.xlsx import file_workbook as xlsx_file
+from costloop.engine.xlsx import parts as xlsx_parts
 from costloop.workbooks import demo_path
 
 

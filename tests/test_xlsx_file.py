@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from costloop.engine import xlsx_file, xlsx_parts
-from costloop.engine.workbook import ExcelError, NotOwnedError, OutputSheet
-from costloop.engine.xlsx_file import FileWorkbook, WorkbookFormatError, excel_serial
+from costloop.engine.workbook.host import ExcelError, NotOwnedError, OutputSheet
+from costloop.engine.xlsx import file_workbook as xlsx_file
+from costloop.engine.xlsx import parts as xlsx_parts
+from costloop.engine.xlsx.file_workbook import FileWorkbook, WorkbookFormatError, excel_serial
 
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 

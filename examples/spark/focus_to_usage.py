@@ -1,7 +1,7 @@
 """Sum FinOps FOCUS (or Usage-column) files to costloop's Usage on Spark, for when one machine
 is outgrown.
 
-costloop's own UsageSource does this with DuckDB on one machine (engine/usage_source.py);
+costloop's own UsageSource does this with DuckDB on one machine (engine/read/usage_source.py);
 this job does the same mapping and the same sum on a Spark cluster and writes one small
 Parquet file in Usage's columns, which the workbook then names as its UsageSource:
 

@@ -1,0 +1,722 @@
+"""Re-forecast the rest of the fiscal year and propose break-even rates (docs/itfm.md).
+
+For every period after the billed one up to the fiscal year end, a USAGE row
+per metric and a COST row per pool; then a RATE row per pool billed with
+CHARGE proposing the rate that breaks even over the rest of the year:
+
+    (forecast remaining cost − cumulative over/under recovery to date) ÷ forecast remaining volume
+
+Arithmetic is exact (`Fraction`) and rounded once, half-up, when a number is
+shown: cost to the currency's minor unit, usage to 4 places, rates to 6. The
+break-even uses the rounded figures shown on the sheet so a reader can redo it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+
+import pandas as pd
+
+from costloop.engine.model.book import Book, money
+from costloop.engine.model.money import exact_sums, to_fraction
+from costloop.engine.model.periods import (
+    fiscal_periods_remaining,
+    fiscal_periods_to_date,
+    period_index,
+)
+from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import (
+    Charge,
+    FixedRate,
+    Forecast,
+    Growth,
+    Plan,
+    RateCard,
+    RunRate,
+    Span,
+    Trend,
+    name_key,
+)
+
+FORECAST_COLUMNS = ["Period", "Kind", "Name", "Plan", "Actual", "Forecast", "Adjustment", "Method"]
+USAGE_PLACES = 4
+"""Usage forecasts are quantities shown to 4 decimal places."""
+RATE_PLACES = 6
+"""Proposed rates are shown to 6 decimal places (fine enough for per-unit prices of cents)."""
+DEFAULT_RUN_RATE = 3
+FORECAST_FORMATS = {
+    # One column holds quantities, money and rates: show 2 to 6 decimals as needed.
+    "Plan": "#,##0.00####",
+    "Actual": "#,##0.00####",
+    "Forecast": "#,##0.00####",
+    "Adjustment": "#,##0.00####",
+}
+"""Usage without a FORECAST rule: the average of the last 3 actual periods."""
+
+
+# --- periods -------------------------------------------------------------------------
+
+
+# --- exact numbers ---------------------------------------------------------
+
+
+def exact(value: object) -> Fraction | None:
+    """A cell value as an exact fraction (as Excel shows it); None for a blank or NaN."""
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, (int, float, Decimal, Fraction)):
+        return to_fraction(value)
+    return Fraction(Decimal(str(value)))
+
+
+def round_half_up(value: Fraction, places: int) -> Decimal:
+    """Round an exact fraction to ``places`` decimals, halves away from zero."""
+    sign = -1 if value < 0 else 1
+    scaled = abs(value) * 10**places
+    units = (scaled.numerator * 2 + scaled.denominator) // (scaled.denominator * 2)
+    return Decimal(sign * units).scaleb(-places)
+
+
+def decimal_text(value: Decimal) -> str:
+    """2.50 -> '2.5', 2 -> '2' (for method text)."""
+    text = f"{value.normalize():f}"
+    return text
+
+
+# --- the series being forecast ----------------------------------------------
+
+
+@dataclass
+class Series:
+    """One metric's usage or one pool's cost: actuals and plan per period, exact."""
+
+    kind: str  # USAGE or COST
+    name: str
+    actual: dict[str, Fraction] = field(default_factory=dict)
+    plan: dict[str, Fraction] = field(default_factory=dict)
+    where: str = "Budget!A1"
+    """Where its plan lives (its first Budget cell), for messages about the plan."""
+
+    def history(self, period: str) -> list[tuple[str, Fraction]]:
+        """Actual periods up to and including the billed one, oldest first."""
+        return sorted((p, v) for p, v in self.actual.items() if p <= period)
+
+    @property
+    def what(self) -> str:
+        if self.kind == "USAGE":
+            return f'actual usage of "{self.name}"'
+        return f'actual cost of pool "{self.name}" (Actuals sheet)'
+
+
+def _sum_by(frame: pd.DataFrame, name_col: str, value_col: str) -> dict:
+    """{name key: {period: exact total}}."""
+    return exact_sums(frame, name_col, value_col)
+
+
+def _spellings(frames: Iterable[tuple[pd.DataFrame, str]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for frame, col in frames:
+        if frame is not None and col in frame:
+            for name in frame[col].dropna().unique():  # first occurrences, in order
+                if str(name).strip():
+                    out.setdefault(name_key(str(name)), str(name).strip())
+    return out
+
+
+def build_series(
+    book: Book, forecasts: Iterable[Forecast], charges: Iterable[Charge]
+) -> tuple[dict[str, Series], dict[str, Series]]:
+    """(metric key -> usage series, pool key -> cost series), names in first spelling."""
+    forecasts, charges = list(forecasts), list(charges)
+    metric_names = _spellings([(book.usage, "Metric"), (book.budget, "Metric")])
+    for charge in charges:
+        metric_names.setdefault(charge.metric.key, charge.metric.text)
+    pool_names = _spellings([(book.budget, "Pool"), (book.actuals, "Pool")])
+    for rule in forecasts:
+        target = metric_names if rule.kind == "USAGE" else pool_names
+        target.setdefault(rule.name.key, rule.name.text)
+
+    usage = _sum_by(book.usage, "Metric", "Quantity")
+    volume = _sum_by(book.budget, "Metric", "Volume")
+    budget = _sum_by(book.budget, "Pool", "Cents")
+    actual = _sum_by(book.actuals, "Pool", "Cents")
+    metrics = {
+        k: Series("USAGE", n, usage.get(k, {}), volume.get(k, {})) for k, n in metric_names.items()
+    }
+    pools = {
+        k: Series("COST", n, actual.get(k, {}), budget.get(k, {}), book.pool_cell(k, ("Budget",)))
+        for k, n in pool_names.items()
+    }
+    return metrics, pools
+
+
+# --- forecasting methods ------------------------------------------------------
+
+
+@dataclass
+class Projection:
+    """Forecast values per remaining period (exact), the method text, and problems."""
+
+    values: dict[str, Fraction]
+    method: str | dict[str, str]
+    problems: list[Problem] = field(default_factory=list)
+
+    def method_for(self, period: str) -> str:
+        return self.method if isinstance(self.method, str) else self.method[period]
+
+
+def least_squares(points: list[tuple[int, Fraction]]) -> tuple[Fraction, Fraction]:
+    """(intercept, slope) of the exact least-squares line through (x, y) points."""
+    n = len(points)
+    sx = sum(Fraction(x) for x, _ in points)
+    sy = sum(y for _, y in points)
+    sxx = sum(Fraction(x * x) for x, _ in points)
+    sxy = sum(x * y for x, y in points)
+    slope = (n * sxy - sx * sy) / (n * sxx - sx * sx)
+    return (sy - slope * sx) / n, slope
+
+
+def trend(history: list[tuple[str, Fraction]], n: int, targets: list[str]) -> dict[str, Fraction]:
+    """Line over the last n actual periods, x in months so a gap month keeps its place."""
+    points = [(period_index(p), v) for p, v in history[-n:]]
+    intercept, slope = least_squares(points)
+    # A falling trend cannot forecast negative usage or cost: clip at zero.
+    return {t: max(Fraction(0), intercept + slope * period_index(t)) for t in targets}
+
+
+def growth(
+    history: list[tuple[str, Fraction]], percent: Decimal, targets: list[str]
+) -> dict[str, Fraction]:
+    """Compound ``percent`` per month from the last actual period."""
+    last_period, last = history[-1]
+    factor = 1 + Fraction(percent) / 100
+    return {
+        t: max(Fraction(0), last * factor ** (period_index(t) - period_index(last_period)))
+        for t in targets
+    }
+
+
+def run_rate(
+    history: list[tuple[str, Fraction]], n: int, targets: list[str]
+) -> dict[str, Fraction]:
+    """The average of the last n actual periods, flat."""
+    last = [v for _, v in history[-n:]]
+    average = sum(last, Fraction(0)) / len(last)
+    return dict.fromkeys(targets, average)
+
+
+def _span_of_number(rule: Forecast) -> tuple[int, int]:
+    """The span of the ``n`` in ``OVER n PERIODS`` (else the whole method)."""
+    span: Span = rule.method.span
+    found = re.search(r"\d+", rule.text[span.start : span.end])
+    if found:
+        return span.start + found.start(), span.start + found.end()
+    return span.start, span.end
+
+
+def _rule_problem(rule: Forecast, code: Reason, message: str, span=None, severity=Severity.ERROR):
+    """Located at ``span`` (start, end), else under the forecast method."""
+    where = Span(*span) if span else rule.method.span
+    return Problem.at_rule(rule, code, message, where, severity)
+
+
+def _range_text(history: list[tuple[str, Fraction]]) -> str:
+    if len(history) == 1:
+        return f"({history[0][0]})"
+    return f"({history[0][0]} to {history[-1][0]})"
+
+
+def _too_few(rule: Forecast, series: Series, label: str, n: int, history) -> Problem:
+    have = len(history)
+    if have == 0:
+        exist = "none exist"
+    elif have == 1:
+        exist = f"only 1 exists {_range_text(history)}"
+    else:
+        exist = f"only {have} exist {_range_text(history)}"
+    minimum = 2 if isinstance(rule.method, Trend) else 1
+    if have >= minimum:
+        fix = f"use OVER {have} PERIODS or fewer"
+    else:
+        fix = "use BY PLAN" if have == 0 else "use BY RUN RATE or BY PLAN"
+    return _rule_problem(
+        rule,
+        Reason.BAD_FORECAST,
+        f"{label} needs {n} periods of {series.what}; {exist} — {fix}",
+        span=_span_of_number(rule),
+    )
+
+
+def _plan_projection(series: Series, targets, period, rule: Forecast | None):
+    """PLAN: the Budget; a period without budget falls back to the run rate of actuals."""
+    values: dict[str, Fraction] = {}
+    methods: dict[str, str] = {}
+    missing = [t for t in targets if t not in series.plan]
+    history = series.history(period)
+    fallback = run_rate(history, DEFAULT_RUN_RATE, missing) if history and missing else {}
+    used = min(DEFAULT_RUN_RATE, len(history))
+    for t in targets:
+        if t in series.plan:
+            values[t], methods[t] = series.plan[t], "PLAN"
+        elif fallback:
+            values[t] = fallback[t]
+            methods[t] = f"RUN RATE OVER {used} PERIODS (NO BUDGET)"
+        else:
+            values[t], methods[t] = Fraction(0), "NO BUDGET OR ACTUALS"
+    problems = []
+    if missing and (rule is not None or series.kind == "COST"):
+        listed = ", ".join(missing)
+        what = f'pool "{series.name}"' if series.kind == "COST" else f'Volume of "{series.name}"'
+        source = "actuals" if series.kind == "COST" else "usage"
+        instead = (
+            f"forecast by RUN RATE of its {source} over {used} periods instead"
+            if fallback
+            else f"forecast at zero (it has no {source} either)"
+        )
+        if rule is not None:
+            problems.append(
+                _rule_problem(
+                    rule,
+                    Reason.NO_BUDGET,
+                    f'FORECAST {series.kind} "{series.name}" BY PLAN, but the Budget sheet has no '
+                    f"rows with {what} for {listed} (remaining periods of the fiscal year) — add "
+                    f"Budget rows for those periods or forecast it BY RUN RATE or BY TREND",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    Reason.NO_BUDGET,
+                    Severity.WARNING,
+                    series.where,
+                    f"the Budget sheet has no rows for {what} in {listed} (remaining periods of "
+                    f"the fiscal year); its cost there is {instead} — add Budget rows for those "
+                    f'periods, or add a rule such as FORECAST COST "{series.name}" BY TREND OVER '
+                    f"3 PERIODS",
+                )
+            )
+    return Projection(values, methods, problems)
+
+
+def project(series: Series, rule: Forecast | None, targets: list[str], period: str) -> Projection:
+    """Forecast one series over the remaining periods by its rule, or the default."""
+    history = series.history(period)
+    method = rule.method if rule else None
+    if isinstance(method, Trend):
+        label = f"TREND OVER {method.periods} PERIODS"
+        if method.periods < 2:
+            return _fallback(
+                series, targets, period,
+                _rule_problem(rule, Reason.BAD_FORECAST,
+                              "a trend line needs at least 2 periods — use OVER 2 PERIODS or more",
+                              span=_span_of_number(rule)),
+            )  # fmt: skip
+        if len(history) < method.periods:
+            return _fallback(
+                series,
+                targets,
+                period,
+                _too_few(rule, series, label, method.periods, history),
+            )
+        return Projection(trend(history, method.periods, targets), label)
+    if isinstance(method, RunRate):
+        label = f"RUN RATE OVER {method.periods} PERIODS"
+        if method.periods < 1 or len(history) < method.periods:
+            return _fallback(
+                series,
+                targets,
+                period,
+                _too_few(rule, series, label, method.periods, history),
+            )
+        return Projection(run_rate(history, method.periods, targets), label)
+    if isinstance(method, Growth):
+        label = f"GROWTH {decimal_text(method.percent)}% PER PERIOD"
+        if not history:
+            problem = _rule_problem(
+                rule,
+                Reason.BAD_FORECAST,
+                f"{label} compounds from the last period of {series.what}, but none exists up to "
+                f"{period} — use BY PLAN",
+            )
+            return _fallback(series, targets, period, problem)
+        return Projection(growth(history, method.percent, targets), label)
+    if isinstance(method, Plan):
+        return _plan_projection(series, targets, period, rule)
+    return _default(series, targets, period)
+
+
+def _default(series: Series, targets, period) -> Projection:
+    """No rule: usage by RUN RATE over the last 3 actual periods, cost by PLAN."""
+    if series.kind == "COST":
+        return _plan_projection(series, targets, period, None)
+    history = series.history(period)
+    if history:
+        used = min(DEFAULT_RUN_RATE, len(history))
+        return Projection(run_rate(history, used, targets), f"RUN RATE OVER {used} PERIODS")
+    if all(t in series.plan for t in targets):
+        return Projection({t: series.plan[t] for t in targets}, "PLAN (NO USAGE TO DATE)")
+    return Projection(
+        {t: series.plan.get(t, Fraction(0)) for t in targets},
+        {t: "PLAN (NO USAGE TO DATE)" if t in series.plan else "NO USAGE TO DATE" for t in targets},
+    )
+
+
+def _fallback(series, targets, period, problem: Problem) -> Projection:
+    """A rule that cannot run: report it, and still fill the rows with the default."""
+    projection = _default(series, targets, period)
+    projection.problems.insert(0, problem)
+    return projection
+
+
+# --- rows -------------------------------------------------------------------
+
+
+def _show(kind: str, value: Fraction | None, minor_unit: int) -> Decimal | None:
+    if value is None:
+        return None
+    if kind == "COST":  # cents -> money, rounded to the minor unit
+        return money(int(round_half_up(value, 0)), minor_unit)
+    return round_half_up(value, USAGE_PLACES)
+
+
+def _rules_by_name(forecasts: Iterable[Forecast]) -> tuple[dict, list[Problem]]:
+    chosen: dict[tuple[str, str], Forecast] = {}
+    problems = []
+    for rule in forecasts:
+        key = (rule.kind, rule.name.key)
+        if key in chosen:
+            first = chosen[key]
+            problems.append(
+                Problem(
+                    Reason.BAD_FORECAST,
+                    Severity.WARNING,
+                    rule.where,
+                    f'a second FORECAST {rule.kind} "{rule.name.text}" is ignored; '
+                    f"{first.where} already forecasts it — delete or disable one of them",
+                    rule.text,
+                    rule.name.span.start,
+                    rule.name.span.end,
+                    rule.rule_id,
+                )
+            )
+            continue
+        chosen[key] = rule
+    return chosen, problems
+
+
+def forecast(
+    book: Book,
+    forecasts: Iterable[Forecast],
+    charges: Iterable[Charge],
+    recovery: pd.DataFrame | None,
+    period: str,
+    bills: pd.DataFrame | None = None,
+    flows: pd.DataFrame | None = None,
+    year_charges: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """The `Forecast` sheet: USAGE, COST and RATE rows for the rest of the fiscal year.
+
+    ``year_charges`` (optional, the CHARGE bill lines of the fiscal year to
+    date) scales a pool's break-even volume to the part of its metric's usage
+    that is actually billed (a CHARGE's WHERE, non-billable departments).
+
+    ``bills`` (optional, the billed period's Bills) fills the RATE rows' Actual
+    column with the average rate actually billed. ``flows`` (optional, the
+    engine's pool flows: Period, Pool, Received, AllocatedOnward) adds to a
+    charged pool's remaining cost what it nets from other pools' allocations,
+    at its run rate over the last 3 periods to date.
+    """
+    forecasts, charges = list(forecasts), list(charges)
+    minor = book.settings.minor_unit
+    targets = fiscal_periods_remaining(period, book.settings.fiscal_year_start)
+    chosen, problems = _rules_by_name(forecasts)
+    metrics, pools = build_series(book, forecasts, charges)
+    rows: list[dict] = []
+    shown: dict[tuple[str, str], dict[str, Decimal]] = {}
+    if not targets:
+        return pd.DataFrame(columns=FORECAST_COLUMNS), problems
+
+    for kind, group in (("USAGE", metrics), ("COST", pools)):
+        projections = {}
+        for key, series in group.items():
+            projection = project(series, chosen.get((kind, key)), targets, period)
+            problems += projection.problems
+            projections[key] = projection
+        for target in targets:
+            for key in sorted(group):
+                series, projection = group[key], projections[key]
+                value = _show(kind, projection.values[target], minor)
+                plan = _show(kind, series.plan.get(target), minor)
+                shown.setdefault((kind, key), {})[target] = value
+                rows.append(
+                    {
+                        "Period": target,
+                        "Kind": kind,
+                        "Name": series.name,
+                        "Plan": plan,
+                        "Actual": _show(kind, series.actual.get(target), minor),
+                        "Forecast": value,
+                        "Adjustment": None if plan is None else value - plan,
+                        "Method": projection.method_for(target),
+                    }
+                )
+    # Order: period, then USAGE before COST, then name.
+    kind_order = {"USAGE": 0, "COST": 1}
+    rows.sort(key=lambda r: (r["Period"], kind_order[r["Kind"]]))
+    rate_rows, rate_problems = break_even_rates(
+        book,
+        charges,
+        recovery,
+        period,
+        targets,
+        shown,
+        metrics,
+        pools,
+        bills,
+        flows,
+        year_charges,
+    )
+    problems += rate_problems
+    frame = pd.DataFrame(rows + rate_rows, columns=FORECAST_COLUMNS, dtype=object)
+    return frame, problems
+
+
+# --- break-even rates ---------------------------------------------------------
+
+
+def over_under_to_date(recovery: pd.DataFrame | None, period: str, start_month: int) -> dict:
+    """Pool key -> cumulative OverUnder (Recovered − Cost) over the fiscal year to date."""
+    totals: dict[str, Decimal] = {}
+    if recovery is None or len(recovery) == 0:
+        return totals
+    ytd = set(fiscal_periods_to_date(period, start_month))
+    for pool, p, amount in zip(
+        recovery["Pool"], recovery["Period"], recovery["OverUnder"], strict=True
+    ):
+        if p in ytd and amount is not None and not (isinstance(amount, float) and amount != amount):
+            key = name_key(str(pool))
+            totals[key] = totals.get(key, Decimal(0)) + Decimal(str(amount))
+    return totals
+
+
+def net_received(
+    flows: pd.DataFrame | None,
+    pool_key: str,
+    period: str,
+    start_month: int,
+    remaining: int,
+    minor_unit: int = 2,
+) -> Decimal:
+    """What the pool will net from other pools' allocations over the rest of the year.
+
+    Received − AllocatedOnward per period, averaged over the last 3 periods of
+    the fiscal year to date, times the number of remaining periods (rounded to
+    the cent at the end).
+    """
+    if flows is None or len(flows) == 0 or "Received" not in flows:
+        return Decimal(0)
+    ytd = set(fiscal_periods_to_date(period, start_month))
+    per_period: dict[str, Fraction] = {}
+    for row in flows.itertuples(index=False):
+        if row.Period in ytd and name_key(str(row.Pool)) == pool_key:
+            net = (exact(row.Received) or 0) - (exact(getattr(row, "AllocatedOnward", 0)) or 0)
+            per_period[row.Period] = per_period.get(row.Period, Fraction(0)) + net
+    last = [per_period[p] for p in sorted(per_period)[-DEFAULT_RUN_RATE:]]
+    if not last:
+        return Decimal(0)
+    return round_half_up(sum(last, Fraction(0)) / len(last) * remaining, minor_unit)
+
+
+def current_rate(charge: Charge, book: Book, period: str) -> Decimal | None:
+    """The single rate a CHARGE bills at now: AT n, or a one-row RATE CARD; None when tiered."""
+    if isinstance(charge.pricing, FixedRate):
+        return charge.pricing.rate
+    if not isinstance(charge.pricing, RateCard):
+        return None
+    rates = book.rates
+    if rates is None or len(rates) == 0 or "Metric" not in rates:
+        return None
+    candidates = []
+    for _, row in rates.iterrows():
+        if name_key(str(row["Metric"])) != charge.metric.key:
+            continue
+        pool = row.get("Pool")
+        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
+            continue
+        effective = row.get("EffectiveFrom")
+        effective = str(effective)[:7] if isinstance(effective, str) and effective else ""
+        if effective > period:
+            continue
+        candidates.append((effective, row))
+    if not candidates:
+        return None
+    latest = max(e for e, _ in candidates)
+    current = [row for e, row in candidates if e == latest]
+    if len(current) != 1:  # tier rows: no single rate
+        return None
+    return Decimal(str(current[0]["Rate"]))
+
+
+def billed_rate(bills: pd.DataFrame | None, pool_key: str, metric_key: str) -> Decimal | None:
+    """Average rate billed: Σ Amount ÷ Σ Quantity of the pool's lines for the metric."""
+    if bills is None or len(bills) == 0:
+        return None
+    amount, quantity = Fraction(0), Fraction(0)
+    for pool, metric, q, a in zip(
+        bills["Pool"], bills["Metric"], bills["Quantity"], bills["Amount"], strict=True
+    ):
+        if not isinstance(metric, str) or name_key(str(pool)) != pool_key:
+            continue
+        if name_key(metric) != metric_key:
+            continue
+        q, a = exact(q), exact(a)
+        if q is None or a is None:
+            continue
+        quantity += q
+        amount += a
+    return round_half_up(amount / quantity, RATE_PLACES) if quantity else None
+
+
+def _money_text(value: Decimal) -> str:
+    return f"{value:,}"
+
+
+def billed_share(
+    year_charges: pd.DataFrame | None, series: Series | None, pool_key: str, ytd: list[str]
+) -> Fraction | None:
+    """The part of a metric's usage to date that the pool actually billed, or None if all.
+
+    A CHARGE with a WHERE, or usage by non-billable departments, bills only part
+    of the metric; the rest of the year is expected to split the same way.
+    """
+    if year_charges is None or series is None or len(year_charges) == 0:
+        return None
+    used = sum((v for p, v in series.actual.items() if p in ytd), Fraction(0))
+    lines = year_charges[year_charges["Period"].isin(ytd)]
+    pools = lines["Pool"].astype(str).map(name_key)
+    metrics = lines["Metric"].astype(str).map(name_key)
+    mine = lines[(pools == pool_key) & (metrics == name_key(series.name))]
+    billed = sum((exact(q) or Fraction(0) for q in mine["Quantity"]), Fraction(0))
+    if used <= 0 or billed == used:
+        return None
+    return billed / used
+
+
+def break_even_rates(
+    book,
+    charges,
+    recovery,
+    period,
+    targets,
+    shown,
+    metrics,
+    pools,
+    bills,
+    flows=None,
+    year_charges=None,
+):
+    """A RATE row per CHARGE-billed pool: the rate that recovers the rest of the year's cost."""
+    rows, problems = [], []
+    start = book.settings.fiscal_year_start
+    over_under = over_under_to_date(recovery, period, start)
+    by_pool: dict[str, list[Charge]] = {}
+    for charge in charges:
+        by_pool.setdefault(charge.pool.key, []).append(charge)
+    span_text = f"{targets[0]} TO {targets[-1]}" if len(targets) > 1 else targets[0]
+    for pool_key, pool_charges in by_pool.items():
+        first = pool_charges[0]
+        pool_name = pools[pool_key].name if pool_key in pools else first.pool.text
+        metric_keys = list(dict.fromkeys(c.metric.key for c in pool_charges))
+        row = {"Period": targets[0], "Kind": "RATE", "Name": pool_name, "Actual": None}
+        if len(metric_keys) > 1:
+            names = ", ".join(f'"{c.metric.text}"' for c in pool_charges)
+            row.update(Plan=None, Forecast=None, Adjustment=None,
+                       Method=f"NOT PROPOSED: CHARGED ON SEVERAL METRICS ({names})")  # fmt: skip
+            problems.append(
+                Problem.at_rule(
+                    first,
+                    Reason.NO_VOLUME,
+                    f'pool "{pool_name}" is charged on several metrics ({names}); no single '
+                    f"break-even rate exists, so none is proposed — set the rates by hand",
+                    first.pool.span,
+                    Severity.WARNING,
+                )
+            )
+            rows.append(row)
+            continue
+        metric_key = metric_keys[0]
+        metric_name = metrics[metric_key].name if metric_key in metrics else first.metric.text
+        cost = sum(shown.get(("COST", pool_key), {}).values(), Decimal(0))
+        received = net_received(
+            flows, pool_key, period, start, len(targets), book.settings.minor_unit
+        )
+        cost = (cost + received).quantize(Decimal(1).scaleb(-book.settings.minor_unit))
+        volume = sum(shown.get(("USAGE", metric_key), {}).values(), Decimal(0))
+        share = billed_share(
+            year_charges, metrics.get(metric_key), pool_key, fiscal_periods_to_date(period, start)
+        )
+        billed_part = ""
+        if share is not None:
+            volume = round_half_up(Fraction(volume) * share, USAGE_PLACES)
+            billed_part = f" (BILLED SHARE {round_half_up(share * 100, 1)}% OF USAGE TO DATE)"
+        carried = over_under.get(pool_key, Decimal(0))
+        extra = f" INCL. NET RECEIVED {_money_text(received)}" if received else ""
+        rates = {current_rate(c, book, period) for c in pool_charges}
+        current = rates.pop() if len(rates) == 1 else None
+        row["Plan"] = current
+        row["Actual"] = billed_rate(bills, pool_key, metric_key)
+        formula = (
+            f'BREAK-EVEN PER "{metric_name}" {span_text}: (COST {_money_text(cost)}{extra} '
+            f"− OVER/UNDER TO DATE {_money_text(carried)}) ÷ VOLUME {volume:,}{billed_part}"
+        )
+        if volume <= 0:
+            row.update(Forecast=None, Adjustment=None, Method=f"NOT PROPOSED: {formula}")
+            problems.append(
+                Problem.at_rule(
+                    first,
+                    Reason.NO_VOLUME,
+                    f'no break-even rate for pool "{pool_name}": the forecast usage of '
+                    f'"{metric_name}" for {span_text.replace(" TO ", " to ")} is zero, so no rate '
+                    f"can recover its cost of {_money_text(cost)} — check the Usage sheet or add "
+                    f'a FORECAST USAGE "{metric_name}" rule',
+                    first.metric.span,
+                    Severity.WARNING,
+                )
+            )
+            rows.append(row)
+            continue
+        rate = round_half_up((Fraction(cost) - Fraction(carried)) / Fraction(volume), RATE_PLACES)
+        method = formula
+        if rate < 0:
+            # Carried-forward over-recovery exceeds the rest of the year's cost: bill nothing
+            # and refund the excess (2 CFR 200 App. V G.4 adjustment), never a negative rate.
+            excess = carried - cost
+            problems.append(
+                Problem.at_rule(
+                    first,
+                    Reason.OVER_RECOVERY,
+                    f'pool "{pool_name}" has over-recovered {_money_text(carried)} to date, more '
+                    f"than its forecast remaining cost of {_money_text(cost)}; the proposed rate "
+                    f"is 0 and {_money_text(excess)} should be refunded or credited to the "
+                    f"departments billed",
+                    first.pool.span,
+                    Severity.WARNING,
+                )
+            )
+            rate = Decimal(0).scaleb(-RATE_PLACES)
+            method = f"{formula}, CLIPPED AT 0"
+        row.update(
+            Forecast=rate,
+            Adjustment=None if current is None else rate - current,
+            Method=method,
+        )
+        rows.append(row)
+    return rows, problems

@@ -1,0 +1,2 @@
+"""Shared types and values, no IO: the Book, results, money, currencies, periods.
+"""

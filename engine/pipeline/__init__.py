@@ -1,0 +1,3 @@
+"""Orchestration: one run start to finish, output sheets, Rule Check and Run Log, scenarios, file
+commands.
+"""

@@ -1,0 +1,129 @@
+"""The file-level commands behind the CLI: check and run a workbook on disk."""
+
+from __future__ import annotations
+
+import zipfile
+from decimal import Decimal
+from pathlib import Path
+
+from costloop.engine.pipeline.run import (
+    Outcome,
+    Progress,
+    check_workbook,
+    run_workbook,
+    total_billed,
+)
+from costloop.engine.xlsx.file_workbook import FileWorkbook, WorkbookFormatError
+from costloop.engine.xlsx.write_guard import refuse_unwritable
+
+
+def check_book(path: Path) -> Outcome:
+    """`costloop check BOOK`: validate, write Rule Check."""
+    refuse_unwritable(path)  # before any work: it writes Rule Check into the file
+    return check_workbook(FileWorkbook(path), label=path.name)
+
+
+def run_book(
+    path: Path,
+    period: str | None = None,
+    output: Path | None = None,
+    scenario: str | None = None,
+    progress: Progress | None = None,
+) -> Outcome:
+    """`costloop run BOOK`: the whole loop, written in place or to ``output``."""
+    # Asked first, so a locked or read-only target costs no work and loses nothing.
+    if output is None:
+        refuse_unwritable(path)
+    else:
+        refuse_unwritable(output, "--output")
+    return run_workbook(
+        FileWorkbook(path, output=output),
+        label=path.name,
+        period=period,
+        scenario=scenario,
+        failure_report=output is None,  # a failed run with --output writes no file at all
+        progress=progress,
+    )
+
+
+def _fmt(amount: Decimal) -> str:
+    return f"{amount:,.2f}"
+
+
+def summary_lines(outcome: Outcome) -> list[str]:
+    """A few lines for the terminal: what was billed, how each pool recovered."""
+    if not outcome.ok or outcome.result is None:
+        counts = f"FAILED: {len(outcome.errors)} error(s), {len(outcome.warnings)} warning(s)"
+        if not outcome.written:
+            # e.g. a scenario that does not exist, or --output: no sheet to point at.
+            return [f"{counts}; nothing was written"]
+        return [f"{counts}; see the {' and '.join(outcome.written)} sheets"]
+    result = outcome.result
+    bills = result.bills
+    total = total_billed(bills)
+    departments = bills["Department"].nunique()
+    lines = [
+        f"Period {outcome.period}: billed {_fmt(total)} to {departments} department(s) "
+        f"in {len(bills)} bill line(s)"
+    ]
+    recovery = result.recovery
+    current = recovery[recovery["Period"] == outcome.period]
+    if len(current):
+        lines.append("Recovery this period:")
+        width = max(len(str(p)) for p in current["Pool"])
+        for row in current.itertuples(index=False):
+            if not row.Cost and not row.Recovered:
+                # A support pool: everything it cost went on to other pools (step-down).
+                lines.append(f"  {row.Pool:<{width}}  allocated onward to other pools")
+                continue
+            pct = "" if row.RecoveryPct is None else f"{Decimal(row.RecoveryPct) * 100:6.1f}%"
+            lines.append(
+                f"  {row.Pool:<{width}}  cost {_fmt(row.Cost):>14}  "
+                f"recovered {_fmt(row.Recovered):>14}  {pct}"
+            )
+    tieouts = result.tieouts
+    passed = sum(1 for t in tieouts if t.passed)
+    lines.append(
+        "All tie-outs passed" if passed == len(tieouts) else f"{passed}/{len(tieouts)} tie-outs"
+    )
+    lines[-1] += f" ({len(tieouts)} checks)"
+    return lines
+
+
+def explain_exception(exc: Exception) -> str | None:
+    """A user-facing sentence for failures that are not bugs (file locked, not a workbook)."""
+    if isinstance(exc, PermissionError):
+        return (
+            f"cannot write {exc.filename or 'the workbook'}: it is read-only or open in "
+            "another program (close it in Excel and run again); nothing was changed"
+        )
+    if isinstance(exc, zipfile.BadZipFile):
+        return "the file is not an Excel workbook (.xlsx or .xlsm); save it as one and retry"
+    name = type(exc).__name__
+    if name in ("WorkbookFormatError", "WorkbookProtectedError", "NotOwnedError", "WriteRefused"):
+        return str(exc)
+    return None
+
+
+def demo_changes(path: Path, shipped: Path) -> str | None:
+    """What makes ``path`` more than the shipped demo plus costloop's own outputs, or None.
+
+    A rerun of ``costloop demo`` may replace a demo nobody touched; any sheet of
+    the user's that differs from the shipped one (or a sheet added, removed or
+    renamed) means work that a copy would destroy.
+    """
+    if path.read_bytes() == shipped.read_bytes():
+        return None
+    try:
+        mine = FileWorkbook(path)
+        theirs = FileWorkbook(shipped)
+        owned = {n.casefold() for n in mine.owned_sheets()}
+        sheets = [n for n in mine.sheet_names() if n.casefold() not in owned]
+        if sheets != theirs.sheet_names():
+            return f"its sheets are {', '.join(sheets)}, not the demo's"
+        for name in sheets:
+            if mine.read_sheet(name) != theirs.read_sheet(name):
+                return f"its {name} sheet differs from the demo's"
+    except (WorkbookFormatError, zipfile.BadZipFile, KeyError):
+        return "it is not the demo workbook"
+    return None

@@ -1,0 +1,2 @@
+"""Workbook -> (Book, problems): every input sheet read, validated and typed, and UsageSource.
+"""

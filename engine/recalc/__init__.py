@@ -1,0 +1,2 @@
+"""Headless LibreOffice recalculation and the copy-back of formula values.
+"""

@@ -1,0 +1,125 @@
+"""The narrow workbook interface (ARCHITECTURE.md).
+
+The engine reads and writes a workbook only through this: read a sheet as a
+grid of values, and replace the sheets it owns. Three implementations satisfy
+it: a file on disk (`costloop.engine.xlsx.file_workbook.FileWorkbook`: headless, CI,
+command line), a live `xlwings.Book` (`costloop.addin.xlwings_book`, behind a
+ribbon button) and sheets held in memory
+(`costloop.engine.workbook.memory.MemoryWorkbook`). The engine never imports
+xlwings. Where a workbook's changes end up (the same file, another file, the
+open window) belongs to the implementation, not to this interface.
+
+The values a sheet reads as, whatever the host, are the cell-value contract in
+`costloop.engine.workbook.cells`; ``tests/test_workbook_conformance.py`` holds every
+implementation to this interface.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from costloop.engine.workbook.cells import CellValue, ExcelError
+
+__all__ = [
+    "CellValue",
+    "ExcelError",
+    "NotOwnedError",
+    "OutputSheet",
+    "Workbook",
+    "check_sheet_names",
+    "column_letter",
+]
+
+MAX_SHEET_NAME = 31
+
+
+def column_letter(index: int) -> str:
+    """Grid column index to Excel's letters: 0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+@dataclass
+class OutputSheet:
+    """An engine-owned sheet's whole content: a header row, then rows of values.
+
+    Values are None, str, int, float, bool, Decimal (money, written as a number)
+    or datetime. ``formats`` maps a column name to an Excel number format
+    (``#,##0.00`` for money, ``0.0%`` for a ratio).
+    """
+
+    name: str
+    columns: list[str]
+    rows: list[tuple] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)
+
+
+class Workbook(Protocol):
+    """What the engine needs of a workbook, whatever hosts it."""
+
+    def sheet_names(self) -> list[str]:
+        """Every sheet (worksheets and chartsheets), in workbook order."""
+        ...
+
+    def read_sheet(self, name: str) -> list[list[CellValue]]:
+        """A worksheet's used range from A1, row-major, every row the same length.
+
+        Values follow `costloop.engine.workbook.cells`. A chartsheet reads as ``[]``; a
+        sheet that does not exist raises KeyError.
+        """
+        ...
+
+    def owned_sheets(self) -> set[str]:
+        """Names of the sheets the engine created (and so may replace)."""
+        ...
+
+    def hidden_rows(self, name: str) -> set[int]:
+        """Excel row numbers (1-based) hidden on a worksheet, by hand, by a filter or by a
+        collapsed outline; empty where the host cannot tell. The reader counts hidden rows
+        and warns about the ones holding data."""
+        ...
+
+    def replace_sheets(self, sheets: list[OutputSheet]) -> None:
+        """Replace (or add after the last sheet) each owned sheet, all at once.
+
+        Raises `NotOwnedError`, before changing anything, if a sheet of that
+        name exists but the engine did not create it. All or nothing: when it
+        raises, the workbook is as it was. Nothing else in the workbook changes.
+        """
+        ...
+
+
+class NotOwnedError(Exception):
+    """A sheet the engine must write exists but belongs to the user."""
+
+    def __init__(self, sheet: str):
+        super().__init__(
+            f"{sheet}: a sheet named {sheet!r} already exists and was not made by costloop; "
+            f"rename or delete it so costloop can write its {sheet!r} output there"
+        )
+        self.sheet = sheet
+
+
+_BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+
+
+def check_sheet_names(names: list[str]) -> None:
+    """Raise ValueError unless every name is one Excel accepts for a sheet, each written once."""
+    seen: set[str] = set()
+    for name in names:
+        if not name or len(name) > MAX_SHEET_NAME or _BAD_SHEET_CHARS.search(name):
+            raise ValueError(
+                f"{name!r}: a sheet name must be 1 to {MAX_SHEET_NAME} characters "
+                "without [ ] : * ? / \\"
+            )
+        if name.startswith("'") or name.endswith("'") or name.casefold() == "history":
+            raise ValueError(f"{name!r}: Excel does not allow this sheet name")
+        if name.casefold() in seen:
+            raise ValueError(f"{name!r}: the same output sheet is written twice")
+        seen.add(name.casefold())

@@ -1,0 +1,3 @@
+"""The file host: OOXML package surgery, calamine and fastexcel reads, lossless write-back. No
+engine types.
+"""
