@@ -28,6 +28,7 @@ from costloop.engine.model.periods import (
     fiscal_periods_to_date,
     period_index,
 )
+from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
     Charge,
@@ -122,13 +123,8 @@ def _sum_by(frame: pd.DataFrame, name_col: str, value_col: str) -> dict:
 
 
 def _spellings(frames: Iterable[tuple[pd.DataFrame, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for frame, col in frames:
-        if frame is not None and col in frame:
-            for name in frame[col].dropna().unique():  # first occurrences, in order
-                if str(name).strip():
-                    out.setdefault(name_key(str(name)), str(name).strip())
-    return out
+    """Name key -> first spelling over the frames' columns, in order."""
+    return first_spellings(*(f[c] for f, c in frames if f is not None and c in f))
 
 
 def build_series(

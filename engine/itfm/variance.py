@@ -20,8 +20,8 @@ from costloop.engine.itfm.forecast import round_half_up
 from costloop.engine.model.book import Book, money
 from costloop.engine.model.money import exact_sums
 from costloop.engine.model.periods import fiscal_periods_to_date
+from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem
-from costloop.rules.ast import name_key
 
 VARIANCE_SHEET = "Variance"
 VARIANCE_COLUMNS = [
@@ -54,10 +54,7 @@ def _totals(frame: pd.DataFrame, name_col: str, value_col: str, periods: set[str
     """({name key: exact total over ``periods``}, {name key: first spelling}) for one sheet."""
     if frame is None or len(frame) == 0 or name_col not in frame or value_col not in frame:
         return {}, {}
-    names: dict[str, str] = {}
-    for name in frame[name_col].dropna().unique():
-        if isinstance(name, str) and name.strip():
-            names.setdefault(name_key(name), name.strip())
+    names = first_spellings(frame[name_col])
     totals = {}
     for key, per_period in exact_sums(frame, name_col, value_col).items():
         in_range = [v for p, v in per_period.items() if p in periods]
