@@ -34,7 +34,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from costloop.engine.itfm.forecast import exact, round_half_up
+from costloop.engine.model.money import exact_decimal, exact_fraction, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, RateCard, Tiered, name_key
@@ -92,7 +92,7 @@ def reserve_days(over_under: Fraction, cost: Fraction, months: int) -> Fraction 
 
 
 def _money(value: Fraction, minor: int) -> Decimal:
-    return round_half_up(value, minor)
+    return round_to_places(value, minor)
 
 
 def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rate) -> dict:
@@ -100,15 +100,15 @@ def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rat
     annualised = cost * 12 / months
     days = reserve_days(ou, cost, months)
     excess = ou - Fraction(limit) * annualised / 365
-    ratio = None if cost == 0 else round_half_up(revenue / cost, RATIO_PLACES)
+    ratio = None if cost == 0 else round_to_places(revenue / cost, RATIO_PLACES)
     if days is None:
         status, finding = "NO COST", "no cost recorded this fiscal year to date"
     elif days > limit:
         status = "EXCEEDS RESERVE LIMIT"
         finding = (
-            f"reserve of {_money(ou, minor):,} is {round_half_up(days, 1)} days of cash expenses, "
-            f"over the {limit}-day limit (2 CFR 200 App. V G.2): lower rates or refund/credit "
-            f"the excess of {_money(excess, minor):,} (G.4)"
+            f"reserve of {_money(ou, minor):,} is {round_to_places(days, DAYS_PLACES)} days of "
+            f"cash expenses, over the {limit}-day limit (2 CFR 200 App. V G.2): lower rates or "
+            f"refund/credit the excess of {_money(excess, minor):,} (G.4)"
         )
     elif ou < 0:
         status = "UNDER-RECOVERED"
@@ -132,7 +132,7 @@ def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rat
         "Over/Under YTD": _money(ou, minor),
         "Recovery %": ratio,
         "Annualised Cash Expenses": _money(annualised, minor),
-        "Reserve Days": None if days is None else round_half_up(days, DAYS_PLACES),
+        "Reserve Days": None if days is None else round_to_places(days, DAYS_PLACES),
         "Limit Days": limit,
         "Excess Over Limit": None if days is None or excess <= 0 else _money(excess, minor),
         "Same Rate": same_rate,
@@ -153,7 +153,7 @@ def _recovery_ytd(recovery: pd.DataFrame | None, periods: set[str]):
         key = name_key(str(row.Pool))
         names.setdefault(key, str(row.Pool))
         cost, revenue, ou = (
-            exact(v) or Fraction(0) for v in (row.Cost, row.Recovered, row.OverUnder)
+            exact_fraction(v) or Fraction(0) for v in (row.Cost, row.Recovered, row.OverUnder)
         )
         total = sums.setdefault(key, [Fraction(0)] * 3)
         total[0] += cost
@@ -185,7 +185,7 @@ def _card_has_tiers(charge: Charge, rates: pd.DataFrame | None) -> bool:
         pool = getattr(row, "Pool", None)
         if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
             continue
-        if any(exact(getattr(row, c, None)) is not None for c in ("TierFrom", "TierTo")):
+        if any(exact_fraction(getattr(row, c, None)) is not None for c in ("TierFrom", "TierTo")):
             return True
     return False
 
@@ -202,7 +202,7 @@ def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules:
         return [], set()
     # Column-wise: a year of bill lines for thousands of departments is hundreds of
     # thousands of rows; only the exceptions found become Python dicts.
-    rates = _map_values(bills["Rate"].to_numpy(dtype=object), _as_decimal)
+    rates = _map_values(bills["Rate"].to_numpy(dtype=object), exact_decimal)
     metrics = bills["Metric"].to_numpy(dtype=object)
     named = _map_values(metrics, lambda m: isinstance(m, str) and bool(m.strip()))
     rules = bills["Rule"].astype(str).to_numpy(dtype=object)
@@ -286,14 +286,6 @@ def _map_values(values: np.ndarray, fn) -> np.ndarray:
     if (codes < 0).any():
         mapped[-1] = fn(None)
     return mapped[codes]
-
-
-def _as_decimal(value: object) -> Decimal | None:
-    """A Bills Rate as a Decimal as written (0.10 stays 0.10); None for a line without rate."""
-    if isinstance(value, Decimal):
-        return None if value.is_nan() else value
-    number = exact(value)
-    return None if number is None else Decimal(str(value))
 
 
 def _exception_row(exc: dict) -> dict:

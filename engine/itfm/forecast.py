@@ -21,8 +21,15 @@ from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.model.book import Book, money
-from costloop.engine.model.money import exact_sums, to_fraction
+from costloop.engine.model.book import Book
+from costloop.engine.model.money import (
+    cents_to_money,
+    exact_decimal,
+    exact_fraction,
+    exact_sums,
+    round_half_up,
+    round_to_places,
+)
 from costloop.engine.model.periods import (
     fiscal_periods_remaining,
     fiscal_periods_to_date,
@@ -59,37 +66,9 @@ FORECAST_FORMATS = {
 """Usage without a FORECAST rule: the average of the last 3 actual periods."""
 
 
-# --- periods -------------------------------------------------------------------------
-
-
-# --- exact numbers ---------------------------------------------------------
-
-
-def exact(value: object) -> Fraction | None:
-    """A cell value as an exact fraction (as Excel shows it); None for a blank or NaN."""
-    if value is None or value is pd.NA:
-        return None
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    if isinstance(value, (int, float, Decimal, Fraction)):
-        return to_fraction(value)
-    return Fraction(Decimal(str(value)))
-
-
-def round_half_up(value: Fraction, places: int) -> Decimal:
-    """Round an exact fraction to ``places`` decimals, halves away from zero."""
-    sign = -1 if value < 0 else 1
-    scaled = abs(value) * 10**places
-    units = (scaled.numerator * 2 + scaled.denominator) // (scaled.denominator * 2)
-    return Decimal(sign * units).scaleb(-places)
-
-
 def decimal_text(value: Decimal) -> str:
     """2.50 -> '2.5', 2 -> '2' (for method text)."""
-    text = f"{value.normalize():f}"
-    return text
+    return f"{value.normalize():f}"
 
 
 # --- the series being forecast ----------------------------------------------
@@ -379,8 +358,8 @@ def _show(kind: str, value: Fraction | None, minor_unit: int) -> Decimal | None:
     if value is None:
         return None
     if kind == "COST":  # cents -> money, rounded to the minor unit
-        return money(int(round_half_up(value, 0)), minor_unit)
-    return round_half_up(value, USAGE_PLACES)
+        return cents_to_money(round_half_up(value), minor_unit)
+    return round_to_places(value, USAGE_PLACES)
 
 
 def _rules_by_name(forecasts: Iterable[Forecast]) -> tuple[dict, list[Problem]]:
@@ -497,9 +476,10 @@ def over_under_to_date(recovery: pd.DataFrame | None, period: str, start_month: 
     for pool, p, amount in zip(
         recovery["Pool"], recovery["Period"], recovery["OverUnder"], strict=True
     ):
-        if p in ytd and amount is not None and not (isinstance(amount, float) and amount != amount):
+        amount = exact_decimal(amount)
+        if p in ytd and amount is not None:
             key = name_key(str(pool))
-            totals[key] = totals.get(key, Decimal(0)) + Decimal(str(amount))
+            totals[key] = totals.get(key, Decimal(0)) + amount
     return totals
 
 
@@ -523,12 +503,13 @@ def net_received(
     per_period: dict[str, Fraction] = {}
     for row in flows.itertuples(index=False):
         if row.Period in ytd and name_key(str(row.Pool)) == pool_key:
-            net = (exact(row.Received) or 0) - (exact(getattr(row, "AllocatedOnward", 0)) or 0)
+            onward = exact_fraction(getattr(row, "AllocatedOnward", 0)) or 0
+            net = (exact_fraction(row.Received) or 0) - onward
             per_period[row.Period] = per_period.get(row.Period, Fraction(0)) + net
     last = [per_period[p] for p in sorted(per_period)[-DEFAULT_RUN_RATE:]]
     if not last:
         return Decimal(0)
-    return round_half_up(sum(last, Fraction(0)) / len(last) * remaining, minor_unit)
+    return round_to_places(sum(last, Fraction(0)) / len(last) * remaining, minor_unit)
 
 
 def current_rate(charge: Charge, book: Book, period: str) -> Decimal | None:
@@ -573,12 +554,12 @@ def billed_rate(bills: pd.DataFrame | None, pool_key: str, metric_key: str) -> D
             continue
         if name_key(metric) != metric_key:
             continue
-        q, a = exact(q), exact(a)
+        q, a = exact_fraction(q), exact_fraction(a)
         if q is None or a is None:
             continue
         quantity += q
         amount += a
-    return round_half_up(amount / quantity, RATE_PLACES) if quantity else None
+    return round_to_places(amount / quantity, RATE_PLACES) if quantity else None
 
 
 def _money_text(value: Decimal) -> str:
@@ -600,7 +581,7 @@ def billed_share(
     pools = lines["Pool"].astype(str).map(name_key)
     metrics = lines["Metric"].astype(str).map(name_key)
     mine = lines[(pools == pool_key) & (metrics == name_key(series.name))]
-    billed = sum((exact(q) or Fraction(0) for q in mine["Quantity"]), Fraction(0))
+    billed = sum((exact_fraction(q) or Fraction(0) for q in mine["Quantity"]), Fraction(0))
     if used <= 0 or billed == used:
         return None
     return billed / used
@@ -661,8 +642,8 @@ def break_even_rates(
         )
         billed_part = ""
         if share is not None:
-            volume = round_half_up(Fraction(volume) * share, USAGE_PLACES)
-            billed_part = f" (BILLED SHARE {round_half_up(share * 100, 1)}% OF USAGE TO DATE)"
+            volume = round_to_places(Fraction(volume) * share, USAGE_PLACES)
+            billed_part = f" (BILLED SHARE {round_to_places(share * 100, 1)}% OF USAGE TO DATE)"
         carried = over_under.get(pool_key, Decimal(0))
         extra = f" INCL. NET RECEIVED {_money_text(received)}" if received else ""
         rates = {current_rate(c, book, period) for c in pool_charges}
@@ -689,7 +670,7 @@ def break_even_rates(
             )
             rows.append(row)
             continue
-        rate = round_half_up((Fraction(cost) - Fraction(carried)) / Fraction(volume), RATE_PLACES)
+        rate = round_to_places((Fraction(cost) - Fraction(carried)) / Fraction(volume), RATE_PLACES)
         method = formula
         if rate < 0:
             # Carried-forward over-recovery exceeds the rest of the year's cost: bill nothing

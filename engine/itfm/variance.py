@@ -16,9 +16,8 @@ from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.itfm.forecast import round_half_up
-from costloop.engine.model.book import Book, money
-from costloop.engine.model.money import exact_sums
+from costloop.engine.model.book import Book
+from costloop.engine.model.money import cents_to_money, exact_sums, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
 from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem
@@ -72,7 +71,9 @@ def _row(kind, name, span, plan, actual, show) -> dict:
                 "Actual YTD": actual_shown, "Variance": None, "Variance %": None,
                 "Status": none}  # fmt: skip
     variance = actual_shown - plan_shown
-    ratio = None if plan == 0 else round_half_up(Fraction(variance) / Fraction(plan_shown), 4)
+    ratio = None
+    if plan != 0:
+        ratio = round_to_places(Fraction(variance) / Fraction(plan_shown), RATIO_PLACES)
     status = over if variance > 0 else under if variance < 0 else even
     return {
         "Kind": kind,
@@ -94,10 +95,10 @@ def variance(book: Book, period: str) -> tuple[pd.DataFrame, list[Problem]]:
     minor = book.settings.minor_unit
 
     def cash(cents: Fraction) -> Decimal:
-        return money(int(cents), minor)  # sums of integer cents stay integer
+        return cents_to_money(int(cents), minor)  # sums of integer cents stay integer
 
     def quantity(value: Fraction) -> Decimal:
-        return round_half_up(value, QUANTITY_PLACES)
+        return round_to_places(value, QUANTITY_PLACES)
 
     budget, budget_names = _totals(book.budget, "Pool", "Cents", periods)
     actual, actual_names = _totals(book.actuals, "Pool", "Cents", periods)

@@ -17,7 +17,6 @@ names are trimmed text in the spelling of their first occurrence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pandas as pd
 
@@ -135,7 +134,3 @@ class Book:
                 return self.cell(sheet, "Pool", int(rows.iloc[0]))
         return f"{self.sources.get('Budget', 'Budget')}!A1"
 
-
-def money(cents: int, minor_unit: int = 2) -> Decimal:
-    """Integer minor units -> exact Decimal (1234 -> Decimal('12.34'))."""
-    return Decimal(cents).scaleb(-minor_unit)

@@ -60,7 +60,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
@@ -68,6 +67,7 @@ from pandas.api.types import infer_dtype
 
 from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS, Book, Settings
 from costloop.engine.model.currency import minor_unit, normalize_code
+from costloop.engine.model.money import to_minor_units
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.values import cell_number, cell_text, is_blank, shown, yes_no
 from costloop.engine.workbook.host import ExcelError, Workbook, column_letter
@@ -171,10 +171,8 @@ MAX_AMOUNT = 1e14
 
 def minor_units(value: object, places: int) -> int | None:
     """A number cell or numeric text -> integer minor units, half-up (0.125 -> 13 cents)."""
-    exact = cell_number(value)
-    if exact is None:
-        return None
-    return int(exact.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    number = cell_number(value)
+    return None if number is None else to_minor_units(number, places)
 
 
 def _cents_of_numbers(numbers: np.ndarray, originals: np.ndarray, places: int) -> np.ndarray:
