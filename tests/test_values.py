@@ -109,3 +109,19 @@ def test_column_letters_both_ways():
         assert column_letter(index) == letters
         assert column_index(letters) == index
         assert column_index(letters.lower()) == index
+
+
+def test_one_did_you_mean_phrasing_for_rules_and_workbook_messages():
+    from costloop.rules.suggest import closest, did_you_mean, quoted_hint
+
+    assert did_you_mean("Service Desk") == 'did you mean "Service Desk"?'
+    assert quoted_hint("Service Desk") == ' — did you mean "Service Desk"?'
+    sheets = clean_sheets()
+    sheets["Settings"].append(["Curency", "EUR"])
+    sheets["Usage"][3][1] = "FNI"
+    _, problems = read(sheets)
+    assert headlines(problems) == [
+        'Settings!A7: costloop does not know the setting "Curency"; did you mean "Currency"?',
+        'Usage!B4: "FNI" is not a department or a cost pool; did you mean "FIN"?',
+    ]
+    assert closest("servce desk", ["Network", "Service Desk"]) == "Service Desk"

@@ -53,11 +53,11 @@ Choices the contract leaves open (also in docs/workbook.md):
 
 from __future__ import annotations
 
-import difflib
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -74,6 +74,7 @@ from costloop.engine.workbook.host import ExcelError, Workbook, column_letter
 from costloop.engine.xlsx.sheet_xml import Uncalculated
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import RuleCell, name_key
+from costloop.rules.suggest import closest, did_you_mean
 
 REQUIRED_SHEETS = ("Settings", "Departments", "Budget", "Usage", "Rules")
 
@@ -89,12 +90,6 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 """Sheet -> (required columns, optional columns), as docs/contract.md#input-sheets names them."""
 
 _NUMERIC_KINDS = {"floating", "integer", "mixed-integer-float", "empty"}
-
-
-def _closest(word: str, choices: Mapping[str, str], cutoff: float = 0.6) -> str | None:
-    """The spelling in ``choices`` (key -> spelling) closest to ``word``, for did-you-mean."""
-    found = difflib.get_close_matches(name_key(word), list(choices), n=1, cutoff=cutoff)
-    return choices[found[0]] if found else None
 
 
 def _compact(key: str) -> str:
@@ -325,9 +320,9 @@ def _check_required_columns(
         sheet.usable = False
         listed = ", ".join(present) if present else "no headers at all"
         message = f'required column "{column}" is missing from row 1 (the header row has {listed})'
-        guess = _closest(column, unmatched, cutoff=0.5)
+        guess = closest(column, unmatched.values(), cutoff=0.5)
         if guess:
-            message += f'; did you mean "{guess}"? Rename that header to {column}'
+            message += f"; {did_you_mean(guess)} Rename that header to {column}"
         else:
             message += f"; add a {column} column with {column} in row 1"
         problems.append(Problem(Reason.MISSING_COLUMN, Severity.ERROR, where, message))
@@ -519,6 +514,13 @@ class _Columns:
         return out
 
 
+def unknown_receiver(name: str, receivers: Iterable[str]) -> str:
+    """The message for a Usage department that is neither a department nor a pool."""
+    guess = closest(name, receivers)
+    fix = did_you_mean(guess) if guess else "add it to Departments or fix the name"
+    return f'"{name}" is not a department or a cost pool; {fix}'
+
+
 def _hint(value: object) -> str:
     """The fix for a number typed as text that costloop does not read."""
     if isinstance(value, str) and re.search(r"[$€£¥]|^\s*\(.*\)\s*$", value):
@@ -613,11 +615,11 @@ def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
         raw[key] = cell_text(value)
         cells[key] = where
         if key not in _SETTING_SPELLINGS:
-            guess = _closest(written, _SETTING_SPELLINGS, cutoff=0.8)
+            guess = closest(written, _SETTING_SPELLINGS.values(), cutoff=0.8)
             if guess:
                 problem(
                     key_where,
-                    f'costloop does not know the setting "{written}"; did you mean {guess}?',
+                    f'costloop does not know the setting "{written}"; {did_you_mean(guess)}',
                     Severity.WARNING,
                 )
             continue
@@ -770,11 +772,11 @@ def _read_usage(
         known = pd.Series(keys, dtype=object).isin(receivers.keys()).to_numpy()
         unknown = (departments != "") & ~known
 
+        # One suggestion per distinct name, however many rows carry it.
+        suggest = functools.cache(lambda name: unknown_receiver(name, receivers.values()))
+
         def message(value: object) -> str:
-            name = cell_text(value)
-            guess = _closest(name, receivers)
-            fix = f'did you mean "{guess}"?' if guess else "add it to Departments or fix the name"
-            return f'"{name}" is not a department or a cost pool; {fix}'
+            return suggest(cell_text(value))
 
         checked._report(unknown, "department", message, Reason.UNKNOWN_DEPARTMENT)
     frame = _frame(checked, columns)
@@ -909,9 +911,9 @@ def _resolve_sheets(
         elif logical in REQUIRED_SHEETS or logical in chosen:
             listed = ", ".join(present) if present else "none"
             message = f'the workbook has no sheet "{wanted}" (its sheets: {listed})'
-            guess = _closest(wanted, spare)
+            guess = closest(wanted, spare.values())
             if guess:
-                message += f'; did you mean "{guess}"? Rename that sheet to {wanted}'
+                message += f"; {did_you_mean(guess)} Rename that sheet to {wanted}"
             else:
                 message += f"; add a sheet named {wanted} with its header in row 1"
             problems.append(Problem(Reason.MISSING_SHEET, Severity.ERROR, wanted, message))

@@ -46,6 +46,7 @@ from costloop.engine.model.periods import parse_period
 from costloop.engine.workbook.host import column_letter
 from costloop.problems import GROUP_AFTER, Problem, Reason, Severity, repeated
 from costloop.rules.ast import name_key
+from costloop.rules.suggest import closest, did_you_mean
 
 SOURCE_KEY = "usagesource"
 TAG_KEY = "usagedepartmenttag"
@@ -682,8 +683,6 @@ def _aggregate(
 
 
 def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, str]) -> None:
-    import difflib
-
     frame = pd.DataFrame({"name": unknown}, dtype=object)
     reader.con.register("unknown_frame", frame)
     reader.con.execute(
@@ -692,12 +691,8 @@ def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, st
 
     def message(value: object) -> str:
         name = str(value).strip()
-        found = difflib.get_close_matches(name_key(name), list(receivers), n=1, cutoff=0.6)
-        fix = (
-            f'did you mean "{receivers[found[0]]}"?'
-            if found
-            else "add it to Departments or fix the name"
-        )
+        guess = closest(name, receivers.values())
+        fix = did_you_mean(guess) if guess else "add it to Departments or fix the name"
         return f'"{name}" is not a department or a cost pool; {fix}'
 
     # The rows are found by the raw column the department came from.
