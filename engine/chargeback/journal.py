@@ -25,7 +25,7 @@ import pandas as pd
 from costloop.engine.chargeback.allocate import SHARE_METRIC
 from costloop.engine.chargeback.drivers import Drivers, name_keys
 from costloop.engine.model.money import format_quantity, object_array
-from costloop.engine.model.result import JOURNAL_COLUMNS
+from costloop.engine.model.sheets import JOURNAL_COLUMNS
 from costloop.rules.ast import name_key
 
 

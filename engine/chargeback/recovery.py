@@ -26,7 +26,8 @@ import pandas as pd
 
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.model.money import cents_to_money, round_to_places
-from costloop.engine.model.result import POOL_FLOW_COLUMNS, RECOVERY_COLUMNS, PeriodRun
+from costloop.engine.model.result import POOL_FLOW_COLUMNS, PeriodRun
+from costloop.engine.model.sheets import RECOVERY_COLUMNS
 
 _PCT_PLACES = 4
 

@@ -36,43 +36,10 @@ import pandas as pd
 
 from costloop.engine.model.money import exact_decimal, exact_fraction, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
+from costloop.engine.model.sheets import COMPLIANCE, COMPLIANCE_COLUMNS
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
-COMPLIANCE_SHEET = "Compliance"
-COMPLIANCE_COLUMNS = [
-    "Check",
-    "Pool",
-    "Metric",
-    "Period",
-    "Department",
-    "Months",
-    "Cost YTD",
-    "Revenue YTD",
-    "Over/Under YTD",
-    "Recovery %",
-    "Annualised Cash Expenses",
-    "Reserve Days",
-    "Limit Days",
-    "Excess Over Limit",
-    "Rate Billed",
-    "Standard Rate",
-    "Same Rate",
-    "Status",
-    "Finding",
-]
-_MONEY = "#,##0.00"
-COMPLIANCE_FORMATS = {
-    "Cost YTD": _MONEY,
-    "Revenue YTD": _MONEY,
-    "Over/Under YTD": _MONEY,
-    "Recovery %": "0.0%",
-    "Annualised Cash Expenses": _MONEY,
-    "Reserve Days": "0.0",
-    "Excess Over Limit": _MONEY,
-    "Rate Billed": "#,##0.00####",
-    "Standard Rate": "#,##0.00####",
-}
 DAYS_PLACES = 1
 RATIO_PLACES = 4
 
@@ -347,11 +314,14 @@ def compliance(
     bills: pd.DataFrame | None,
     period: str,
     charges: Iterable[Charge] = (),
+    sheet: str = COMPLIANCE,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Compliance` sheet: recovery and reserve per billed pool, the fund, rate exceptions.
 
     ``bills`` may hold every period of the fiscal year to date (the same-rate
-    check then covers them all) or only the billed period.
+    check then covers them all) or only the billed period. ``sheet`` is the name
+    the rows are written under (``Compliance@High`` in a ``--scenario`` run):
+    a warning about a row points into that sheet.
     """
     charges = list(charges)
     settings = book.settings
@@ -387,7 +357,7 @@ def compliance(
                     Reason.RESERVE_EXCEEDED,
                     Severity.WARNING,
                     # The FUND TOTAL row just added (row 1 is the header).
-                    f"{COMPLIANCE_SHEET}!A{len(rows) + 1}",
+                    f"{sheet}!A{len(rows) + 1}",
                     f"the IT fund's reserve from billing ({total['Over/Under YTD']:,}) is "
                     f"{total['Reserve Days']} days of cash expenses, over the {limit}-day limit "
                     f"(Settings ReserveDays; 2 CFR 200 App. V G.2) — lower rates or refund "

@@ -22,6 +22,7 @@ from fractions import Fraction
 import pandas as pd
 
 from costloop.engine.model.book import Book
+from costloop.engine.model.formats import QUANTITY_PLACES, RATE_PLACES
 from costloop.engine.model.money import (
     cents_to_money,
     exact_decimal,
@@ -35,6 +36,7 @@ from costloop.engine.model.periods import (
     fiscal_periods_to_date,
     period_index,
 )
+from costloop.engine.model.sheets import FORECAST_COLUMNS
 from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
@@ -50,19 +52,10 @@ from costloop.rules.ast import (
     name_key,
 )
 
-FORECAST_COLUMNS = ["Period", "Kind", "Name", "Plan", "Actual", "Forecast", "Adjustment", "Method"]
-USAGE_PLACES = 4
+USAGE_PLACES = QUANTITY_PLACES
 """Usage forecasts are quantities shown to 4 decimal places."""
-RATE_PLACES = 6
-"""Proposed rates are shown to 6 decimal places (fine enough for per-unit prices of cents)."""
+# Proposed rates are shown to RATE_PLACES (6) decimal places, as the Rates sheet's are.
 DEFAULT_RUN_RATE = 3
-FORECAST_FORMATS = {
-    # One column holds quantities, money and rates: show 2 to 6 decimals as needed.
-    "Plan": "#,##0.00####",
-    "Actual": "#,##0.00####",
-    "Forecast": "#,##0.00####",
-    "Adjustment": "#,##0.00####",
-}
 """Usage without a FORECAST rule: the average of the last 3 actual periods."""
 
 

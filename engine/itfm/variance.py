@@ -17,30 +17,14 @@ from fractions import Fraction
 import pandas as pd
 
 from costloop.engine.model.book import Book
+from costloop.engine.model.formats import QUANTITY_PLACES
 from costloop.engine.model.money import cents_to_money, exact_sums, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
+from costloop.engine.model.sheets import VARIANCE_COLUMNS
 from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem
 
-VARIANCE_SHEET = "Variance"
-VARIANCE_COLUMNS = [
-    "Kind",
-    "Name",
-    "Periods",
-    "Plan YTD",
-    "Actual YTD",
-    "Variance",
-    "Variance %",
-    "Status",
-]
-VARIANCE_FORMATS = {
-    "Plan YTD": "#,##0.00##",
-    "Actual YTD": "#,##0.00##",
-    "Variance": "#,##0.00##",
-    "Variance %": "0.0%",
-}
 RATIO_PLACES = 4
-QUANTITY_PLACES = 4
 
 _STATUS = {
     "COST": ("OVER BUDGET", "UNDER BUDGET", "ON BUDGET", "NO BUDGET"),

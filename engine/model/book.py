@@ -23,19 +23,6 @@ import pandas as pd
 from costloop.engine.model.values import first_spellings
 from costloop.rules.ast import RuleCell, name_key
 
-INPUT_SHEETS = ("Settings", "Departments", "Budget", "Actuals", "Usage", "Rates", "Rules")
-OUTPUT_SHEETS = (
-    "Bills",
-    "Journal",
-    "Recovery",
-    "Forecast",
-    "Variance",
-    "Compliance",
-    "Rule Check",
-    "Run Log",
-)
-"""Every sheet the engine owns, in the order a new workbook gets them."""
-
 
 @dataclass(frozen=True)
 class Settings:

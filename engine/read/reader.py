@@ -65,18 +65,17 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS, Book, Settings
+from costloop.engine.model.book import Book, Settings
 from costloop.engine.model.currency import minor_unit, normalize_code
 from costloop.engine.model.money import to_minor_units
 from costloop.engine.model.periods import parse_period
+from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS, REQUIRED_SHEETS
 from costloop.engine.model.values import cell_number, cell_text, is_blank, shown, yes_no
 from costloop.engine.workbook.host import ExcelError, Workbook, column_letter
 from costloop.engine.xlsx.sheet_xml import Uncalculated
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import RuleCell, name_key
 from costloop.rules.suggest import closest, did_you_mean
-
-REQUIRED_SHEETS = ("Settings", "Departments", "Budget", "Usage", "Rules")
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Settings": (("Key", "Value"), ()),
