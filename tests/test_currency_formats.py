@@ -20,7 +20,7 @@ import pytest
 
 from costloop.engine.model.formats import mixed_format, money_format, rate_format, sheet_formats
 from costloop.engine.model.sheets import OUTPUT_SHEETS
-from costloop.engine.pipeline.commands import run_book
+from costloop.engine.pipeline.commands import run_book, summary_lines
 from costloop.problems import Reason
 from costloop.workbooks import demo_path
 
@@ -107,6 +107,10 @@ def test_a_jpy_workbook_shows_no_cents_on_any_sheet(tmp_path):
             assert number_format == "#,##0", (sheet, coordinate)
         elif sheet in ("Forecast", "Variance"):
             assert number_format in ("#,##0.######", "#,##0.####"), (sheet, coordinate)
+    # The terminal's summary says yen too.
+    summary = summary_lines(outcome)
+    assert re.fullmatch(r"Period 2026-03: billed [\d,]+ to \d+ department\(s\) .*", summary[0])
+    assert all(not re.search(r"\d\.\d\d ", line) for line in summary[2:-1]), summary
 
 
 def test_a_failed_jpy_run_writes_its_rule_check_in_yen(tmp_path):
