@@ -47,12 +47,6 @@ def _describe(
     return "split evenly"
 
 
-def memo(period: str, pool: str, lines: list[tuple[object, object, object]]) -> str:
-    """``Chargeback 2026-03 Cloud — vCPU-Hours 1,234 @ 0.05`` from (metric, quantity, rate)."""
-    parts = [_describe(m, q, r) for m, q, r in lines]
-    return f"Chargeback {period} {pool} — {'; '.join(parts)}"
-
-
 def _descriptions(metrics: list, quantities: list, rates: list) -> list[str]:
     """`_describe` of every bill line, each distinct quantity and rate formatted once.
 

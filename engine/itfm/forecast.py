@@ -54,7 +54,7 @@ from costloop.rules.ast import (
 
 USAGE_PLACES = QUANTITY_PLACES
 """Usage forecasts are quantities shown to 4 decimal places."""
-# Proposed rates are shown to RATE_PLACES (6) decimal places, as the Rates sheet's are.
+# Proposed rates are rounded to RATE_PLACES (6) decimals, the places their format shows.
 DEFAULT_RUN_RATE = 3
 """Usage without a FORECAST rule: the average of the last 3 actual periods."""
 

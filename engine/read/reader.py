@@ -1136,6 +1136,3 @@ def _hidden_rows_warning(wb: Workbook, sheet: _Sheet, width: int) -> list[Proble
             f"and delete any row that should not count",
         )
     ]
-
-
-"""Alias kept for the brief's name; `read_book` is already vectorised."""
