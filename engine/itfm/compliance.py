@@ -36,7 +36,7 @@ import pandas as pd
 
 from costloop.engine.model.money import exact_decimal, exact_fraction, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
-from costloop.engine.model.sheets import COMPLIANCE, COMPLIANCE_COLUMNS
+from costloop.engine.model.sheets import BILLS, COMPLIANCE, COMPLIANCE_COLUMNS
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
@@ -291,7 +291,7 @@ def _exception_problems(exceptions: list[dict], charges: Iterable[Charge]) -> li
             Problem(
                 Reason.RATE_NOT_UNIFORM,
                 Severity.WARNING,
-                rule.where if rule else "Bills",
+                rule.where if rule else BILLS,
                 f'pool "{first["pool"]}": {departments} billed {first["rate"]} per '
                 f'"{first["metric"]}" in {periods} while other departments paid '
                 f"{first['standard']}; a central service must bill every user the same "
