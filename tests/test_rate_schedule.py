@@ -450,3 +450,22 @@ def test_a_row_left_out_for_its_own_error_holds_back_its_metrics_schedule():
             "are billed nothing; add the first tier, from TierFrom 0 to TierTo 5",
         ),
     ]
+
+
+def test_a_new_date_whose_hole_the_old_tiers_do_not_fill_asks_for_a_new_tier():
+    # The old 1000 tier straddles the new schedule's start at 500: copying it would overlap.
+    rows = [
+        ["GB", 0.10, "", 0, 1000, "2025-07"],
+        ["GB", 0.05, "", 1000, None, "2025-07"],
+        ["GB", 0.04, "", 500, None, "2026-01"],
+    ]
+    assert schedule_problems(rows) == [
+        (
+            "ERROR",
+            "Rates!D4",
+            'the tiers of "GB" from 2026-01 start at TierFrom 500, so the first 500 units are '
+            "billed nothing; add the first tier, from TierFrom 0 to TierTo 500 (a new "
+            "EffectiveFrom replaces the whole schedule: from 2026-01 the rows of 2025-07 no "
+            "longer apply)",
+        )
+    ]

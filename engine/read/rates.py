@@ -284,7 +284,7 @@ def _bottom_problems(first: _Row, replaced: list[_Row] | None, sheet: RatesSheet
             where,
             f"the tiers of {_label(first)} start at TierFrom {_n(low)}, so the first "
             f"{_n(low)} units are billed nothing; add the first tier, from TierFrom 0 to "
-            f"TierTo {_n(low)}",
+            f"TierTo {_n(low)}{_no_longer(replaced, first)}",
         )
     ]
 
@@ -352,9 +352,21 @@ def _top_problems(top: _Row, replaced: list[_Row] | None, sheet: RatesSheet) -> 
             sheet.cell("tierto", top.row),
             f"the top tier of {_label(top)} ends at TierTo {_n(top.high)}, so units above "
             f"{_n(top.high)} would be billed nothing; leave TierTo blank on the top tier (no "
-            f"upper limit), or add a tier from {_n(top.high)} at Rate 0 if they are free",
+            f"upper limit), or add a tier from {_n(top.high)} at Rate 0 if they are "
+            f"free{_no_longer(replaced, top)}",
         )
     ]
+
+
+def _no_longer(replaced: list[_Row] | None, new: _Row) -> str:
+    """Why the rows of an earlier date do not fill the hole (people expect them to)."""
+    if not replaced:
+        return ""
+    old = f"of {replaced[0].effective}" if replaced[0].effective else "with a blank EffectiveFrom"
+    return (
+        f" (a new EffectiveFrom replaces the whole schedule: from {new.effective} the rows "
+        f"{old} no longer apply)"
+    )
 
 
 def _to_copy_forward(replaced: list[_Row] | None, low: Decimal, high: Decimal | None) -> list[_Row]:
