@@ -206,6 +206,25 @@ def test_the_price_list_layout_1_to_1000_then_1001_gets_the_exact_fix(demo: Path
     )
 
 
+def test_the_layout_0_to_999_then_1000_asks_for_the_rounder_tierto(demo: Path, capsys):
+    # "0–999 / 1,000–9,999 / 10,000+" meant the limits 1000 and 10000: TierTo is to change.
+    set_rates(
+        demo,
+        storage((0.08, 0, 999, "2025-07"), (0.06, 1000, 9999, "2025-07"),
+                (0.04, 10000, None, "2025-07")),
+    )  # fmt: skip
+    refused(
+        demo,
+        capsys,
+        f"Rates!F4: TierTo should be 1000, where the tier below starts (Rates!E5): a tier ends "
+        f"where the next one starts, not one unit before it, so units from 999 to 1000 of "
+        f"{STORAGE} from 2025-07 would be billed nothing",
+        f"Rates!F5: TierTo should be 10000, where the tier below starts (Rates!E6): a tier "
+        f"ends where the next one starts, not one unit before it, so units from 9999 to 10000 "
+        f"of {STORAGE} from 2025-07 would be billed nothing",
+    )
+
+
 def test_the_first_tier_forgotten(demo: Path, capsys):
     set_rates(demo, storage((0.06, 1000, 10000, "2025-07"), (0.04, 10000, None, "2025-07")))
     refused(

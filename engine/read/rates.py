@@ -133,7 +133,7 @@ def _rows(rates: pd.DataFrame) -> list[_Row]:
 def rate_schedule_problems(
     rates: pd.DataFrame, sheet: RatesSheet, unchecked_metrics: Collection[str] = ()
 ) -> list[Problem]:
-    """Every schedule of the rate card checked; all problems at once, in sheet order.
+    """Every schedule of the rate card checked; all problems at once, schedule by schedule.
 
     ``rates`` is the Rates frame as read (good rows, ``_row`` their Excel row).
     ``unchecked_metrics`` are metric keys with a row left out for a problem of its
@@ -307,30 +307,53 @@ def _between_problems(bands: list[_Row], sheet: RatesSheet) -> list[Problem]:
             continue
         if above.start == below.high:
             continue
-        fix = (
-            f"TierFrom should be {_n(below.high)}, where the tier above ends "
-            f"({sheet.cell('tierto', below.row)})"
-        )
         if above.start > below.high:
-            # "1,001–10,000" after "1–1,000": the next whole number, as a price list prints it.
-            next_whole = _whole(below.high) and above.start == below.high + 1
-            why = (
-                ": a tier starts where the tier above ends, not at the next whole number, so"
-                if next_whole
-                else ":"
-            )
-            message = (
-                f"{fix}{why} units from {_n(below.high)} to {_n(above.start)} of "
-                f"{_label(above)} would be billed nothing"
-            )
-        else:
-            end = below.high if above.high is None else min(below.high, above.high)
-            message = (
-                f"{fix}: units from {_n(above.start)} to {_n(end)} of {_label(above)} "
-                f"would be billed twice"
-            )
+            problems.append(_gap(below, above, sheet))
+            continue
+        end = below.high if above.high is None else min(below.high, above.high)
+        message = (
+            f"TierFrom should be {_n(below.high)}, where the tier above ends "
+            f"({sheet.cell('tierto', below.row)}): units from {_n(above.start)} to {_n(end)} "
+            f"of {_label(above)} would be billed twice"
+        )
         problems.append(_error(sheet.cell("tierfrom", above.row), message))
     return problems
+
+
+def _gap(below: _Row, above: _Row, sheet: RatesSheet) -> Problem:
+    """Units between two tiers billed nothing: the limit to change, and to what."""
+    units = (
+        f"units from {_n(below.high)} to {_n(above.start)} of {_label(above)} would be billed "
+        f"nothing"
+    )
+    if not (_whole(below.high) and above.start == below.high + 1):
+        return _error(
+            sheet.cell("tierfrom", above.row),
+            f"TierFrom should be {_n(below.high)}, where the tier above ends "
+            f"({sheet.cell('tierto', below.row)}): {units}",
+        )
+    # One whole unit apart: a price list's inclusive layout. "1–1,000 / 1,001–10,000" meant
+    # the limit 1000, so TierFrom is to change; "0–999 / 1,000–9,999" meant 1000 as well, so
+    # TierTo is. The rounder number is the limit that was meant.
+    if _zeros(above.start) > _zeros(below.high):
+        return _error(
+            sheet.cell("tierto", below.row),
+            f"TierTo should be {_n(above.start)}, where the tier below starts "
+            f"({sheet.cell('tierfrom', above.row)}): a tier ends where the next one starts, "
+            f"not one unit before it, so {units}",
+        )
+    return _error(
+        sheet.cell("tierfrom", above.row),
+        f"TierFrom should be {_n(below.high)}, where the tier above ends "
+        f"({sheet.cell('tierto', below.row)}): a tier starts where the tier above ends, not at "
+        f"the next whole number, so {units}",
+    )
+
+
+def _zeros(number: Decimal) -> int:
+    """Trailing zeros of a whole number (1000: 3, 1001: 0)."""
+    digits = str(int(number))
+    return len(digits) - len(digits.rstrip("0")) if int(number) else 0
 
 
 def _top_problems(top: _Row, replaced: list[_Row] | None, sheet: RatesSheet) -> list[Problem]:
