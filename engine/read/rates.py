@@ -16,7 +16,8 @@ So, per (Pool, Metric, EffectiveFrom): a gap between tiers bills its units
 nothing, an overlap bills them twice, a flat row beside tiers bills every unit
 twice, a first tier above 0 or a capped top tier leaves units free, two flat
 rates bill only the first, and a new date that reprices only some tiers leaves
-the others' units free. Each is an error at the cell to change, with the fix.
+the others' units free. Each is an error at the cell to change, with the fix (the
+same flat rate typed twice bills right, and is a warning).
 """
 
 from __future__ import annotations
