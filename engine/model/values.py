@@ -124,7 +124,9 @@ def first_spellings(*columns: Iterable[object]) -> dict[str, str]:
         if isinstance(column, pd.Series | pd.Index | np.ndarray):
             values = np.asarray(column, dtype=object)
         else:
-            values = np.array([*column, None], dtype=object)[:-1]  # None: never unpacked as 2-d
+            items = list(column)
+            values = np.empty(len(items), dtype=object)
+            values[:] = items
         for value in pd.unique(values):
             if is_blank(value):
                 continue
