@@ -36,19 +36,24 @@ from costloop.engine.model.formats import money_format, sheet_formats
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
+    ACTUALS,
     BILL_COLUMNS,
     BILLS,
+    BUDGET,
     COMPLIANCE,
     COMPLIANCE_COLUMNS,
+    DEPARTMENTS,
     FORECAST,
     FORECAST_COLUMNS,
     JOURNAL,
     JOURNAL_COLUMNS,
     OUTPUT_SHEETS,
+    RATES,
     RECOVERY,
     RECOVERY_COLUMNS,
     RULE_CHECK,
     RUN_LOG,
+    USAGE,
     VARIANCE,
     VARIANCE_COLUMNS,
     RunLogKey,
@@ -147,11 +152,11 @@ def new_run_log(
         log.add(key.SCENARIO, scenario)
     if book is not None:
         for sheet, frame in (
-            ("Departments", book.departments),
-            ("Budget", book.budget),
-            ("Actuals", book.actuals),
-            ("Usage", book.usage),
-            ("Rates", book.rates),
+            (DEPARTMENTS, book.departments),
+            (BUDGET, book.budget),
+            (ACTUALS, book.actuals),
+            (USAGE, book.usage),
+            (RATES, book.rates),
         ):
             log.add(f"{key.ROWS}{sheet}", len(frame))
         enabled = sum(1 for c in book.rules if c.enabled)
@@ -191,7 +196,11 @@ def write_failure(
     amounts = outcome.result.rule_amounts if outcome.result else None
     sheets = [
         rule_check_sheet(
-            cells, outcome.problems, amounts, _money_format(outcome.book), names[RULE_CHECK]
+            cells,
+            outcome.problems,
+            amounts,
+            money_format=_money_format(outcome.book),
+            name=names[RULE_CHECK],
         ),
         outcome.run_log.sheet(names[RUN_LOG]),
     ]
@@ -257,9 +266,8 @@ def check_workbook(wb: Workbook, label: str = "") -> Outcome:
     outcome.problems += _not_owned(wb, [RULE_CHECK])
     if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
         cells = outcome.book.rules if outcome.book else []
-        wb.replace_sheets(
-            [rule_check_sheet(cells, outcome.problems, None, _money_format(outcome.book))]
-        )
+        sheet = rule_check_sheet(cells, outcome.problems, money_format=_money_format(outcome.book))
+        wb.replace_sheets([sheet])
         outcome.written = [RULE_CHECK]
     return outcome
 
@@ -395,8 +403,8 @@ def run_workbook(
             book.rules,
             outcome.problems,
             result.rule_amounts,
-            _money_format(book),
-            names[RULE_CHECK],
+            money_format=_money_format(book),
+            name=names[RULE_CHECK],
         )
     )
     sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
