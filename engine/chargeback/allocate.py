@@ -87,7 +87,8 @@ class Receivers:
     """The departments' quantities (None: blank)."""
     keep: bool = False
     """True: nothing is spread this period (IF NO USAGE KEEP, or a FAIL error)."""
-    problems: list[Problem] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    """What finding the receivers raised (a WHERE column that does not exist, a zero driver)."""
     keys: np.ndarray | None = None
     """`Drivers.department_keys` (the department positions point into it)."""
 
@@ -147,7 +148,7 @@ def _column_weights(drivers: Drivers, column_key: str) -> tuple[str | None, np.n
     The same for every period and rule, so worked out once per column: values
     brought to one denominator (the ratios are what spreads), Decimals to show.
     """
-    cached = drivers.cache.get(("column weights", column_key))
+    cached = drivers.column_weights.get(column_key)
     if cached is not None:
         return cached
     header, values = drivers.department_column(column_key)
@@ -155,7 +156,7 @@ def _column_weights(drivers: Drivers, column_key: str) -> tuple[str | None, np.n
     weights = as_int_array(integer_weights(exact))
     quantities = np.empty(len(exact), dtype=object)
     quantities[:] = [Decimal(v.numerator) / Decimal(v.denominator) for v in exact]
-    drivers.cache[("column weights", column_key)] = (header, weights, quantities)
+    drivers.column_weights[column_key] = (header, weights, quantities)
     return header, weights, quantities
 
 

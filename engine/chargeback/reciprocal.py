@@ -90,7 +90,7 @@ def spread_group(
         # group with nothing at all to spread raises no zero-driver error).
         got = receivers(drivers, rule, period, amount or int(group_has_cost), direct_cost)
         found.append(got)
-        problems += got.problems or []
+        problems += got.problems
 
     listed = [got.receivers for got in found]  # a group has few pools: records read simply
     share: list[dict[str, Fraction]] = []  # rule i -> receiver key -> exact fraction

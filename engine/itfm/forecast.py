@@ -21,6 +21,7 @@ from fractions import Fraction
 
 import pandas as pd
 
+from costloop.engine.chargeback.rates import RateCards
 from costloop.engine.model.book import Book, money
 from costloop.engine.model.money import exact_sums, to_fraction
 from costloop.engine.model.periods import (
@@ -536,33 +537,16 @@ def net_received(
 
 
 def current_rate(charge: Charge, book: Book, period: str) -> Decimal | None:
-    """The single rate a CHARGE bills at now: AT n, or a one-row RATE CARD; None when tiered."""
+    """The single rate a CHARGE bills at now: AT n, or a flat RATE CARD; None when tiered.
+
+    The card in force is the one the charge bills by (`costloop.engine.chargeback.rates`).
+    """
     if isinstance(charge.pricing, FixedRate):
         return charge.pricing.rate
     if not isinstance(charge.pricing, RateCard):
         return None
-    rates = book.rates
-    if rates is None or len(rates) == 0 or "Metric" not in rates:
-        return None
-    candidates = []
-    for _, row in rates.iterrows():
-        if name_key(str(row["Metric"])) != charge.metric.key:
-            continue
-        pool = row.get("Pool")
-        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
-            continue
-        effective = row.get("EffectiveFrom")
-        effective = str(effective)[:7] if isinstance(effective, str) and effective else ""
-        if effective > period:
-            continue
-        candidates.append((effective, row))
-    if not candidates:
-        return None
-    latest = max(e for e, _ in candidates)
-    current = [row for e, row in candidates if e == latest]
-    if len(current) != 1:  # tier rows: no single rate
-        return None
-    return Decimal(str(current[0]["Rate"]))
+    schedule = RateCards(book.rates).in_force(charge.pool.key, charge.metric.key, period)
+    return None if schedule is None else schedule.flat_rate
 
 
 def billed_rate(bills: pd.DataFrame | None, pool_key: str, metric_key: str) -> Decimal | None:
