@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from costloop.engine.workbook.cells import CellValue, ExcelError
+from costloop.errors import WorkbookError
 
 __all__ = [
     "CellValue",
@@ -95,7 +96,7 @@ class Workbook(Protocol):
         ...
 
 
-class NotOwnedError(Exception):
+class NotOwnedError(WorkbookError):
     """A sheet the engine must write exists but belongs to the user."""
 
     def __init__(self, sheet: str):

@@ -84,6 +84,7 @@ from costloop.engine.xlsx import columns as sheet_columns
 from costloop.engine.xlsx import parts, sheet_xml
 from costloop.engine.xlsx import survey as sheet_survey
 from costloop.engine.xlsx.write_guard import refuse_unwritable
+from costloop.errors import WorkbookError
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -93,11 +94,11 @@ DEFAULT_TIME_FORMAT = "hh:mm:ss"
 __all__ = ["ERROR_CODES", "MAX_CELL_CHARS", "MAX_SHEET_NAME", "FileWorkbook"]
 
 
-class WorkbookProtectedError(ValueError):
+class WorkbookProtectedError(WorkbookError, ValueError):
     """The workbook's structure is protected, so costloop may not add its sheets."""
 
 
-class WorkbookFormatError(ValueError):
+class WorkbookFormatError(WorkbookError, ValueError):
     """The file is not an .xlsx/.xlsm workbook costloop can read and write."""
 
 
