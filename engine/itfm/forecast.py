@@ -31,11 +31,11 @@ from costloop.engine.model.periods import (
 )
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
+    ByPlan,
     Charge,
     FixedRate,
     Forecast,
     Growth,
-    Plan,
     RateCard,
     RunRate,
     Span,
@@ -349,7 +349,7 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
             )
             return _fallback(series, targets, period, problem)
         return Projection(growth(history, method.percent, targets), label)
-    if isinstance(method, Plan):
+    if isinstance(method, ByPlan):
         return _plan_projection(series, targets, period, rule)
     return _default(series, targets, period)
 
