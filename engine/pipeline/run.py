@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 import pandas as pd
 
@@ -45,7 +44,6 @@ from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
 from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
-from costloop.engine.read.usage_source import attach_usage_source
 from costloop.engine.workbook.host import Workbook
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
 from costloop.rules import check, order, parse_rules
@@ -97,9 +95,6 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     outcome = Outcome(problems=list(problems), book=book)
     if book is None:
         return outcome
-    # Settings UsageSource: usage read and summed from CSV/Parquet files beside the workbook.
-    path = getattr(wb, "path", None)
-    outcome.problems += attach_usage_source(book, Path(path).parent if path else None)
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
     outcome.problems += check(rules, names_from_book(book), book.rules)

@@ -75,6 +75,7 @@ from costloop.engine.workbook import cells
 from costloop.engine.workbook.cells import ERROR_CODES, MAX_CELL_CHARS, CellValue, ExcelError
 from costloop.engine.workbook.host import (
     MAX_SHEET_NAME,
+    ColumnValues,
     NotOwnedError,
     OutputSheet,
     check_sheet_names,
@@ -655,9 +656,8 @@ _BLOCK_ROWS = 20_000
 def _values_by_column(rows) -> list[tuple[list[object], set[type]]]:
     """The rows' values column by column (a short row reads as blanks at its end), and
     the kinds of value in each column, None aside."""
-    by_column = getattr(rows, "by_column", None)
-    if by_column is not None:  # a result frame's rows (costloop.engine.pipeline.outputs.FrameRows)
-        return by_column()
+    if isinstance(rows, ColumnValues):  # a result frame's rows (pipeline.outputs.FrameRows)
+        return rows.by_column()
     columns = [list(column) for column in itertools.zip_longest(*rows, fillvalue=None)]
     return [(values, set(map(type, values)) - {type(None)}) for values in columns]
 
