@@ -303,78 +303,119 @@ def run_workbook(
     """
     timings: dict[str, float] = {}
     clock = _Clock(timings, progress)
+    target, refused = _run_target(wb, scenario)
+    if refused is not None:
+        refused.timings = timings
+        return refused
+
+    outcome = prepare(wb, target.inputs)
+    outcome.timings = timings
+    clock.lap("read+check")
+    outcome.problems += target.problems + _not_owned(wb, list(target.names.values()))
+    book = outcome.book
+    chosen = billed_period(book, period) if book else period
+    outcome.period = chosen
+    outcome.run_log = new_run_log(label, book, chosen, target.scenario)
+    if book is not None and not has_errors(outcome.problems):
+        bad_period = _period_problem(book, chosen, period)
+        if bad_period:
+            outcome.problems.append(bad_period)
+    if has_errors(outcome.problems):
+        write_failure(wb, outcome, target.names, failure_report)
+        return outcome
+
+    result = execute(book, outcome.plan, chosen)
+    outcome.result = result
+    outcome.problems += result.problems
+    clock.lap("run")
+    extra = _itfm_sheets(outcome, chosen)
+    clock.lap("forecast")
+
+    _log_result(outcome.run_log, result)
+    if has_errors(outcome.problems):
+        # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
+        failed = [t for t in result.tieouts if not t.passed]
+        reason = "a tie-out failed" if failed else ""
+        write_failure(wb, outcome, target.names, failure_report, reason)
+        return outcome
+
+    finish_log(outcome.run_log, outcome.problems)
+    _write_outputs(wb, outcome, extra, target.names)
+    clock.lap("write")
+    return outcome
+
+
+@dataclass(frozen=True)
+class _RunTarget:
+    """Which input sheets a run reads and which output sheets it writes (a scenario's own)."""
+
+    inputs: dict[str, str]
+    """Logical input sheet -> the sheet to read instead (``Budget`` -> ``Budget@cloud10``)."""
+    names: dict[str, str]
+    """Output sheet -> the name it is written under (``Bills`` -> ``Bills@cloud10``)."""
+    scenario: str | None
+    problems: list[Problem]
+
+
+def _run_target(wb: Workbook, scenario: str | None) -> tuple[_RunTarget, Outcome | None]:
+    """The sheets a run reads and writes; an Outcome instead when the scenario is unusable."""
     resolved, scenario_problems = resolve_scenario(wb.sheet_names(), scenario)
     if has_errors(scenario_problems):
         # Without a valid scenario there is no sheet to report into: say it on the console.
-        return Outcome(problems=scenario_problems, timings=timings)
+        return _RunTarget({}, {}, None, []), Outcome(problems=scenario_problems)
     inputs = dict(resolved.inputs) if resolved else {}
     # Outputs take the scenario's spelling from its sheets (Budget@cloud10 -> Bills@cloud10),
     # whatever case --scenario was typed in.
     scenario = resolved.name if resolved else None
     names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
     if has_errors(name_problems):
-        return Outcome(problems=scenario_problems + name_problems, timings=timings)
+        return _RunTarget({}, {}, None, []), Outcome(problems=scenario_problems + name_problems)
+    return _RunTarget(inputs, names, scenario, scenario_problems), None
 
-    outcome = prepare(wb, inputs)
-    outcome.timings = timings
-    clock.lap("read+check")
-    outcome.problems += scenario_problems + _not_owned(wb, list(names.values()))
-    book = outcome.book
-    chosen = billed_period(book, period) if book else period
-    outcome.period = chosen
-    outcome.run_log = new_run_log(label, book, chosen, scenario)
-    if book is not None and not has_errors(outcome.problems):
-        bad_period = _period_problem(book, chosen, period)
-        if bad_period:
-            outcome.problems.append(bad_period)
-    if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, failure_report)
-        return outcome
 
-    plan = outcome.plan
-    result = execute(book, plan, chosen)
-    outcome.result = result
-    outcome.problems += result.problems
-    clock.lap("run")
+def _itfm_sheets(outcome: Outcome, period: str) -> dict[str, tuple]:
+    """Forecast, Variance and Compliance of a run, as (frame, columns, formats) by sheet;
+    their problems go into ``outcome``."""
+    book, plan, result = outcome.book, outcome.plan, outcome.result
     forecast_frame, problems = forecast(
         book,
         plan.forecasts,
         plan.charges,
         result.recovery,
-        chosen,
+        period,
         bills=result.bills,
         flows=result.pool_flows,
         year_charges=result.year_charges,
     )
     outcome.problems += problems
-    variance_frame, problems = variance(book, chosen)
+    variance_frame, problems = variance(book, period)
     outcome.problems += problems
     compliance_frame, problems = compliance(
-        book, result.recovery, result.year_charges, chosen, plan.charges
+        book, result.recovery, result.year_charges, period, plan.charges
     )
     outcome.problems += problems
-    clock.lap("forecast")
-
-    for tieout in result.tieouts:
-        outcome.run_log.add(
-            f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail
-        )
-    outcome.run_log.add("Bill Lines", len(result.bills))
-    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
-    outcome.run_log.add("Total Billed", total_billed(result.bills))
-    outcome.run_log.add("Journal Lines", len(result.journal))
-    # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
-    failed = [t for t in result.tieouts if not t.passed]
-    if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, failure_report, "a tie-out failed" if failed else "")
-        return outcome
-
-    finish_log(outcome.run_log, outcome.problems)
-    extra = {
+    return {
         "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
         "Variance": (variance_frame, VARIANCE_COLUMNS, VARIANCE_FORMATS),
         "Compliance": (compliance_frame, COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS),
     }
+
+
+def _log_result(log: RunLog, result: Result) -> None:
+    """The tie-outs and totals of the run, in the Run Log (a failed run's too)."""
+    for tieout in result.tieouts:
+        log.add(f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail)
+    log.add("Bill Lines", len(result.bills))
+    log.add("Departments Billed", int(result.bills["Department"].nunique()))
+    log.add("Total Billed", total_billed(result.bills))
+    log.add("Journal Lines", len(result.journal))
+
+
+def _write_outputs(
+    wb: Workbook, outcome: Outcome, extra: dict[str, tuple], names: dict[str, str]
+) -> None:
+    """A clean run: every owned sheet at once, Rule Check and Run Log last."""
+    book, result = outcome.book, outcome.result
     sheets = _output_sheets(book, result, extra, names)
     sheets.append(
         rule_check_sheet(
@@ -388,5 +429,3 @@ def run_workbook(
     sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
     wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]
-    clock.lap("write")
-    return outcome
