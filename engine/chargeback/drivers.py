@@ -23,7 +23,12 @@ import pandas as pd
 
 from costloop.engine.chargeback.rates import RateCards
 from costloop.engine.model.book import Book
-from costloop.engine.model.money import quantity_units, to_fraction
+from costloop.engine.model.money import (
+    as_int_array,
+    integer_weights,
+    quantity_units,
+    to_fraction,
+)
 from costloop.engine.model.values import cell_number
 from costloop.rules.ast import Condition, name_key
 
@@ -229,15 +234,13 @@ class Drivers:
         self._prepare_usage()
         self._usage_cache: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         self._receiver_usage_cache: dict[tuple, dict[str, int]] = {}
+        # Worked out once per run and read for every rule and period of the year, each in
+        # a field of its own (not one dict that other modules wrote into under magic keys).
         self._positions_by_where: dict[tuple, np.ndarray] = {}
         self._columns: dict[str, tuple[str | None, dict[str, Fraction]]] = {}
-        # Worked out once per run and read for every rule and period of the year:
+        self._column_weights: dict[str, tuple[str | None, np.ndarray, np.ndarray]] = {}
         self.rate_cards = RateCards(book.rates)
         """The Rates sheet, resolved by `costloop.engine.chargeback.rates` for every charge."""
-        self.column_weights: dict[str, tuple[str | None, np.ndarray, np.ndarray]] = {}
-        """A BY <column> driver's (header, integer weights, quantities shown) by column key;
-        filled by `costloop.engine.chargeback.allocate`."""
-        self._text_cache: dict[str, pd.Series] = {}
 
     @functools.cached_property
     def department_labels(self) -> tuple[np.ndarray, np.ndarray]:
@@ -438,6 +441,24 @@ class Drivers:
         if code is None:
             return order[:0]
         return order[bounds[code] : bounds[code + 1]]
+
+    def column_weights(self, column_key: str) -> tuple[str | None, np.ndarray, np.ndarray]:
+        """(header, integer weight, quantity shown) of every department for a BY <column>
+        driver, in `department_order`.
+
+        The same for every period and rule, so worked out once per column: values
+        brought to one denominator (the ratios are what spreads), Decimals to show.
+        """
+        cached = self._column_weights.get(column_key)
+        if cached is not None:
+            return cached
+        header, values = self.department_column(column_key)
+        exact = [values.get(k, Fraction(0)) for k in self.department_order]
+        weights = as_int_array(integer_weights(exact))
+        quantities = np.empty(len(exact), dtype=object)
+        quantities[:] = [Decimal(v.numerator) / Decimal(v.denominator) for v in exact]
+        self._column_weights[column_key] = (header, weights, quantities)
+        return header, weights, quantities
 
     def department_column(self, column_key: str) -> tuple[str | None, dict[str, Fraction]]:
         """(header as written, exact value per department key) of a numeric Departments column."""
