@@ -4,7 +4,7 @@ Every stage that asks "what rate is in force" asks here — the charge
 (`costloop.engine.chargeback.charge`), the Forecast's RATE rows and the
 Compliance same-rate test (`costloop.engine.itfm`) — so they cannot disagree.
 
-The rule (docs/contract.md#rates, ``RATE CARD`` in docs/rules-language.md):
+The rule (docs/contract.md#input-sheets, ``RATE CARD`` in docs/rules-language.md):
 
 1. the rows for the metric (names compared as name keys);
 2. the pool's own rows if any row names the pool, else the rows with a blank
