@@ -78,6 +78,13 @@ class Reason(StrEnum):
     NOT_RECALCULATED = "NOT_RECALCULATED"
     FORMULA_ERROR = "FORMULA_ERROR"
     NOT_SPILLED = "NOT_SPILLED"
+    # data that would bill wrong without a word (appended)
+    UNBILLED_USAGE = "UNBILLED_USAGE"
+    NO_USAGE = "NO_USAGE"
+    DUPLICATE_ROW = "DUPLICATE_ROW"
+    BLANK_DRIVER = "BLANK_DRIVER"
+    NO_HEADER = "NO_HEADER"
+    HEADER_ROW = "HEADER_ROW"
 
 
 @dataclass(frozen=True)
