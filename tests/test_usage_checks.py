@@ -9,6 +9,7 @@ here by hand from the sheet.
 
 from __future__ import annotations
 
+import csv
 import shutil
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -407,3 +408,29 @@ def test_a_blank_cell_in_a_driver_column_of_numeric_text_is_named_too(demo: Path
         '175,165.20 that R05 spreads from "Network" in 2026-03 and the other departments pay '
         "it; type its Headcount (0 if it should get no share)"
     ]
+
+
+def test_a_metric_no_rule_reads_in_a_usage_file_points_at_the_setting(demo: Path, capsys):
+    export = demo.parent / "usage.csv"
+
+    def change(wb):
+        ws = wb["Usage"]
+        rows = [[c.value for c in r] for r in ws.iter_rows()]
+        for row in rows:
+            if row[:3] == [PERIOD, "ENG", "Server Hours"]:
+                row[2] = "Server Hrs"
+        with export.open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+        ws.delete_rows(2, ws.max_row)
+        wb["Settings"].append(["UsageSource", "usage.csv"])
+        assert wb["Settings"].max_row == 17
+
+    edit(demo, change)
+    code, out = run(demo, capsys)
+    assert code == 0
+    assert [line for line in out if line.startswith("warning")] == [
+        'warning: Settings!B17: no enabled rule reads the metric "Server Hrs", so 1 row in '
+        "2026-03 of the UsageSource files (quantity 17,740, used by ENG) is billed to nobody: "
+        'fix the Metric cells, or name the metric in a rule — did you mean "Server Hours"?'
+    ]
+    assert total(bills(demo)) == DEMO_TOTAL

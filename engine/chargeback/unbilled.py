@@ -34,7 +34,7 @@ from costloop.engine.chargeback.drivers import condition_mask
 from costloop.engine.model.book import Book
 from costloop.engine.model.money import format_quantity, quantity_units, units_to_decimal
 from costloop.problems import Problem, Reason, Severity
-from costloop.rules.ast import Allocate, Charge, Condition, UsageDriver, name_key
+from costloop.rules.ast import Allocate, Charge, Condition, Name, UsageDriver, name_key
 from costloop.rules.plan import Plan
 from costloop.rules.suggest import closest, quoted_hint
 
@@ -42,24 +42,27 @@ MAX_RANGES_SHOWN = 5
 SERVICE = "service"
 
 
-def _readers(plan: Plan) -> dict[str, list[tuple[Condition, ...]]]:
-    """Metric key -> the WHERE Service conditions of each enabled rule that reads it."""
+def _readers(plan: Plan) -> tuple[dict[str, list[tuple[Condition, ...]]], dict[str, str]]:
+    """Metric key -> the WHERE Service conditions of each enabled rule that reads it; and
+    metric key -> its spelling in the first rule naming it."""
     reads: dict[str, list[tuple[Condition, ...]]] = {}
+    spelled: dict[str, str] = {}
 
-    def add(metric: str, where: Iterable[Condition]) -> None:
-        reads.setdefault(metric, []).append(tuple(c for c in where if c.column.key == SERVICE))
+    def add(metric: Name, where: Iterable[Condition]) -> None:
+        spelled.setdefault(metric.key, metric.text)
+        reads.setdefault(metric.key, []).append(tuple(c for c in where if c.column.key == SERVICE))
 
     for step in plan.allocations:
         for rule in step.rules:
             if isinstance(rule, Allocate) and isinstance(rule.driver, UsageDriver):
-                add(rule.driver.metric.key, rule.where_clause)
+                add(rule.driver.metric, rule.where_clause)
     for charge in plan.charges:
         if isinstance(charge, Charge):
-            add(charge.metric.key, charge.where_clause)
+            add(charge.metric, charge.where_clause)
     for forecast in plan.forecasts:
         if forecast.kind == "USAGE":
-            add(forecast.name.key, ())  # read on purpose, never billed: not "forgotten"
-    return reads
+            add(forecast.name, ())  # read on purpose, never billed: not "forgotten"
+    return reads, spelled
 
 
 def _ranges(letter: str, rows: np.ndarray) -> str:
@@ -94,6 +97,19 @@ class _PeriodUsage:
         self.sheet = book.sources.get("Usage", "Usage")
         # Rows summed from UsageSource files have no sheet row: point at the setting.
         self.in_files = len(self.rows) > 0 and not self.rows["_row"].to_numpy().any()
+        services = self.rows["Service"] if "Service" in self.rows else pd.Series([], dtype=object)
+        codes, distinct = pd.factorize(services.to_numpy(dtype=object), use_na_sentinel=False)
+        self.service_codes = np.asarray(codes, dtype=np.int64)
+        self.services = pd.DataFrame({"Service": pd.Series(distinct, dtype=object)})
+        """Each distinct Service once (WHERE is judged on these), and each row's code into it."""
+        self._masks: dict[tuple, np.ndarray] = {}
+
+    def service_mask(self, condition: Condition) -> np.ndarray:
+        """The distinct Services meeting ``condition`` (rules often share one)."""
+        signature = (condition.op, condition.values)
+        if signature not in self._masks:
+            self._masks[signature] = condition_mask(self.services, "Service", condition)
+        return self._masks[signature]
 
     def where(self, column: str, positions: np.ndarray) -> str:
         if self.in_files:
@@ -116,7 +132,8 @@ class _PeriodUsage:
             f" and {len(users) - 3} more" if len(users) > 3 else ""
         )
         return (
-            f"{count:,} row{'s' if count != 1 else ''} in {period} "
+            f"{count:,} row{'s' if count != 1 else ''} in {period}"
+            f"{' of the UsageSource files' if self.in_files else ''} "
             f"(quantity {format_quantity(total)}, "
             f"used by {who})"
         )
@@ -127,11 +144,13 @@ def unbilled_usage(book: Book, plan: Plan, period: str) -> list[Problem]:
     usage = _PeriodUsage(book, period)
     if not len(usage.rows):
         return []
-    reads = _readers(plan)
+    reads, spelled = _readers(plan)
     metrics = usage.rows["Metric"].to_numpy(dtype=object)
     codes, spellings = pd.factorize(metrics)
     keys = [name_key(str(s)) for s in spellings]
-    read_spellings = [book.metrics.get(k, k) for k in reads]
+    # The rules' metrics as the period's Usage spells them (the rule's spelling if absent).
+    spelled |= {k: str(s) for k, s in zip(keys, spellings, strict=True) if k in spelled}
+    read_spellings = list(spelled.values())
     problems: list[Problem] = []
     for code, (key, spelling) in enumerate(zip(keys, spellings, strict=True)):
         positions = np.flatnonzero(codes == code)
@@ -162,24 +181,25 @@ def _unread_services(
     """Rows of one metric whose Service no reading rule lets in: blank or a near miss."""
     if any(not conditions for conditions in readers) or "Service" not in usage.rows:
         return []  # some rule reads every Service of this metric
-    rows = usage.rows.iloc[positions]
-    let_in = np.zeros(len(rows), dtype=bool)
+    # Conditions are judged once per distinct Service, then looked up by each row's code.
+    let_in = np.zeros(len(usage.services), dtype=bool)
     named: list[str] = []
     for conditions in readers:
-        passes = np.ones(len(rows), dtype=bool)
+        passes = np.ones(len(usage.services), dtype=bool)
         for condition in conditions:
-            passes &= condition_mask(rows, "Service", condition)
+            passes &= usage.service_mask(condition)
             named += [v for v in condition.values if isinstance(v, str)]
         let_in |= passes
-    if let_in.all():
+    row_codes = usage.service_codes[positions]
+    unread = np.flatnonzero(~let_in[row_codes])
+    if not len(unread):
         return []
     problems: list[Problem] = []
-    services = rows["Service"].to_numpy(dtype=object)
-    unread = np.flatnonzero(~let_in)
-    codes, spellings = pd.factorize(services[unread])
+    codes, spellings = pd.factorize(row_codes[unread])
+    spellings = usage.services["Service"].to_numpy(dtype=object)[spellings]
     for code, spelling in enumerate(spellings.tolist()):
         where = positions[unread[codes == code]]
-        text = str(spelling).strip()
+        text = spelling.strip() if isinstance(spelling, str) else _blank_or_text(spelling)
         guess = closest(text, named) if text else None
         if text and (guess is None or name_key(guess) == name_key(text)):
             continue  # no rule names it and it resembles none: left out on purpose
@@ -196,6 +216,11 @@ def _unread_services(
             )
         )
     return problems
+
+
+def _blank_or_text(value: object) -> str:
+    """A non-text Service as text; None or NaN (a file's empty cell) as blank."""
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def reads_usage(plan: Plan) -> bool:
