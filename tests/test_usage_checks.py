@@ -434,3 +434,30 @@ def test_a_metric_no_rule_reads_in_a_usage_file_points_at_the_setting(demo: Path
         'fix the Metric cells, or name the metric in a rule — did you mean "Server Hours"?'
     ]
     assert total(bills(demo)) == DEMO_TOTAL
+
+
+def _demo_sheets() -> dict[str, list[list[object]]]:
+    book = FileWorkbook(demo_path())
+    return {name: book.read_sheet(name) for name in book.sheet_names()}
+
+
+def test_repeats_compare_names_as_names_and_every_other_column_as_typed():
+    sheets = _demo_sheets()
+    header = ["Period", "Department", "Metric", "Quantity", "Service", "Project"]
+    sheets["Usage"] = [
+        header,
+        ["2026-03", "ENG", "Server Hours", 100, "Hosting", "P1"],
+        ["2026-03", " eng", "server  HOURS", 100, "hosting", "P1"],  # the same, as names
+        ["2026-03", "ENG", "Server Hours", 100, "Hosting", "P2"],  # another project
+        ["2026-03", "ENG", "Server Hours", 100.5, "Hosting", "P1"],  # another quantity
+    ]
+    outcome = check_workbook(MemoryWorkbook(sheets))
+    assert [(p.where, p.message) for p in outcome.problems if p.code is Reason.DUPLICATE_ROW] == [
+        (
+            "Usage!A3",
+            # The repeating row as it is typed.
+            "this row repeats Usage!A2 (the same value in every column: 2026-03, eng, server  "
+            "HOURS, Service hosting), so both are billed; if it was pasted twice, delete one "
+            "of the two rows",
+        )
+    ]
