@@ -39,9 +39,10 @@ def headers_below(
     if not body:
         return None
     wanted = {key_of(column) for column in required}
-    height = min(len(body[0]), SEARCH_ROWS)
+    height = min(max(len(column) for column in body), SEARCH_ROWS)
     for i in range(height):
-        keys = {key_of(_text(column[i])) for column in body if not _is_blank(column[i])}
+        cells = [column[i] for column in body if i < len(column)]
+        keys = {key_of(_text(cell)) for cell in cells if not _is_blank(cell)}
         if wanted <= keys:
             row = i + 2  # body row 0 is sheet row 2
             above = "row 1" if row == 2 else f"rows 1 to {row - 1}"
