@@ -461,3 +461,31 @@ def test_repeats_compare_names_as_names_and_every_other_column_as_typed():
             "of the two rows",
         )
     ]
+
+
+def test_a_row_with_a_blank_reference_repeats_only_when_every_column_does():
+    sheets = _demo_sheets()
+    header = ["Period", "Department", "Metric", "Quantity", "Service", "Reference"]
+    sheets["Usage"] = [
+        header,
+        ["2026-03", "ENG", "Server Hours", 100, "Hosting", "MTR-1"],
+        ["2026-03", "ENG", "Server Hours", 120, "Hosting", "MTR-1"],  # the same reading again
+        ["2026-03", "ENG", "Server Hours", 100, "Hosting", None],  # no reference: not MTR-1's
+        ["2026-03", "ENG", "Server Hours", 100, "Hosting", None],  # ...but the row above again
+        ["2026-03", "ENG", "Server Hours", 101, "Hosting", None],
+    ]
+    outcome = check_workbook(MemoryWorkbook(sheets))
+    assert [(p.where, p.message) for p in outcome.problems if p.code is Reason.DUPLICATE_ROW] == [
+        (
+            "Usage!A3",
+            "this row repeats Usage!A2 (the same Period, Department, Metric, Service and "
+            "Reference: 2026-03, ENG, Server Hours, Service Hosting, Reference MTR-1), so both "
+            "are billed; if it was pasted twice, delete one of the two rows",
+        ),
+        (
+            "Usage!A5",
+            "this row repeats Usage!A4 (the same value in every column: 2026-03, ENG, Server "
+            "Hours, Service Hosting), so both are billed; if it was pasted twice, delete one "
+            "of the two rows",
+        ),
+    ]

@@ -25,6 +25,8 @@ from costloop.rules.ast import name_key
 
 SHOWN_PAIRS = 3
 """Pairs named in the one warning that stands for many."""
+SAME_KEY = "the same Period, Department, Metric, Service and Reference"
+WHOLE_ROW = "the same value in every column"
 
 _NAMED = ("Metric", "Service")
 _CONTRACT = {"Period", "Department", "Metric", "Quantity", "Service", "Reference"}
@@ -128,21 +130,25 @@ def repeated_usage(usage: pd.DataFrame, sheet: str, has_reference: bool) -> list
     at = np.flatnonzero(repeats)
     head = at[: GROUP_AFTER + 1]
     pairs = list(zip(rows[head].tolist(), rows[firsts[combined[head]]].tolist(), strict=True))
-    basis = (
-        "the same Period, Department, Metric, Service and Reference"
-        if has_reference
-        else "the same value in every column"
-    )
+    # A row with a Reference repeats by its key; one without (or with no column) by every cell.
+    referenced = usage["Reference"].to_numpy(dtype=object)[at] != ""
+    if not has_reference or not referenced.any():
+        basis = WHOLE_ROW
+    elif referenced.all():
+        basis = SAME_KEY
+    else:
+        basis = f"{SAME_KEY}, or every column where the Reference is blank"
     fix = "if it was pasted twice, delete one of the two rows"
     if len(at) <= GROUP_AFTER:
         out = []
         for i, (row, first) in zip(at.tolist(), pairs, strict=True):
+            own = SAME_KEY if has_reference and usage["Reference"].iat[i] != "" else WHOLE_ROW
             out.append(
                 Problem(
                     Reason.DUPLICATE_ROW,
                     Severity.WARNING,
                     f"{sheet}!A{row}",
-                    f"this row repeats {sheet}!A{first} ({basis}: {_shown(usage, i)}), so both "
+                    f"this row repeats {sheet}!A{first} ({own}: {_shown(usage, i)}), so both "
                     f"are billed; {fix}",
                 )
             )
