@@ -489,3 +489,22 @@ def test_a_row_with_a_blank_reference_repeats_only_when_every_column_does():
             "of the two rows",
         ),
     ]
+
+
+def test_an_empty_usage_sheet_with_a_settings_period_is_said_plainly():
+    sheets = _demo_sheets()
+    sheets["Usage"] = sheets["Usage"][:1]
+    # Rules whose names all exist without Usage: the rate card's metric, a Departments driver.
+    sheets["Rules"] = [
+        row for row in sheets["Rules"] if row[0] in ("ID", "R05", "R10") or row[2] == "N"
+    ]
+    outcome = check_workbook(MemoryWorkbook(sheets))
+    assert [(p.severity, p.where, p.message) for p in outcome.problems] == [
+        (
+            Severity.ERROR,
+            "Settings!B4",
+            "there are no Usage rows for 2026-03, the period billed (from Settings Period, "
+            "Settings!B4), so every rule that bills usage would bill nothing; add the usage of "
+            "2026-03, or check that the usage was pasted in (the Usage sheet has no rows)",
+        )
+    ]

@@ -25,7 +25,7 @@ pipeline calls it once per run, and `check` calls it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -231,24 +231,31 @@ def reads_usage(plan: Plan) -> bool:
 
 
 def no_usage_in_period(
-    book: Book, plan: Plan, period: str, where: str, origin: str
+    book: Book, plan: Plan, period: str, origin: Callable[[], tuple[str, str]]
 ) -> Problem | None:
-    """One error when rules bill usage and the billed period has no Usage rows at all."""
-    if not reads_usage(plan) or not len(book.usage):
-        return None  # an empty Usage sheet has its own message (there is no usage to bill)
+    """One error when rules bill usage and the billed period has no Usage rows at all.
+
+    ``origin()`` says where the period came from, as (cell, words): asked only then.
+    """
+    if not reads_usage(plan):
+        return None
     periods = book.usage["Period"].to_numpy(dtype=object)
     if (periods == period).any():
         return None
-    latest = max(pd.unique(periods).tolist())
-    rows = book.usage.loc[periods == latest, "_row"].to_numpy()
-    sheet = book.sources.get("Usage", "Usage")
-    letter = book.columns.get("Usage", {}).get("period", ("Period", "A"))[1]
-    latest_at = f", {sheet}!{letter}{int(rows.max())}" if rows.any() else ""
+    if len(periods):
+        latest = max(pd.unique(periods).tolist())
+        rows = book.usage.loc[periods == latest, "_row"].to_numpy()
+        sheet = book.sources.get("Usage", "Usage")
+        letter = book.columns.get("Usage", {}).get("period", ("Period", "A"))[1]
+        at = f", {sheet}!{letter}{int(rows.max())}" if rows.any() else ""
+        elsewhere = f"bill a period that has usage (the latest is {latest}{at})"
+    else:
+        elsewhere = "check that the usage was pasted in (the Usage sheet has no rows)"
+    where, words = origin()
     return Problem(
         Reason.NO_USAGE,
         Severity.ERROR,
         where,
-        f"there are no Usage rows for {period}, the period billed ({origin}), so every rule "
-        f"that bills usage would bill nothing; add the usage of {period}, or bill a period "
-        f"that has usage (the latest is {latest}{latest_at})",
+        f"there are no Usage rows for {period}, the period billed ({words}), so every rule "
+        f"that bills usage would bill nothing; add the usage of {period}, or {elsewhere}",
     )

@@ -136,12 +136,13 @@ def period_origin(book: Book, requested: str | None) -> tuple[str, str]:
     return cell, f"the latest period in Usage, {cell}"
 
 
-def usage_problems(book: Book, plan: Plan, period: str | None, requested: str | None):
+def usage_problems(
+    book: Book, plan: Plan, period: str | None, requested: str | None
+) -> list[Problem]:
     """Usage the rules leave unbilled, or a billed period with none (engine/chargeback/unbilled)."""
     if period is None or parse_period(period) != period:
         return []  # `_period_problem` says what is wrong with the period
-    where, origin = period_origin(book, requested)
-    missing = no_usage_in_period(book, plan, period, where, origin)
+    missing = no_usage_in_period(book, plan, period, lambda: period_origin(book, requested))
     if missing is not None:
         return [missing]
     return unbilled_usage(book, plan, period)
