@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from costloop.engine.model.values import _is_blank, _text
+from costloop.engine.model.values import cell_text as _text
+from costloop.engine.model.values import is_blank as _is_blank
 from costloop.engine.workbook.host import column_letter
 from costloop.problems import Problem, Reason, Severity
 
