@@ -28,12 +28,11 @@ from costloop import __version__
 # bills/ re-runs the year through the pipeline, never the chargeback internals.
 from costloop.engine.chargeback.execute import bills_by_period as bills_by_period
 from costloop.engine.chargeback.execute import execute
-from costloop.engine.itfm.compliance import COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS, compliance
-from costloop.engine.itfm.forecast import FORECAST_COLUMNS, FORECAST_FORMATS, forecast
-from costloop.engine.itfm.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
+from costloop.engine.chargeback.tieouts import TIE_OUTS
 from costloop.engine.model.book import OUTPUT_SHEETS, Book
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
+from costloop.engine.pipeline.itfm_sheets import itfm_sheets
 from costloop.engine.pipeline.outputs import (
     PERCENT_FORMAT,
     QUANTITY_FORMAT,
@@ -66,6 +65,8 @@ class Outcome(Reported):
     result: Result | None = None
     written: list[str] = field(default_factory=list)
     """Sheets written into the workbook (empty when nothing was written)."""
+    not_written: str = ""
+    """Why a check wrote nothing though it could report (the workbook is open in Excel)."""
     run_log: RunLog = field(default_factory=RunLog)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
@@ -149,6 +150,22 @@ def new_run_log(
     return log
 
 
+def log_tieouts(log: RunLog, result: Result | None) -> None:
+    """A `Tie-out: <name>` line per check: PASS or FAIL with its figures, or NOT RUN.
+
+    A run that stopped at an error before its bills were checked says NOT RUN,
+    never PASS: a pass would vouch for bills that were never issued.
+    """
+    ran = {t.name: t for t in result.tieouts} if result is not None else {}
+    for name in TIE_OUTS:
+        tieout = ran.get(name)
+        if tieout is None:
+            value = "NOT RUN: the run stopped at an error before the bills were checked"
+        else:
+            value = ("PASS " if tieout.passed else "FAIL ") + tieout.detail
+        log.add(f"Tie-out: {name}", value)
+
+
 def finish_log(log: RunLog, problems: list[Problem], reason: str = "") -> None:
     errors = [p for p in problems if p.is_error]
     log.add("Errors", len(errors))
@@ -165,7 +182,12 @@ def write_failure(
     failure_report: bool = True,
     reason: str = "",
 ) -> None:
-    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output)."""
+    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output).
+
+    The Run Log of a failed run has no bill lines, departments or Total Billed:
+    nothing was billed.
+    """
+    log_tieouts(outcome.run_log, outcome.result)
     finish_log(outcome.run_log, outcome.problems, reason)
     if not failure_report:
         return
@@ -231,11 +253,15 @@ def _python_strings(command):
 
 
 @_python_strings
-def check_workbook(wb: Workbook, label: str = "") -> Outcome:
-    """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
+def check_workbook(wb: Workbook, label: str = "", write: bool = True) -> Outcome:
+    """`costloop check`: every problem in rules and data; writes only `Rule Check`.
+
+    ``write=False`` reports without writing (a workbook open in Excel or
+    read-only is still checked: engine/pipeline/commands.py).
+    """
     outcome = prepare(wb)
     outcome.problems += _not_owned(wb, [RULE_CHECK])
-    if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
+    if write and not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
         cells = outcome.book.rules if outcome.book else []
         wb.replace_sheets([rule_check_sheet(cells, outcome.problems)])
         outcome.written = [RULE_CHECK]
@@ -341,46 +367,24 @@ def run_workbook(
     outcome.result = result
     outcome.problems += result.problems
     clock.lap("run")
-    forecast_frame, problems = forecast(
-        book,
-        plan.forecasts,
-        plan.charges,
-        result.recovery,
-        chosen,
-        bills=result.bills,
-        flows=result.pool_flows,
-        year_charges=result.year_charges,
-    )
-    outcome.problems += problems
-    variance_frame, problems = variance(book, chosen)
-    outcome.problems += problems
-    compliance_frame, problems = compliance(
-        book, result.recovery, result.year_charges, chosen, plan.charges
-    )
-    outcome.problems += problems
+    # Forecast, Variance and Compliance only warn: they never hold back the bills.
+    itfm = itfm_sheets(book, plan, result, chosen, names)
+    outcome.problems += itfm.problems
     clock.lap("forecast")
 
-    for tieout in result.tieouts:
-        outcome.run_log.add(
-            f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail
-        )
-    outcome.run_log.add("Bill Lines", len(result.bills))
-    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
-    outcome.run_log.add("Total Billed", total_billed(result.bills))
-    outcome.run_log.add("Journal Lines", len(result.journal))
     # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
     failed = [t for t in result.tieouts if not t.passed]
     if has_errors(outcome.problems):
         write_failure(wb, outcome, names, failure_report, "a tie-out failed" if failed else "")
         return outcome
 
+    log_tieouts(outcome.run_log, result)
+    outcome.run_log.add("Bill Lines", len(result.bills))
+    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
+    outcome.run_log.add("Total Billed", total_billed(result.bills))
+    outcome.run_log.add("Journal Lines", len(result.journal))
     finish_log(outcome.run_log, outcome.problems)
-    extra = {
-        "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
-        "Variance": (variance_frame, VARIANCE_COLUMNS, VARIANCE_FORMATS),
-        "Compliance": (compliance_frame, COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS),
-    }
-    sheets = _output_sheets(book, result, extra, names)
+    sheets = _output_sheets(book, result, itfm.sheets, names)
     sheets.append(
         rule_check_sheet(
             book.rules,
