@@ -16,7 +16,8 @@ user would, or a small workbook made from the shipped template.
 from __future__ import annotations
 
 import shutil
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import openpyxl
@@ -31,6 +32,7 @@ from costloop.workbooks import demo_path
 TEMPLATE = Path(demo_path()).with_name("template.xlsx")
 NOT_RUN = "NOT RUN: the run stopped at an error before the bills were checked"
 BILLING_KEYS = {"Bill Lines", "Departments Billed", "Total Billed", "Journal Lines"}
+CENT = Decimal("0.01")
 
 
 @pytest.fixture
@@ -172,6 +174,16 @@ def test_reciprocal_pools_round_as_the_contract_says_and_tie_out(tmp_path: Path,
        -> 63.63 each and two cents by name: ADM 63.64, FIN 63.64, LAW 63.63.
     Departments get 300.00: exactly the two pools' cost.
     """
+    t_hr, t_it = Fraction(1800, 11), Fraction(2800, 11)
+    assert (t_hr, t_it) == (100 + t_it / 4, 200 + t_hr / 3)
+
+    def alone(share: Fraction) -> Decimal:  # one share rounded half-up on its own
+        return (Decimal(share.numerator) / share.denominator).quantize(CENT, ROUND_HALF_UP)
+
+    naive = [alone(t_hr / 3)] * 2 + [alone(t_it / 4)] * 3
+    assert naive == [Decimal("54.55")] * 2 + [Decimal("63.64")] * 3
+    assert sum(naive) == Decimal("300.02")
+
     hr_tickets = [("2026-03", who, "HR Tickets", 1) for who in ("IT", "ADM", "FIN")]
     it_tickets = [("2026-03", who, "IT Tickets", 1) for who in ("HR", "ADM", "FIN", "LAW")]
     book = make_book(
