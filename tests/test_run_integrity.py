@@ -27,6 +27,7 @@ from costloop.cli import main
 from costloop.engine.chargeback import execute
 from costloop.engine.pipeline import itfm_sheets
 from costloop.engine.xlsx.file_workbook import FileWorkbook
+from costloop.problems import Problem, Reason, Severity
 from costloop.workbooks import demo_path
 
 TEMPLATE = Path(demo_path()).with_name("template.xlsx")
@@ -148,6 +149,40 @@ def test_a_sheet_that_fails_to_compute_is_marked_and_the_bills_go_out(
     for name in ("Bills", "Journal", "Recovery", "Forecast", "Variance"):
         assert sheet(demo, name) == sheet(ran_demo, name), name
     assert dict(run_log(demo))["Status"] == "OK"
+
+
+def test_a_what_if_sheet_that_fails_to_compute_is_named_as_written(demo: Path, capsys, monkeypatch):
+    wb = openpyxl.load_workbook(demo)
+    wb.copy_worksheet(wb["Budget"]).title = "Budget@cloud10"
+    wb.save(demo)
+    monkeypatch.setattr(itfm_sheets, "forecast", lambda *a, **k: 1 / 0)
+    assert main(["run", str(demo), "--scenario", "cloud10"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "warning: Forecast@cloud10!A2: the Forecast@cloud10 sheet could not be computed "
+        "(ZeroDivisionError: division by zero), so it shows one NOT COMPUTED row; Bills, "
+        "Journal and Recovery are complete and not affected. Please report this, with the "
+        "workbook if you can"
+    )
+    assert sheet(demo, "Forecast@cloud10")[1] == [None, "NOT COMPUTED", *[None] * 5, (
+        "NOT COMPUTED: ZeroDivisionError: division by zero; see Rule Check — the bills are not "
+        "affected"
+    )]  # fmt: skip
+
+
+def test_an_error_from_an_itfm_sheet_is_only_a_warning(demo: Path, capsys, monkeypatch):
+    """The guard holds whatever a future Forecast, Variance or Compliance check reports."""
+    real = itfm_sheets.variance
+
+    def with_an_error(book, period):
+        frame, problems = real(book, period)
+        return frame, [*problems, Problem(Reason.NO_BUDGET, Severity.ERROR, "Budget!A1", "no")]
+
+    monkeypatch.setattr(itfm_sheets, "variance", with_an_error)
+    assert main(["run", str(demo)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "warning: Budget!A1: no"
+    assert [r for r in sheet(demo, "Rule Check") if r[1] == "Budget!A1"] == [
+        [None, "Budget!A1", "WARNING", "no", None]
+    ]
 
 
 # --- 6. reciprocal rounding ----------------------------------------------------------------
