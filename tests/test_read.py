@@ -523,7 +523,7 @@ def test_unknown_setting_near_a_known_one_is_a_warning():
     assert (p.severity, p.headline()) == (
         Severity.WARNING,
         'Settings!A7: costloop does not know the setting "FiscalYearStrat"; '
-        "did you mean FiscalYearStart?",
+        'did you mean "FiscalYearStart"?',
     )
     assert book.settings.fiscal_year_start == 7
     assert book.settings.raw["approver"] == "J. Smith"
@@ -537,7 +537,7 @@ def test_a_misspelt_usage_source_is_caught_and_the_real_one_kept_as_written():
     p = only(problems)
     assert (p.severity, p.headline()) == (
         Severity.WARNING,
-        'Settings!A7: costloop does not know the setting "UsageSorce"; did you mean UsageSource?',
+        'Settings!A7: costloop does not know the setting "UsageSorce"; did you mean "UsageSource"?',
     )
     # engine/read/usage_source.py reads these keys from the raw settings, as written.
     assert book.settings.raw["usagedepartmenttag"] == "cost-center"

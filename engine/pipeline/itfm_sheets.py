@@ -18,11 +18,19 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from costloop.engine.itfm.compliance import COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS, compliance
-from costloop.engine.itfm.forecast import FORECAST_COLUMNS, FORECAST_FORMATS, forecast
-from costloop.engine.itfm.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
+from costloop.engine.itfm.compliance import compliance
+from costloop.engine.itfm.forecast import forecast
+from costloop.engine.itfm.variance import variance
 from costloop.engine.model.book import Book
 from costloop.engine.model.result import Result
+from costloop.engine.model.sheets import (
+    COMPLIANCE,
+    COMPLIANCE_COLUMNS,
+    FORECAST,
+    FORECAST_COLUMNS,
+    VARIANCE,
+    VARIANCE_COLUMNS,
+)
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.plan import Plan
 
@@ -31,18 +39,18 @@ NOT_COMPUTED = "NOT COMPUTED"
 
 @dataclass
 class ItfmSheets:
-    """Each sheet's frame, columns and formats by its base name, and the stage's warnings."""
+    """Each sheet's frame and columns by its base name, and the stage's warnings."""
 
-    sheets: dict[str, tuple[pd.DataFrame, list[str], dict[str, str]]] = field(default_factory=dict)
+    sheets: dict[str, tuple[pd.DataFrame, list[str]]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
 
 def _not_computed_row(sheet: str, why: str) -> dict:
     """The one row a sheet that could not be computed shows, in that sheet's own columns."""
     text = f"{NOT_COMPUTED}: {why}; see Rule Check — the bills are not affected"
-    if sheet == "Forecast":
+    if sheet == FORECAST:
         return {"Kind": NOT_COMPUTED, "Method": text}
-    if sheet == "Variance":
+    if sheet == VARIANCE:
         return {"Kind": NOT_COMPUTED, "Name": text, "Status": NOT_COMPUTED}
     return {"Check": NOT_COMPUTED, "Status": NOT_COMPUTED, "Finding": text}
 
@@ -82,15 +90,14 @@ def itfm_sheets(
     """
     out = ItfmSheets()
 
-    def add(sheet, columns, formats, make) -> None:
+    def add(sheet, columns, make) -> None:
         frame, problems = _guarded(sheet, columns, make, names.get(sheet, sheet))
-        out.sheets[sheet] = (frame, columns, formats)
+        out.sheets[sheet] = (frame, columns)
         out.problems.extend(problems)
 
     add(
-        "Forecast",
+        FORECAST,
         FORECAST_COLUMNS,
-        FORECAST_FORMATS,
         lambda: forecast(
             book,
             plan.forecasts,
@@ -102,11 +109,13 @@ def itfm_sheets(
             year_charges=result.year_charges,
         ),
     )
-    add("Variance", VARIANCE_COLUMNS, VARIANCE_FORMATS, lambda: variance(book, period))
+    add(VARIANCE, VARIANCE_COLUMNS, lambda: variance(book, period))
+    compliance_sheet = names.get(COMPLIANCE, COMPLIANCE)
     add(
-        "Compliance",
+        COMPLIANCE,
         COMPLIANCE_COLUMNS,
-        COMPLIANCE_FORMATS,
-        lambda: compliance(book, result.recovery, result.year_charges, period, plan.charges),
+        lambda: compliance(
+            book, result.recovery, result.year_charges, period, plan.charges, compliance_sheet
+        ),
     )
     return out
