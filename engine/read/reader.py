@@ -566,7 +566,8 @@ _SETTING_SPELLINGS = {
         "Organization", "Currency", "Period", "FiscalYearStart", "CostBasis", "ITFund",
         "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
-        "UsageSource", "UsageDepartmentTag",
+        "UsageSource", "UsageDepartmentTag", "UsageDateFormat", "UsageCost",
+        "UntaggedDepartment",
     )
 }  # fmt: skip
 """Known setting key -> its spelling in the contract."""
@@ -583,7 +584,9 @@ _SETTING_FIELDS = {
     "emailsubject": "email_subject",
     "emailbody": "email_body",
 }
-_SETTINGS_READ_ELSEWHERE = frozenset(("usagesource", "usagedepartmenttag"))
+_SETTINGS_READ_ELSEWHERE = frozenset(
+    ("usagesource", "usagedepartmenttag", "usagedateformat", "usagecost", "untaggeddepartment")
+)
 """Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py reads them."""
 
 
