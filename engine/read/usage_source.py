@@ -192,6 +192,8 @@ class _Reader:
         self.pending: list[tuple] = []
         self._headers: dict[str, list[str]] = {}
         self._maps = 0
+        self.month_tables: dict[str, str] = {}
+        """Date column -> the table of its distinct texts' months (see `_month_table`)."""
 
     def letter(self, filename: str, column: str) -> str:
         """The column's letter in one file: the files of a folder may order their columns
@@ -228,11 +230,17 @@ class _Reader:
     ) -> None:
         """Queue a check: the source rows meeting ``condition`` (SQL) are bad, one kind in
         one column; ``message(value)`` words one bad value. `flush` runs the queue."""
-        self.pending.append((column, condition, value_sql, message, code, severity))
+        self.pending.append(("cells", condition, column, value_sql, message, code, severity))
+
+    def summarize(self, condition: str, amount_sql: str, group_sql: str, then) -> None:
+        """Queue a summary of the rows meeting ``condition`` (see `_summarize`); ``then``
+        gets it, when there are such rows, to word its problems."""
+        self.pending.append(("summary", condition, amount_sql, group_sql, then))
 
     def flush(self) -> None:
-        """Run the queued checks: one parallel pass counts every kind of bad row at once;
-        only a kind that occurs gets a second, ordered pass that finds its rows' numbers."""
+        """Run the queued checks: one parallel pass counts every kind of bad row at once
+        (a CSV of twenty million rows is parsed once for all of them); only a kind that
+        occurs gets a second, ordered pass that finds its rows' numbers."""
         checks, self.pending = self.pending, []
         if not checks:
             return
@@ -240,10 +248,30 @@ class _Reader:
             "SELECT "
             + ", ".join(f"count(*) FILTER (WHERE {check[1]})" for check in checks)
             + " FROM source"
-        ).fetchone()
+        ).fetchall()[0]
         for check, count in zip(checks, counts, strict=True):
-            if count:
-                self._locate(*check)
+            if not count:
+                continue
+            if check[0] == "cells":
+                _kind, condition, column, value_sql, message, code, severity = check
+                self._locate(column, condition, value_sql, message, code, severity)
+            else:
+                _kind, condition, amount_sql, group_sql, then = check
+                then(self._summarize(condition, amount_sql, group_sql))
+
+    def _summarize(
+        self, condition: str, amount_sql: str, group_sql: str
+    ) -> list[tuple[str, str, int, object, int, int, list[int]]]:
+        """Rows meeting ``condition``, per file and group: (file, group, count, Σ amount,
+        first row, last row, the first rows)."""
+        found = self.con.execute(
+            f"""WITH numbered AS ({self.numbered()})
+                SELECT filename, {group_sql} AS costloop_group, count(*), sum({amount_sql}),
+                       min(_row), max(_row), list(_row ORDER BY _row)[1:{GROUP_AFTER + 1}]
+                FROM numbered WHERE {condition} GROUP BY ALL ORDER BY 1, 2"""
+        ).fetchall()
+        self.con.execute("RESET threads")
+        return [(f, g or "", n, total, lo, hi, rows) for f, g, n, total, lo, hi, rows in found]
 
     def numbered(self) -> str:
         """SQL of the source rows with ``_row``, each row's number in its file as Excel shows
@@ -404,12 +432,19 @@ def _period_sql(reader: _Reader, column: str) -> tuple[str, str | None]:
     col = _quote(column)
     if kind.startswith(("DATE", "TIMESTAMP")):
         return f"strftime({col}, '%Y-%m')", f"CAST({col} AS VARCHAR)"
+    table = reader.month_tables.get(column) or _month_table(reader, [column])
+    text = f"CAST({col} AS VARCHAR)"
+    return f"(SELECT costloop_period FROM {table} WHERE costloop_raw_text = {text})", text
+
+
+def _month_table(reader: _Reader, columns: list[str]) -> str:
+    """A table of each distinct date text of the (text) ``columns`` and its month, read by
+    `usage_dates` once per text; all columns in one pass over the files."""
     month = month_reader(reader.options.date_pattern)
-    values = reader.con.execute(
-        f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM source WHERE {col} IS NOT NULL"
-    ).fetchall()
-    pairs = [(v, month(v)) for (v,) in values]
-    frame = pd.DataFrame(pairs, columns=["raw", "period"], dtype=object)
+    lists = ", ".join(f"list(DISTINCT CAST({_quote(c)} AS VARCHAR))" for c in columns)
+    (found,) = reader.con.execute(f"SELECT {lists} FROM source").fetchall()
+    texts = sorted({v for values in found for v in (values or []) if v is not None})
+    frame = pd.DataFrame([(v, month(v)) for v in texts], columns=["raw", "period"], dtype=object)
     reader._maps += 1
     table = f"costloop_period_map_{reader._maps}"
     reader.con.register(f"{table}_frame", frame)
@@ -420,8 +455,9 @@ def _period_sql(reader: _Reader, column: str) -> tuple[str, str | None]:
         "SELECT CAST(raw AS VARCHAR) AS costloop_raw_text, "
         f"CAST(period AS VARCHAR) AS costloop_period FROM {table}_frame"
     )
-    text = f"CAST({col} AS VARCHAR)"
-    return f"(SELECT costloop_period FROM {table} WHERE costloop_raw_text = {text})", text
+    for column in columns:
+        reader.month_tables[column] = table
+    return table
 
 
 def _date_message(label: str, reader: _Reader):
@@ -667,6 +703,12 @@ def _focus_rows(reader: _Reader, receivers: dict[str, str]) -> tuple[str, list[s
     # The period billed: a correction's is its billing period's month (FOCUS 1.3: a closed
     # period's charges are never rewritten; the correction is billed when it is invoiced).
     charge_start = reader.column("ChargePeriodStart")
+    charge_class = reader.column("ChargeClass")
+    billing_start = reader.column("BillingPeriodStart")
+    dates = [c for c in (charge_start, billing_start) if c is not None]
+    texts = [c for c in dates if not reader.types[c].upper().startswith(("DATE", "TIMESTAMP"))]
+    if texts:
+        _month_table(reader, texts)  # both columns' dates in one pass over the files
     charge_sql, charge_raw = _period_sql(reader, charge_start)
     reader.report(
         charge_start,
@@ -675,8 +717,6 @@ def _focus_rows(reader: _Reader, receivers: dict[str, str]) -> tuple[str, list[s
         _date_message(charge_start, reader),
         Reason.BAD_PERIOD,
     )
-    charge_class = reader.column("ChargeClass")
-    billing_start = reader.column("BillingPeriodStart")
     period_sql, good_period = charge_sql, f"({charge_sql}) IS NOT NULL"
     if charge_class is not None and billing_start is not None:
         is_correction = f"lower(trim({_quote(charge_class)})) = 'correction'"
@@ -721,11 +761,9 @@ def _focus_rows(reader: _Reader, receivers: dict[str, str]) -> tuple[str, list[s
     extra.update(_tag_columns(reader))
     kept = ", ".join(f"coalesce({sql}, '') AS {_quote(name)}" for name, sql in extra.items())
     where = " AND ".join(f"({k})" for k in keep)
-    parts = [
-        f"""SELECT {period_sql} AS period, {dept_out} AS department, {_text(cost)} AS metric,
-                   {service_sql} AS service, {cost_number} AS quantity, {kept}, filename
-            FROM source WHERE {where} AND ({cost_number}) IS NOT NULL"""
-    ]
+    # Each row gives its cost row and its consumption row from one pass over the files
+    # (a UNION of two SELECTs would parse a CSV twice): a list of both, unnested.
+    usage_rows = [f"struct_pack(m := {_text(cost)}, q := {cost_number})"]
     unit, consumed = reader.column("ConsumedUnit"), reader.column("ConsumedQuantity")
     if consumed is not None:
         number = _number_sql(reader, consumed)
@@ -743,31 +781,17 @@ def _focus_rows(reader: _Reader, receivers: dict[str, str]) -> tuple[str, list[s
             reader, consumed, unit, f"({number}) <> 0 AND coalesce({unit_sql}, '') = ''", number
         )
         if unit is not None:
-            parts.append(
-                f"""SELECT {period_sql}, {dept_out}, {unit_sql}, {service_sql}, {number},
-                           {kept}, filename
-                    FROM source WHERE {where} AND ({number}) IS NOT NULL
-                      AND coalesce({unit_sql}, '') <> ''"""
-            )
-    return "\nUNION ALL\n".join(parts), list(extra)
-
-
-def _summary(
-    reader: _Reader, condition: str, amount_sql: str, group_sql: str = "''"
-) -> list[tuple[str, str, int, object, int, int, list[int]]]:
-    """Rows meeting ``condition``, per file and group: (file, group, count, Σ amount, first
-    row, last row, first rows). A cheap parallel count first; rows are numbered only if any."""
-    if not reader.con.execute(f"SELECT count(*) FROM source WHERE {condition}").fetchone()[0]:
-        return []
-    numbered = reader.numbered()
-    found = reader.con.execute(
-        f"""WITH numbered AS ({numbered})
-            SELECT filename, {group_sql} AS costloop_group, count(*), sum({amount_sql}),
-                   min(_row), max(_row), list(_row ORDER BY _row)[1:{GROUP_AFTER + 1}]
-            FROM numbered WHERE {condition} GROUP BY ALL ORDER BY 1, 2"""
-    ).fetchall()
-    reader.con.execute("RESET threads")
-    return [(f, g or "", n, total, lo, hi, rows) for f, g, n, total, lo, hi, rows in found]
+            usage_rows.append(f"struct_pack(m := {unit_sql}, q := {number})")
+    rows = f"""
+        SELECT period, department, u.m AS metric, service, u.q AS quantity,
+               {", ".join(_quote(name) for name in extra)}, filename
+        FROM (
+            SELECT {period_sql} AS period, {dept_out} AS department, {service_sql} AS service,
+                   {kept}, filename, unnest([{", ".join(usage_rows)}]) AS u
+            FROM source WHERE {where}
+        )
+        WHERE u.q IS NOT NULL AND coalesce(u.m, '') <> ''"""
+    return rows, list(extra)
 
 
 def _rows_named(rows: list[int], count: int) -> str:
@@ -797,20 +821,23 @@ def _amount(value: object) -> str:
 def _currency_errors(reader: _Reader, column: str, other: str, cost_number: str, cost: str) -> None:
     """Rows billed in another currency than the workbook's: never summed with its money."""
     currency = reader.options.currency
-    for sheet, code, n, total, low, high, rows in _summary(
-        reader, other, f"coalesce({cost_number}, 0)", f"upper(trim({_quote(column)}))"
-    ):
-        reader.problems.append(
-            Problem(
-                Reason.BAD_VALUE,
-                Severity.ERROR,
-                _where(reader, sheet, column, low, high),
-                f"{_rows_named(rows, n)} {_verb(n, 'is', 'are')} billed in "
-                f"{code}, not the workbook's Currency {currency} ({cost} {_amount(total)} "
-                f"{code}); costloop does not convert currencies: export the usage in "
-                f"{currency}, or bill {code} in a workbook of its own",
+
+    def then(found) -> None:
+        for filename, code, n, total, low, high, rows in found:
+            reader.problems.append(
+                Problem(
+                    Reason.BAD_VALUE,
+                    Severity.ERROR,
+                    _where(reader, filename, column, low, high),
+                    f"{_rows_named(rows, n)} {_verb(n, 'is', 'are')} billed in "
+                    f"{code}, not the workbook's Currency {currency} ({cost} {_amount(total)} "
+                    f"{code}); costloop does not convert currencies: export the usage in "
+                    f"{currency}, or bill {code} in a workbook of its own",
+                )
             )
-        )
+
+    group = f"upper(trim({_quote(column)}))"
+    reader.summarize(other, f"coalesce({cost_number}, 0)", group, then)
 
 
 def _untagged_error(reader: _Reader, column: str, untagged: str, amount: str, cost: str) -> None:
@@ -820,18 +847,22 @@ def _untagged_error(reader: _Reader, column: str, untagged: str, amount: str, co
         if reader.tag
         else f"a blank {column}"
     )
-    for sheet, _group, n, total, low, high, rows in _summary(reader, untagged, amount):
-        reader.problems.append(
-            Problem(
-                Reason.BAD_VALUE,
-                Severity.ERROR,
-                _where(reader, sheet, column, low, high),
-                f"{_rows_named(rows, n)} {_verb(n, 'has', 'have')} {what}, so no department, "
-                f"and {cost} {_amount(total)} is not billed; tag who used "
-                f"{_verb(n, 'it', 'them')}, or set Settings UntaggedDepartment to the department "
-                "or cost pool that takes rows without one",
+
+    def then(found) -> None:
+        for filename, _group, n, total, low, high, rows in found:
+            reader.problems.append(
+                Problem(
+                    Reason.BAD_VALUE,
+                    Severity.ERROR,
+                    _where(reader, filename, column, low, high),
+                    f"{_rows_named(rows, n)} {_verb(n, 'has', 'have')} {what}, so no "
+                    f"department, and {cost} {_amount(total)} is not billed; tag who used "
+                    f"{_verb(n, 'it', 'them')}, or set Settings UntaggedDepartment to the "
+                    "department or cost pool that takes rows without one",
+                )
             )
-        )
+
+    reader.summarize(untagged, amount, "''", then)
 
 
 def _no_unit_warning(
@@ -839,18 +870,22 @@ def _no_unit_warning(
 ) -> None:
     """A consumed quantity without a unit has no metric to bill: said, never dropped."""
     unit_name = unit or "ConsumedUnit"
-    for sheet, _group, n, total, low, high, rows in _summary(reader, condition, number):
-        reader.problems.append(
-            Problem(
-                Reason.BAD_VALUE,
-                Severity.WARNING,
-                _where(reader, sheet, column, low, high),
-                f"{_rows_named(rows, n)} {_verb(n, 'has', 'have')} a {column} "
-                f"but a blank {unit_name} (quantity {_quantity(total)}): that consumption "
-                "is no metric, so no rule bills it (the rows' cost is billed); fill "
-                f"{unit_name} in the export",
+
+    def then(found) -> None:
+        for filename, _group, n, total, low, high, rows in found:
+            reader.problems.append(
+                Problem(
+                    Reason.BAD_VALUE,
+                    Severity.WARNING,
+                    _where(reader, filename, column, low, high),
+                    f"{_rows_named(rows, n)} {_verb(n, 'has', 'have')} a {column} "
+                    f"but a blank {unit_name} (quantity {_quantity(total)}): that consumption "
+                    "is no metric, so no rule bills it (the rows' cost is billed); fill "
+                    f"{unit_name} in the export",
+                )
             )
-        )
+
+    reader.summarize(condition, number, "''", then)
 
 
 def _quantity(value: object) -> str:
@@ -862,31 +897,37 @@ def _quantity(value: object) -> str:
 
 def _zero_cost_warnings(reader: _Reader, cost_column: str, cost: str) -> None:
     """The cost billed is zero where another FOCUS cost is not (Oracle's EffectiveCost is
-    0 throughout): bills of 0.00 a warning names, per provider, with the other's amount."""
+    0 throughout): bills of 0.00 a warning names, per provider, with the other's amount.
+
+    The other is BilledCost (what the invoice says), or EffectiveCost when BilledCost
+    is the one billed.
+    """
+    other_name = next(
+        (n for n in ("BilledCost", "EffectiveCost") if name_key(n) != name_key(cost_column)), ""
+    )
+    other = reader.column(other_name)
+    if other is None:
+        return
     chosen = _number_or_zero(reader, cost_column)
+    other_number = _number_or_zero(reader, other)
     provider = reader.column("ProviderName")
     group = f"trim({_quote(provider)})" if provider else "''"
-    for other_name in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"):
-        other = reader.column(other_name)
-        if other is None or other == cost_column:
-            continue
-        other_number = _number_or_zero(reader, other)
-        found = _summary(reader, f"{chosen} = 0 AND {other_number} <> 0", other_number, group)
-        for sheet, name, n, total, low, high, rows in found:
+
+    def then(found) -> None:
+        for filename, name, n, total, low, high, rows in found:
             of = f' of {provider} "{name}"' if name else ""
             reader.problems.append(
                 Problem(
                     Reason.BAD_VALUE,
                     Severity.WARNING,
-                    _where(reader, sheet, cost_column, low, high),
+                    _where(reader, filename, cost_column, low, high),
                     f"{cost} is 0 on {_rows_named(rows, n)}{of} where {other_name} is not "
-                    f"({other_name} "
-                    f"{_amount(total)} there), so they bill 0.00; if the export leaves "
-                    f"{cost} out, set Settings UsageCost to {other_name}",
+                    f"({other_name} {_amount(total)} there), so they bill 0.00; if the export "
+                    f"leaves {cost} out, set Settings UsageCost to {other_name}",
                 )
             )
-        if found:
-            return
+
+    reader.summarize(f"{chosen} = 0 AND {other_number} <> 0", other_number, group, then)
 
 
 def _aggregate(
