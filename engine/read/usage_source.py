@@ -14,13 +14,21 @@ Two layouts are understood (the column headers tell which):
   surrounding spaces ignored). Other columns are read but not kept.
 - **FinOps FOCUS** (a ``ChargePeriodStart`` column): each row gives up to two
   usage rows — its consumption (``ConsumedUnit`` as the metric,
-  ``ConsumedQuantity`` as the quantity, when both are filled) and its cost (the
-  metric ``EffectiveCost``, or ``BilledCost`` when there is no EffectiveCost
-  column, with the cost as the quantity). Period is the month of
-  ``ChargePeriodStart``; the department is the tag named by the Settings key
-  ``UsageDepartmentTag`` (from FOCUS's ``Tags`` JSON), else ``SubAccountId``;
-  Service is ``ServiceName``. Cost rows may be negative (credits); each
-  period/department/service total must not be.
+  ``ConsumedQuantity`` as the quantity) and its cost (the metric
+  ``EffectiveCost``, or the Settings ``UsageCost`` column, with the cost as the
+  quantity). Period is the month of ``ChargePeriodStart`` (of
+  ``BillingPeriodStart`` for a ``Correction``, which keeps the month it corrects
+  in ``Charge Period``); the department is the tag named by the Settings key
+  ``UsageDepartmentTag`` (from FOCUS's ``Tags``), else ``SubAccountId``, else
+  Settings ``UntaggedDepartment``; Service is ``ServiceName``. The FOCUS columns
+  a WHERE can name (`FOCUS_WHERE_COLUMNS`, and the Tags keys the rules name) are
+  kept. Quantities and costs may be negative (refunds, credits, corrections),
+  and so may a total: a net credit is a credit on the bill.
+  docs/scale.md#finops-focus maps every FOCUS column.
+
+Every CSV column is read as text (never typed by DuckDB's sniffer from its first
+rows) and ``NULL``, ``null`` and empty are no value; dates are read by
+`usage_dates`, never guessed.
 
 Every row is checked with the Usage sheet's own messages, located at the
 file's cell as Excel shows a CSV (the header is row 1): ``usage.csv!D1042:
@@ -647,8 +655,9 @@ def _tag_columns(reader: _Reader) -> dict[str, str]:
     """
     tags = reader.column("Tags")
     wanted = {k for k in reader.options.rule_columns if reader.column(k) is None}
-    wanted -= {name_key(c) for c in ("Period", "Department", "Metric", "Quantity", "Service")}
-    wanted.discard(name_key(CHARGE_PERIOD))
+    # The Usage frame's own columns (and the sum's) are never a tag's: one name, one column.
+    own = ("Period", "Department", "Metric", "Quantity", "Service", "Reference", "filename")
+    wanted -= {name_key(c) for c in (*own, CHARGE_PERIOD)}
     if tags is None or not wanted:
         return {}
     col = _quote(tags)
