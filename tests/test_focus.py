@@ -592,3 +592,50 @@ def test_a_usage_cost_that_is_no_focus_cost_column_is_named_at_its_cell(tmp_path
         ": UsageCost must be one of EffectiveCost, BilledCost, ListCost, ContractedCost (the "
         "FOCUS cost column to bill), got 'Cost'"
     )
+
+
+def test_a_net_credit_under_tiers_is_one_line_at_the_first_bands_rate(tmp_path):
+    # A refund of consumption larger than the month's: -3 hours net.
+    rows = [_row(ConsumedQuantity="2"), _row(ConsumedQuantity="-5", ChargeCategory="Credit")]
+    _focus_csv(tmp_path / "focus.csv", rows)
+    book = focus_book(
+        tmp_path,
+        ["ENG"],
+        ['CHARGE "Compute" FOR "Hours" TIERED FIRST 10 AT 0.50, ABOVE AT 0.25'],
+        {"UsageSource": "focus.csv"},
+        {"Compute": 10},
+        "2026-03",
+    )
+    outcome = run_book(book, output=tmp_path / "out.xlsx")
+    assert outcome.ok, [p.render() for p in outcome.errors]
+    bills = outcome.result.bills
+    assert [
+        (d, Decimal(q), Decimal(r), Decimal(a))
+        for d, q, r, a in zip(
+            bills["Department"], bills["Quantity"], bills["Rate"], bills["Amount"], strict=True
+        )
+    ] == [("ENG", Decimal(-3), Decimal("0.50"), Decimal("-1.50"))]
+
+
+def test_a_tag_in_a_parquet_map_can_be_named_in_where(tmp_path):
+    import duckdb
+
+    duckdb.sql(
+        f"""COPY (SELECT * FROM (VALUES
+            (TIMESTAMP '2026-03-01', 'ENG', MAP {{'team': 'web'}}, 2.5),
+            (TIMESTAMP '2026-03-01', 'ENG', MAP {{'team': 'data'}}, 4.0),
+            (TIMESTAMP '2026-03-01', 'FIN', MAP {{'owner': 'x'}}, 9.0)
+        ) t(ChargePeriodStart, SubAccountId, Tags, EffectiveCost))
+        TO '{tmp_path / "focus.parquet"}' (FORMAT parquet)"""
+    )
+    book = focus_book(
+        tmp_path,
+        ["ENG", "FIN"],
+        ['CHARGE "Web" FOR "EffectiveCost" AT 1 WHERE Team = "WEB"'],
+        {"UsageSource": "focus.parquet"},
+        {"Web": 1},
+        "2026-03",
+    )
+    outcome = run_book(book, output=tmp_path / "out.xlsx")
+    assert outcome.ok, [p.render() for p in outcome.errors]
+    assert _bills(outcome) == {("ENG", "Web"): Decimal("2.50")}
