@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from costloop import __version__
 from costloop.addin.xlwings_book import XlwingsWorkbook, local_file, online_address
+from costloop.engine.model.sheets import ITFM_SHEETS, RULE_CHECK
 from costloop.engine.workbook.host import OutputSheet, Workbook
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ if TYPE_CHECKING:
 # traceback window xlwings shows when the module itself cannot be imported.
 
 TITLE = "costloop"
-RULE_CHECK = "Rule Check"  # as costloop.engine.pipeline.run names it
-FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK))
+FORECAST_SHEETS = frozenset((*ITFM_SHEETS, RULE_CHECK))
 """What Update forecast writes: the Optimize sheets, never the bills already issued, nor
 the Run Log, which stays the record of the run that wrote the Bills: Make bills and Email
 bills take their Run ID, Period and Input Fingerprint from it, and its Total Billed is the

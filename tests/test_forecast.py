@@ -12,9 +12,9 @@ from costloop.engine.itfm.forecast import (
     FORECAST_COLUMNS,
     forecast,
     least_squares,
-    round_half_up,
 )
 from costloop.engine.model.book import Book, Settings
+from costloop.engine.model.money import round_to_places as round_half_up
 from costloop.engine.model.periods import fiscal_periods, fiscal_periods_remaining
 from costloop.problems import Reason, Severity
 from costloop.rules.ast import (

@@ -21,11 +21,11 @@ from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
-import pandas as pd
 
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.model.money import charge_cents_array, fits_int64, to_decimal
 from costloop.engine.model.result import BillLines, Quantities
+from costloop.engine.model.values import is_blank
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, FixedRate, RateCard, Span, Tiered, name_key
 
@@ -39,17 +39,9 @@ class Band:
     rate: Decimal
 
 
-def _blank(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float) and value != value:
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
 def _effective(value: object) -> str:
     """EffectiveFrom as ``YYYY-MM`` ('' when blank: in force from the start)."""
-    if _blank(value):
+    if is_blank(value):
         return ""
     if hasattr(value, "year") and hasattr(value, "month"):
         return f"{value.year:04d}-{value.month:02d}"
@@ -102,12 +94,12 @@ def _rate_rows(drivers: Drivers) -> list[_RateRow]:
             column("TierTo"),
             strict=True,
         ):
-            if _blank(metric) or _blank(rate):
+            if is_blank(metric) or is_blank(rate):
                 continue
             rows.append(
                 _RateRow(
                     name_key(str(metric)),
-                    "" if _blank(pool) else name_key(str(pool)),
+                    "" if is_blank(pool) else name_key(str(pool)),
                     _effective(effective),
                     to_decimal(rate),
                     low,
@@ -128,12 +120,12 @@ def rate_card(drivers: Drivers, rule: Charge, period: str) -> list[Band] | None:
         return None
     latest = max(in_force)
     rows = [r for r in rows if r.effective == latest]
-    if not any(not _blank(r.tier_from) or not _blank(r.tier_to) for r in rows):
+    if not any(not is_blank(r.tier_from) or not is_blank(r.tier_to) for r in rows):
         return [Band(Fraction(0), None, rows[0].rate)]
     bands = [
         Band(
-            Fraction(0) if _blank(r.tier_from) else Fraction(to_decimal(r.tier_from)),
-            None if _blank(r.tier_to) else Fraction(to_decimal(r.tier_to)),
+            Fraction(0) if is_blank(r.tier_from) else Fraction(to_decimal(r.tier_from)),
+            None if is_blank(r.tier_to) else Fraction(to_decimal(r.tier_to)),
             r.rate,
         )
         for r in rows

@@ -22,10 +22,9 @@ import pandas as pd
 
 from costloop.engine.model.book import Book
 from costloop.engine.model.money import quantity_units, to_fraction
-from costloop.engine.model.values import cell_number
+from costloop.engine.model.values import cell_number, is_blank, yes_no
 from costloop.rules.ast import Condition, name_key
 
-_NO = {"n", "no", "false", "0", "f"}
 _NO_USAGE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
@@ -40,22 +39,13 @@ class Department:
     row: int | None
 
 
-def _is_blank(value: object) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
 def _billable(value: object) -> bool:
-    if _is_blank(value):
-        return True
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.number):
-        return value != 0
-    return str(value).strip().casefold() not in _NO
+    """Departments.Billable as the reader reads it (`yes_no`: blank is Y, ``f`` is N)."""
+    flag = yes_no(value)
+    if flag is None:
+        # The reader refuses such a cell at its cell; only a Book built in code gets here.
+        raise ValueError(f"Billable must be Y or N (or blank for Y), got {value!r}")
+    return flag
 
 
 def name_keys(values: list) -> list[str]:
@@ -172,17 +162,6 @@ def _key_codes(column: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
     return key_codes[codes], code_of
 
 
-def _metric_names(book: Book) -> dict[str, str]:
-    """Metric key -> first spelling (as `Book.metrics`, but one name_key per distinct text)."""
-    out: dict[str, str] = {}
-    for frame in (book.usage, book.budget, book.rates):
-        if frame is not None and "Metric" in frame:
-            for name in frame["Metric"].dropna().astype(str).drop_duplicates():
-                if name.strip():
-                    out.setdefault(name_key(name), name)
-    return out
-
-
 class Drivers:
     """The Book's departments, pool costs and usage, shaped for allocating and charging."""
 
@@ -191,7 +170,7 @@ class Drivers:
         self.settings = book.settings
         self.minor_unit = book.settings.minor_unit
         self.pool_names: dict[str, str] = book.pools
-        self.metric_names: dict[str, str] = _metric_names(book)
+        self.metric_names: dict[str, str] = book.metrics
         self.departments: dict[str, Department] = {}
         deps = book.departments
 
@@ -214,7 +193,7 @@ class Drivers:
             self.departments[key] = Department(
                 key=key,
                 code=code,
-                name="" if _is_blank(name) else str(name).strip(),
+                name="" if is_blank(name) else str(name).strip(),
                 fund=str(fund).strip(),
                 billable=_billable(billable) if "Billable" in deps else True,
                 row=int(row) if "_row" in deps else None,

@@ -40,7 +40,8 @@ from costloop.engine.chargeback.tieouts import run_tieouts
 from costloop.engine.model.book import Book
 from costloop.engine.model.money import cents_to_money, format_money, money_array, object_array
 from costloop.engine.model.periods import fiscal_periods_to_date
-from costloop.engine.model.result import BILL_COLUMNS, BillLines, PeriodRun, Result, Spread
+from costloop.engine.model.result import BillLines, PeriodRun, Result, Spread
+from costloop.engine.model.sheets import BILL_COLUMNS
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.plan import Plan
 

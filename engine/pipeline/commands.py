@@ -6,6 +6,7 @@ import zipfile
 from decimal import Decimal
 from pathlib import Path
 
+from costloop.engine.model.money import format_money, to_minor_units
 from costloop.engine.pipeline.run import (
     Outcome,
     Progress,
@@ -46,8 +47,9 @@ def run_book(
     )
 
 
-def _fmt(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
+def _fmt(amount: Decimal, minor_unit: int) -> str:
+    """An amount for the terminal in the currency's places (``1,234.50``; JPY ``1,235``)."""
+    return format_money(to_minor_units(amount, minor_unit), minor_unit)
 
 
 def summary_lines(outcome: Outcome) -> list[str]:
@@ -61,9 +63,10 @@ def summary_lines(outcome: Outcome) -> list[str]:
     result = outcome.result
     bills = result.bills
     total = total_billed(bills)
+    minor = outcome.book.settings.minor_unit if outcome.book is not None else 2
     departments = bills["Department"].nunique()
     lines = [
-        f"Period {outcome.period}: billed {_fmt(total)} to {departments} department(s) "
+        f"Period {outcome.period}: billed {_fmt(total, minor)} to {departments} department(s) "
         f"in {len(bills)} bill line(s)"
     ]
     recovery = result.recovery
@@ -78,8 +81,8 @@ def summary_lines(outcome: Outcome) -> list[str]:
                 continue
             pct = "" if row.RecoveryPct is None else f"{Decimal(row.RecoveryPct) * 100:6.1f}%"
             lines.append(
-                f"  {row.Pool:<{width}}  cost {_fmt(row.Cost):>14}  "
-                f"recovered {_fmt(row.Recovered):>14}  {pct}"
+                f"  {row.Pool:<{width}}  cost {_fmt(row.Cost, minor):>14}  "
+                f"recovered {_fmt(row.Recovered, minor):>14}  {pct}"
             )
     tieouts = result.tieouts
     passed = sum(1 for t in tieouts if t.passed)

@@ -53,6 +53,7 @@ from costloop.engine.read.usage_dates import date_format_pattern, month_reader
 from costloop.engine.workbook.host import column_letter
 from costloop.problems import GROUP_AFTER, Problem, Reason, Severity, repeated
 from costloop.rules.ast import name_key
+from costloop.rules.suggest import closest, did_you_mean
 
 SOURCE_KEY = "usagesource"
 TAG_KEY = "usagedepartmenttag"
@@ -1025,8 +1026,6 @@ def _aggregate(
 
 
 def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, str]) -> None:
-    import difflib
-
     frame = pd.DataFrame({"name": unknown}, dtype=object)
     reader.con.register("unknown_frame", frame)
     reader.con.execute(
@@ -1035,12 +1034,8 @@ def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, st
 
     def message(value: object) -> str:
         name = str(value).strip()
-        found = difflib.get_close_matches(name_key(name), list(receivers), n=1, cutoff=0.6)
-        fix = (
-            f'did you mean "{receivers[found[0]]}"?'
-            if found
-            else "add it to Departments or fix the name"
-        )
+        guess = closest(name, receivers.values())
+        fix = did_you_mean(guess) if guess else "add it to Departments or fix the name"
         return f'"{name}" is not a department or a cost pool; {fix}'
 
     # The rows are found by the raw column the department came from.
@@ -1137,7 +1132,6 @@ def source_options(book) -> tuple[SourceOptions | None, list[Problem]]:
     """Settings UsageDepartmentTag, UsageDateFormat, UsageCost and UntaggedDepartment, checked
     at their cells; the currency and the rules' WHERE columns. None when one is wrong."""
     from costloop.rules.parser import parse_rules
-    from costloop.rules.suggest import closest
 
     problems: list[Problem] = []
 
@@ -1169,7 +1163,7 @@ def source_options(book) -> tuple[SourceOptions | None, list[Problem]]:
         untagged = receivers.get(name_key(untagged_text))
         if untagged is None:
             near = closest(untagged_text, receivers.values())
-            fix = f'did you mean "{near}"?' if near else "name one of Departments or a pool"
+            fix = did_you_mean(near) if near else "name one of Departments or a pool"
             bad(
                 untagged_cell,
                 f"UntaggedDepartment {untagged_text!r} is not a department or a cost pool; {fix}",

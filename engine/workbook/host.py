@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from costloop.engine.workbook.cells import CellValue, ExcelError
+from costloop.engine.workbook.cells import CellValue, ExcelError, column_letter
 
 __all__ = [
     "CellValue",
@@ -33,16 +33,6 @@ __all__ = [
 ]
 
 MAX_SHEET_NAME = 31
-
-
-def column_letter(index: int) -> str:
-    """Grid column index to Excel's letters: 0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 @dataclass
