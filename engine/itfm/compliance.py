@@ -27,13 +27,14 @@ is not separated out (see docs/itfm.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
+from costloop.engine.chargeback.rates import RateCards
 from costloop.engine.model.money import exact_decimal, exact_fraction, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
 from costloop.engine.model.sheets import BILLS, COMPLIANCE, COMPLIANCE_COLUMNS
@@ -132,37 +133,43 @@ def _recovery_ytd(recovery: pd.DataFrame | None, periods: set[str]):
 # --- same rate for the same service ------------------------------------------------
 
 
-def tiered_rules(charges: Iterable[Charge], rates: pd.DataFrame | None) -> set[str]:
-    """IDs of CHARGE rules priced by graduated tiers: TIERED, or a RATE CARD with tier rows."""
-    tiered = set()
+def tiered_rules(charges: Iterable[Charge]) -> set[str]:
+    """IDs of CHARGE rules priced by graduated tiers in every period: ``TIERED``."""
+    return {c.rule_id for c in charges if isinstance(c.pricing, Tiered)}
+
+
+def tiered_card_periods(
+    charges: Iterable[Charge], rates: pd.DataFrame | None, periods: Iterable[str]
+) -> dict[str, set[str]]:
+    """Rule ID -> the periods in which its RATE CARD's schedule in force is tiered.
+
+    Resolved as the charge billed it (`costloop.engine.chargeback.rates`): a card
+    tiered last year and flat now is held to the same-rate test now.
+    """
+    cards = RateCards(rates)
+    periods = list(periods)
+    found = {}
     for charge in charges:
-        if isinstance(charge.pricing, Tiered) or (
-            isinstance(charge.pricing, RateCard) and _card_has_tiers(charge, rates)
-        ):
-            tiered.add(charge.rule_id)
-    return tiered
+        if isinstance(charge.pricing, RateCard):
+            tiered = cards.tiered_periods(charge.pool.key, charge.metric.key, periods)
+            if tiered:
+                found[charge.rule_id] = tiered
+    return found
 
 
-def _card_has_tiers(charge: Charge, rates: pd.DataFrame | None) -> bool:
-    if rates is None or len(rates) == 0 or "Metric" not in rates:
-        return False
-    for row in rates.itertuples(index=False):
-        if name_key(str(row.Metric)) != charge.metric.key:
-            continue
-        pool = getattr(row, "Pool", None)
-        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
-            continue
-        if any(exact_fraction(getattr(row, c, None)) is not None for c in ("TierFrom", "TierTo")):
-            return True
-    return False
-
-
-def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules: set[str]):
+def rate_exceptions(
+    bills: pd.DataFrame | None,
+    periods: set[str],
+    exempt_rules: set[str],
+    exempt_periods: Mapping[str, set[str]] | None = None,
+):
     """Bill lines priced differently from the standard rate of their period, pool and metric.
 
     The standard rate is the one billed to the most departments (ties: the lower
     rate). Tiered CHARGE rules are exempt: one graduated schedule applied to
     everyone is the same rate schedule even though lines show different tier rates.
+    ``exempt_rules`` are exempt in every period, ``exempt_periods`` (rule ID ->
+    periods) only in the periods given (a RATE CARD tiered then).
     Returns (exceptions, pools checked) — exceptions as dicts for the sheet.
     """
     if bills is None or len(bills) == 0:
@@ -173,12 +180,10 @@ def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules:
     metrics = bills["Metric"].to_numpy(dtype=object)
     named = _map_values(metrics, lambda m: isinstance(m, str) and bool(m.strip()))
     rules = bills["Rule"].astype(str).to_numpy(dtype=object)
-    keep = (
-        bills["Period"].isin(periods).to_numpy()
-        & pd.notna(rates)
-        & ~pd.Series(rules).isin(exempt_rules).to_numpy()
-        & named.astype(bool)
-    )
+    exempt = pd.Series(rules).isin(exempt_rules).to_numpy(copy=True)
+    for rule, tiered in (exempt_periods or {}).items():
+        exempt |= (rules == rule) & bills["Period"].isin(tiered).to_numpy()
+    keep = bills["Period"].isin(periods).to_numpy() & pd.notna(rates) & ~exempt & named.astype(bool)
     if not keep.any():
         return [], set()
     # Every text column as integer codes: the grouping and merging below then hash
@@ -327,8 +332,9 @@ def compliance(
     settings = book.settings
     ytd = fiscal_periods_to_date(period, settings.fiscal_year_start)
     months, periods, limit, minor = len(ytd), set(ytd), settings.reserve_days, settings.minor_unit
-    exempt = tiered_rules(charges, book.rates)
-    exceptions, rated = rate_exceptions(bills, periods, exempt)
+    exempt = tiered_rules(charges)
+    exempt_periods = tiered_card_periods(charges, book.rates, ytd)
+    exceptions, rated = rate_exceptions(bills, periods, exempt, exempt_periods)
     odd_pools = {name_key(e["pool"]) for e in exceptions}
     billed_pools = (
         {name_key(str(p)) for p in bills["Pool"].unique()} if bills is not None else set()

@@ -21,6 +21,7 @@ from fractions import Fraction
 
 import pandas as pd
 
+from costloop.engine.chargeback.rates import RateCards
 from costloop.engine.model.book import Book
 from costloop.engine.model.formats import QUANTITY_PLACES, RATE_PLACES
 from costloop.engine.model.money import (
@@ -40,11 +41,11 @@ from costloop.engine.model.sheets import FORECAST_COLUMNS
 from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
+    ByPlan,
     Charge,
     FixedRate,
     Forecast,
     Growth,
-    Plan,
     RateCard,
     RunRate,
     Span,
@@ -316,7 +317,7 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
             )
             return _fallback(series, targets, period, problem)
         return Projection(growth(history, method.percent, targets), label)
-    if isinstance(method, Plan):
+    if isinstance(method, ByPlan):
         return _plan_projection(series, targets, period, rule)
     return _default(series, targets, period)
 
@@ -508,33 +509,16 @@ def net_received(
 
 
 def current_rate(charge: Charge, book: Book, period: str) -> Decimal | None:
-    """The single rate a CHARGE bills at now: AT n, or a one-row RATE CARD; None when tiered."""
+    """The single rate a CHARGE bills at now: AT n, or a flat RATE CARD; None when tiered.
+
+    The card in force is the one the charge bills by (`costloop.engine.chargeback.rates`).
+    """
     if isinstance(charge.pricing, FixedRate):
         return charge.pricing.rate
     if not isinstance(charge.pricing, RateCard):
         return None
-    rates = book.rates
-    if rates is None or len(rates) == 0 or "Metric" not in rates:
-        return None
-    candidates = []
-    for _, row in rates.iterrows():
-        if name_key(str(row["Metric"])) != charge.metric.key:
-            continue
-        pool = row.get("Pool")
-        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
-            continue
-        effective = row.get("EffectiveFrom")
-        effective = str(effective)[:7] if isinstance(effective, str) and effective else ""
-        if effective > period:
-            continue
-        candidates.append((effective, row))
-    if not candidates:
-        return None
-    latest = max(e for e, _ in candidates)
-    current = [row for e, row in candidates if e == latest]
-    if len(current) != 1:  # tier rows: no single rate
-        return None
-    return Decimal(str(current[0]["Rate"]))
+    schedule = RateCards(book.rates).in_force(charge.pool.key, charge.metric.key, period)
+    return None if schedule is None else schedule.flat_rate
 
 
 def billed_rate(bills: pd.DataFrame | None, pool_key: str, metric_key: str) -> Decimal | None:

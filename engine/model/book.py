@@ -51,9 +51,14 @@ class Settings:
     """Name key of a setting -> the cell of its Value (``Settings!B4``), for messages."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Book:
-    """Every input sheet of one workbook, validated and typed."""
+    """Every input sheet of one workbook, validated and typed.
+
+    Final once `costloop.engine.read.reader.read_book` returns it (usage from a
+    Settings UsageSource included): no stage replaces a part of it. A variant is a
+    new Book (`dataclasses.replace`); the frames themselves are not to be edited.
+    """
 
     settings: Settings
     departments: pd.DataFrame

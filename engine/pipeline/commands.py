@@ -16,6 +16,7 @@ from costloop.engine.pipeline.run import (
 )
 from costloop.engine.xlsx.file_workbook import FileWorkbook, WorkbookFormatError
 from costloop.engine.xlsx.write_guard import refuse_unwritable
+from costloop.errors import EXIT_PROBLEMS, CostloopError
 
 
 def check_book(path: Path) -> Outcome:
@@ -93,8 +94,14 @@ def summary_lines(outcome: Outcome) -> list[str]:
     return lines
 
 
-def explain_exception(exc: Exception) -> str | None:
-    """A user-facing sentence for failures that are not bugs (file locked, not a workbook)."""
+def explain_exception(exc: BaseException) -> str | None:
+    """A user-facing sentence for failures that are not bugs (file locked, not a workbook).
+
+    By type: every `CostloopError` explains itself; two failures of the operating
+    system and the zip library are put in words here. None: a bug.
+    """
+    if isinstance(exc, CostloopError):
+        return exc.explain()
     if isinstance(exc, PermissionError):
         return (
             f"cannot write {exc.filename or 'the workbook'}: it is read-only or open in "
@@ -102,10 +109,12 @@ def explain_exception(exc: Exception) -> str | None:
         )
     if isinstance(exc, zipfile.BadZipFile):
         return "the file is not an Excel workbook (.xlsx or .xlsm); save it as one and retry"
-    name = type(exc).__name__
-    if name in ("WorkbookFormatError", "WorkbookProtectedError", "NotOwnedError", "WriteRefused"):
-        return str(exc)
     return None
+
+
+def exit_code(exc: BaseException) -> int:
+    """The command line's exit code for a failure (docs/contract.md#exit-codes)."""
+    return exc.exit_code if isinstance(exc, CostloopError) else EXIT_PROBLEMS
 
 
 def demo_changes(path: Path, shipped: Path) -> str | None:

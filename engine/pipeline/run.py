@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 import pandas as pd
 
@@ -63,7 +62,6 @@ from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
 from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
-from costloop.engine.read.usage_source import attach_usage_source
 from costloop.engine.workbook.host import Workbook
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
 from costloop.rules import check, order, parse_rules
@@ -112,9 +110,6 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     outcome = Outcome(problems=list(problems), book=book)
     if book is None:
         return outcome
-    # Settings UsageSource: usage read and summed from CSV/Parquet files beside the workbook.
-    path = getattr(wb, "path", None)
-    outcome.problems += attach_usage_source(book, Path(path).parent if path else None)
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
     outcome.problems += check(rules, names_from_book(book), book.rules)
@@ -322,59 +317,107 @@ def run_workbook(
     """
     timings: dict[str, float] = {}
     clock = _Clock(timings, progress)
+    target, refused = _run_target(wb, scenario)
+    if refused is not None:
+        refused.timings = timings
+        return refused
+
+    outcome = prepare(wb, target.inputs)
+    outcome.timings = timings
+    clock.lap("read+check")
+    outcome.problems += target.problems + _not_owned(wb, list(target.names.values()))
+    book = outcome.book
+    chosen = billed_period(book, period) if book else period
+    outcome.period = chosen
+    outcome.run_log = new_run_log(label, book, chosen, target.scenario)
+    if book is not None and not has_errors(outcome.problems):
+        bad_period = _period_problem(book, chosen, period)
+        if bad_period:
+            outcome.problems.append(bad_period)
+    if has_errors(outcome.problems):
+        write_failure(wb, outcome, target.names, failure_report)
+        return outcome
+
+    result = execute(book, outcome.plan, chosen)
+    outcome.result = result
+    outcome.problems += result.problems
+    clock.lap("run")
+    itfm_frames = _itfm_frames(outcome, chosen, target.names)
+    clock.lap("forecast")
+
+    _log_result(outcome.run_log, result)
+    if has_errors(outcome.problems):
+        # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
+        failed = [t for t in result.tieouts if not t.passed]
+        reason = "a tie-out failed" if failed else ""
+        write_failure(wb, outcome, target.names, failure_report, reason)
+        return outcome
+
+    finish_log(outcome.run_log, outcome.problems)
+    _write_outputs(wb, outcome, itfm_frames, target.names)
+    clock.lap("write")
+    return outcome
+
+
+@dataclass(frozen=True)
+class _RunTarget:
+    """Which input sheets a run reads and which output sheets it writes (a scenario's own)."""
+
+    inputs: dict[str, str]
+    """Logical input sheet -> the sheet to read instead (``Budget`` -> ``Budget@cloud10``)."""
+    names: dict[str, str]
+    """Output sheet -> the name it is written under (``Bills`` -> ``Bills@cloud10``)."""
+    scenario: str | None
+    problems: list[Problem]
+
+
+def _run_target(wb: Workbook, scenario: str | None) -> tuple[_RunTarget, Outcome | None]:
+    """The sheets a run reads and writes; an Outcome instead when the scenario is unusable."""
     resolved, scenario_problems = resolve_scenario(wb.sheet_names(), scenario)
     if has_errors(scenario_problems):
         # Without a valid scenario there is no sheet to report into: say it on the console.
-        return Outcome(problems=scenario_problems, timings=timings)
+        return _RunTarget({}, {}, None, []), Outcome(problems=scenario_problems)
     inputs = dict(resolved.inputs) if resolved else {}
     # Outputs take the scenario's spelling from its sheets (Budget@cloud10 -> Bills@cloud10),
     # whatever case --scenario was typed in.
     scenario = resolved.name if resolved else None
     names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
     if has_errors(name_problems):
-        return Outcome(problems=scenario_problems + name_problems, timings=timings)
+        return _RunTarget({}, {}, None, []), Outcome(problems=scenario_problems + name_problems)
+    return _RunTarget(inputs, names, scenario, scenario_problems), None
 
-    outcome = prepare(wb, inputs)
-    outcome.timings = timings
-    clock.lap("read+check")
-    outcome.problems += scenario_problems + _not_owned(wb, list(names.values()))
-    book = outcome.book
-    chosen = billed_period(book, period) if book else period
-    outcome.period = chosen
-    outcome.run_log = new_run_log(label, book, chosen, scenario)
-    if book is not None and not has_errors(outcome.problems):
-        bad_period = _period_problem(book, chosen, period)
-        if bad_period:
-            outcome.problems.append(bad_period)
-    if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, failure_report)
-        return outcome
 
-    plan = outcome.plan
-    result = execute(book, plan, chosen)
-    outcome.result = result
-    outcome.problems += result.problems
-    clock.lap("run")
+def _itfm_frames(outcome: Outcome, period: str, names: dict[str, str]) -> dict[str, tuple]:
+    """Forecast, Variance and Compliance of a run, as (frame, columns) by sheet;
+    their problems go into ``outcome``."""
+    book, plan, result = outcome.book, outcome.plan, outcome.result
     forecast_frame, problems = forecast(
         book,
         plan.forecasts,
         plan.charges,
         result.recovery,
-        chosen,
+        period,
         bills=result.bills,
         flows=result.pool_flows,
         year_charges=result.year_charges,
     )
     outcome.problems += problems
-    variance_frame, problems = variance(book, chosen)
+    variance_frame, problems = variance(book, period)
     outcome.problems += problems
     compliance_frame, problems = compliance(
-        book, result.recovery, result.year_charges, chosen, plan.charges, names[COMPLIANCE]
+        book, result.recovery, result.year_charges, period, plan.charges, names[COMPLIANCE]
     )
     outcome.problems += problems
-    clock.lap("forecast")
+    return {
+        FORECAST: (forecast_frame, FORECAST_COLUMNS),
+        VARIANCE: (variance_frame, VARIANCE_COLUMNS),
+        COMPLIANCE: (compliance_frame, COMPLIANCE_COLUMNS),
+    }
 
-    log, key = outcome.run_log, RunLogKey
+
+def _log_result(log: RunLog, result: Result) -> None:
+    """The tie-outs and totals of the run, in the Run Log (a failed run's too)."""
+    key = RunLogKey
     for tieout in result.tieouts:
         verdict = "PASS " if tieout.passed else "FAIL "
         log.add(f"{key.TIE_OUT}{tieout.name}", verdict + tieout.detail)
@@ -382,20 +425,18 @@ def run_workbook(
     log.add(key.DEPARTMENTS_BILLED, int(result.bills["Department"].nunique()))
     log.add(key.TOTAL_BILLED, total_billed(result.bills))
     log.add(key.JOURNAL_LINES, len(result.journal))
-    # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
-    failed = [t for t in result.tieouts if not t.passed]
-    if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, failure_report, "a tie-out failed" if failed else "")
-        return outcome
 
-    finish_log(outcome.run_log, outcome.problems)
+
+def _write_outputs(
+    wb: Workbook, outcome: Outcome, itfm_frames: dict[str, tuple], names: dict[str, str]
+) -> None:
+    """A clean run: every owned sheet at once, Rule Check and Run Log last."""
+    book, result = outcome.book, outcome.result
     frames = {
         BILLS: (result.bills, BILL_COLUMNS),
         JOURNAL: (result.journal, JOURNAL_COLUMNS),
         RECOVERY: (result.recovery, RECOVERY_COLUMNS),
-        FORECAST: (forecast_frame, FORECAST_COLUMNS),
-        VARIANCE: (variance_frame, VARIANCE_COLUMNS),
-        COMPLIANCE: (compliance_frame, COMPLIANCE_COLUMNS),
+        **itfm_frames,
     }
     sheets = _output_sheets(book, frames, names)
     sheets.append(
@@ -410,5 +451,3 @@ def run_workbook(
     sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
     wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]
-    clock.lap("write")
-    return outcome

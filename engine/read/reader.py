@@ -72,7 +72,15 @@ from costloop.engine.model.periods import parse_period
 from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS, REQUIRED_SHEETS
 from costloop.engine.model.values import cell_number, cell_text, is_blank, shown, yes_no
 from costloop.engine.read.rates import RatesSheet, rate_schedule_problems
-from costloop.engine.workbook.host import ExcelError, Workbook, column_letter
+from costloop.engine.read.usage_source import with_usage_source
+from costloop.engine.workbook.host import (
+    ColumnReads,
+    ExcelError,
+    HiddenRows,
+    Workbook,
+    column_letter,
+    workbook_folder,
+)
 from costloop.engine.xlsx.sheet_xml import Uncalculated
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import RuleCell, name_key
@@ -253,8 +261,7 @@ def _body(grid: list[list[object]]) -> Body:
 
 def _header_and_body(wb: Workbook, sheet: str) -> tuple[list[object], Body]:
     """Row 1 and the rows below it; column-wise when the host can (a big Usage sheet)."""
-    read_columns = getattr(wb, "read_columns", None)
-    columns = read_columns(sheet) if read_columns is not None else None
+    columns = wb.read_columns(sheet) if isinstance(wb, ColumnReads) else None
     if columns is None:
         grid = wb.read_sheet(sheet)
         return (list(grid[0]) if grid else []), _body(grid)
@@ -1010,6 +1017,8 @@ def read_book(
 
     ``sheets`` maps a logical input sheet to the sheet to read instead (a
     scenario: ``{"Budget": "Budget@Cloud10"}``); messages then name that sheet.
+    The Book is final: usage from the Settings UsageSource files (beside a
+    workbook saved as a file) is in it already.
     """
     problems: list[Problem] = []
     present = list(wb.sheet_names())
@@ -1079,7 +1088,8 @@ def read_book(
         names_seen=names_seen,
         unreadable_names=frozenset(unreadable),
     )
-    return book, problems
+    book, source_problems = with_usage_source(book, workbook_folder(wb))
+    return book, problems + source_problems
 
 
 _NAME_CELLS = {
@@ -1126,10 +1136,9 @@ def _hidden_rows_warning(wb: Workbook, sheet: _Sheet, width: int) -> list[Proble
     sheet's data: skipping it would make a bill depend on how the sheet was last
     viewed. Counting it silently let a hidden row move money unseen, so warn.
     """
-    hidden_rows = getattr(wb, "hidden_rows", None)  # a host that cannot hide rows has none
-    if hidden_rows is None or not len(sheet):
-        return []
-    hidden = hidden_rows(sheet.actual)
+    if not isinstance(wb, HiddenRows) or not len(sheet):
+        return []  # a host that cannot hide rows has none
+    hidden = wb.hidden_rows(sheet.actual)
     if not hidden:
         return []
     rows = [int(r) for r in sheet.rows if int(r) in hidden]

@@ -43,12 +43,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from costloop.engine.model.book import Book
 from costloop.engine.read.usage_dates import date_format_pattern, month_reader
 from costloop.engine.workbook.host import column_letter
 from costloop.problems import GROUP_AFTER, Problem, Reason, Severity, repeated
@@ -1059,21 +1060,48 @@ def fingerprint(files: UsageFiles) -> str:
     return digest.hexdigest()
 
 
-def attach_usage_source(book, folder: Path | None) -> list[Problem]:
-    """When Settings names a UsageSource, read it into ``book.usage``; its problems.
+def with_usage_source(book: Book, folder: Path | None) -> tuple[Book, list[Problem]]:
+    """The Book with its usage read from the Settings UsageSource, if it names one; problems.
 
-    The Usage sheet then keeps only its header row: usage in both places would be
-    counted twice, so that is an error rather than a guess.
+    Called by `costloop.engine.read.reader.read_book`, so the Book it returns is
+    final. The Usage sheet then keeps only its header row: usage in both places
+    would be counted twice, so that is an error rather than a guess.
     """
+    usage, problems = _source_usage(book, folder)
+    if usage is None:
+        return book, problems
+    # A WHERE may name only columns the usage has: an extra header left on the Usage
+    # sheet (its rows come from the files now) must fail `check`, not only `run`; the
+    # FOCUS columns kept from the files (ChargeCategory, a Tags key, …) can be named.
+    kept = {name_key(c): c for c in usage.frame.columns if not c.startswith("_")}
+    columns = dict(book.columns)
+    sheet = {key: spot for key, spot in columns.get("Usage", {}).items() if key in kept}
+    for key, header in kept.items():
+        sheet.setdefault(key, (header, "?"))
+    columns["Usage"] = sheet
+    digest = hashlib.sha256(f"{book.fingerprint}\0{fingerprint(usage.files)}".encode())
+    return replace(
+        book, usage=usage.frame, columns=columns, fingerprint=digest.hexdigest()
+    ), problems
+
+
+@dataclass(frozen=True)
+class _SourceUsage:
+    frame: pd.DataFrame
+    files: UsageFiles
+
+
+def _source_usage(book: Book, folder: Path | None) -> tuple[_SourceUsage | None, list[Problem]]:
+    """The usage the UsageSource files hold (None: no UsageSource, or it could not be read)."""
     settings = book.settings
     found = {_compact(k): k for k in settings.raw}
     key = found.get(SOURCE_KEY)
     value = settings.raw.get(key, "") if key else ""
     if not value.strip():
-        return []
+        return None, []
     where = settings.cells.get(key, "Settings")
     if folder is None:
-        return [
+        return None, [
             Problem(
                 Reason.BAD_SETTING,
                 Severity.ERROR,
@@ -1083,7 +1111,7 @@ def attach_usage_source(book, folder: Path | None) -> list[Problem]:
             )
         ]
     if len(book.usage):
-        return [
+        return None, [
             Problem(
                 Reason.BAD_SETTING,
                 Severity.ERROR,
@@ -1095,31 +1123,17 @@ def attach_usage_source(book, folder: Path | None) -> list[Problem]:
         ]
     files, problems = find_files(value, where, folder)
     if files is None:
-        return problems
+        return None, problems
     options, problems = source_options(book)
     if options is None:
-        return problems
+        return None, problems
     receivers = dict(book.pools)
     receivers.update(book.department_names)
-    usage, found = read_usage_source(files, receivers, book.metrics, options)
-    problems += found
-    if usage is not None:
-        book.usage = usage
-        # A WHERE may name only columns the usage has: an extra header left on the Usage
-        # sheet (its rows come from the files now) must fail `check`, not only `run`; the
-        # FOCUS columns kept from the files can be named.
-        kept = {name_key(c): c for c in usage.columns if not c.startswith("_")}
-        sheet = book.columns.get("Usage", {})
-        columns = {key: spot for key, spot in sheet.items() if key in kept}
-        for key, header in kept.items():
-            columns.setdefault(key, (header, "?"))
-        book.columns["Usage"] = columns
-        digest = hashlib.sha256(f"{book.fingerprint}\0{fingerprint(files)}".encode())
-        book.fingerprint = digest.hexdigest()
-    return problems
+    usage, problems = read_usage_source(files, receivers, book.metrics, options)
+    return (None if usage is None else _SourceUsage(usage, files)), problems
 
 
-def _setting(book, key: str) -> tuple[str, str]:
+def _setting(book: Book, key: str) -> tuple[str, str]:
     """(value as written, its cell) of a Settings key ('' when absent)."""
     settings = book.settings
     found = {_compact(k): k for k in settings.raw}.get(key)
@@ -1128,7 +1142,7 @@ def _setting(book, key: str) -> tuple[str, str]:
     return settings.raw.get(found, "").strip(), settings.cells.get(found, "Settings")
 
 
-def source_options(book) -> tuple[SourceOptions | None, list[Problem]]:
+def source_options(book: Book) -> tuple[SourceOptions | None, list[Problem]]:
     """Settings UsageDepartmentTag, UsageDateFormat, UsageCost and UntaggedDepartment, checked
     at their cells; the currency and the rules' WHERE columns. None when one is wrong."""
     from costloop.rules.parser import parse_rules
