@@ -639,3 +639,23 @@ def test_a_tag_in_a_parquet_map_can_be_named_in_where(tmp_path):
     outcome = run_book(book, output=tmp_path / "out.xlsx")
     assert outcome.ok, [p.render() for p in outcome.errors]
     assert _bills(outcome) == {("ENG", "Web"): Decimal("2.50")}
+
+
+def test_a_usage_columns_file_reads_dates_by_usage_date_format_too(tmp_path):
+    # The Usage layout's Period as dates a European export writes: D/M/YYYY.
+    with (tmp_path / "usage.csv").open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(
+            [
+                ["Period", "Department", "Metric", "Quantity"],
+                ["1/7/2025", "ENG", "Hours", "2"],
+                ["31/12/2025", "ENG", "Hours", "3"],
+            ]
+        )
+    settings = {"UsageSource": "usage.csv", "UsageDateFormat": "D/M/YYYY"}
+    book = focus_book(tmp_path, ["ENG"], SIMPLE_RULES[1:], settings, {"Compute": 1}, "2025-07")
+    assert _source_problems(book) == []
+    usage = _usage(book)
+    assert sorted(zip(usage["Period"], usage["Quantity"], strict=True)) == [
+        ("2025-07", 2.0),
+        ("2025-12", 3.0),
+    ]

@@ -369,7 +369,7 @@ def read_usage_source(
     try:
         reader = _Reader(files, options or SourceOptions())
         if reader.column("ChargePeriodStart") is not None:
-            found = _focus_rows(reader, receivers)
+            found = _focus_rows(reader)
         else:
             found = _usage_rows(reader)
         reader.flush()
@@ -693,7 +693,7 @@ def _cost_column(reader: _Reader) -> str | None:
     return None
 
 
-def _focus_rows(reader: _Reader, receivers: dict[str, str]) -> tuple[str, list[str]] | None:
+def _focus_rows(reader: _Reader) -> tuple[str, list[str]] | None:
     """The SQL of a FOCUS file's usage rows (cost and consumption), and the extra columns."""
     cost_column = _cost_column(reader)
     department = _focus_department(reader) if cost_column is not None else None
