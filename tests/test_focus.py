@@ -659,3 +659,21 @@ def test_a_usage_columns_file_reads_dates_by_usage_date_format_too(tmp_path):
         ("2025-07", 2.0),
         ("2025-12", 3.0),
     ]
+
+
+def test_costs_in_scientific_notation_are_read_exactly(tmp_path):
+    # Cost exports write small amounts as 1.2E-05; read as text, they are still numbers.
+    rows = [
+        _row(EffectiveCost="2.5E+1", ConsumedQuantity="1e1"),
+        _row(EffectiveCost="1.2E-05", ConsumedQuantity="4"),
+        _row(EffectiveCost="1.2E", ConsumedQuantity="4"),
+    ]
+    book = _simple_book(tmp_path, rows)
+    assert _source_problems(book) == ['focus.csv!G4: EffectiveCost must be a number, got "1.2E"']
+    _focus_csv(tmp_path / "focus.csv", rows[:2])
+    outcome = run_book(book, output=tmp_path / "out.xlsx")
+    assert outcome.ok, [p.render() for p in outcome.errors]
+    assert _bills(outcome) == {
+        ("ENG", "Cloud"): Decimal("25.00"),
+        ("ENG", "Compute"): Decimal("7.00"),
+    }

@@ -59,7 +59,13 @@ from costloop.rules.suggest import closest, did_you_mean
 SOURCE_KEY = "usagesource"
 TAG_KEY = "usagedepartmenttag"
 _FILE_KINDS = {".csv": "csv", ".parquet": "parquet"}
-_NUMBER_TEXT = r"^\s*[+-]?(\d{1,3}(,\d{3})+|\d+)(\.\d*)?\s*$|^\s*[+-]?\.\d+\s*$"
+# A number as text: 1,234.50 as the Usage sheet reads it, or in scientific notation
+# (1.2E-05), as cost exports write small amounts; both are exact decimals, no guess.
+_EXPONENT = r"([eE][+-]?\d+)?"
+_NUMBER_TEXT = (
+    rf"^\s*[+-]?(\d{{1,3}}(,\d{{3}})+|\d+)(\.\d*)?{_EXPONENT}\s*$"
+    rf"|^\s*[+-]?\.\d+{_EXPONENT}\s*$"
+)
 _DECIMAL = "DECIMAL(38, 9)"
 _NULL_TEXTS = ("", "NULL", "null")
 _NULLS = "[" + ", ".join("'" + v + "'" for v in _NULL_TEXTS) + "]"
@@ -919,7 +925,7 @@ def _zero_cost_warnings(reader: _Reader, cost_column: str, cost: str) -> None:
     other = reader.column(other_name)
     if other is None:
         return
-    chosen = _number_or_zero(reader, cost_column)
+    chosen = _number_sql(reader, cost_column)  # a cell that is no number is its own error
     other_number = _number_or_zero(reader, other)
     provider = reader.column("ProviderName")
     group = f"trim({_quote(provider)})" if provider else "''"
@@ -938,7 +944,7 @@ def _zero_cost_warnings(reader: _Reader, cost_column: str, cost: str) -> None:
                 )
             )
 
-    reader.summarize(f"{chosen} = 0 AND {other_number} <> 0", other_number, group, then)
+    reader.summarize(f"({chosen}) = 0 AND {other_number} <> 0", other_number, group, then)
 
 
 def _aggregate(
