@@ -677,3 +677,33 @@ def test_costs_in_scientific_notation_are_read_exactly(tmp_path):
         ("ENG", "Cloud"): Decimal("25.00"),
         ("ENG", "Compute"): Decimal("7.00"),
     }
+
+
+@pytest.mark.parametrize(
+    ("written", "fmt", "month"),
+    [
+        ("2024-09-30T23:30:00Z", None, "2024-09"),
+        ("2024-09-30T23:30:00.0000000Z", None, "2024-09"),  # Azure's seven digits
+        ("2024-09-30T23:30:00-01:00", None, "2024-10"),  # 00:30 UTC on 1 October
+        ("2024-09-30T23:30:00+0000", None, "2024-09"),
+        ("2024-09-30 23:30:00 UTC", None, "2024-09"),
+        ("2024-09-30 23:30:00", None, "2024-09"),
+        ("2024-09", None, "2024-09"),
+        ("2024-9", None, "2024-09"),
+        ("20240930", None, None),  # ISO's basic form: a number could be mistaken for it
+        ("9/30/2024", None, None),
+        ("30/9/2024", "D/M/YYYY", "2024-09"),
+        ("9/30/2024", "D/M/YYYY", None),  # no 30th month
+        ("09.30.24", "MM.DD.YY", "2024-09"),
+        ("2024/09/30 7:00 PM", "YYYY/MM/DD", "2024-09"),
+        ("2024-09-30", "M/D/YYYY", "2024-09"),  # ISO is read whatever the format
+    ],
+)
+def test_dates_are_read_as_written_never_guessed(written, fmt, month):
+    from costloop.engine.read.usage_dates import date_format_pattern, month_reader
+
+    pattern = None
+    if fmt:
+        pattern, why = date_format_pattern(fmt)
+        assert why is None
+    assert month_reader(pattern)(written) == month

@@ -6,7 +6,8 @@ January nearly everywhere else. DuckDB's CSV sniffer picks one from the first
 rows; costloop does not. It reads, by itself:
 
 - ISO 8601 (``2025-04-01``, ``2025-04-01T13:00:00Z``, ``2025-04-01 13:00:00``,
-  ``2025-04-01T13:00:00-07:00``), a time with ``Z`` or an offset taken in UTC
+  ``2025-04-01T13:00:00-07:00``, ``2025-04-01 13:00:00 UTC``), a time with
+  ``Z``, ``UTC`` or an offset taken in UTC
   (FOCUS's timestamps are UTC: a charge at 20:00 on 31 March in California is
   April's), one without a zone as written;
 - ``YYYY-MM`` (the Usage sheet's own Period rule, ``YYYY-M`` tolerated).
@@ -31,6 +32,7 @@ _TOKENS = {"YYYY": r"(?P<y4>\d{4})", "YY": r"(?P<y2>\d{2})", "MM": r"(?P<m>\d{2}
            "M": r"(?P<m>\d{1,2})", "DD": r"(?P<d>\d{2})", "D": r"(?P<d>\d{1,2})"}  # fmt: skip
 _TOKEN = re.compile("YYYY|YY|MM|M|DD|D")
 _SEPARATORS = set("/-. ")
+_UTC_SUFFIX = re.compile(r"(?:\s*UTC|z)$")
 # Two-digit years are this century's: usage files are about the recent past.
 _CENTURY = 2000
 
@@ -89,6 +91,8 @@ def _iso_month(text: str) -> str | None:
     # numbers could hold by chance, so the text must start YYYY-MM-DD.
     if not re.match(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])", text):
         return None
+    # "… 00:00:00 UTC" (as BigQuery exports write it) and a lower-case "z" are UTC too.
+    text = _UTC_SUFFIX.sub("+00:00", text)
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
