@@ -707,3 +707,31 @@ def test_dates_are_read_as_written_never_guessed(written, fmt, month):
         pattern, why = date_format_pattern(fmt)
         assert why is None
     assert month_reader(pattern)(written) == month
+
+
+def test_the_departments_bill_shows_the_corrections_original_month(tmp_path):
+    from costloop.cli import main
+
+    rows = [
+        _row(BillingPeriodStart="2026-06-01T00:00:00Z", ChargePeriodStart="2026-05-10T00:00:00Z",
+             ChargeClass="Correction", EffectiveCost="-20", ConsumedQuantity="-2"),
+        _row(BillingPeriodStart="2026-06-01T00:00:00Z", ChargePeriodStart="2026-06-03T00:00:00Z",
+             EffectiveCost="50", ConsumedQuantity="5"),
+    ]  # fmt: skip
+    book = _simple_book(tmp_path, rows, period="2026-06")
+    assert main(["run", str(book)]) == 0
+    assert main(["bills", str(book), "--outdir", str(tmp_path / "bills")]) == 0
+    usage = openpyxl.load_workbook(tmp_path / "bills" / "ENG 2026-06.xlsx")["Usage"]
+    table = [r for r in usage.iter_rows(values_only=True) if any(v is not None for v in r)]
+    header = table[0]
+    shown = sorted(
+        (r[header.index("Metric")], r[header.index("Quantity")], r[header.index("Charge Period")],
+         r[header.index("ChargeClass")])
+        for r in table[1:]
+    )  # fmt: skip
+    assert shown == [
+        ("EffectiveCost", -20, "2026-05", "Correction"),
+        ("EffectiveCost", 50, "2026-06", ""),
+        ("Hours", -2, "2026-05", "Correction"),
+        ("Hours", 5, "2026-06", ""),
+    ]
