@@ -387,6 +387,56 @@ def test_a_recovery_row_lost_fails_revenue_equals_bills_alone(book: Path, capsys
     ]
 
 
+def test_a_scenario_run_s_tie_out_failures_point_at_its_own_sheets(book: Path, capsys, monkeypatch):
+    """In a --scenario run the sheets are Bills@High, Journal@High and Recovery@High: a
+    failed tie-out names those, not the base run's sheets (which this run never touches)."""
+    wb = openpyxl.load_workbook(book)
+    wb.copy_worksheet(wb["Budget"]).title = "Budget@High"
+    wb.save(book)
+    real_bills, real_journal = execute.bills_frame, execute.build_journal
+
+    def one_cent_more(drivers, run, rated_only=False):
+        frame = real_bills(drivers, run, rated_only)
+        if not rated_only:
+            frame = frame.copy()
+            frame.loc[frame.index[-1], "Amount"] += Decimal("0.01")  # Virtual Servers, ITPM
+        return frame
+
+    def a_debit_a_cent_off(drivers, bills, period):
+        frame = real_journal(drivers, bills, period).copy()
+        first = frame.index[frame["Debit"].notna()][0]
+        frame.loc[first, "Debit"] += Decimal("0.01")
+        return frame
+
+    monkeypatch.setattr(execute, "bills_frame", one_cent_more)
+    monkeypatch.setattr(execute, "build_journal", a_debit_a_cent_off)
+    base_before = {name: sheet(book, name) for name in ("Bills", "Journal", "Recovery")}
+    assert main(["run", str(book), "--scenario", "High"]) == 1
+    journal = (
+        "tie-out failed: Journal balances: entry CB-2026-03-0001 fund General: debits "
+        "13834.84 ≠ credits 13834.83; fund General: debits 813087.42 ≠ credits 813087.41"
+    )
+    revenue = (
+        "tie-out failed: Revenue equals bills: Bills total 1073295.03 ≠ Recovery's 1073295.02 "
+        "recovered in 2026-03"
+    )
+    pools = (
+        'tie-out failed: Pools tie out: "Virtual Servers": Bills show 30448.01, credited 30448.00'
+    )
+    assert capsys.readouterr().out.splitlines() == [
+        f"Journal@High: {journal}",
+        f"Bills@High: {revenue}",
+        f"Recovery@High: {pools}",
+        "FAILED: 3 error(s), 0 warning(s); see the Rule Check@High and Run Log@High sheets",
+    ]
+    assert [r for r in sheet(book, "Rule Check@High") if r[2] == "ERROR"] == [
+        [None, "Journal@High", "ERROR", journal, None],
+        [None, "Bills@High", "ERROR", revenue, None],
+        [None, "Recovery@High", "ERROR", pools, None],
+    ]
+    assert {name: sheet(book, name) for name in base_before} == base_before
+
+
 # --- 9. the reserve limit at its boundary -----------------------------------------------
 
 

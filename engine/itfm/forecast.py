@@ -117,8 +117,11 @@ def build_series(
     volume = _sum_by(book.budget, "Metric", "Volume")
     budget = _sum_by(book.budget, "Pool", "Cents")
     actual = _sum_by(book.actuals, "Pool", "Cents")
+    # A metric's plan is a Volume on the Budget sheet read (Budget@NAME in a scenario run).
+    budget_at = f"{book.sources.get('Budget', 'Budget')}!A1"
     metrics = {
-        k: Series("USAGE", n, usage.get(k, {}), volume.get(k, {})) for k, n in metric_names.items()
+        k: Series("USAGE", n, usage.get(k, {}), volume.get(k, {}), budget_at)
+        for k, n in metric_names.items()
     }
     pools = {
         k: Series("COST", n, actual.get(k, {}), budget.get(k, {}), book.pool_cell(k, ("Budget",)))

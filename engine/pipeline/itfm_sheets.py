@@ -24,6 +24,7 @@ from costloop.engine.itfm.variance import variance
 from costloop.engine.model.book import Book
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
+    BILLS,
     COMPLIANCE,
     COMPLIANCE_COLUMNS,
     FORECAST,
@@ -115,7 +116,13 @@ def itfm_sheets(
         COMPLIANCE,
         COMPLIANCE_COLUMNS,
         lambda: compliance(
-            book, result.recovery, result.year_charges, period, plan.charges, compliance_sheet
+            book,
+            result.recovery,
+            result.year_charges,
+            period,
+            plan.charges,
+            compliance_sheet,
+            names.get(BILLS, BILLS),
         ),
     )
     return out

@@ -30,7 +30,7 @@ from costloop.engine.chargeback.execute import execute
 from costloop.engine.chargeback.tieouts import TIE_OUTS
 from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
 from costloop.engine.model.book import Book
-from costloop.engine.model.formats import money_format, sheet_formats
+from costloop.engine.model.formats import money_format, row_formats, sheet_formats
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
@@ -347,8 +347,9 @@ def _period_problem(book: Book, period: str | None, requested: str | None) -> Pr
 def _output_sheets(book: Book, frames: dict[str, tuple], names: dict[str, str]):
     """Each output frame as its sheet, in the workbook's currency's formats."""
     formats = sheet_formats(book.settings.minor_unit)
+    by_row = row_formats(book.settings.minor_unit)
     return [
-        frame_to_sheet(names[base], frame, columns, formats[base])
+        frame_to_sheet(names[base], frame, columns, formats[base], by_row.get(base))
         for base, (frame, columns) in frames.items()
     ]
 
@@ -392,7 +393,7 @@ def run_workbook(
         write_failure(wb, outcome, target.names, failure_report)
         return outcome
 
-    result = execute(book, outcome.plan, chosen)
+    result = execute(book, outcome.plan, chosen, target.names)
     outcome.result = result
     outcome.problems += result.problems
     clock.lap("run")
