@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bills", help="one workbook (and PDF) per department billed")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
     p.add_argument("--outdir", type=Path, required=True, metavar="DIR", help="folder for the bills")
+    p.add_argument(
+        "--no-pdf",
+        action="store_true",
+        help="make the workbooks only, without LibreOffice (such bills are not for email)",
+    )
 
     p = sub.add_parser("email", help="email each department its bill")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
@@ -269,7 +274,7 @@ def cmd_addin(args) -> int:
 def cmd_bills(args) -> int:
     from costloop.bills import make_bills
 
-    report = make_bills(_existing_book(args.book), args.outdir)
+    report = make_bills(_existing_book(args.book), args.outdir, pdf=not args.no_pdf)
     _print_problems(report.problems)
     for line in report.lines():
         print(line)

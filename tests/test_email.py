@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import io
 import json
-import os
 import shutil
 import smtplib
 import socket
@@ -22,7 +21,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
-from programs import SOFFICE
+from programs import needs_libreoffice
 from test_bills import leaks
 
 from costloop.bills import send_bills
@@ -39,8 +38,8 @@ CENT = Decimal("0.01")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SUBJECT = "State University IT charges for 2026-03"  # the demo's EmailSubject, filled in
 FAST = Backoff(first_wait=0.01)
-WITH_PDF = SOFFICE is not None or bool(os.environ.get("CI"))
-"""Under CI LibreOffice is installed, so a bill without its PDF is a failure there."""
+pytestmark = needs_libreoffice
+"""A bill goes out with its PDF or not at all, so sending one needs LibreOffice."""
 
 
 class Mailbox:
@@ -148,11 +147,10 @@ def test_every_department_with_an_email_gets_exactly_one_message_with_its_bill(
         assert workbook.get_content_type() == XLSX
         lines = rows(workbook.get_content(), "Bills")
         assert sum(Decimal(str(r["Amount"])).quantize(CENT) for r in lines) == totals[code]
-        if WITH_PDF:
-            pdf = files[f"{code} 2026-03.pdf"]
-            assert pdf.get_content_type() == "application/pdf"
-            assert pdf.get_content().startswith(b"%PDF")
-        assert len(files) == (2 if WITH_PDF else 1)
+        pdf = files[f"{code} 2026-03.pdf"]
+        assert pdf.get_content_type() == "application/pdf"
+        assert pdf.get_content().startswith(b"%PDF")
+        assert len(files) == 2
 
     log = [json.loads(line) for line in log_path(book).read_text().splitlines()]
     assert sorted(r["department"] for r in log) == sorted(wanted)
