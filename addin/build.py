@@ -69,7 +69,7 @@ def xlwings_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise AddinBuildError(
             "xlwings is not installed, and the add-in's VBA comes from it: "
-            "run  pip install 'costloop[excel]'  and build again"
+            'run  pip install "costloop[excel]"  and build again'
         )
     return Path(next(iter(spec.submodule_search_locations)))
 

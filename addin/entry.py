@@ -212,7 +212,7 @@ def on_button(
         if isinstance(exc, ImportError):
             known = (
                 "costloop's Python environment is incomplete, so nothing was changed; ask "
-                "whoever installed costloop to run pip install 'costloop[excel]' again"
+                'whoever installed costloop to run pip install "costloop[excel]" again'
             )
         sentence = known or f"costloop stopped unexpectedly ({type(exc).__name__})"
         return screen.tell(Report(False, f"{_sentence(sentence)} Details are in {log_path()}."))

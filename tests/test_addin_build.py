@@ -342,7 +342,7 @@ def test_a_failed_build_leaves_the_existing_file_untouched(tmp_path, monkeypatch
 
 def test_missing_xlwings_is_a_clear_message(monkeypatch):
     monkeypatch.setattr(build.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(AddinBuildError, match=r"pip install 'costloop\[excel\]'"):
+    with pytest.raises(AddinBuildError, match=r'pip install "costloop\[excel\]"'):
         build_addin()
 
 

@@ -166,7 +166,7 @@ def test_a_broken_python_environment_is_a_message_not_a_traceback(demo, monkeypa
     report = click(excel, "RunChargeback")
     assert report.message == (
         "costloop's Python environment is incomplete, so nothing was changed; ask whoever "
-        "installed costloop to run pip install 'costloop[excel]' again. "
+        'installed costloop to run pip install "costloop[excel]" again. '
         f"Details are in {log_dir / 'addin.log'}."
     )
     assert "costloop.engine.pipeline.run" in (log_dir / "addin.log").read_text()
