@@ -426,11 +426,15 @@ def _in_excel_words(text: str) -> str:
 def _bills_report(screen: Screen, report: Any, success: str) -> Report:
     lines = report.lines()
     if not report.ok:
+        # Bills made but some without their PDF: the FAILED line says which, not the count.
+        headline = next(
+            (line.strip() for line in lines if line.strip().startswith("FAILED")), lines[0]
+        )
         errors = [p for p in report.problems if p.is_error]
         if errors:
             screen.go_to(errors[0].where)
             first = _in_excel_words(errors[0].headline())
-            return Report(False, f"{lines[0]}. First: {first}.")
-        return Report(False, _sentence(lines[0]))
+            return Report(False, f"{headline}. First: {first}.")
+        return Report(False, _sentence(headline))
     text = _sentence(lines[0]) if lines else ""
     return Report(True, f"{text} {success}".strip())
