@@ -649,3 +649,18 @@ def test_a_bill_still_without_its_pdf_is_an_error_naming_the_department(
         "open its workbook in LibreOffice to see why"
     ) in printed
     assert "FAILED: 1 bill(s) without their PDF (not to be sent): ENG" in printed
+
+
+@needs_libreoffice
+def test_a_corrupt_workbook_is_retried_once_then_reported_with_libreoffices_words(made, tmp_path):
+    _, report = made
+    good = report.bills[0].workbook
+    corrupt = tmp_path / "ENG 2026-03.xlsx"
+    corrupt.write_bytes(report.bills[1].workbook.read_bytes()[:3000])  # cut short
+    batch = convert_to_pdf([good, corrupt], tmp_path / "pdf")
+    assert list(batch.pdfs) == [good]
+    assert batch.failed == {
+        corrupt: "LibreOffice made no PDF of it (Error: source file could not be loaded)"
+    }
+    assert batch.retried == 1 and batch.starts == 2
+    assert batch.problems == []  # LibreOffice itself worked
