@@ -73,9 +73,11 @@ class BillsReport(Reported):
             )
             if self.pdf_retried:
                 made += f", {self.pdf_retried} retried"
+        # In the currency's places (JPY: none), as the bills themselves show amounts.
+        places = self.bills[0].statement.minor_unit if self.bills else 2
         out = [
             f"Period {self.period} (run {self.run_id}): {len(self.bills)} department bill(s), "
-            f"{self.total:,.2f} in all, written to {self.outdir}",
+            f"{self.total:,.{places}f} in all, written to {self.outdir}",
             made,
         ]
         missing = self.without_pdf
@@ -87,7 +89,7 @@ class BillsReport(Reported):
         width = max((len(b.statement.department) for b in self.bills), default=0)
         for bill in self.bills:
             s = bill.statement
-            out.append(f"  {s.department:<{width}}  {s.total:>14,.2f}  {bill.workbook.name}")
+            out.append(f"  {s.department:<{width}}  {s.total:>14,.{places}f}  {bill.workbook.name}")
         return out
 
 

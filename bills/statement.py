@@ -18,7 +18,7 @@ import pandas as pd
 from costloop.bills.lineage import describe
 from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.model.periods import add_months, fiscal_periods
-from costloop.engine.model.result import BILL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS
 from costloop.rules.ast import name_key
 
 LINE_COLUMNS = [*BILL_COLUMNS, "Rule Cell", "How"]

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from costloop import __version__
+from costloop.errors import EXIT_PROBLEMS, CostloopError, UsageError
 from costloop.problems import grouped
 from costloop.progress import StageProgress
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
 
 EXIT_CODES = """\
 exit codes:
@@ -77,10 +78,6 @@ class _Sub(argparse.ArgumentParser):
         kwargs.setdefault("epilog", _epilog(name) if name in EXAMPLES else EXIT_CODES)
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
-
-
-class UsageError(Exception):
-    """The command line itself is wrong (exit 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -341,8 +338,9 @@ def cmd_new(args) -> int:
 
 
 def cmd_addin(args) -> int:
-    from costloop.addin.build import AddinBuildError, write_addin
-    from costloop.addin.install import ExcelNotHere, install_addin
+    from costloop.addin.build import write_addin
+    from costloop.addin.install import install_addin
+    from costloop.errors import AddinError
 
     try:
         if args.addin_action == "build":
@@ -351,7 +349,7 @@ def cmd_addin(args) -> int:
             print(f"Wrote the Excel add-in to {write_addin(args.output)}")
             return EXIT_OK
         done = install_addin(folder=args.folder)
-    except (AddinBuildError, ExcelNotHere, OSError, ValueError) as exc:
+    except (AddinError, OSError, ValueError) as exc:
         print(f"costloop addin {args.addin_action}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"Installed the Excel add-in: {done.addin}")
@@ -403,9 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on a usage error
     try:
         return COMMANDS[args.command](args)
-    except UsageError as exc:
-        print(f"costloop {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except CostloopError as exc:  # a failure the user can act on: its own words, its exit code
+        print(f"costloop {args.command}: {exc.explain()}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("costloop: interrupted; the workbook was not changed", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -78,6 +78,8 @@ class Reason(StrEnum):
     NOT_RECALCULATED = "NOT_RECALCULATED"
     FORMULA_ERROR = "FORMULA_ERROR"
     NOT_SPILLED = "NOT_SPILLED"
+    # the Rates sheet checked as a schedule (appended)
+    RATE_SCHEDULE = "RATE_SCHEDULE"
 
 
 @dataclass(frozen=True)

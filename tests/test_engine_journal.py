@@ -10,7 +10,7 @@ from costloop.engine.chargeback.execute import bills_frame, execute, run_period
 from costloop.engine.chargeback.journal import build_journal
 from costloop.engine.chargeback.tieouts import run_tieouts
 from costloop.engine.model.book import Settings
-from costloop.engine.model.result import JOURNAL_COLUMNS
+from costloop.engine.model.sheets import JOURNAL_COLUMNS
 from costloop.problems import Reason
 
 D = Decimal

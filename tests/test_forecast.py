@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -12,18 +13,18 @@ from costloop.engine.itfm.forecast import (
     FORECAST_COLUMNS,
     forecast,
     least_squares,
-    round_half_up,
 )
 from costloop.engine.model.book import Book, Settings
+from costloop.engine.model.money import round_to_places as round_half_up
 from costloop.engine.model.periods import fiscal_periods, fiscal_periods_remaining
 from costloop.problems import Reason, Severity
 from costloop.rules.ast import (
+    ByPlan,
     Charge,
     FixedRate,
     Forecast,
     Growth,
     Name,
-    Plan,
     RunRate,
     Span,
     Trend,
@@ -63,7 +64,7 @@ def forecast_rule(text: str, where: str = "Rules!B12") -> Forecast:
     elif rest[0] == "GROWTH":
         method = Growth(Decimal(rest[1].rstrip("%")), method_span)
     elif rest[0] == "PLAN":
-        method = Plan(method_span)
+        method = ByPlan(method_span)
     else:
         method = RunRate(int(rest[3]), method_span)
     return Forecast(
@@ -325,11 +326,11 @@ def test_recovery_of_last_fiscal_year_is_not_carried():
 
 def test_break_even_rate_rounds_to_six_places():
     # (2,000.00 − 0) ÷ 300 = 6.6666.. -> 6.666667; usage run rate 150 a month.
-    book = _break_even_book()
-    book.usage = pd.DataFrame(
+    usage = pd.DataFrame(
         usage_series("GB", {"2026-04": 150.0}),
         columns=["Period", "Department", "Metric", "Quantity"],
     )
+    book = replace(_break_even_book(), usage=usage)  # the Book is frozen: a new one
     frame, _ = forecast(book, [], [charge_rule("Storage", "GB", "5")], None, "2026-04")
     assert rows_of(frame, "RATE", "Storage").iloc[0]["Forecast"] == Decimal("6.666667")
 

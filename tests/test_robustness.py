@@ -16,7 +16,7 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS
+from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS
 from costloop.engine.pipeline.run import run_workbook
 from costloop.engine.workbook.host import ExcelError, OutputSheet
 from costloop.engine.xlsx.file_workbook import FileWorkbook

@@ -25,6 +25,7 @@ import pandas as pd
 from costloop.engine.chargeback.drivers import Drivers, name_keys
 from costloop.engine.model.money import cents_to_money
 from costloop.engine.model.result import PeriodRun, TieOut
+from costloop.engine.model.sheets import BILLS, JOURNAL, RECOVERY
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
 
@@ -174,10 +175,10 @@ def run_tieouts(
 ) -> tuple[list[TieOut], list[Problem]]:
     """All four checks; each failure is also an ERROR problem (a failed run: docs/contract.md)."""
     checks = [
-        (check_rules(drivers, run, bills), Reason.TIE_OUT, "Bills"),
-        (check_journal(journal), Reason.UNBALANCED, "Journal"),
-        (check_revenue(drivers, bills, journal), Reason.TIE_OUT, "Journal"),
-        (check_pools(drivers, run, bills), Reason.TIE_OUT, "Recovery"),
+        (check_rules(drivers, run, bills), Reason.TIE_OUT, BILLS),
+        (check_journal(journal), Reason.UNBALANCED, JOURNAL),
+        (check_revenue(drivers, bills, journal), Reason.TIE_OUT, JOURNAL),
+        (check_pools(drivers, run, bills), Reason.TIE_OUT, RECOVERY),
     ]
     problems = [
         Problem(code, Severity.ERROR, where, f"tie-out failed: {t.name}: {t.detail}")

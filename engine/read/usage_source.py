@@ -35,17 +35,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from costloop.engine.model.book import Book
 from costloop.engine.model.periods import parse_period
 from costloop.engine.workbook.host import column_letter
 from costloop.problems import GROUP_AFTER, Problem, Reason, Severity, repeated
 from costloop.rules.ast import name_key
+from costloop.rules.suggest import closest, did_you_mean
 
 SOURCE_KEY = "usagesource"
 TAG_KEY = "usagedepartmenttag"
@@ -682,8 +684,6 @@ def _aggregate(
 
 
 def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, str]) -> None:
-    import difflib
-
     frame = pd.DataFrame({"name": unknown}, dtype=object)
     reader.con.register("unknown_frame", frame)
     reader.con.execute(
@@ -692,12 +692,8 @@ def _report_unknown(reader: _Reader, unknown: list[str], receivers: dict[str, st
 
     def message(value: object) -> str:
         name = str(value).strip()
-        found = difflib.get_close_matches(name_key(name), list(receivers), n=1, cutoff=0.6)
-        fix = (
-            f'did you mean "{receivers[found[0]]}"?'
-            if found
-            else "add it to Departments or fix the name"
-        )
+        guess = closest(name, receivers.values())
+        fix = did_you_mean(guess) if guess else "add it to Departments or fix the name"
         return f'"{name}" is not a department or a cost pool; {fix}'
 
     # The rows are found by the raw column the department came from.
@@ -721,21 +717,45 @@ def fingerprint(files: UsageFiles) -> str:
     return digest.hexdigest()
 
 
-def attach_usage_source(book, folder: Path | None) -> list[Problem]:
-    """When Settings names a UsageSource, read it into ``book.usage``; its problems.
+def with_usage_source(book: Book, folder: Path | None) -> tuple[Book, list[Problem]]:
+    """The Book with its usage read from the Settings UsageSource, if it names one; problems.
 
-    The Usage sheet then keeps only its header row: usage in both places would be
-    counted twice, so that is an error rather than a guess.
+    Called by `costloop.engine.read.reader.read_book`, so the Book it returns is
+    final. The Usage sheet then keeps only its header row: usage in both places
+    would be counted twice, so that is an error rather than a guess.
     """
+    usage, problems = _source_usage(book, folder)
+    if usage is None:
+        return book, problems
+    # A WHERE may name only columns the usage has: an extra header left on the Usage
+    # sheet (its rows come from the files now) must fail `check`, not only `run`.
+    kept = {name_key(column) for column in usage.frame.columns if not column.startswith("_")}
+    columns = dict(book.columns)
+    if "Usage" in columns:
+        columns["Usage"] = {key: spot for key, spot in columns["Usage"].items() if key in kept}
+    digest = hashlib.sha256(f"{book.fingerprint}\0{fingerprint(usage.files)}".encode())
+    return replace(
+        book, usage=usage.frame, columns=columns, fingerprint=digest.hexdigest()
+    ), problems
+
+
+@dataclass(frozen=True)
+class _SourceUsage:
+    frame: pd.DataFrame
+    files: UsageFiles
+
+
+def _source_usage(book: Book, folder: Path | None) -> tuple[_SourceUsage | None, list[Problem]]:
+    """The usage the UsageSource files hold (None: no UsageSource, or it could not be read)."""
     settings = book.settings
     found = {_compact(k): k for k in settings.raw}
     key = found.get(SOURCE_KEY)
     value = settings.raw.get(key, "") if key else ""
     if not value.strip():
-        return []
+        return None, []
     where = settings.cells.get(key, "Settings")
     if folder is None:
-        return [
+        return None, [
             Problem(
                 Reason.BAD_SETTING,
                 Severity.ERROR,
@@ -745,7 +765,7 @@ def attach_usage_source(book, folder: Path | None) -> list[Problem]:
             )
         ]
     if len(book.usage):
-        return [
+        return None, [
             Problem(
                 Reason.BAD_SETTING,
                 Severity.ERROR,
@@ -757,23 +777,13 @@ def attach_usage_source(book, folder: Path | None) -> list[Problem]:
         ]
     files, problems = find_files(value, where, folder)
     if files is None:
-        return problems
+        return None, problems
     tag_key = found.get(TAG_KEY)
     tag = settings.raw.get(tag_key, "").strip() if tag_key else ""
     receivers = dict(book.pools)
     receivers.update(book.department_names)
     usage, problems = read_usage_source(files, receivers, book.metrics, tag or None)
-    if usage is not None:
-        book.usage = usage
-        # A WHERE may name only columns the usage has: an extra header left on the Usage
-        # sheet (its rows come from the files now) must fail `check`, not only `run`.
-        kept = {name_key(column) for column in usage.columns if not column.startswith("_")}
-        if "Usage" in book.columns:
-            sheet = book.columns["Usage"]
-            book.columns["Usage"] = {key: spot for key, spot in sheet.items() if key in kept}
-        digest = hashlib.sha256(f"{book.fingerprint}\0{fingerprint(files)}".encode())
-        book.fingerprint = digest.hexdigest()
-    return problems
+    return (None if usage is None else _SourceUsage(usage, files)), problems
 
 
 def _compact(key: str) -> str:

@@ -75,6 +75,7 @@ from costloop.engine.workbook import cells
 from costloop.engine.workbook.cells import ERROR_CODES, MAX_CELL_CHARS, CellValue, ExcelError
 from costloop.engine.workbook.host import (
     MAX_SHEET_NAME,
+    ColumnValues,
     NotOwnedError,
     OutputSheet,
     check_sheet_names,
@@ -84,6 +85,7 @@ from costloop.engine.xlsx import columns as sheet_columns
 from costloop.engine.xlsx import parts, sheet_xml
 from costloop.engine.xlsx import survey as sheet_survey
 from costloop.engine.xlsx.write_guard import refuse_unwritable
+from costloop.errors import WorkbookError
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -93,11 +95,11 @@ DEFAULT_TIME_FORMAT = "hh:mm:ss"
 __all__ = ["ERROR_CODES", "MAX_CELL_CHARS", "MAX_SHEET_NAME", "FileWorkbook"]
 
 
-class WorkbookProtectedError(ValueError):
+class WorkbookProtectedError(WorkbookError, ValueError):
     """The workbook's structure is protected, so costloop may not add its sheets."""
 
 
-class WorkbookFormatError(ValueError):
+class WorkbookFormatError(WorkbookError, ValueError):
     """The file is not an .xlsx/.xlsm workbook costloop can read and write."""
 
 
@@ -654,9 +656,8 @@ _BLOCK_ROWS = 20_000
 def _values_by_column(rows) -> list[tuple[list[object], set[type]]]:
     """The rows' values column by column (a short row reads as blanks at its end), and
     the kinds of value in each column, None aside."""
-    by_column = getattr(rows, "by_column", None)
-    if by_column is not None:  # a result frame's rows (costloop.engine.pipeline.outputs.FrameRows)
-        return by_column()
+    if isinstance(rows, ColumnValues):  # a result frame's rows (pipeline.outputs.FrameRows)
+        return rows.by_column()
     columns = [list(column) for column in itertools.zip_longest(*rows, fillvalue=None)]
     return [(values, set(map(type, values)) - {type(None)}) for values in columns]
 

@@ -23,8 +23,10 @@ import os
 import stat
 from pathlib import Path
 
+from costloop.errors import WorkbookError
 
-class WriteRefused(Exception):
+
+class WriteRefused(WorkbookError):
     """The workbook must not be replaced; the message says why and what to do."""
 
 
