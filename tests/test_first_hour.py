@@ -136,7 +136,7 @@ def test_every_example_is_a_command_the_parser_accepts(line):
 
 
 def test_the_instructions_describe_every_output_sheet():
-    from costloop.engine.model.book import OUTPUT_SHEETS
+    from costloop.engine.model.sheets import OUTPUT_SHEETS
 
     assert tuple(instructions.OUTPUT_TEXTS) == OUTPUT_SHEETS
 

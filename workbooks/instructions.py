@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
+from costloop.engine.model import sheets
 from costloop.workbooks.layout import INPUT_LAYOUTS
 
 Row = tuple[str, str, str]
@@ -205,29 +206,29 @@ _RULES: list[Row] = [
 ]
 
 OUTPUT_TEXTS: dict[str, str] = {
-    "Bills": "One line per department, pool and rule for the billed period.",
-    "Journal": (
+    sheets.BILLS: "One line per department, pool and rule for the billed period.",
+    sheets.JOURNAL: (
         "Balanced entries per department: expense in its fund, revenue (or a "
         "reimbursement, for IT-fund departments) in the IT fund, due to/from between funds."
     ),
-    "Recovery": (
+    sheets.RECOVERY: (
         "Per pool and period of the fiscal year: cost, recovered, over/under, "
         "recovery %, unallocated."
     ),
-    "Forecast": "Usage, cost and break-even rates for the rest of the fiscal year.",
-    "Variance": (
+    sheets.FORECAST: "Usage, cost and break-even rates for the rest of the fiscal year.",
+    sheets.VARIANCE: (
         "Plan against actual for the fiscal year to date: each pool's cost (Budget "
         "against Actuals) and each metric's usage (Budget Volume against Usage), with the "
         "variance, variance % and a status such as OVER BUDGET."
     ),
-    "Compliance": (
+    sheets.COMPLIANCE: (
         "Cost-recovery compliance for the fiscal year to date (2 CFR 200 Appendix V): "
         "each billed pool's cost against revenue, the fund's reserve against its limit "
         "(Settings ReserveDays, 60 days by default), and any department billed a "
         "different rate for the same service."
     ),
-    "Rule Check": "Every rule with OK / WARNING / ERROR / DISABLED and its message.",
-    "Run Log": "What ran, on which input, and every tie-out check with its result.",
+    sheets.RULE_CHECK: "Every rule with OK / WARNING / ERROR / DISABLED and its message.",
+    sheets.RUN_LOG: "What ran, on which input, and every tie-out check with its result.",
 }
 """What each sheet costloop writes holds; a test checks these are every output sheet."""
 
