@@ -92,10 +92,13 @@ def _problem(where: str, message: str, code: Reason = Reason.NO_DATA) -> Problem
 
 
 def _attachments(bill: Bill) -> list[Attachment]:
-    files = [Attachment(bill.workbook.name, bill.workbook.read_bytes(), XLSX_TYPE)]
-    if bill.pdf is not None:  # always, but for a bill made without PDF on purpose
-        files.append(Attachment(bill.pdf.name, bill.pdf.read_bytes(), PDF_TYPE))
-    return files
+    """The workbook and its PDF: a bill without its PDF never gets this far (`_with_files`)."""
+    if bill.pdf is None:
+        raise ValueError(f"{bill.workbook.name} has no PDF; it must not be sent")
+    return [
+        Attachment(bill.workbook.name, bill.workbook.read_bytes(), XLSX_TYPE),
+        Attachment(bill.pdf.name, bill.pdf.read_bytes(), PDF_TYPE),
+    ]
 
 
 def _due(statement, addresses, log: SendLog, resend: bool, report: EmailReport) -> list:
