@@ -5,14 +5,16 @@ document after that, so the Summaries are converted many to a start — but neve
 more than `MAX_DOCUMENTS_PER_START` (LibreOffice silently ignores the documents
 past its 253rd command-line argument, see `costloop.engine.recalc.libreoffice`),
 nor more than Windows' 32,767-character command line holds.
-A document that still has no PDF after its start is tried once more, in a
-start of its own batch, with a fresh profile; what fails twice is reported by
-file, and the caller makes it an error for that department.
+A document that still has no PDF after its start is tried once more, with the
+others left over, in a new start; what fails twice is reported by file, and the
+caller makes it an error for that department.
 
-Each start has a private, throw-away profile (a user's open LibreOffice, or a
-second costloop, then cannot lock it or be disturbed by it; a killed start
-leaves its profile locked, so the next one never reuses it) and its own process
-group, so a hung conversion is ended whole when the timeout passes.
+The starts have a private, throw-away profile (a user's open LibreOffice, or a
+second costloop, then cannot lock it or be disturbed by it), shared while each
+start ends on its own (a fresh profile costs a second or two a start) and made
+anew after one was stopped (a killed LibreOffice leaves its profile locked), and
+each start has its own process group, so a hung conversion is ended whole when
+the timeout passes.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _batches(sources: list[Path], room: int, most: int) -> list[list[Path]]:
 
 @dataclass
 class _Starter:
-    """Starts LibreOffice for one batch at a time, each with a fresh profile."""
+    """Starts LibreOffice for one batch at a time; a new profile after a stopped start."""
 
     soffice: str
     outdir: Path
@@ -105,6 +107,8 @@ class _Starter:
     batch: PdfBatch
     unstartable: bool = False
     """LibreOffice could not be started at all: a retry would fail the same way."""
+    profile_number: int = 1
+    """The profile in use (``profiles/0001``); the next after a start is stopped."""
 
     def command(self, profile: Path) -> list[str]:
         return [
@@ -138,7 +142,7 @@ class _Starter:
 
     def _start(self, sources: list[Path]) -> _Start:
         self.batch.starts += 1
-        profile = self.profiles / f"{self.batch.starts:04d}"
+        profile = self.profiles / f"{self.profile_number:04d}"
         try:
             process = subprocess.Popen(
                 [*self.command(profile), *(str(s) for s in sources)],
@@ -164,6 +168,7 @@ class _Starter:
         except subprocess.TimeoutExpired:
             _kill_group(process)
             timed_out, stderr = True, b""
+            self.profile_number += 1  # a killed LibreOffice leaves its profile locked
         except BaseException:
             # Ctrl-C reaches only the terminal's process group, not this one: end it here,
             # or it would run on with its profile folder removed under it.
