@@ -14,7 +14,7 @@ import pytest
 import xlsxwriter
 
 from costloop.addin.entry import FORECAST_SHEETS, _OnlySheets
-from costloop.engine.model.book import INPUT_SHEETS
+from costloop.engine.model.sheets import INPUT_SHEETS
 from costloop.engine.read.reader import read_book
 from costloop.engine.workbook.host import (
     ColumnReads,

@@ -686,8 +686,9 @@ def test_hundred_thousand_usage_rows_read_whole():
     # Speed is measured by benchmarks/bench_engine.py, not asserted here (shared machines).
     sheets = clean_sheets()
     departments = ["ADM", "FIN", "IT"]
-    sheets["Usage"] = [["Period", "Department", "Metric", "Quantity", "Service"]] + [
-        [f"2026-{1 + i % 12:02d}", departments[i % 3], "vCPU-Hours", (i % 997) / 4, "EC2"]
+    # Each row its own Reference: without one, equal rows would be repeats (a warning).
+    sheets["Usage"] = [["Period", "Department", "Metric", "Quantity", "Service", "Reference"]] + [
+        [f"2026-{1 + i % 12:02d}", departments[i % 3], "vCPU-Hours", (i % 997) / 4, "EC2", f"R{i}"]
         for i in range(100_000)
     ]
     book, problems = read(sheets)

@@ -29,6 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from costloop.engine.chargeback.blank_drivers import blank_driver_cells
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.model.money import (
     as_int_array,
@@ -194,6 +195,7 @@ def receivers(
         found = _by_usage(drivers, driver, on_usage, period, positions, pool_keys)
     elif isinstance(driver, ColumnDriver):
         header, weights, quantities = drivers.column_weights(driver.column.key)
+        problems += blank_driver_cells(drivers, rule, header, positions, amount, period)
         weights = weights[positions]
         billed = weights != 0
         positions = positions[billed]

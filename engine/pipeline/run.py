@@ -27,6 +27,7 @@ from costloop import __version__
 # bills/ re-runs the year through the pipeline, never the chargeback internals.
 from costloop.engine.chargeback.execute import bills_by_period as bills_by_period
 from costloop.engine.chargeback.execute import execute
+from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
 from costloop.engine.itfm.compliance import compliance
 from costloop.engine.itfm.forecast import forecast
 from costloop.engine.itfm.variance import variance
@@ -127,6 +128,34 @@ def billed_period(book: Book, requested: str | None) -> str | None:
         return book.settings.period
     periods = sorted(set(book.usage["Period"].unique()))
     return periods[-1] if periods else None
+
+
+def period_origin(book: Book, requested: str | None) -> tuple[str, str]:
+    """Where the billed period came from, as (cell for a message, words): see `billed_period`."""
+    if requested:
+        return "--period", "from --period"
+    if book.settings.period:
+        cell = book.settings.cells.get("period", "Settings")
+        return cell, f"from Settings Period, {cell}"
+    periods = book.usage["Period"].to_numpy(dtype=object)
+    latest = max(pd.unique(periods).tolist()) if len(periods) else None
+    rows = book.usage["_row"].to_numpy()[periods == latest] if latest else []
+    if not len(rows) or not rows.max():
+        return "Usage", "the latest period in Usage"
+    cell = book.cell("Usage", "Period", int(rows.max()))
+    return cell, f"the latest period in Usage, {cell}"
+
+
+def usage_problems(
+    book: Book, plan: Plan, period: str | None, requested: str | None
+) -> list[Problem]:
+    """Usage the rules leave unbilled, or a billed period with none (engine/chargeback/unbilled)."""
+    if period is None or parse_period(period) != period:
+        return []  # `_period_problem` says what is wrong with the period
+    missing = no_usage_in_period(book, plan, period, lambda: period_origin(book, requested))
+    if missing is not None:
+        return [missing]
+    return unbilled_usage(book, plan, period)
 
 
 def new_run_log(
@@ -258,6 +287,9 @@ def _python_strings(command):
 def check_workbook(wb: Workbook, label: str = "") -> Outcome:
     """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
     outcome = prepare(wb)
+    if outcome.book is not None and not has_errors(outcome.problems):
+        period = billed_period(outcome.book, None)
+        outcome.problems += usage_problems(outcome.book, outcome.plan, period, None)
     outcome.problems += _not_owned(wb, [RULE_CHECK])
     if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
         cells = outcome.book.rules if outcome.book else []
@@ -334,6 +366,8 @@ def run_workbook(
         bad_period = _period_problem(book, chosen, period)
         if bad_period:
             outcome.problems.append(bad_period)
+        else:
+            outcome.problems += usage_problems(book, outcome.plan, chosen, period)
     if has_errors(outcome.problems):
         write_failure(wb, outcome, target.names, failure_report)
         return outcome

@@ -71,7 +71,9 @@ from costloop.engine.model.money import to_minor_units
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS, REQUIRED_SHEETS
 from costloop.engine.model.values import cell_number, cell_text, is_blank, shown, yes_no
+from costloop.engine.read.headers import headers_below, unheaded_columns
 from costloop.engine.read.rates import RatesSheet, rate_schedule_problems
+from costloop.engine.read.usage_checks import repeated_usage
 from costloop.engine.read.usage_source import with_usage_source
 from costloop.engine.workbook.host import (
     ColumnReads,
@@ -291,9 +293,17 @@ def _read_grid(
         headers[key] = (text, letter, index)
 
     sheet = _Sheet(logical, actual, headers)
+    if any(name_key(c) not in headers for c in required):
+        # A title above the headers: one message saying so, not one per "missing" column.
+        moved = headers_below(actual, body, required, lambda t: _header_key(t, known))
+        if moved is not None:
+            problems.append(moved)
+            sheet.usable = False
+            return sheet
     _check_required_columns(sheet, header_row, required, known, problems)
     if not sheet.usable:
         return sheet
+    problems += unheaded_columns(actual, header_row, body, _blank_mask)
 
     columns = {key: body[index] for key, (_, _, index) in headers.items()}
     blank = np.ones(_height(body), dtype=bool)
@@ -1039,6 +1049,8 @@ def read_book(
         if "Actuals" in read and "Actuals" not in usable:
             receivers = None  # its pools are unknown: no check beats false alarms
         usage = _read_usage(usable["Usage"], receivers, problems)
+        sheet = usable["Usage"]
+        problems += repeated_usage(usage, sheet.actual, sheet.has("reference"))
 
     if structural or departments is None or budget is None or usage is None:
         return None, problems
