@@ -21,6 +21,9 @@ from costloop.bills.statement import Statement, build_statements
 from costloop.bills.workbook import write_bill
 from costloop.problems import Problem, Reason, Reported, Severity
 
+SHOWN = 30
+"""Departments named in the summary's line of bills without a PDF (the errors name each)."""
+
 
 @dataclass
 class Bill:
@@ -80,11 +83,13 @@ class BillsReport(Reported):
             f"{self.total:,.{places}f} in all, written to {self.outdir}",
             made,
         ]
-        missing = self.without_pdf
+        missing = [b.statement.department for b in self.without_pdf]
         if missing:
+            shown = ", ".join(missing[:SHOWN])
+            more = f" and {len(missing) - SHOWN:,} more" if len(missing) > SHOWN else ""
             out.append(
-                f"FAILED: {len(missing)} bill(s) without their PDF (not to be sent): "
-                + ", ".join(b.statement.department for b in missing)
+                f"FAILED: {len(missing):,} bill(s) without their PDF (not to be sent): "
+                f"{shown}{more}"
             )
         width = max((len(b.statement.department) for b in self.bills), default=0)
         for bill in self.bills:

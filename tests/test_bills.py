@@ -664,3 +664,26 @@ def test_a_corrupt_workbook_is_retried_once_then_reported_with_libreoffices_word
     }
     assert batch.retried == 1 and batch.starts == 2
     assert batch.problems == []  # LibreOffice itself worked
+
+
+def test_the_summary_names_the_first_thirty_bills_without_a_pdf(made, tmp_path):
+    from dataclasses import replace as copy
+
+    from costloop.bills.commands import Bill, BillsReport
+
+    _, report = made
+    statement = report.bills[0].statement
+    many = BillsReport(
+        outdir=tmp_path,
+        bills=[
+            Bill(copy(statement, department=f"D{i:04d}"), tmp_path / f"D{i:04d}.xlsx")
+            for i in range(2000)
+        ],
+        period="2026-03",
+        run_id="r1",
+    )
+    assert many.lines()[2] == (
+        "FAILED: 2,000 bill(s) without their PDF (not to be sent): "
+        + ", ".join(f"D{i:04d}" for i in range(30))
+        + " and 1,970 more"
+    )
