@@ -259,7 +259,7 @@ def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 
 def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
-    """Make bills: one workbook (and PDF) per department, in a folder beside the workbook."""
+    """Make bills: one workbook and its PDF per department, in a folder beside the workbook."""
     from costloop import bills  # on first use: the other buttons never need it
 
     path = _saved_path(book, screen)
