@@ -40,7 +40,7 @@ examples:
 
 EXAMPLES = {
     "new": "costloop new chargeback.xlsx\ncostloop new chargeback.xlsx --force",
-    "check": "costloop check chargeback.xlsx",
+    "check": "costloop check chargeback.xlsx\ncostloop check chargeback.xlsx --output checked.xlsx",
     "run": (
         "costloop run chargeback.xlsx\n"
         "costloop run chargeback.xlsx --period 2026-03\n"
@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="parse and validate rules and data; write Rule Check")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
+    p.add_argument("--output", type=Path, help="write Rule Check into this copy instead")
 
     p = sub.add_parser("run", help="run the loop and write the output sheets")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
@@ -191,20 +192,30 @@ def _print_problems(problems, stream=None) -> None:
 def cmd_check(args) -> int:
     from costloop.engine.pipeline.commands import check_book
 
-    outcome = check_book(_existing_book(args.book))
+    output = _output_option(args.output)
+    outcome = check_book(_existing_book(args.book), output)
     _print_problems(outcome.problems)
     n_err, n_warn = len(outcome.errors), len(outcome.warnings)
     rules = len(outcome.book.rules) if outcome.book else 0
     print(f"{args.book}: {rules} rule(s) checked, {n_err} error(s), {n_warn} warning(s)")
+    if outcome.not_written:
+        print(outcome.not_written)
+    elif output is not None and outcome.written:
+        print(f"Wrote {', '.join(outcome.written)} to {output}")
+    # Exit by the findings, whether or not Rule Check could be written.
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+
+
+def _output_option(output: Path | None) -> Path | None:
+    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    return output
 
 
 def cmd_run(args) -> int:
     from costloop.engine.pipeline.commands import run_book, summary_lines
 
-    output = args.output
-    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
-        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    output = _output_option(args.output)
     _existing_book(args.book)
     args.period = _period_option(args.period)
     if args.recalc:

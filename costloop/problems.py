@@ -87,6 +87,8 @@ class Reason(StrEnum):
     BLANK_DRIVER = "BLANK_DRIVER"
     NO_HEADER = "NO_HEADER"
     HEADER_ROW = "HEADER_ROW"
+    # a run's advice sheets (appended)
+    NOT_COMPUTED = "NOT_COMPUTED"
 
 
 @dataclass(frozen=True)

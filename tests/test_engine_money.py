@@ -80,6 +80,9 @@ def test_money_and_quantity_text():
     assert cents_to_money(1200, 0) == Decimal("1200")
     assert format_quantity(Decimal("1234.50")) == "1,234.5"
     assert format_quantity(Decimal("1E+3")) == "1,000"
+    # Wider than Decimal's default 28 digits (a Headcount cell of 1E+28, found by
+    # tests/test_robustness.py): shown in full, not an InvalidOperation.
+    assert format_quantity(Decimal("1E+28")) == "10," + ",".join(["000"] * 9)
 
 
 # --- the vectorised forms give the same cents as the one-at-a-time ones ------------

@@ -5,6 +5,9 @@ half-up to the minor unit. A graduated price (``TIERED`` in the rule, or tier
 rows on the Rates sheet) gives one line per band the department's quantity
 reaches, each rounded half-up: ``FIRST 1000 AT 0.05, NEXT 9000 AT 0.04,
 ABOVE AT 0.03`` bills 12,000 as 1,000 @ 0.05 + 9,000 @ 0.04 + 2,000 @ 0.03.
+A net credit (a department's usage adding up below zero, as FOCUS refunds and
+credits can) is one line below zero at the first band's rate: a credit line,
+which the Journal posts with its sides swapped.
 
 ``RATE CARD`` prices by the schedule `costloop.engine.chargeback.rates` finds in
 force: rows for the metric, for the charged pool if any row names it (else rows
@@ -76,6 +79,7 @@ def bill_charge(
         )
     positions = drivers.department_positions(on_deps)
     used = drivers.department_usage(rule.metric.key, on_usage, period, positions)
+    problems += _pool_usage_not_billed(drivers, rule, on_usage, period)
     billed = used != 0
     if not billed.any():
         if rule.where_clause and not unknown:
@@ -126,9 +130,16 @@ def _band_lines(
     units = used * up if _fits(used, up, limits) else used.astype(object) * up
     minor = drivers.minor_unit
     at, cents, parts, rates, tiers = [], [], [], [], []
+    credit = units < 0
     for n, (low, high, rate) in enumerate(limits):
         part = (units if high is None else np.minimum(units, high)) - low
         reached = part > 0
+        if n == 0 and credit.any():
+            # A net credit (FOCUS refunds and credits larger than the period's charges) is
+            # one line below zero at the first band's rate, never dropped: bands are
+            # reached by positive quantities only.
+            part = np.where(credit, units, part)
+            reached = reached | credit
         if not reached.any():
             continue
         part = part[reached]
@@ -186,6 +197,30 @@ def _where_selects_nothing(drivers: Drivers, rule: Charge, period: str) -> list[
             f'WHERE matches none of the {rows} "{metric}" usage row{"s" if rows != 1 else ""} '
             f"of {period}, so this rule bills nothing; check the WHERE values",
             span,
+            Severity.WARNING,
+        )
+    ]
+
+
+def _pool_usage_not_billed(
+    drivers: Drivers, rule: Charge, on_usage: list, period: str
+) -> list[Problem]:
+    """Usage booked to a cost pool (Settings UntaggedDepartment can route FOCUS rows to
+    one): a CHARGE bills departments, so it would be left out without a word."""
+    found = drivers.usage_by_receiver(rule.metric.key, on_usage, period)
+    pools = [(key, units) for key, units in found.items() if key in drivers.pool_names and units]
+    if not pools:
+        return []
+    metric = drivers.metric_names.get(rule.metric.key, rule.metric.text)
+    names = ", ".join(f'"{drivers.pool_names[key]}"' for key, _ in sorted(pools))
+    return [
+        Problem.at_rule(
+            rule,
+            Reason.UNALLOCATED,
+            f'"{metric}" usage of {period} is booked to the cost pool {names}, which a CHARGE '
+            "does not bill (it bills departments); spread the pool's share with ALLOCATE … "
+            "BY USAGE, or book that usage to a department",
+            rule.metric.span,
             Severity.WARNING,
         )
     ]

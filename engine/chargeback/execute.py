@@ -3,7 +3,9 @@
 `execute` runs the rules for each period from the start of the fiscal year up
 to the billed one (Recovery is recomputed from the rules, so past rate and
 usage changes show), then builds the billed period's Bills and Journal, the
-year's Recovery and pool flows, and runs the tie-outs (docs/contract.md#tie-outs).
+year's Recovery and pool flows, and runs the tie-outs (docs/contract.md#tie-outs) —
+unless the billed period has an error: those bills are held back, never
+issued, so there is nothing to tie out.
 
 Within a period a pool's books are kept in minor units:
 
@@ -40,9 +42,9 @@ from costloop.engine.chargeback.tieouts import run_tieouts
 from costloop.engine.model.book import Book
 from costloop.engine.model.money import cents_to_money, format_money, money_array, object_array
 from costloop.engine.model.periods import fiscal_periods_to_date
-from costloop.engine.model.result import BillLines, PeriodRun, Result, Spread
+from costloop.engine.model.result import BillLines, PeriodRun, Result, Spread, TieOut
 from costloop.engine.model.sheets import BILL_COLUMNS
-from costloop.problems import Problem, Reason, Severity
+from costloop.problems import Problem, Reason, Severity, has_errors
 from costloop.rules.plan import Plan
 
 FLOW_KEYS = ("direct", "received", "onward", "billed", "unallocated", "charged")
@@ -286,8 +288,12 @@ def execute(book: Book, plan: Plan, period: str) -> Result:
         amounts[rule_id] += cents
     rule_amounts = {k: cents_to_money(v, minor) for k, v in sorted(amounts.items())}
 
-    tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal)
-    problems += tie_problems
+    tieouts: list[TieOut] = []
+    if not has_errors(billed.problems):
+        # Bills held back by an error are never issued: checking them would report a
+        # PASS for bills nobody gets (Run Log shows the tie-outs as not run).
+        tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal, recovery)
+        problems += tie_problems
     return Result(
         period=period,
         bills=bills,

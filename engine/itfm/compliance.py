@@ -63,6 +63,15 @@ def _money(value: Fraction, minor: int) -> Decimal:
     return round_to_places(value, minor)
 
 
+def _days_text(days: Fraction, limit: int) -> str:
+    """Reserve days as a finding states them: one decimal, but never "60.0 days, over the
+    60-day limit" — a reserve a cent over the limit shows as just over it."""
+    shown = round_to_places(days, DAYS_PLACES)
+    if days > limit >= shown:
+        return f"just over {limit}"
+    return str(shown)
+
+
 def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rate) -> dict:
     """One pool's (or the fund's) recovery, reserve and verdict."""
     annualised = cost * 12 / months
@@ -71,10 +80,10 @@ def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rat
     ratio = None if cost == 0 else round_to_places(revenue / cost, RATIO_PLACES)
     if days is None:
         status, finding = "NO COST", "no cost recorded this fiscal year to date"
-    elif days > limit:
+    elif days > limit:  # up to the limit is reasonable (G.2): exactly 60 days passes
         status = "EXCEEDS RESERVE LIMIT"
         finding = (
-            f"reserve of {_money(ou, minor):,} is {round_to_places(days, DAYS_PLACES)} days of "
+            f"reserve of {_money(ou, minor):,} is {_days_text(days, limit)} days of "
             f"cash expenses, over the {limit}-day limit (2 CFR 200 App. V G.2): lower rates or "
             f"refund/credit the excess of {_money(excess, minor):,} (G.4)"
         )
@@ -106,6 +115,7 @@ def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rat
         "Same Rate": same_rate,
         "Status": status,
         "Finding": finding,
+        "days_text": None if days is None else _days_text(days, limit),  # not a column
     }
 
 
@@ -365,7 +375,7 @@ def compliance(
                     # The FUND TOTAL row just added (row 1 is the header).
                     f"{sheet}!A{len(rows) + 1}",
                     f"the IT fund's reserve from billing ({total['Over/Under YTD']:,}) is "
-                    f"{total['Reserve Days']} days of cash expenses, over the {limit}-day limit "
+                    f"{total['days_text']} days of cash expenses, over the {limit}-day limit "
                     f"(Settings ReserveDays; 2 CFR 200 App. V G.2) — lower rates or refund "
                     f"{total['Excess Over Limit']:,}; see the Compliance sheet",
                 )

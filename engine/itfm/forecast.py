@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -191,8 +191,12 @@ def _span_of_number(rule: Forecast) -> tuple[int, int]:
     return span.start, span.end
 
 
-def _rule_problem(rule: Forecast, code: Reason, message: str, span=None, severity=Severity.ERROR):
-    """Located at ``span`` (start, end), else under the forecast method."""
+def _rule_problem(rule: Forecast, code: Reason, message: str, span=None, severity=Severity.WARNING):
+    """Located at ``span`` (start, end), else under the forecast method.
+
+    A warning: a forecast that cannot be computed never holds back the bills
+    (docs/itfm.md#mistakes-costloop-reports); the sheet marks its rows instead.
+    """
     where = Span(*span) if span else rule.method.span
     return Problem.at_rule(rule, code, message, where, severity)
 
@@ -256,8 +260,9 @@ def _plan_projection(series: Series, targets, period, rule: Forecast | None):
                     rule,
                     Reason.NO_BUDGET,
                     f'FORECAST {series.kind} "{series.name}" BY PLAN, but the Budget sheet has no '
-                    f"rows with {what} for {listed} (remaining periods of the fiscal year) — add "
-                    f"Budget rows for those periods or forecast it BY RUN RATE or BY TREND",
+                    f"rows with {what} for {listed} (remaining periods of the fiscal year), so "
+                    f"those months are {instead} — add Budget rows for those periods or forecast "
+                    f"it BY RUN RATE or BY TREND",
                 )
             )
         else:
@@ -287,6 +292,7 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 _rule_problem(rule, Reason.BAD_FORECAST,
                               "a trend line needs at least 2 periods — use OVER 2 PERIODS or more",
                               span=_span_of_number(rule)),
+                label, "A TREND NEEDS AT LEAST 2 PERIODS",
             )  # fmt: skip
         if len(history) < method.periods:
             return _fallback(
@@ -294,6 +300,8 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 targets,
                 period,
                 _too_few(rule, series, label, method.periods, history),
+                label,
+                _missing_history(len(history), method.periods),
             )
         return Projection(trend(history, method.periods, targets), label)
     if isinstance(method, RunRate):
@@ -304,6 +312,10 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 targets,
                 period,
                 _too_few(rule, series, label, method.periods, history),
+                label,
+                "A RUN RATE NEEDS AT LEAST 1 PERIOD"
+                if method.periods < 1
+                else _missing_history(len(history), method.periods),
             )
         return Projection(run_rate(history, method.periods, targets), label)
     if isinstance(method, Growth):
@@ -315,7 +327,7 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 f"{label} compounds from the last period of {series.what}, but none exists up to "
                 f"{period} — use BY PLAN",
             )
-            return _fallback(series, targets, period, problem)
+            return _fallback(series, targets, period, problem, label, "NO ACTUALS TO DATE")
         return Projection(growth(history, method.percent, targets), label)
     if isinstance(method, ByPlan):
         return _plan_projection(series, targets, period, rule)
@@ -338,10 +350,27 @@ def _default(series: Series, targets, period) -> Projection:
     )
 
 
-def _fallback(series, targets, period, problem: Problem) -> Projection:
-    """A rule that cannot run: report it, and still fill the rows with the default."""
+def _missing_history(have: int, wanted: int) -> str:
+    return "NO ACTUALS TO DATE" if have == 0 else f"ONLY {have} OF {wanted} PERIODS OF ACTUALS"
+
+
+def _fallback(series, targets, period, problem: Problem, label: str, why: str) -> Projection:
+    """A rule that cannot run: a warning, and the rows filled by the default, marked as such.
+
+    The rows still hold numbers (the default method's), so the sheet is
+    complete; Method says the rule's own forecast was not computed and why, so
+    nobody takes the default for the rule's answer.
+    """
     projection = _default(series, targets, period)
-    projection.problems.insert(0, problem)
+    marked = f" — {label} NOT COMPUTED: {why}"
+    if isinstance(projection.method, str):
+        shown = projection.method
+        projection.method = projection.method + marked
+    else:
+        shown = " / ".join(dict.fromkeys(projection.method.values()))
+        projection.method = {t: m + marked for t, m in projection.method.items()}
+    instead = f"; until then the Forecast sheet shows {shown} in its place (its Method says so)"
+    projection.problems.insert(0, replace(problem, message=problem.message + instead))
     return projection
 
 

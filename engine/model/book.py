@@ -125,4 +125,3 @@ class Book:
             if len(rows):
                 return self.cell(sheet, "Pool", int(rows.iloc[0]))
         return f"{self.sources.get('Budget', 'Budget')}!A1"
-

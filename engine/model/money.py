@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -124,7 +124,9 @@ def units_to_decimal(units: int, scale: int) -> Decimal:
 def _plain(d: Decimal) -> Decimal:
     """``1.2300`` -> ``1.23``, ``1E+3`` -> ``1000`` (no exponent when shown)."""
     if d == d.to_integral_value():
-        return d.quantize(Decimal(1))
+        # Enough digits for the whole number: the default 28 would refuse a Departments
+        # cell of 1E+28 (InvalidOperation) where it only needs showing in full.
+        return d.quantize(Decimal(1), context=Context(prec=max(28, d.adjusted() + 1)))
     return d.normalize()
 
 

@@ -15,14 +15,31 @@ from costloop.engine.pipeline.run import (
     total_billed,
 )
 from costloop.engine.xlsx.file_workbook import FileWorkbook, WorkbookFormatError
-from costloop.engine.xlsx.write_guard import refuse_unwritable
+from costloop.engine.xlsx.write_guard import refuse_unwritable, why_not_writable
 from costloop.errors import EXIT_PROBLEMS, CostloopError
 
 
-def check_book(path: Path) -> Outcome:
-    """`costloop check BOOK`: validate, write Rule Check."""
-    refuse_unwritable(path)  # before any work: it writes Rule Check into the file
-    return check_workbook(FileWorkbook(path), label=path.name)
+def check_book(path: Path, output: Path | None = None) -> Outcome:
+    """`costloop check BOOK [--output OUT]`: validate, write Rule Check into BOOK (or OUT).
+
+    Checking only reads, so a workbook open in Excel or read-only is still
+    checked: every problem is reported, nothing is written, and
+    ``Outcome.not_written`` says why and what to do. ``output`` is a copy of the
+    workbook with its Rule Check, the workbook itself untouched.
+    """
+    if output is not None:
+        refuse_unwritable(output, "--output")  # before any work, as for run
+        return check_workbook(FileWorkbook(path, output=output), label=path.name)
+    blocked = why_not_writable(path)
+    outcome = check_workbook(FileWorkbook(path), label=path.name, write=blocked is None)
+    if blocked is not None:
+        why, fix = blocked
+        outcome.not_written = (
+            f"{path}: Rule Check was not written, as {why}; the problems are listed above. "
+            f"To get the sheet, {fix} and check again, or write it into a copy with "
+            f"--output OUT.xlsx"
+        )
+    return outcome
 
 
 def run_book(

@@ -27,10 +27,8 @@ from costloop import __version__
 # bills/ re-runs the year through the pipeline, never the chargeback internals.
 from costloop.engine.chargeback.execute import bills_by_period as bills_by_period
 from costloop.engine.chargeback.execute import execute
+from costloop.engine.chargeback.tieouts import TIE_OUTS
 from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
-from costloop.engine.itfm.compliance import compliance
-from costloop.engine.itfm.forecast import forecast
-from costloop.engine.itfm.variance import variance
 from costloop.engine.model.book import Book
 from costloop.engine.model.formats import money_format, sheet_formats
 from costloop.engine.model.periods import parse_period
@@ -40,11 +38,7 @@ from costloop.engine.model.sheets import (
     BILL_COLUMNS,
     BILLS,
     BUDGET,
-    COMPLIANCE,
-    COMPLIANCE_COLUMNS,
     DEPARTMENTS,
-    FORECAST,
-    FORECAST_COLUMNS,
     JOURNAL,
     JOURNAL_COLUMNS,
     OUTPUT_SHEETS,
@@ -54,10 +48,9 @@ from costloop.engine.model.sheets import (
     RULE_CHECK,
     RUN_LOG,
     USAGE,
-    VARIANCE,
-    VARIANCE_COLUMNS,
     RunLogKey,
 )
+from costloop.engine.pipeline.itfm_sheets import itfm_sheets
 from costloop.engine.pipeline.outputs import frame_to_sheet
 from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
@@ -80,6 +73,8 @@ class Outcome(Reported):
     result: Result | None = None
     written: list[str] = field(default_factory=list)
     """Sheets written into the workbook (empty when nothing was written)."""
+    not_written: str = ""
+    """Why a check wrote nothing though it could report (the workbook is open in Excel)."""
     run_log: RunLog = field(default_factory=RunLog)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
@@ -189,6 +184,22 @@ def new_run_log(
     return log
 
 
+def log_tieouts(log: RunLog, result: Result | None) -> None:
+    """A `Tie-out: <name>` line per check: PASS or FAIL with its figures, or NOT RUN.
+
+    A run that stopped at an error before its bills were checked says NOT RUN,
+    never PASS: a pass would vouch for bills that were never issued.
+    """
+    ran = {t.name: t for t in result.tieouts} if result is not None else {}
+    for name in TIE_OUTS:
+        tieout = ran.get(name)
+        if tieout is None:
+            value = "NOT RUN: the run stopped at an error before the bills were checked"
+        else:
+            value = ("PASS " if tieout.passed else "FAIL ") + tieout.detail
+        log.add(f"{RunLogKey.TIE_OUT}{name}", value)
+
+
 def finish_log(log: RunLog, problems: list[Problem], reason: str = "") -> None:
     errors = [p for p in problems if p.is_error]
     log.add(RunLogKey.ERRORS, len(errors))
@@ -212,7 +223,12 @@ def write_failure(
     failure_report: bool = True,
     reason: str = "",
 ) -> None:
-    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output)."""
+    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output).
+
+    The Run Log of a failed run has no bill lines, departments or Total Billed:
+    nothing was billed.
+    """
+    log_tieouts(outcome.run_log, outcome.result)
     finish_log(outcome.run_log, outcome.problems, reason)
     if not failure_report:
         return
@@ -284,14 +300,18 @@ def _python_strings(command):
 
 
 @_python_strings
-def check_workbook(wb: Workbook, label: str = "") -> Outcome:
-    """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
+def check_workbook(wb: Workbook, label: str = "", write: bool = True) -> Outcome:
+    """`costloop check`: every problem in rules and data; writes only `Rule Check`.
+
+    ``write=False`` reports without writing (a workbook open in Excel or
+    read-only is still checked: engine/pipeline/commands.py).
+    """
     outcome = prepare(wb)
     if outcome.book is not None and not has_errors(outcome.problems):
         period = billed_period(outcome.book, None)
         outcome.problems += usage_problems(outcome.book, outcome.plan, period, None)
     outcome.problems += _not_owned(wb, [RULE_CHECK])
-    if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
+    if write and not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
         cells = outcome.book.rules if outcome.book else []
         sheet = rule_check_sheet(cells, outcome.problems, money_format=_money_format(outcome.book))
         wb.replace_sheets([sheet])
@@ -376,10 +396,11 @@ def run_workbook(
     outcome.result = result
     outcome.problems += result.problems
     clock.lap("run")
-    itfm_frames = _itfm_frames(outcome, chosen, target.names)
+    # Forecast, Variance and Compliance only warn: they never hold back the bills.
+    itfm = itfm_sheets(book, outcome.plan, result, chosen, target.names)
+    outcome.problems += itfm.problems
     clock.lap("forecast")
 
-    _log_result(outcome.run_log, result)
     if has_errors(outcome.problems):
         # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
         failed = [t for t in result.tieouts if not t.passed]
@@ -387,8 +408,9 @@ def run_workbook(
         write_failure(wb, outcome, target.names, failure_report, reason)
         return outcome
 
+    _log_result(outcome.run_log, result)
     finish_log(outcome.run_log, outcome.problems)
-    _write_outputs(wb, outcome, itfm_frames, target.names)
+    _write_outputs(wb, outcome, itfm.sheets, target.names)
     clock.lap("write")
     return outcome
 
@@ -421,40 +443,11 @@ def _run_target(wb: Workbook, scenario: str | None) -> tuple[_RunTarget, Outcome
     return _RunTarget(inputs, names, scenario, scenario_problems), None
 
 
-def _itfm_frames(outcome: Outcome, period: str, names: dict[str, str]) -> dict[str, tuple]:
-    """Forecast, Variance and Compliance of a run, as (frame, columns) by sheet;
-    their problems go into ``outcome``."""
-    book, plan, result = outcome.book, outcome.plan, outcome.result
-    forecast_frame, problems = forecast(
-        book,
-        plan.forecasts,
-        plan.charges,
-        result.recovery,
-        period,
-        bills=result.bills,
-        flows=result.pool_flows,
-        year_charges=result.year_charges,
-    )
-    outcome.problems += problems
-    variance_frame, problems = variance(book, period)
-    outcome.problems += problems
-    compliance_frame, problems = compliance(
-        book, result.recovery, result.year_charges, period, plan.charges, names[COMPLIANCE]
-    )
-    outcome.problems += problems
-    return {
-        FORECAST: (forecast_frame, FORECAST_COLUMNS),
-        VARIANCE: (variance_frame, VARIANCE_COLUMNS),
-        COMPLIANCE: (compliance_frame, COMPLIANCE_COLUMNS),
-    }
-
-
 def _log_result(log: RunLog, result: Result) -> None:
-    """The tie-outs and totals of the run, in the Run Log (a failed run's too)."""
+    """The tie-outs and totals of a clean run, in the Run Log (a failed run has no totals:
+    `write_failure`)."""
     key = RunLogKey
-    for tieout in result.tieouts:
-        verdict = "PASS " if tieout.passed else "FAIL "
-        log.add(f"{key.TIE_OUT}{tieout.name}", verdict + tieout.detail)
+    log_tieouts(log, result)
     log.add(key.BILL_LINES, len(result.bills))
     log.add(key.DEPARTMENTS_BILLED, int(result.bills["Department"].nunique()))
     log.add(key.TOTAL_BILLED, total_billed(result.bills))

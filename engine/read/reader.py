@@ -112,8 +112,13 @@ def _map_unique(values: np.ndarray, fn: Callable[[object], object]) -> np.ndarra
     if kind in ("string", "empty", "floating", "datetime", "date", "mixed-integer-float"):
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         mapped = np.empty(len(uniques) + 1, dtype=object)
-        for i, unique in enumerate(uniques):
-            mapped[i] = fn(unique)
+        if fn is cell_text and kind == "string":
+            # A column of mostly distinct text (a Reference per usage row): str.strip is
+            # what cell_text does to a str, without a call and type tests per value.
+            mapped[:-1] = [unique.strip() for unique in uniques]
+        else:
+            for i, unique in enumerate(uniques):
+                mapped[i] = fn(unique)
         mapped[-1] = fn(None) if (codes < 0).any() else None
         return mapped[codes]
     # Mixed cells: True == 1 == 1.0 in a hash table, so key on the type too.
@@ -134,7 +139,10 @@ def _blank_mask(values: np.ndarray) -> np.ndarray:
         return pd.isna(values)
     # Hashing lumps True with 1 together, harmless here: only text can be blank.
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    blank = np.fromiter((is_blank(u) for u in uniques), dtype=bool, count=len(uniques))
+    if kind == "string":  # every distinct value a str (None and NaN are code -1)
+        blank = np.fromiter((not u.strip() for u in uniques), dtype=bool, count=len(uniques))
+    else:
+        blank = np.fromiter((is_blank(u) for u in uniques), dtype=bool, count=len(uniques))
     return np.append(blank, True)[codes]
 
 
@@ -308,6 +316,8 @@ def _read_grid(
     columns = {key: body[index] for key, (_, _, index) in headers.items()}
     blank = np.ones(_height(body), dtype=bool)
     for values in columns.values():
+        if not blank.any():
+            break  # no row can be blank throughout any more: the other columns need no look
         blank &= _blank_mask(values)
     keep = _rows_kept(~blank)
     sheet.cells = {key: values[keep] for key, values in columns.items()}
@@ -577,7 +587,8 @@ _SETTING_SPELLINGS = {
         "Organization", "Currency", "Period", "FiscalYearStart", "CostBasis", "ITFund",
         "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
-        "UsageSource", "UsageDepartmentTag",
+        "UsageSource", "UsageDepartmentTag", "UsageDateFormat", "UsageCost",
+        "UntaggedDepartment",
     )
 }  # fmt: skip
 """Known setting key -> its spelling in the contract."""
@@ -594,7 +605,9 @@ _SETTING_FIELDS = {
     "emailsubject": "email_subject",
     "emailbody": "email_body",
 }
-_SETTINGS_READ_ELSEWHERE = frozenset(("usagesource", "usagedepartmenttag"))
+_SETTINGS_READ_ELSEWHERE = frozenset(
+    ("usagesource", "usagedepartmenttag", "usagedateformat", "usagecost", "untaggeddepartment")
+)
 """Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py reads them."""
 
 

@@ -57,6 +57,7 @@ ERROR_CODES = frozenset(
 )
 """Excel's error values (the dynamic-array ones included)."""
 
+
 def column_letter(index: int) -> str:
     """A 0-based column index as Excel's letters: 0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
     letters = ""

@@ -59,6 +59,7 @@ import math
 import numbers
 import os
 import re
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -477,8 +478,13 @@ def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) ->
             handle.flush()
             os.fsync(handle.fileno())
         # NamedTemporaryFile is private (0600); the workbook keeps its sharing mode.
-        source = destination if destination.exists() else mode_from
-        os.chmod(temp, source.stat().st_mode & 0o7777)
+        # A new copy (--output) takes the source's, but is its owner's to change even
+        # when the source is read-only (check --output is how a read-only book is checked).
+        if destination.exists():
+            mode = destination.stat().st_mode & 0o7777
+        else:
+            mode = (mode_from.stat().st_mode & 0o7777) | stat.S_IWUSR
+        os.chmod(temp, mode)
         os.replace(temp, destination)
     except BaseException:
         if temp is not None:
