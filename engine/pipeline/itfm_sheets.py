@@ -108,6 +108,7 @@ def itfm_sheets(
             bills=result.bills,
             flows=result.pool_flows,
             year_charges=result.year_charges,
+            set_aside=plan.set_aside,
         ),
     )
     add(VARIANCE, VARIANCE_COLUMNS, lambda: variance(book, period))

@@ -58,7 +58,7 @@ from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
 from costloop.engine.workbook.host import Workbook
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
-from costloop.rules import check, order, parse_rules
+from costloop.rules import check, order, parse_rules, set_aside
 from costloop.rules.plan import Plan
 
 
@@ -108,8 +108,11 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
         return outcome
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
-    outcome.problems += check(rules, names_from_book(book), book.rules)
-    plan, order_problems = order(rules, book.pools)
+    names = names_from_book(book)
+    outcome.problems += check(rules, names, book.rules)
+    # A FORECAST rule with a mistake in it is a warning and is not run: the Forecast
+    # sheet marks it NOT COMPUTED, and the bills go out (docs/contract.md#errors).
+    plan, order_problems = order(rules, book.pools, set_aside(rules, names))
     outcome.problems += order_problems
     outcome.plan = plan
     return outcome
