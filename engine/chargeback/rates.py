@@ -16,7 +16,8 @@ Those rows are the `Schedule` in force: flat (no row has TierFrom or TierTo;
 the first row's rate) or tiered (one `Band` per row, by TierFrom).
 
 The data shape is deliberately plain, for the checks of the Rates sheet too:
-`RateRow` is one usable row with its Excel row number, and `RateCards.schedules`
+`RateRow` (engine/model/rates.py, shared with the reader's schedule check) is one usable
+row with its Excel row number, and `RateCards.schedules`
 lists every (pool, metric, EffectiveFrom) schedule the sheet holds. This module
 resolves; it does not validate (whether tiers are contiguous is the reader's
 check, not a reason to bill differently).
@@ -31,9 +32,7 @@ from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.model.money import to_decimal
-from costloop.engine.model.values import is_blank
-from costloop.rules.ast import name_key
+from costloop.engine.model.rates import RateRow, rate_rows
 
 
 @dataclass(frozen=True)
@@ -43,27 +42,6 @@ class Band:
     low: Fraction
     high: Fraction | None
     rate: Decimal
-
-
-@dataclass(frozen=True)
-class RateRow:
-    """One Rates row that can price something (it has a Metric and a Rate)."""
-
-    row: int | None
-    """Its Excel row on the Rates sheet (None for a frame built without ``_row``)."""
-    metric: str
-    """Name key of the Metric."""
-    pool: str
-    """Name key of the Pool; ``""`` for a blank Pool (the card of every pool without its own)."""
-    effective: str
-    """EffectiveFrom as ``YYYY-MM``; ``""`` when blank (in force from the start)."""
-    rate: Decimal
-    tier_from: Fraction | None
-    tier_to: Fraction | None
-
-    @property
-    def is_tier(self) -> bool:
-        return self.tier_from is not None or self.tier_to is not None
 
 
 @dataclass(frozen=True)
@@ -93,60 +71,14 @@ class Schedule:
         if not self.tiered:
             return [Band(Fraction(0), None, self.rows[0].rate)]
         bands = [
-            Band(Fraction(0) if r.tier_from is None else r.tier_from, r.tier_to, r.rate)
+            Band(
+                Fraction(r.start),
+                None if r.tier_to is None else Fraction(r.tier_to),
+                r.rate,
+            )
             for r in self.rows
         ]
         return sorted(bands, key=lambda b: b.low)
-
-
-def _effective(value: object) -> str:
-    """EffectiveFrom as ``YYYY-MM`` ('' when blank: in force from the start)."""
-    if is_blank(value):
-        return ""
-    if hasattr(value, "year") and hasattr(value, "month"):
-        return f"{value.year:04d}-{value.month:02d}"
-    text = str(value).strip()
-    year, _, month = text[:7].partition("-")
-    return f"{year}-{int(month):02d}" if month.isdigit() else text[:7]
-
-
-def _limit(value: object) -> Fraction | None:
-    return None if is_blank(value) else Fraction(to_decimal(value))
-
-
-def rate_rows(rates: pd.DataFrame | None) -> list[RateRow]:
-    """The Rates frame's usable rows (a Metric and a Rate), in sheet order."""
-    if rates is None or rates.empty or "Metric" not in rates or "Rate" not in rates:
-        return []
-
-    def column(name: str) -> list:
-        return list(rates[name]) if name in rates else [None] * len(rates)
-
-    rows = []
-    for row, metric, pool, effective, rate, low, high in zip(
-        column("_row"),
-        column("Metric"),
-        column("Pool"),
-        column("EffectiveFrom"),
-        column("Rate"),
-        column("TierFrom"),
-        column("TierTo"),
-        strict=True,
-    ):
-        if is_blank(metric) or is_blank(rate):
-            continue
-        rows.append(
-            RateRow(
-                row=None if is_blank(row) else int(row),
-                metric=name_key(str(metric)),
-                pool="" if is_blank(pool) else name_key(str(pool)),
-                effective=_effective(effective),
-                rate=to_decimal(rate),
-                tier_from=_limit(low),
-                tier_to=_limit(high),
-            )
-        )
-    return rows
 
 
 class RateCards:

@@ -29,10 +29,8 @@ from itertools import pairwise
 
 import pandas as pd
 
-from costloop.engine.model.money import to_decimal
-from costloop.engine.model.values import is_blank
+from costloop.engine.model.rates import RateRow, rate_rows
 from costloop.problems import Problem, Reason, Severity
-from costloop.rules.ast import name_key
 
 ZERO = Decimal(0)
 
@@ -55,32 +53,11 @@ class RatesSheet:
         return f"{self.name}!A{row}:{self.last}{row}"
 
 
-@dataclass(frozen=True)
-class _Row:
-    row: int
-    metric: str
-    pool: str
-    effective: str
-    """``YYYY-MM``, "" when blank (in force from the start)."""
-    rate: Decimal
-    low: Decimal | None
-    """TierFrom as typed (None: blank)."""
-    high: Decimal | None
-    """TierTo as typed (None: blank, no upper limit)."""
-
-    @property
-    def flat(self) -> bool:
-        return self.low is None and self.high is None
-
-    @property
-    def start(self) -> Decimal:
-        """Where the band starts: a blank TierFrom is 0, as billing reads it."""
-        return ZERO if self.low is None else self.low
-
-    def band(self) -> str:
-        if self.high is None:
-            return f"{_n(self.start)} up"
-        return f"{_n(self.start)} to {_n(self.high)}"
+def _band(row: RateRow) -> str:
+    """A tier's band as a person reads it: ``1000 to 10000``, ``10000 up``."""
+    if row.tier_to is None:
+        return f"{_n(row.start)} up"
+    return f"{_n(row.start)} to {_n(row.tier_to)}"
 
 
 def _n(number: Decimal) -> str:
@@ -93,42 +70,12 @@ def _whole(number: Decimal | None) -> bool:
     return number is not None and number == number.to_integral_value()
 
 
-def _label(row: _Row) -> str:
+def _label(row: RateRow) -> str:
     """The schedule a row belongs to, in the sheet's words."""
-    text = f'"{row.metric}"'
-    if row.pool:
-        text += f' for "{row.pool}"'
+    text = f'"{row.metric_text}"'
+    if row.pool_text:
+        text += f' for "{row.pool_text}"'
     return text + (f" from {row.effective}" if row.effective else " (blank EffectiveFrom)")
-
-
-def _rows(rates: pd.DataFrame) -> list[_Row]:
-    def column(name: str) -> list:
-        return list(rates[name]) if name in rates else [None] * len(rates)
-
-    def limit(value: object) -> Decimal | None:
-        return None if is_blank(value) or pd.isna(value) else to_decimal(value)
-
-    return [
-        _Row(
-            int(row),
-            str(metric),
-            "" if is_blank(pool) else str(pool),
-            "" if is_blank(effective) else str(effective),
-            rate,
-            limit(low),
-            limit(high),
-        )
-        for metric, pool, effective, rate, low, high, row in zip(
-            column("Metric"),
-            column("Pool"),
-            column("EffectiveFrom"),
-            column("Rate"),
-            column("TierFrom"),
-            column("TierTo"),
-            column("_row"),
-            strict=True,
-        )
-    ]
 
 
 def rate_schedule_problems(
@@ -143,16 +90,15 @@ def rate_schedule_problems(
     """
     if "" in unchecked_metrics:
         return []
-    schedules: dict[tuple[str, str], dict[str, list[_Row]]] = {}
-    for row in _rows(rates):
-        metric = name_key(row.metric)
-        if metric in unchecked_metrics:
+    schedules: dict[tuple[str, str], dict[str, list[RateRow]]] = {}
+    for row in rate_rows(rates):
+        if row.metric in unchecked_metrics:
             continue
-        by_date = schedules.setdefault((metric, name_key(row.pool)), {})
+        by_date = schedules.setdefault((row.metric, row.pool), {})
         by_date.setdefault(row.effective, []).append(row)
     problems: list[Problem] = []
     for by_date in schedules.values():
-        replaced: list[_Row] | None = None
+        replaced: list[RateRow] | None = None
         for effective in sorted(by_date):  # "" (blank: from the start) first
             problems += _schedule_problems(by_date[effective], replaced, sheet)
             replaced = by_date[effective]
@@ -164,36 +110,36 @@ def _error(where: str, message: str, severity: Severity = Severity.ERROR) -> Pro
 
 
 def _schedule_problems(
-    rows: list[_Row], replaced: list[_Row] | None, sheet: RatesSheet
+    rows: list[RateRow], replaced: list[RateRow] | None, sheet: RatesSheet
 ) -> list[Problem]:
     """One (Pool, Metric, EffectiveFrom): its rows in sheet order, and the schedule it replaces."""
-    flat = [r for r in rows if r.flat]
-    tiers = [r for r in rows if not r.flat]
+    flat = [r for r in rows if not r.is_tier]
+    tiers = [r for r in rows if r.is_tier]
     problems = _flat_problems(flat, bool(tiers), sheet)
     if not tiers:
         return problems
     bands, duplicates = _unique_bands(tiers, sheet)
     problems += duplicates
-    inverted = [b for b in bands if b.high is not None and b.high <= b.start]
+    inverted = [b for b in bands if b.tier_to is not None and b.tier_to <= b.start]
     for band in inverted:
         problems.append(
             _error(
                 sheet.cell("tierto", band.row),
-                f"TierTo {_n(band.high)} is not above TierFrom {_n(band.start)}, so this tier "
+                f"TierTo {_n(band.tier_to)} is not above TierFrom {_n(band.start)}, so this tier "
                 f"of {_label(band)} prices nothing; TierTo is where the tier ends, above its "
                 f"TierFrom",
             )
         )
     if inverted:
         return problems  # where the tiers should meet is unknown until the band is fixed
-    bands.sort(key=lambda b: (b.start, b.high is None, b.high or ZERO))
+    bands.sort(key=lambda b: (b.start, b.tier_to is None, b.tier_to or ZERO))
     problems += _bottom_problems(bands[0], replaced, sheet)
     problems += _between_problems(bands, sheet)
     problems += _top_problems(bands[-1], replaced, sheet)
     return problems
 
 
-def _flat_problems(flat: list[_Row], beside_tiers: bool, sheet: RatesSheet) -> list[Problem]:
+def _flat_problems(flat: list[RateRow], beside_tiers: bool, sheet: RatesSheet) -> list[Problem]:
     problems = []
     if beside_tiers:
         for row in flat:
@@ -229,24 +175,24 @@ def _flat_problems(flat: list[_Row], beside_tiers: bool, sheet: RatesSheet) -> l
     return problems
 
 
-def _unique_bands(tiers: list[_Row], sheet: RatesSheet) -> tuple[list[_Row], list[Problem]]:
+def _unique_bands(tiers: list[RateRow], sheet: RatesSheet) -> tuple[list[RateRow], list[Problem]]:
     """The tiers with each band once; a band typed twice bills its units twice (an error)."""
-    first: dict[tuple[Decimal, Decimal | None], _Row] = {}
+    first: dict[tuple[Decimal, Decimal | None], RateRow] = {}
     problems = []
     for row in tiers:
-        key = (row.start, row.high)
+        key = (row.start, row.tier_to)
         if key not in first:
             first[key] = row
             continue
         earlier = first[key]
         if row.rate == earlier.rate:
             message = (
-                f"the tier {row.band()} of {_label(row)} is typed twice (also in row "
+                f"the tier {_band(row)} of {_label(row)} is typed twice (also in row "
                 f"{earlier.row}): its units would be billed twice; delete one of the rows"
             )
         else:
             message = (
-                f"two rates for the tier {row.band()} of {_label(row)}: "
+                f"two rates for the tier {_band(row)} of {_label(row)}: "
                 f"{sheet.cell('rate', earlier.row)} ({earlier.rate}) and "
                 f"{sheet.cell('rate', row.row)} ({row.rate}): its units would be billed at "
                 f"both; delete the row that is wrong"
@@ -255,13 +201,15 @@ def _unique_bands(tiers: list[_Row], sheet: RatesSheet) -> tuple[list[_Row], lis
     return list(first.values()), problems
 
 
-def _bottom_problems(first: _Row, replaced: list[_Row] | None, sheet: RatesSheet) -> list[Problem]:
+def _bottom_problems(
+    first: RateRow, replaced: list[RateRow] | None, sheet: RatesSheet
+) -> list[Problem]:
     """The lowest tier must start at 0, else the units below it are billed nothing."""
     low = first.start
     if low == 0:
         return []
     where = sheet.cell("tierfrom", first.row)
-    if low == 1 and _whole(first.high):
+    if low == 1 and _whole(first.tier_to):
         # "1–1,000 / 1,001–10,000": counting units from 1, as a price list is printed.
         return [
             _error(
@@ -290,11 +238,11 @@ def _bottom_problems(first: _Row, replaced: list[_Row] | None, sheet: RatesSheet
     ]
 
 
-def _between_problems(bands: list[_Row], sheet: RatesSheet) -> list[Problem]:
+def _between_problems(bands: list[RateRow], sheet: RatesSheet) -> list[Problem]:
     """Each tier starts exactly where the one below it ends (bands in order)."""
     problems = []
     for below, above in pairwise(bands):
-        if below.high is None:
+        if below.tier_to is None:
             problems.append(
                 _error(
                     sheet.cell("tierto", below.row),
@@ -306,14 +254,14 @@ def _between_problems(bands: list[_Row], sheet: RatesSheet) -> list[Problem]:
                 )
             )
             continue
-        if above.start == below.high:
+        if above.start == below.tier_to:
             continue
-        if above.start > below.high:
+        if above.start > below.tier_to:
             problems.append(_gap(below, above, sheet))
             continue
-        end = below.high if above.high is None else min(below.high, above.high)
+        end = below.tier_to if above.tier_to is None else min(below.tier_to, above.tier_to)
         message = (
-            f"TierFrom should be {_n(below.high)}, where the tier above ends "
+            f"TierFrom should be {_n(below.tier_to)}, where the tier above ends "
             f"({sheet.cell('tierto', below.row)}): units from {_n(above.start)} to {_n(end)} "
             f"of {_label(above)} would be billed twice"
         )
@@ -321,22 +269,22 @@ def _between_problems(bands: list[_Row], sheet: RatesSheet) -> list[Problem]:
     return problems
 
 
-def _gap(below: _Row, above: _Row, sheet: RatesSheet) -> Problem:
+def _gap(below: RateRow, above: RateRow, sheet: RatesSheet) -> Problem:
     """Units between two tiers billed nothing: the limit to change, and to what."""
     units = (
-        f"units from {_n(below.high)} to {_n(above.start)} of {_label(above)} would be billed "
+        f"units from {_n(below.tier_to)} to {_n(above.start)} of {_label(above)} would be billed "
         f"nothing"
     )
-    if not (_whole(below.high) and above.start == below.high + 1):
+    if not (_whole(below.tier_to) and above.start == below.tier_to + 1):
         return _error(
             sheet.cell("tierfrom", above.row),
-            f"TierFrom should be {_n(below.high)}, where the tier above ends "
+            f"TierFrom should be {_n(below.tier_to)}, where the tier above ends "
             f"({sheet.cell('tierto', below.row)}): {units}",
         )
     # One whole unit apart: a price list's inclusive layout. "1–1,000 / 1,001–10,000" meant
     # the limit 1000, so TierFrom is to change; "0–999 / 1,000–9,999" meant 1000 as well, so
     # TierTo is. The rounder number is the limit that was meant.
-    if _zeros(above.start) > _zeros(below.high):
+    if _zeros(above.start) > _zeros(below.tier_to):
         return _error(
             sheet.cell("tierto", below.row),
             f"TierTo should be {_n(above.start)}, where the tier below starts "
@@ -345,7 +293,7 @@ def _gap(below: _Row, above: _Row, sheet: RatesSheet) -> Problem:
         )
     return _error(
         sheet.cell("tierfrom", above.row),
-        f"TierFrom should be {_n(below.high)}, where the tier above ends "
+        f"TierFrom should be {_n(below.tier_to)}, where the tier above ends "
         f"({sheet.cell('tierto', below.row)}): a tier starts where the tier above ends, not at "
         f"the next whole number, so {units}",
     )
@@ -357,32 +305,32 @@ def _zeros(number: Decimal) -> int:
     return len(digits) - len(digits.rstrip("0")) if int(number) else 0
 
 
-def _top_problems(top: _Row, replaced: list[_Row] | None, sheet: RatesSheet) -> list[Problem]:
+def _top_problems(top: RateRow, replaced: list[RateRow] | None, sheet: RatesSheet) -> list[Problem]:
     """The top tier is open-ended, else the units above it are billed nothing."""
-    if top.high is None:
+    if top.tier_to is None:
         return []
-    forward = _to_copy_forward(replaced, top.high, None)
+    forward = _to_copy_forward(replaced, top.tier_to, None)
     if forward:
         return [
             _error(
                 sheet.cell("effectivefrom", top.row),
                 f"a new EffectiveFrom replaces the whole schedule, and {_label(top)} prices "
-                f"only up to {_n(top.high)}, so units above {_n(top.high)} would be billed "
+                f"only up to {_n(top.tier_to)}, so units above {_n(top.tier_to)} would be billed "
                 f"nothing; {_copy_forward(forward, top, sheet)}",
             )
         ]
     return [
         _error(
             sheet.cell("tierto", top.row),
-            f"the top tier of {_label(top)} ends at TierTo {_n(top.high)}, so units above "
-            f"{_n(top.high)} would be billed nothing; leave TierTo blank on the top tier (no "
-            f"upper limit), or add a tier from {_n(top.high)} at Rate 0 if they are "
+            f"the top tier of {_label(top)} ends at TierTo {_n(top.tier_to)}, so units above "
+            f"{_n(top.tier_to)} would be billed nothing; leave TierTo blank on the top tier (no "
+            f"upper limit), or add a tier from {_n(top.tier_to)} at Rate 0 if they are "
             f"free{_no_longer(replaced, top)}",
         )
     ]
 
 
-def _no_longer(replaced: list[_Row] | None, new: _Row) -> str:
+def _no_longer(replaced: list[RateRow] | None, new: RateRow) -> str:
     """Why the rows of an earlier date do not fill the hole (people expect them to)."""
     if not replaced:
         return ""
@@ -393,7 +341,9 @@ def _no_longer(replaced: list[_Row] | None, new: _Row) -> str:
     )
 
 
-def _to_copy_forward(replaced: list[_Row] | None, low: Decimal, high: Decimal | None) -> list[_Row]:
+def _to_copy_forward(
+    replaced: list[RateRow] | None, low: Decimal, high: Decimal | None
+) -> list[RateRow]:
     """The replaced schedule's tiers that exactly fill [low, high), else none.
 
     Only then is "copy these rows forward" the whole fix; when the old tiers
@@ -405,21 +355,21 @@ def _to_copy_forward(replaced: list[_Row] | None, low: Decimal, high: Decimal | 
         (
             r
             for r in replaced
-            if not r.flat
+            if r.is_tier
             and r.start >= low
-            and (high is None or (r.high is not None and r.high <= high))
+            and (high is None or (r.tier_to is not None and r.tier_to <= high))
         ),
-        key=lambda r: (r.start, r.high is None, r.high or ZERO),
+        key=lambda r: (r.start, r.tier_to is None, r.tier_to or ZERO),
     )
-    if not inside or inside[0].start != low or inside[-1].high != high:
+    if not inside or inside[0].start != low or inside[-1].tier_to != high:
         return []
-    if any(a.high != b.start for a, b in pairwise(inside)):
+    if any(a.tier_to != b.start for a, b in pairwise(inside)):
         return []
     return inside
 
 
-def _copy_forward(rows: list[_Row], new: _Row, sheet: RatesSheet) -> str:
-    shown = ", ".join(f"{sheet.row(r.row)} ({r.band()} at {r.rate})" for r in rows)
+def _copy_forward(rows: list[RateRow], new: RateRow, sheet: RatesSheet) -> str:
+    shown = ", ".join(f"{sheet.row(r.row)} ({_band(r)} at {r.rate})" for r in rows)
     old = f"of {rows[0].effective}" if rows[0].effective else "with a blank EffectiveFrom"
     return (
         f"copy the tier{'s' if len(rows) != 1 else ''} {old} forward with EffectiveFrom "
