@@ -1,0 +1,344 @@
+"""The portal's own database: accounts, failed sign-ins, the audit log, the session key.
+
+The workbook stays the source of truth for bills; this database holds only what the
+portal itself knows. SQLite beside the workbook by default (``BOOK.portal.sqlite``),
+any SQLAlchemy URL with ``--db``.
+
+The schema is created from SQLAlchemy's metadata and stamped in a one-row
+``schema_version`` table rather than managed by Alembic: there is one version so
+far, and a migration tool with its own folder of scripts is more machinery than one
+``CREATE TABLE`` set needs. A database stamped with a version this code does not
+know is refused (never written to), so an older costloop cannot damage a newer
+portal's data; the first schema change brings the first migration with it.
+
+The audit log is append-only in the database itself: triggers refuse any UPDATE or
+DELETE of its rows, so not even a bug in the portal can rewrite what it recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.engine import Engine
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+settings = Table(
+    "portal_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    # The user name folded to lower case: ``Ada`` and ``ada`` are one account.
+    Column("user_key", String(200), nullable=False, unique=True),
+    Column("user_name", String(200), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("finance", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+user_departments = Table(
+    "user_departments",
+    metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # The department's name key, as the engine compares department codes.
+    Column("department_key", String(200), primary_key=True),
+)
+
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_key", String(200), nullable=False, index=True),
+    Column("address", String(100), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", String(200), nullable=False),
+    Column("address", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("department", String(200), nullable=False, default=""),
+    Column("period", String(7), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)
+
+_APPEND_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$ LANGUAGE plpgsql",
+        "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+    ],
+}
+
+
+class StoreError(Exception):
+    """The portal database cannot be used (a newer schema, an unknown database)."""
+
+
+def default_url(book: Path) -> str:
+    """``budget.xlsx`` -> ``sqlite:////abs/path/budget.xlsx.portal.sqlite``."""
+    path = book.resolve().with_name(book.name + ".portal.sqlite")
+    return f"sqlite:///{path}"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    # SQLite gives back naive datetimes; every time stored here is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A signed-in user: who, and which departments the server lets them see."""
+
+    user_name: str
+    finance: bool
+    departments: frozenset[str]
+    """Department name keys; every department when ``finance``."""
+
+    def may_see(self, department_key: str) -> bool:
+        return self.finance or department_key in self.departments
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    at: dt.datetime
+    user_name: str
+    address: str
+    action: str
+    department: str
+    period: str
+    detail: str
+
+
+class Store:
+    """One portal database, its schema checked (and created when empty) on opening."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._ensure_schema()
+
+    def _ensure_schema(self) -> None:
+        dialect = self.engine.dialect.name
+        if dialect not in _APPEND_ONLY:
+            raise StoreError(
+                f"{self.engine.url.render_as_string(hide_password=True)}: the portal keeps its "
+                "data in SQLite or PostgreSQL; give a sqlite:/// or postgresql:// URL"
+            )
+        with self.engine.begin() as conn:
+            metadata.create_all(conn)
+            found = conn.execute(select(schema_version.c.version)).scalars().all()
+            if not found:
+                conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
+            elif max(found) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the portal database is at schema version {max(found)}, newer than this "
+                    f"costloop knows ({SCHEMA_VERSION}); upgrade costloop"
+                )
+            for statement in _APPEND_ONLY[dialect]:
+                conn.execute(text(statement))
+
+    # --- the key that signs session cookies -------------------------------
+    def session_secret(self) -> str:
+        """A random key made once and kept, so sessions survive a restart of the server."""
+        with self.engine.begin() as conn:
+            value = conn.execute(
+                select(settings.c.value).where(settings.c.key == "session_secret")
+            ).scalar()
+            if value is None:
+                value = secrets.token_urlsafe(48)
+                conn.execute(insert(settings).values(key="session_secret", value=value))
+            return value
+
+    # --- accounts ---------------------------------------------------------
+    def user_exists(self, user_name: str) -> bool:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(users.c.id).where(users.c.user_key == user_key(user_name))
+            ).first()
+        return found is not None
+
+    def add_user(
+        self, user_name: str, password_hash: str, finance: bool, departments: list[str]
+    ) -> None:
+        with self.engine.begin() as conn:
+            user_id = conn.execute(
+                insert(users).values(
+                    user_key=user_key(user_name),
+                    user_name=user_name,
+                    password_hash=password_hash,
+                    finance=finance,
+                    created_at=now(),
+                )
+            ).inserted_primary_key[0]
+            for key in dict.fromkeys(departments):
+                conn.execute(insert(user_departments).values(user_id=user_id, department_key=key))
+
+    def password_hash(self, user_name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(users.c.password_hash).where(users.c.user_key == user_key(user_name))
+            ).scalar()
+
+    def account(self, user_name: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.id, users.c.user_name, users.c.finance).where(
+                    users.c.user_key == user_key(user_name)
+                )
+            ).first()
+            if row is None:
+                return None
+            keys = conn.execute(
+                select(user_departments.c.department_key).where(
+                    user_departments.c.user_id == row.id
+                )
+            ).scalars()
+            return Account(row.user_name, bool(row.finance), frozenset(keys))
+
+    # --- sign-in throttling -------------------------------------------------
+    def recent_failures(self, user_name: str, address: str, since: dt.datetime) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(sign_in_failures)
+                .where(
+                    sign_in_failures.c.user_key == user_key(user_name),
+                    sign_in_failures.c.address == address,
+                    sign_in_failures.c.at > since,
+                )
+            ).scalar_one()
+
+    def oldest_failure(self, user_name: str, address: str, since: dt.datetime) -> dt.datetime:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.min(sign_in_failures.c.at)).where(
+                    sign_in_failures.c.user_key == user_key(user_name),
+                    sign_in_failures.c.address == address,
+                    sign_in_failures.c.at > since,
+                )
+            ).scalar()
+        return _aware(value) if value is not None else now()
+
+    def record_failure(self, user_name: str, address: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(sign_in_failures).values(
+                    user_key=user_key(user_name), address=address, at=now()
+                )
+            )
+
+    def clear_failures(self, user_name: str, address: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(sign_in_failures).where(
+                    sign_in_failures.c.user_key == user_key(user_name),
+                    sign_in_failures.c.address == address,
+                )
+            )
+
+    # --- the audit log ------------------------------------------------------
+    def audit(
+        self,
+        user_name: str,
+        address: str,
+        action: str,
+        department: str = "",
+        period: str = "",
+        detail: str = "",
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(audit_log).values(
+                    at=now(),
+                    user_name=user_name,
+                    address=address,
+                    action=action,
+                    department=department,
+                    period=period,
+                    detail=detail,
+                )
+            )
+
+    def audit_rows(self) -> list[AuditRow]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    audit_log.c.at,
+                    audit_log.c.user_name,
+                    audit_log.c.address,
+                    audit_log.c.action,
+                    audit_log.c.department,
+                    audit_log.c.period,
+                    audit_log.c.detail,
+                ).order_by(audit_log.c.id)
+            ).all()
+        return [AuditRow(_aware(r[0]), *r[1:]) for r in rows]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def user_key(user_name: str) -> str:
+    return user_name.strip().casefold()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Foreign keys on (SQLite's default is off); WAL so readers never wait on the writer.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
