@@ -133,5 +133,5 @@ def lines_csv(statement: Statement) -> bytes:
 
 def attachment(file_name: str) -> str:
     """A Content-Disposition header that survives any department code."""
-    ascii_name = "".join(c if c.isascii() and c.isalnum() or c in "-_ ." else "_" for c in file_name)
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name)}"
+    plain = "".join(c if (c.isascii() and c.isalnum()) or c in "-_ ." else "_" for c in file_name)
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name)}"

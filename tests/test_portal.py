@@ -1,0 +1,439 @@
+"""The department portal over HTTP: scoping, CSRF, cookies, throttling, expiry, audit, reload.
+
+A real run of the demo workbook (one department named with a script tag), a real
+SQLite database made by `costloop portal user add`, and the real application
+driven through Starlette's test client. Figures are checked against the workbook's
+own Bills sheet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+from fastapi.testclient import TestClient
+from portal_fixtures import PASSWORDS, PERIOD, SCRIPT_NAME, add_user, add_users, csrf_of, make_book
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from costloop.bills.workbook import bill_workbook
+from costloop.engine.pipeline.commands import run_book
+from costloop.portal.app import CONTENT_SECURITY_POLICY, PortalConfig, create_app
+from costloop.portal.store import Store, default_url
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("portal")
+    path = make_book(folder)
+    add_users(path)
+    return path
+
+
+@pytest.fixture
+def app(book):
+    store = Store(default_url(book))
+    yield create_app(PortalConfig(book=book), store)
+    store.close()
+
+
+def client_for(app, address: str = "10.0.0.1") -> TestClient:
+    return TestClient(app, client=(address, 50000), follow_redirects=False)
+
+
+def signed_in(app, user: str, address: str = "10.0.0.1") -> TestClient:
+    client = client_for(app, address)
+    token = csrf_of(client.get("/login").text)
+    answer = client.post(
+        "/login", data={"username": user, "password": PASSWORDS[user], "csrf_token": token}
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    return client
+
+
+def bills_sheet(book: Path) -> list[dict]:
+    wb = openpyxl.load_workbook(book, read_only=True, data_only=True)
+    rows = list(wb["Bills"].iter_rows(values_only=True))
+    wb.close()
+    return [dict(zip(rows[0], r, strict=False)) for r in rows[1:] if r[0] is not None]
+
+
+def other_departments(book: Path) -> list[str]:
+    return sorted({r["Department"] for r in bills_sheet(book)} - {"ADM"})
+
+
+# --- pages ---------------------------------------------------------------------
+
+
+def test_home_lists_only_the_users_own_department_with_its_total(app, book):
+    page = signed_in(app, "ada").get("/")
+    assert page.status_code == 200
+    total = sum(Decimal(str(r["Amount"])) for r in bills_sheet(book) if r["Department"] == "ADM")
+    assert total == Decimal("13834.83")
+    assert '<a href="/d/ADM/2026-03">Mar 2026</a>' in page.text
+    assert "USD 13,834.83" in page.text
+    for code in other_departments(book):
+        assert f"/d/{code}/" not in page.text
+
+
+def test_finance_sees_every_billed_department(app, book):
+    page = signed_in(app, "fin").get("/")
+    codes = {r["Department"] for r in bills_sheet(book)}
+    assert len(codes) == 25
+    assert set(re.findall(r'href="/d/([^/"]+)/2026-03"', page.text)) == codes
+
+
+def test_the_bill_page_shows_every_line_and_the_total_of_the_bills_sheet(app, book):
+    page = signed_in(app, "ada").get(f"/d/ADM/{PERIOD}").text
+    rows = [r for r in bills_sheet(book) if r["Department"] == "ADM"]
+    assert len(rows) == 7
+    for n, row in enumerate(rows, start=1):
+        assert f'href="/d/ADM/2026-03/lines/{n}"' in page
+        assert f"USD {Decimal(str(row['Amount'])).quantize(Decimal('0.01')):,}" in page
+    # The figure, the lines table's total row and March in the fiscal year's table.
+    assert page.count("USD 13,834.83") == 3
+    # The lineage, not the raw rule text: R07's text names other departments' shares.
+    assert "share of &#34;Data Center&#34; by usage of &#34;Server Hours&#34;" in page
+
+
+def test_a_line_shows_the_usage_rows_its_rules_where_selected(app, book):
+    """R13 charges AWS Cost WHERE Service IN ("EC2", "S3"): Marketplace rows are not behind it."""
+    wb = openpyxl.load_workbook(book, read_only=True, data_only=True)
+    usage = [r for r in wb["Usage"].iter_rows(min_row=2, values_only=True) if r[0] == PERIOD]
+    wb.close()
+    by_dept: dict[str, list] = {}
+    for r in usage:
+        if r[2] == "AWS Cost":
+            by_dept.setdefault(r[1], []).append(r)
+    dept = next(d for d, rows in by_dept.items() if {r[4] for r in rows} - {"EC2", "S3"})
+    lines = [r for r in bills_sheet(book) if r["Department"] == dept]
+    n = next(i for i, r in enumerate(lines, start=1) if r["Rule"] == "R13")
+    client = signed_in(app, "fin")
+    page = client.get(f"/d/{dept}/{PERIOD}/lines/{n}").text
+    table = page[page.index('<table class="usage">') :]
+    shown = re.findall(r"<tr><td>2026-03</td>.*?</tr>", table)
+    wanted = [r for r in by_dept[dept] if r[4] in ("EC2", "S3")]
+    assert len(shown) == len(wanted) >= 1
+    assert "Marketplace" not in table
+    assert f"Usage rows behind this line ({len(wanted)})" in page
+    # htmx asks for the fragment only: no page around it.
+    fragment = client.get(f"/d/{dept}/{PERIOD}/lines/{n}", headers={"HX-Request": "true"}).text
+    assert fragment.startswith('<article class="line"') and "<html" not in fragment
+
+
+def test_a_line_shared_by_a_column_says_no_usage_rows_are_behind_it(app):
+    page = signed_in(app, "ada").get(f"/d/ADM/{PERIOD}/lines/3").text  # R05, BY Headcount
+    assert "Rule <strong>R05</strong> (cell Rules!B6)" in page
+    assert "This line is not made from usage rows" in page
+
+
+def test_downloads_are_the_bill_workbook_and_the_exact_lines(app, book):
+    client = signed_in(app, "ada")
+    xlsx = client.get(f"/d/ADM/{PERIOD}/bill.xlsx")
+    assert xlsx.status_code == 200
+    assert xlsx.headers["content-disposition"] == (
+        "attachment; filename=\"ADM 2026-03.xlsx\"; filename*=UTF-8''ADM%202026-03.xlsx"
+    )
+    statement = app.state.bills.current.statement("adm", PERIOD)
+    assert xlsx.content == bill_workbook(statement)
+    csv = client.get(f"/d/ADM/{PERIOD}/lines.csv")
+    assert csv.headers["content-type"] == "text/csv; charset=utf-8"
+    lines = csv.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "Period,Department,Name,Pool,Metric,Quantity,Rate,Amount,Rule,Rule Cell,How"
+    amounts = [Decimal(line.split(",")[7]) for line in lines[1:]]
+    assert sum(amounts) == Decimal("13834.83") and len(amounts) == 7
+
+
+# --- scoping ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/d/{other}/2026-03",
+        "/d/{other}/2026-03/lines/1",
+        "/d/{other}/2026-03/lines/999",
+        "/d/{other}/2026-03/bill.xlsx",
+        "/d/{other}/2026-03/lines.csv",
+        "/d/{lower}/2026-03",
+        "/d/{lower}/2026-03/bill.xlsx",
+        "/d/%20{other}%20/2026-03/lines.csv",
+        "/d/{other}/2026-03?department=ADM",
+        "/d/ADM/../{other}/2026-03",
+        "/d/{other}/2026-02",
+        "/d/NOSUCH/2026-03",
+        "/d/ADM/2026-02",
+        "/d/ADM/2026-03/lines/0",
+        "/d/ADM/2026-03/lines/8",
+        "/d/ADM/2026-03/lines/1.0",
+    ],
+)
+def test_any_url_of_another_department_answers_404_like_one_that_does_not_exist(
+    app, book, path
+):
+    client = signed_in(app, "ada")
+    missing = client.get("/d/NOSUCH/2026-03")
+    for other in other_departments(book):
+        answer = client.get(path.format(other=other, lower=other.lower()))
+        assert answer.status_code == 404, (path, other)
+        assert answer.text == missing.text
+        assert other not in answer.text
+
+
+def test_signed_out_requests_go_to_the_sign_in_page(app):
+    client = client_for(app)
+    for path in ("/", f"/d/ADM/{PERIOD}", f"/d/ADM/{PERIOD}/bill.xlsx"):
+        answer = client.get(path)
+        assert (answer.status_code, answer.headers["location"]) == (303, "/login")
+    htmx = client.get(f"/d/ADM/{PERIOD}/lines/1", headers={"HX-Request": "true"})
+    assert (htmx.status_code, htmx.headers["HX-Redirect"]) == (401, "/login")
+
+
+# --- forms, cookies, headers -----------------------------------------------------
+
+
+def test_a_form_without_its_csrf_token_is_refused(app):
+    client = client_for(app)
+    client.get("/login")
+    data = {"username": "ada", "password": PASSWORDS["ada"]}
+    assert client.post("/login", data=data).status_code == 403
+    assert client.post("/login", data=data | {"csrf_token": "forged"}).status_code == 403
+    assert "This form has expired or did not come from this site." in (
+        client.post("/login", data=data).text
+    )
+    assert client.get("/").status_code == 303  # not signed in
+    signed = signed_in(app, "ada")
+    assert signed.post("/logout").status_code == 403
+    assert signed.get("/").status_code == 200  # still signed in
+    token = csrf_of(signed.get("/").text)
+    assert signed.post("/logout", headers={"X-CSRF-Token": token}).status_code == 303
+    assert signed.get("/").status_code == 303
+
+
+def test_the_session_cookie_is_httponly_and_samesite_lax_and_secure_behind_https(book):
+    store = Store(default_url(book))
+    plain = client_for(create_app(PortalConfig(book=book), store))
+    answer = plain.post(
+        "/login",
+        data={"username": "ada", "password": PASSWORDS["ada"], "csrf_token": csrf_of(
+            plain.get("/login").text
+        )},
+    )
+    header = answer.headers["set-cookie"]
+    assert header.startswith("costloop_session=")
+    assert "; httponly" in header and "; samesite=lax" in header and "secure" not in header
+    secure_app = create_app(PortalConfig(book=book, secure_cookies=True), store)
+    https = TestClient(secure_app, base_url="https://portal.example", follow_redirects=False)
+    https.get("/login")
+    answer = https.post(
+        "/login",
+        data={"username": "ada", "password": PASSWORDS["ada"], "csrf_token": csrf_of(
+            https.get("/login").text
+        )},
+    )
+    assert answer.status_code == 303
+    assert "; secure" in answer.headers["set-cookie"]
+    store.close()
+
+
+def test_sessions_expire(book):
+    store = Store(default_url(book))
+    app = create_app(
+        PortalConfig(book=book, session_length=dt.timedelta(seconds=1)), store
+    )
+    client = signed_in(app, "ada")
+    assert client.get("/").status_code == 200
+    time.sleep(1.2)
+    answer = client.get("/")
+    assert (answer.status_code, answer.headers["location"]) == (303, "/login")
+    store.close()
+
+
+def test_every_answer_carries_a_content_security_policy_and_no_page_has_inline_script(app):
+    client = signed_in(app, "ada")
+    for path in ("/", f"/d/ADM/{PERIOD}", f"/d/ADM/{PERIOD}/lines/2", "/nowhere", "/login"):
+        answer = client.get(path)
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
+        scripts = re.findall(r"<script[^>]*>", answer.text)
+        assert all('src="/static/' in s for s in scripts), scripts
+        assert not re.search(r"<[^>]+\son[a-z]+=", answer.text)  # no onclick= and the like
+
+
+def test_htmx_and_its_licence_are_served_from_the_package(app):
+    client = client_for(app)
+    js = client.get("/static/htmx.min.js")
+    assert js.status_code == 200 and b"htmx" in js.content[:2000]
+    assert client.get("/static/htmx-LICENSE.txt").text.startswith("Zero-Clause BSD")
+
+
+def test_a_script_in_a_department_name_is_shown_as_text(app):
+    for user in ("cas", "fin"):
+        client = signed_in(app, user)
+        for path in ("/", f"/d/CAS/{PERIOD}", f"/d/CAS/{PERIOD}/lines/1"):
+            page = client.get(path).text
+            assert SCRIPT_NAME not in page
+            assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page, path
+
+
+# --- sign-in throttling ------------------------------------------------------------
+
+
+def test_sign_in_is_refused_after_five_failures_per_user_and_address(tmp_path, book):
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(book, copy)
+    db = f"sqlite:///{tmp_path / 'throttle.sqlite'}"
+    add_users(copy, db=db)
+    store = Store(db)
+    app = create_app(PortalConfig(book=copy), store)
+
+    def attempt(user, password, address="10.0.0.9"):
+        client = client_for(app, address)
+        token = csrf_of(client.get("/login").text)
+        return client.post(
+            "/login", data={"username": user, "password": password, "csrf_token": token}
+        )
+
+    for _ in range(5):
+        wrong = attempt("ada", "not-the-password")
+        assert wrong.status_code == 401
+        assert "Wrong user name or password." in wrong.text
+    refused = attempt("ada", PASSWORDS["ada"])  # the right password, but too late
+    assert refused.status_code == 429
+    assert (
+        "Too many failed sign-ins for this user from this address. Try again in 15 minutes."
+        in refused.text
+    )
+    assert attempt("ada", PASSWORDS["ada"], address="10.0.0.10").status_code == 303
+    assert attempt("cas", PASSWORDS["cas"]).status_code == 303
+    # Fifteen minutes later (the failures aged in the database) the user may try again.
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE sign_in_failures SET at = datetime(at, '-15 minutes')"))
+    assert attempt("ada", PASSWORDS["ada"]).status_code == 303
+    actions = [(r.user_name, r.action) for r in store.audit_rows()]
+    assert actions.count(("ada", "sign-in failed")) == 5
+    assert actions.count(("ada", "sign-in refused")) == 1
+    store.close()
+
+
+# --- the audit log ---------------------------------------------------------------
+
+
+def test_the_audit_log_records_sign_ins_views_and_downloads_and_cannot_be_rewritten(tmp_path, book):
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(book, copy)
+    db = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    add_users(copy, db=db)
+    store = Store(db)
+    app = create_app(PortalConfig(book=copy), store)
+    client = client_for(app, "10.1.2.3")
+    token = csrf_of(client.get("/login").text)
+    client.post("/login", data={"username": "ada", "password": "wrong", "csrf_token": token})
+    client = signed_in(app, "ada", "10.1.2.3")
+    client.get(f"/d/ADM/{PERIOD}")
+    client.get(f"/d/ADM/{PERIOD}/lines/2")
+    client.get(f"/d/ADM/{PERIOD}/bill.xlsx")
+    client.get(f"/d/ADM/{PERIOD}/lines.csv")
+    client.get("/d/ENG/2026-03")  # refused: not recorded as a view of ENG
+    rows = [
+        (r.user_name, r.address, r.action, r.department, r.period, r.detail)
+        for r in store.audit_rows()
+    ]
+    assert rows == [
+        ("ada", "10.1.2.3", "sign-in failed", "", "", ""),
+        ("ada", "10.1.2.3", "sign-in", "", "", ""),
+        ("ada", "10.1.2.3", "view", "ADM", PERIOD, ""),
+        ("ada", "10.1.2.3", "view", "ADM", PERIOD, "line 2"),
+        ("ada", "10.1.2.3", "download", "ADM", PERIOD, "bill.xlsx"),
+        ("ada", "10.1.2.3", "download", "ADM", PERIOD, "lines.csv"),
+    ]
+    for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
+        with (
+            pytest.raises(DBAPIError, match="the audit log is append-only"),
+            store.engine.begin() as conn,
+        ):
+            conn.execute(text(statement))
+    assert len(store.audit_rows()) == 6
+    store.close()
+
+
+# --- reloading the workbook ------------------------------------------------------
+
+
+def test_a_new_run_is_picked_up_and_an_unrunnable_edit_keeps_the_last_run(tmp_path, book):
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(book, copy)
+    db = f"sqlite:///{tmp_path / 'reload.sqlite'}"
+    add_users(copy, db=db)
+    store = Store(db)
+    app = create_app(PortalConfig(book=copy, check_every=0), store)
+    bills = app.state.bills
+    first = bills.current.stamp.run_id
+    finance = signed_in(app, "fin")
+    assert run_book(copy, period="2026-02").ok
+    during = finance.get("/")  # answered at once, from the old run, while the new one loads
+    assert during.status_code == 200
+    bills.wait()
+    second = bills.current.stamp.run_id
+    assert second != first and bills.current.stamp.period == "2026-02"
+    assert f"Bills of run {second}" in finance.get("/").text
+    assert finance.get("/d/ADM/2026-02").status_code == 200
+    assert finance.get("/d/ADM/2026-03").status_code == 404
+
+    # An input edited after the run: the bills stay those of the run, and finance is told.
+    wb = openpyxl.load_workbook(copy)
+    wb["Usage"]["D2"].value = 12345
+    wb.save(copy)
+    finance.get("/")
+    bills.wait()
+    assert bills.current.stamp.run_id == second
+    page = finance.get("/").text
+    assert "The workbook changed and cannot be shown yet." in page
+    assert f"The portal still shows run {second}." in page
+    assert "the inputs changed since run" in page
+    assert "cannot be shown yet" not in signed_in(app, "ada").get("/").text
+    store.close()
+
+
+# --- the commands ------------------------------------------------------------------
+
+
+def test_user_add_refuses_a_duplicate_a_short_password_and_an_unknown_department(
+    tmp_path, book, capsys
+):
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(book, copy)
+    db = f"sqlite:///{tmp_path / 'users.sqlite'}"
+    assert add_user(copy, "ada", "--department", "adm", db=db) == 0
+    assert f"Added portal user ada, who sees ADM; database {db}" in capsys.readouterr().out
+    assert add_user(copy, "ADA", "--finance", db=db) == 1
+    assert (
+        f"{db}: there is already a portal user ADA; nothing was changed"
+        in capsys.readouterr().out
+    )
+    assert add_user(copy, "bea", "--department", "ADM", password="short", db=db) == 1
+    assert "the password must be at least 8 characters" in capsys.readouterr().out
+    assert add_user(copy, "bea", "--department", "XYZ", password="long-enough", db=db) == 1
+    assert (
+        'Departments!A1: "XYZ" is not a Department code on the Departments sheet'
+        in capsys.readouterr().out
+    )
+    for options in (["--department", "ADM", "--finance"], []):
+        with pytest.raises(SystemExit) as usage:
+            add_user(copy, "bea", *options, db=db)
+        assert usage.value.code == 2
+    store = Store(db)
+    assert store.account("bea") is None
+    assert store.account("Ada").departments == frozenset({"adm"})
+    store.close()
+
+
+def test_the_default_database_is_beside_the_workbook(book):
+    assert default_url(book) == f"sqlite:///{book.resolve()}.portal.sqlite"
+    assert Path(f"{book.resolve()}.portal.sqlite").exists()
