@@ -341,7 +341,26 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _portal_ready(command: str) -> bool:
+    """The portal's libraries are an extra; say how to install them rather than crash."""
+    try:
+        import fastapi  # noqa: F401
+        import pwdlib  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"costloop {command}: the portal needs its libraries ({exc.name} is missing); "
+            "install them with: pip install 'costloop[portal]'",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def cmd_portal(args) -> int:
+    if not _portal_ready("portal"):
+        return EXIT_PROBLEMS
     from costloop.portal.commands import add_user
 
     book = _existing_book(args.book)
@@ -360,6 +379,8 @@ def cmd_portal(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    if not _portal_ready("serve"):
+        return EXIT_PROBLEMS
     from costloop.portal.commands import serve
     from costloop.portal.store import StoreError
 
