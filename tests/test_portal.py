@@ -15,6 +15,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import openpyxl
 import pytest
 from fastapi.testclient import TestClient
@@ -174,9 +175,7 @@ def test_downloads_are_the_bill_workbook_and_the_exact_lines(app, book):
         "/d/ADM/2026-03/lines/1.0",
     ],
 )
-def test_any_url_of_another_department_answers_404_like_one_that_does_not_exist(
-    app, book, path
-):
+def test_any_url_of_another_department_answers_404_like_one_that_does_not_exist(app, book, path):
     client = signed_in(app, "ada")
     missing = client.get("/d/NOSUCH/2026-03")
     for other in other_departments(book):
@@ -221,9 +220,11 @@ def test_the_session_cookie_is_httponly_and_samesite_lax_and_secure_behind_https
     plain = client_for(create_app(PortalConfig(book=book), store))
     answer = plain.post(
         "/login",
-        data={"username": "ada", "password": PASSWORDS["ada"], "csrf_token": csrf_of(
-            plain.get("/login").text
-        )},
+        data={
+            "username": "ada",
+            "password": PASSWORDS["ada"],
+            "csrf_token": csrf_of(plain.get("/login").text),
+        },
     )
     header = answer.headers["set-cookie"]
     assert header.startswith("costloop_session=")
@@ -233,9 +234,11 @@ def test_the_session_cookie_is_httponly_and_samesite_lax_and_secure_behind_https
     https.get("/login")
     answer = https.post(
         "/login",
-        data={"username": "ada", "password": PASSWORDS["ada"], "csrf_token": csrf_of(
-            https.get("/login").text
-        )},
+        data={
+            "username": "ada",
+            "password": PASSWORDS["ada"],
+            "csrf_token": csrf_of(https.get("/login").text),
+        },
     )
     assert answer.status_code == 303
     assert "; secure" in answer.headers["set-cookie"]
@@ -244,9 +247,7 @@ def test_the_session_cookie_is_httponly_and_samesite_lax_and_secure_behind_https
 
 def test_sessions_expire(book):
     store = Store(default_url(book))
-    app = create_app(
-        PortalConfig(book=book, session_length=dt.timedelta(seconds=1)), store
-    )
+    app = create_app(PortalConfig(book=book, session_length=dt.timedelta(seconds=1)), store)
     client = signed_in(app, "ada")
     assert client.get("/").status_code == 200
     time.sleep(1.2)
@@ -414,8 +415,7 @@ def test_user_add_refuses_a_duplicate_a_short_password_and_an_unknown_department
     assert f"Added portal user ada, who sees ADM; database {db}" in capsys.readouterr().out
     assert add_user(copy, "ADA", "--finance", db=db) == 1
     assert (
-        f"{db}: there is already a portal user ADA; nothing was changed"
-        in capsys.readouterr().out
+        f"{db}: there is already a portal user ADA; nothing was changed" in capsys.readouterr().out
     )
     assert add_user(copy, "bea", "--department", "ADM", password="short", db=db) == 1
     assert "the password must be at least 8 characters" in capsys.readouterr().out
@@ -437,3 +437,90 @@ def test_user_add_refuses_a_duplicate_a_short_password_and_an_unknown_department
 def test_the_default_database_is_beside_the_workbook(book):
     assert default_url(book) == f"sqlite:///{book.resolve()}.portal.sqlite"
     assert Path(f"{book.resolve()}.portal.sqlite").exists()
+
+
+# --- costloop serve, the real command ------------------------------------------------
+
+
+def _serve(book: Path, db: str, *options: str):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "costloop.cli",
+            "serve",
+            str(book),
+            "--port",
+            str(port),
+            "--db",
+            db,
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{base}/login", timeout=1)
+            return process, base
+        except httpx.TransportError:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "costloop serve did not start"
+            time.sleep(0.1)
+
+
+def _stop(process) -> int:
+    import signal
+
+    process.send_signal(signal.SIGINT)
+    return process.wait(20)
+
+
+def _login_over_http(base: str, headers: dict) -> httpx.Response:
+    # The session cookie is sent back by hand: behind the proxy it is Secure, and the
+    # test talks plain HTTP to the portal as the proxy does (a browser would use HTTPS).
+    with httpx.Client(base_url=base, headers=headers) as client:
+        page = client.get("/login")
+        session = page.headers["set-cookie"].split(";")[0]
+        return client.post(
+            "/login",
+            data={
+                "username": "ada",
+                "password": PASSWORDS["ada"],
+                "csrf_token": csrf_of(page.text),
+            },
+            headers={"Cookie": session},
+        )
+
+
+@pytest.mark.parametrize("proxied", [False, True])
+def test_costloop_serve_trusts_forwarded_headers_only_with_proxy_headers(tmp_path, book, proxied):
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(book, copy)
+    db = f"sqlite:///{tmp_path / 'serve.sqlite'}"
+    add_users(copy, db=db)
+    process, base = _serve(copy, db, *(["--proxy-headers"] if proxied else []))
+    try:
+        forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+        answer = _login_over_http(base, forwarded)
+        assert answer.status_code == 303
+        cookie = answer.headers["set-cookie"]
+        assert ("; secure" in cookie) is proxied
+        assert answer.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+        assert "server" not in answer.headers
+    finally:
+        assert _stop(process) == 0
+    store = Store(db)
+    signed = [r.address for r in store.audit_rows() if r.action == "sign-in"]
+    store.close()
+    assert signed == ["203.0.113.7" if proxied else "127.0.0.1"]
