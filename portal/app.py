@@ -28,8 +28,9 @@ from costloop.bills.statement import Statement
 from costloop.bills.workbook import XLSX_TYPE, bill_workbook, month_label
 from costloop.portal import views
 from costloop.portal.accounts import sign_in
+from costloop.portal.disputes import DisputeRefused, new_dispute
 from costloop.portal.snapshot import Bills, Snapshot
-from costloop.portal.store import Account, Store
+from costloop.portal.store import REASONS, Acceptance, Account, Store, now
 from costloop.rules.ast import name_key
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -145,6 +146,32 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             raise HTTPException(404, "There is no such bill.")
         return snapshot, found
 
+    def may_act(account: Account, s: Statement) -> bool:
+        """Disputing and accepting are the department's own acts, not finance's."""
+        return name_key(s.department) in account.departments
+
+    def state_of(s: Statement, run_id: str) -> str:
+        key = name_key(s.department)
+        if store.acceptance(key, s.period, run_id):
+            return "accepted"
+        if any(d.status == "Open" for d in store.disputes(key, s.period)):
+            return "disputed"
+        return "billed"
+
+    def line_context(snapshot: Snapshot, account: Account, s: Statement, n: int) -> dict:
+        row = views.line_rows(s)[n - 1]
+        rule = snapshot.rules.get(row.rule)
+        return {
+            "snapshot": snapshot,
+            "account": account,
+            "s": s,
+            "line": row,
+            "usage": views.usage_of_line(s, n, rule),
+            "bill_url": views.dept_url(s),
+            "may_act": may_act(account, s),
+            "reasons": REASONS,
+        }
+
     def audit(request: Request, account: Account, action: str, s: Statement, detail: str = ""):
         store.audit(account.user_name, address(request), action, s.department, s.period, detail)
 
@@ -236,11 +263,12 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             key = name_key(latest.department)
             if account.may_see(key):
                 periods = [snapshot.statement(key, p) for p in snapshot.periods_of(key)]
-                shown.append((latest, [(s, views.dept_url(s)) for s in periods if s]))
+                run_id = snapshot.stamp.run_id
+                shown.append(
+                    (latest, [(s, views.dept_url(s), state_of(s, run_id)) for s in periods if s])
+                )
         store.audit(account.user_name, address(request), "view", detail="/")
-        return render(
-            request, "home.html", snapshot=snapshot, account=account, departments=shown
-        )
+        return render(request, "home.html", snapshot=snapshot, account=account, departments=shown)
 
     @app.get("/d/{dept:path}/{period:period}/lines/{line}", response_class=HTMLResponse)
     def line_page(request: Request, dept: str, period: str, line: str):
@@ -249,21 +277,96 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         if not re.fullmatch(r"[1-9][0-9]{0,8}", line) or int(line) > len(s.lines):
             raise HTTPException(404, "There is no such bill.")
         n = int(line)
-        row = views.line_rows(s)[n - 1]
-        rule = snapshot.rules.get(row.rule)
-        usage = views.usage_of_line(s, n, rule)
         audit(request, account, "view", s, f"line {n}")
         fragment = bool(request.headers.get("HX-Request"))
         return render(
             request,
             "line_fragment.html" if fragment else "line.html",
-            snapshot=snapshot,
-            account=account,
-            s=s,
-            line=row,
-            usage=usage,
-            bill_url=views.dept_url(s),
+            **line_context(snapshot, account, s, n),
         )
+
+    @app.post("/d/{dept:path}/{period:period}/disputes")
+    def raise_dispute(
+        request: Request,
+        dept: str,
+        period: str,
+        line: str = Form(""),
+        reason: str = Form(""),
+        amount: str = Form(""),
+        comment: str = Form(""),
+        csrf_token_: str | None = Form(None, alias=CSRF_FIELD),
+    ):
+        account = account_of(request)
+        check_csrf(request, csrf_token_)
+        snapshot, s = statement_for(account, dept, period)
+        if not re.fullmatch(r"[1-9][0-9]{0,8}", line) or int(line) > len(s.lines):
+            raise HTTPException(404, "There is no such bill.")
+        n = int(line)
+        if not may_act(account, s):
+            raise HTTPException(403, "Only the department's own users can dispute its bill.")
+        fragment = bool(request.headers.get("HX-Request"))
+        try:
+            dispute = new_dispute(
+                s, snapshot.stamp.run_id, account.user_name, n, reason, amount, comment
+            )
+        except DisputeRefused as refused:
+            context = line_context(snapshot, account, s, n)
+            context["form"] = {"reason": reason, "amount": amount, "comment": comment}
+            return render(
+                request,
+                "line_fragment.html" if fragment else "line.html",
+                422,
+                dispute_error=str(refused),
+                **context,
+            )
+        number = store.raise_dispute(dispute)
+        audit(
+            request,
+            account,
+            "dispute",
+            s,
+            f"dispute {number}: line {n}, {dispute.reason}, {dispute.amount}",
+        )
+        if fragment:
+            context = line_context(snapshot, account, s, n)
+            disputes = store.disputes(name_key(s.department), s.period)
+            return render(
+                request, "line_fragment.html", raised=number, disputes=disputes, **context
+            )
+        return RedirectResponse(f"{views.dept_url(s)}#disputes", status_code=303)
+
+    @app.post("/d/{dept:path}/{period:period}/accept")
+    def accept(
+        request: Request,
+        dept: str,
+        period: str,
+        csrf_token_: str | None = Form(None, alias=CSRF_FIELD),
+    ):
+        account = account_of(request)
+        check_csrf(request, csrf_token_)
+        snapshot, s = statement_for(account, dept, period)
+        if not may_act(account, s):
+            raise HTTPException(403, "Only the department's own users can accept its bill.")
+        accepted = Acceptance(
+            at=now(),
+            user_name=account.user_name,
+            department_key=name_key(s.department),
+            department=s.department,
+            period=s.period,
+            run_id=snapshot.stamp.run_id,
+            total=s.total,
+        )
+        if store.accept(accepted):
+            audit(request, account, "accept", s, f"run {accepted.run_id}, {s.total}")
+        return RedirectResponse(views.dept_url(s), status_code=303)
+
+    @app.get("/finance/disputes", response_class=HTMLResponse)
+    def finance_disputes(request: Request):
+        account = account_of(request)
+        if not account.finance:
+            raise HTTPException(404, "There is no such page.")
+        store.audit(account.user_name, address(request), "view", detail="/finance/disputes")
+        return render(request, "finance_disputes.html", account=account, disputes=store.disputes())
 
     @app.get("/d/{dept:path}/{period:period}/bill.xlsx")
     def bill_xlsx(request: Request, dept: str, period: str):
@@ -300,6 +403,9 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             lines=views.line_rows(s),
             months=views.months(s),
             bill_url=views.dept_url(s),
+            may_act=may_act(account, s),
+            accepted=store.acceptance(name_key(s.department), s.period, snapshot.stamp.run_id),
+            disputes=store.disputes(name_key(s.department), s.period),
         )
 
     @app.get("/{anything:path}")

@@ -1,4 +1,4 @@
-"""The portal's own database: accounts, failed sign-ins, the audit log, the session key.
+"""The portal's own database: accounts, sign-in failures, disputes, acceptances, the audit log.
 
 The workbook stays the source of truth for bills; this database holds only what the
 portal itself knows. SQLite beside the workbook by default (``BOOK.portal.sqlite``),
@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     delete,
     event,
@@ -101,6 +103,41 @@ audit_log = Table(
     Column("detail", Text, nullable=False, default=""),
 )
 
+disputes = Table(
+    "disputes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", String(200), nullable=False),
+    Column("department_key", String(200), nullable=False, index=True),
+    Column("department", String(200), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("line", Integer, nullable=False),
+    Column("pool", String(200), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("reason", String(20), nullable=False),
+    # Money as its exact decimal text: SQLite would keep a NUMERIC as a float.
+    Column("amount", String(40), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("status", String(20), nullable=False, default="Open"),
+)
+
+acceptances = Table(
+    "acceptances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("user_name", String(200), nullable=False),
+    Column("department_key", String(200), nullable=False),
+    Column("department", String(200), nullable=False),
+    Column("period", String(7), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("total", String(40), nullable=False),
+    # One acceptance of one department's bill of one run.
+    UniqueConstraint("department_key", "period", "run_id"),
+)
+
 _APPEND_ONLY = {
     "sqlite": [
         "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
@@ -159,6 +196,62 @@ class AuditRow:
     department: str
     period: str
     detail: str
+
+
+REASONS = ("Rate", "Volume", "Allocation", "Duplicate", "Other")
+"""A dispute's reason codes (the Disputes sheet's, issue 18)."""
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A department's question about one line of its bill, as raised in the portal."""
+
+    at: dt.datetime
+    user_name: str
+    department_key: str
+    department: str
+    period: str
+    run_id: str
+    line: int
+    pool: str
+    rule: str
+    reason: str
+    amount: Decimal
+    comment: str
+    status: str = "Open"
+    number: int | None = None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """A department's acceptance of its bill of one run."""
+
+    at: dt.datetime
+    user_name: str
+    department_key: str
+    department: str
+    period: str
+    run_id: str
+    total: Decimal
+
+
+def _dispute(row) -> Dispute:
+    return Dispute(
+        at=_aware(row["at"]),
+        user_name=row["user_name"],
+        department_key=row["department_key"],
+        department=row["department"],
+        period=row["period"],
+        run_id=row["run_id"],
+        line=row["line"],
+        pool=row["pool"],
+        rule=row["rule"],
+        reason=row["reason"],
+        amount=Decimal(row["amount"]),
+        comment=row["comment"],
+        status=row["status"],
+        number=row["id"],
+    )
 
 
 class Store:
@@ -327,6 +420,88 @@ class Store:
                 ).order_by(audit_log.c.id)
             ).all()
         return [AuditRow(_aware(r[0]), *r[1:]) for r in rows]
+
+    # --- disputes and acceptances --------------------------------------------
+    def raise_dispute(self, dispute: Dispute) -> int:
+        """Store a dispute; returns its number."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                insert(disputes).values(
+                    at=dispute.at,
+                    user_name=dispute.user_name,
+                    department_key=dispute.department_key,
+                    department=dispute.department,
+                    period=dispute.period,
+                    run_id=dispute.run_id,
+                    line=dispute.line,
+                    pool=dispute.pool,
+                    rule=dispute.rule,
+                    reason=dispute.reason,
+                    amount=str(dispute.amount),
+                    comment=dispute.comment,
+                    status=dispute.status,
+                )
+            ).inserted_primary_key[0]
+
+    def disputes(self, department_key: str | None = None, period: str | None = None):
+        """Disputes, oldest first; of one department (and period) when given."""
+        query = select(disputes).order_by(disputes.c.id)
+        if department_key is not None:
+            query = query.where(disputes.c.department_key == department_key)
+        if period is not None:
+            query = query.where(disputes.c.period == period)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_dispute(r) for r in rows]
+
+    def accept(self, acceptance: Acceptance) -> bool:
+        """Record that a department accepted its bill of a run; False if it already had."""
+        with self.engine.begin() as conn:
+            if self._acceptance(
+                conn, acceptance.department_key, acceptance.period, acceptance.run_id
+            ):
+                return False
+            conn.execute(
+                insert(acceptances).values(
+                    at=acceptance.at,
+                    user_name=acceptance.user_name,
+                    department_key=acceptance.department_key,
+                    department=acceptance.department,
+                    period=acceptance.period,
+                    run_id=acceptance.run_id,
+                    total=str(acceptance.total),
+                )
+            )
+        return True
+
+    def acceptance(self, department_key: str, period: str, run_id: str) -> Acceptance | None:
+        with self.engine.connect() as conn:
+            return self._acceptance(conn, department_key, period, run_id)
+
+    @staticmethod
+    def _acceptance(conn, department_key: str, period: str, run_id: str) -> Acceptance | None:
+        row = (
+            conn.execute(
+                select(acceptances).where(
+                    acceptances.c.department_key == department_key,
+                    acceptances.c.period == period,
+                    acceptances.c.run_id == run_id,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return Acceptance(
+            at=_aware(row["at"]),
+            user_name=row["user_name"],
+            department_key=row["department_key"],
+            department=row["department"],
+            period=row["period"],
+            run_id=row["run_id"],
+            total=Decimal(row["total"]),
+        )
 
     def close(self) -> None:
         self.engine.dispose()

@@ -97,8 +97,9 @@ def test_the_bill_page_shows_every_line_and_the_total_of_the_bills_sheet(app, bo
     for n, row in enumerate(rows, start=1):
         assert f'href="/d/ADM/2026-03/lines/{n}"' in page
         assert f"USD {Decimal(str(row['Amount'])).quantize(Decimal('0.01')):,}" in page
-    # The figure, the lines table's total row and March in the fiscal year's table.
-    assert page.count("USD 13,834.83") == 3
+    # The figure, the Accept button's words, the lines table's total row and March in
+    # the fiscal year's table.
+    assert page.count("USD 13,834.83") == 4
     # The lineage, not the raw rule text: R07's text names other departments' shares.
     assert "share of &#34;Data Center&#34; by usage of &#34;Server Hours&#34;" in page
 
@@ -524,3 +525,145 @@ def test_costloop_serve_trusts_forwarded_headers_only_with_proxy_headers(tmp_pat
     signed = [r.address for r in store.audit_rows() if r.action == "sign-in"]
     store.close()
     assert signed == ["203.0.113.7" if proxied else "127.0.0.1"]
+
+
+# --- disputes and acceptance ---------------------------------------------------------
+
+
+@pytest.fixture
+def fresh(tmp_path, book):
+    """An app over a copy of the book with its own, empty, database."""
+    copy = tmp_path / "demo.xlsx"
+    shutil.copyfile(book, copy)
+    db = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    add_users(copy, db=db)
+    store = Store(db)
+    yield create_app(PortalConfig(book=copy, check_every=0), store), store, copy
+    store.close()
+
+
+def _dispute(client, dept="ADM", token=None, htmx=True, **fields):
+    token = token if token is not None else csrf_of(client.get("/").text)
+    data = {"line": "2", "reason": "Volume", "amount": "100.25", "comment": ""} | fields
+    headers = {"HX-Request": "true"} if htmx else {}
+    return client.post(
+        f"/d/{dept}/{PERIOD}/disputes", data=data | {"csrf_token": token}, headers=headers
+    )
+
+
+def test_a_department_raises_a_dispute_on_a_line_and_its_bill_shows_it(fresh):
+    app, store, _ = fresh
+    ada = signed_in(app, "ada")
+    answer = _dispute(ada, comment="We ran 1,200 server hours, not 1,483.")
+    assert answer.status_code == 200
+    assert "Dispute 1 raised on line 2." in answer.text
+    assert answer.text.startswith('<article class="line" id="line-2">')
+    [d] = store.disputes()
+    assert (d.number, d.department, d.period, d.line, d.pool, d.rule) == (
+        1,
+        "ADM",
+        PERIOD,
+        2,
+        "Data Center",
+        "R04",
+    )
+    assert (d.reason, d.amount, d.comment, d.status, d.user_name) == (
+        "Volume",
+        Decimal("100.25"),
+        "We ran 1,200 server hours, not 1,483.",
+        "Open",
+        "ada",
+    )
+    assert d.run_id == app.state.bills.current.stamp.run_id
+    bill = ada.get(f"/d/ADM/{PERIOD}").text
+    assert '<td>Volume</td><td class="num">USD 100.25</td>' in bill
+    assert '<td class="state state-disputed">disputed</td>' in ada.get("/").text
+    # Without htmx the form still works: a plain POST, then back to the bill.
+    plain = _dispute(ada, htmx=False, line="6", reason="Rate", amount="12")
+    assert (plain.status_code, plain.headers["location"]) == (303, "/d/ADM/2026-03#disputes")
+    assert [x.amount for x in store.disputes("adm", PERIOD)] == [Decimal("100.25"), Decimal(12)]
+    audit = [(r.action, r.detail) for r in store.audit_rows() if r.action == "dispute"]
+    assert audit == [
+        ("dispute", "dispute 1: line 2, Volume, 100.25"),
+        ("dispute", "dispute 2: line 6, Rate, 12"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"amount": "4173.82"}, "the line is USD 4,173.81; a dispute can be for at most that"),
+        ({"amount": "10.005"}, "give the amount to at most 2 decimal places (USD)"),
+        ({"amount": "-5"}, "give an amount above zero: the part of the line you dispute"),
+        ({"amount": "lots"}, "&#34;lots&#34; is not an amount; give the amount you dispute"),
+        ({"reason": "Mood"}, "choose a reason: Rate, Volume, Allocation, Duplicate, Other"),
+        (
+            {"reason": "Other"},
+            "say in the comment what is wrong when the reason is &#34;Other&#34;",
+        ),
+        ({"comment": "x" * 2001}, "keep the comment to 2000 characters"),
+    ],
+)
+def test_a_dispute_the_form_gets_wrong_is_refused_with_what_to_change(fresh, fields, message):
+    app, store, _ = fresh
+    answer = _dispute(signed_in(app, "ada"), **fields)
+    assert answer.status_code == 422
+    assert f'<p class="error" role="alert">{message}' in answer.text
+    assert store.disputes() == []
+
+
+def test_no_dispute_or_acceptance_without_the_csrf_token_or_for_another_department(fresh):
+    app, store, _ = fresh
+    ada = signed_in(app, "ada")
+    assert _dispute(ada, token="").status_code == 403
+    assert ada.post(f"/d/ADM/{PERIOD}/accept").status_code == 403
+    token = csrf_of(ada.get("/").text)
+    for other in ("ENG", "eng", "NOSUCH"):
+        assert _dispute(ada, dept=other, token=token).status_code == 404
+        answer = ada.post(f"/d/{other}/{PERIOD}/accept", data={"csrf_token": token})
+        assert answer.status_code == 404
+    assert _dispute(ada, token=token, line="99").status_code == 404
+    # Finance sees every bill but does not dispute or accept for a department.
+    fin = signed_in(app, "fin")
+    refused = _dispute(fin)
+    assert refused.status_code == 403
+    assert "Only the department&#39;s own users can dispute its bill." in refused.text
+    assert store.disputes() == []
+    assert store.acceptance("adm", PERIOD, app.state.bills.current.stamp.run_id) is None
+
+
+def test_a_department_accepts_its_bill_of_this_run_once(fresh):
+    app, store, book = fresh
+    ada = signed_in(app, "ada")
+    run_id = app.state.bills.current.stamp.run_id
+    token = csrf_of(ada.get(f"/d/ADM/{PERIOD}").text)
+    for _ in range(2):
+        answer = ada.post(f"/d/ADM/{PERIOD}/accept", data={"csrf_token": token})
+        assert (answer.status_code, answer.headers["location"]) == (303, "/d/ADM/2026-03")
+    accepted = store.acceptance("adm", PERIOD, run_id)
+    assert (accepted.user_name, accepted.total) == ("ada", Decimal("13834.83"))
+    bill = ada.get(f"/d/ADM/{PERIOD}").text
+    shown = f"Accepted by ada on {accepted.at:%Y-%m-%d %H:%M} UTC (USD 13,834.83, run {run_id})."
+    assert shown in bill
+    assert "Accept this bill" not in bill
+    assert '<td class="state state-accepted">accepted</td>' in ada.get("/").text
+    assert [r.detail for r in store.audit_rows() if r.action == "accept"] == [
+        f"run {run_id}, 13834.83"
+    ]
+    # A new run is a new bill: the acceptance was of the old one.
+    assert run_book(book).ok
+    ada.get("/")
+    app.state.bills.wait()
+    assert app.state.bills.current.stamp.run_id != run_id
+    assert "Accept this bill" in ada.get(f"/d/ADM/{PERIOD}").text
+
+
+def test_finance_sees_every_dispute_and_departments_do_not(fresh):
+    app, _store, _ = fresh
+    _dispute(signed_in(app, "ada"), comment="too many hours")
+    _dispute(signed_in(app, "cas"), dept="CAS", line="1", reason="Allocation", amount="3")
+    page = signed_in(app, "fin").get("/finance/disputes").text
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>", page)
+    assert rows == [("1", "ADM"), ("2", "CAS")]
+    for user in ("ada", "cas"):
+        assert signed_in(app, user).get("/finance/disputes").status_code == 404

@@ -139,6 +139,46 @@ def test_sign_in_open_a_bill_drill_into_a_line_and_download(served, browser):
     context.close()
 
 
+def test_raise_a_dispute_on_a_line_and_accept_the_bill(served, browser):
+    base, _app, store, folder = served
+    context = browser.new_context()
+    page = context.new_page()
+    _sign_in(page, base, "ada")
+    page.goto(f"{base}/d/ADM/{PERIOD}")
+    page.click("table.lines tbody tr:nth-child(6) a")  # Storage, GB-Month at the rate card
+    form = page.locator("#line-detail section.dispute form")
+    form.locator("select[name=reason]").select_option("Rate")
+    form.locator("input[name=amount]").fill("262.68")  # a cent more than the line
+    form.locator("textarea[name=comment]").fill("The tier above 10,000 GB should apply.")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("#line-detail p.error")
+    assert page.locator("#line-detail p.error").inner_text() == (
+        "the line is USD 262.67; a dispute can be for at most that"
+    )
+    assert page.locator("textarea[name=comment]").input_value() == (
+        "The tier above 10,000 GB should apply."
+    )
+    page.locator("input[name=amount]").fill("20.00")
+    page.locator("#line-detail button[type=submit]").click()
+    page.wait_for_selector("#line-detail p.done")
+    assert page.locator("#line-detail p.done").inner_text().startswith(
+        "Dispute 1 raised on line 6."
+    )
+    # The bill's list of disputes is brought up to date in the same answer (out of band).
+    assert "USD 20.00" in page.locator("#disputes-list table.disputes").inner_text()
+    _shot(page, folder, "portal-dispute")
+    [dispute] = store.disputes()
+    assert (dispute.line, dispute.reason, str(dispute.amount)) == (6, "Rate", "20.00")
+
+    page.click("text=Accept this bill")
+    page.wait_for_selector("p.accepted")
+    assert page.locator("p.accepted").inner_text().startswith("Accepted by ada on ")
+    assert "USD 20.00" in page.locator("table.disputes").inner_text()
+    page.goto(f"{base}/")
+    assert page.locator("td.state").inner_text() == "accepted"
+    context.close()
+
+
 def test_a_script_in_a_department_name_does_not_run_in_the_browser(served, browser):
     base, _app, _store, folder = served
     context = browser.new_context()
