@@ -9,6 +9,7 @@ own Bills sheet.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import time
@@ -17,16 +18,17 @@ from pathlib import Path
 
 import httpx
 import openpyxl
+import postgres_cluster
 import pytest
 from fastapi.testclient import TestClient
 from portal_fixtures import PASSWORDS, PERIOD, SCRIPT_NAME, add_user, add_users, csrf_of, make_book
-from sqlalchemy import text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from costloop.bills.workbook import bill_workbook
 from costloop.engine.pipeline.commands import run_book
 from costloop.portal.app import CONTENT_SECURITY_POLICY, PortalConfig, create_app
-from costloop.portal.store import Store, default_url
+from costloop.portal.store import Store, default_url, sign_in_failures
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,24 @@ def book(tmp_path_factory) -> Path:
     path = make_book(folder)
     add_users(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    if not postgres_cluster.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing; .ci/run installs postgresql")
+        pytest.skip("needs Debian's postgresql (initdb, pg_ctl)")
+    with postgres_cluster.cluster() as base:
+        yield base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty portal database: SQLite in a file, or a database of a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'portal.sqlite'}"
+    return postgres_cluster.new_database(request.getfixturevalue("postgres"))
 
 
 @pytest.fixture
@@ -287,10 +307,10 @@ def test_a_script_in_a_department_name_is_shown_as_text(app):
 # --- sign-in throttling ------------------------------------------------------------
 
 
-def test_sign_in_is_refused_after_five_failures_per_user_and_address(tmp_path, book):
+def test_sign_in_is_refused_after_five_failures_per_user_and_address(tmp_path, book, db_url):
     copy = tmp_path / "demo.xlsx"
     shutil.copyfile(book, copy)
-    db = f"sqlite:///{tmp_path / 'throttle.sqlite'}"
+    db = db_url
     add_users(copy, db=db)
     store = Store(db)
     app = create_app(PortalConfig(book=copy), store)
@@ -316,7 +336,12 @@ def test_sign_in_is_refused_after_five_failures_per_user_and_address(tmp_path, b
     assert attempt("cas", PASSWORDS["cas"]).status_code == 303
     # Fifteen minutes later (the failures aged in the database) the user may try again.
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE sign_in_failures SET at = datetime(at, '-15 minutes')"))
+        for row in conn.execute(select(sign_in_failures)).all():
+            conn.execute(
+                update(sign_in_failures)
+                .where(sign_in_failures.c.id == row.id)
+                .values(at=row.at - dt.timedelta(minutes=15))
+            )
     assert attempt("ada", PASSWORDS["ada"]).status_code == 303
     actions = [(r.user_name, r.action) for r in store.audit_rows()]
     assert actions.count(("ada", "sign-in failed")) == 5
@@ -327,10 +352,12 @@ def test_sign_in_is_refused_after_five_failures_per_user_and_address(tmp_path, b
 # --- the audit log ---------------------------------------------------------------
 
 
-def test_the_audit_log_records_sign_ins_views_and_downloads_and_cannot_be_rewritten(tmp_path, book):
+def test_the_audit_log_records_sign_ins_views_and_downloads_and_cannot_be_rewritten(
+    tmp_path, book, db_url
+):
     copy = tmp_path / "demo.xlsx"
     shutil.copyfile(book, copy)
-    db = f"sqlite:///{tmp_path / 'audit.sqlite'}"
+    db = db_url
     add_users(copy, db=db)
     store = Store(db)
     app = create_app(PortalConfig(book=copy), store)
@@ -407,11 +434,11 @@ def test_a_new_run_is_picked_up_and_an_unrunnable_edit_keeps_the_last_run(tmp_pa
 
 
 def test_user_add_refuses_a_duplicate_a_short_password_and_an_unknown_department(
-    tmp_path, book, capsys
+    tmp_path, book, capsys, db_url
 ):
     copy = tmp_path / "demo.xlsx"
     shutil.copyfile(book, copy)
-    db = f"sqlite:///{tmp_path / 'users.sqlite'}"
+    db = db_url
     assert add_user(copy, "ada", "--department", "adm", db=db) == 0
     assert f"Added portal user ada, who sees ADM; database {db}" in capsys.readouterr().out
     assert add_user(copy, "ADA", "--finance", db=db) == 1
@@ -505,10 +532,12 @@ def _login_over_http(base: str, headers: dict) -> httpx.Response:
 
 
 @pytest.mark.parametrize("proxied", [False, True])
-def test_costloop_serve_trusts_forwarded_headers_only_with_proxy_headers(tmp_path, book, proxied):
+def test_costloop_serve_trusts_forwarded_headers_only_with_proxy_headers(
+    tmp_path, book, proxied, db_url
+):
     copy = tmp_path / "demo.xlsx"
     shutil.copyfile(book, copy)
-    db = f"sqlite:///{tmp_path / 'serve.sqlite'}"
+    db = db_url
     add_users(copy, db=db)
     process, base = _serve(copy, db, *(["--proxy-headers"] if proxied else []))
     try:
@@ -531,11 +560,11 @@ def test_costloop_serve_trusts_forwarded_headers_only_with_proxy_headers(tmp_pat
 
 
 @pytest.fixture
-def fresh(tmp_path, book):
+def fresh(tmp_path, book, db_url):
     """An app over a copy of the book with its own, empty, database."""
     copy = tmp_path / "demo.xlsx"
     shutil.copyfile(book, copy)
-    db = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    db = db_url
     add_users(copy, db=db)
     store = Store(db)
     yield create_app(PortalConfig(book=copy, check_every=0), store), store, copy
