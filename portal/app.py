@@ -150,13 +150,11 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         """Disputing and accepting are the department's own acts, not finance's."""
         return name_key(s.department) in account.departments
 
-    def state_of(s: Statement, run_id: str) -> str:
-        key = name_key(s.department)
-        if store.acceptance(key, s.period, run_id):
+    def state_of(s: Statement, accepted: set, disputed: set) -> str:
+        key = (name_key(s.department), s.period)
+        if key in accepted:
             return "accepted"
-        if any(d.status == "Open" for d in store.disputes(key, s.period)):
-            return "disputed"
-        return "billed"
+        return "disputed" if key in disputed else "billed"
 
     def line_context(snapshot: Snapshot, account: Account, s: Statement, n: int) -> dict:
         row = views.line_rows(s)[n - 1]
@@ -259,13 +257,16 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         account = account_of(request)
         snapshot = bills.get()
         shown = []
+        accepted, disputed = store.states(snapshot.stamp.run_id) if snapshot.ok else (set(), set())
         for latest in snapshot.departments():
             key = name_key(latest.department)
             if account.may_see(key):
                 periods = [snapshot.statement(key, p) for p in snapshot.periods_of(key)]
-                run_id = snapshot.stamp.run_id
                 shown.append(
-                    (latest, [(s, views.dept_url(s), state_of(s, run_id)) for s in periods if s])
+                    (
+                        latest,
+                        [(s, views.dept_url(s), state_of(s, accepted, disputed)) for s in periods],
+                    )
                 )
         store.audit(account.user_name, address(request), "view", detail="/")
         return render(request, "home.html", snapshot=snapshot, account=account, departments=shown)

@@ -16,10 +16,13 @@ was billed — and the problem is kept beside it for finance to see.
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,10 +94,32 @@ def load_snapshot(path: Path) -> Snapshot:
         return Snapshot(sig, loaded, None, problems=(problem,))
     if year is None:
         return Snapshot(sig, loaded, None, problems=tuple(problems))
-    statements = {
-        (name_key(s.department), s.period): s for s in build_statements(year)
-    }
+    statements = {(name_key(s.department), s.period): s for s in build_statements(year)}
     return Snapshot(sig, loaded, year.stamp, statements, dict(year.rules))
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def load_elsewhere(path: Path) -> Snapshot:
+    """`load_snapshot` in a worker process, so re-running a big year while serving holds
+    that process's interpreter, not the server's: pages keep being answered meanwhile.
+
+    The worker is started (spawned, never forked from a threaded server) on the first
+    reload and kept for the next; if it dies the snapshot is built here instead.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool = _pool
+    try:
+        return pool.submit(load_snapshot, path).result()
+    except BrokenProcessPool:
+        with _pool_lock:
+            _pool = None
+        return load_snapshot(path)
 
 
 class Bills:
@@ -105,14 +130,15 @@ class Bills:
         path: Path,
         loader: Callable[[Path], Snapshot] = load_snapshot,
         check_every: float = 1.0,
+        reloader: Callable[[Path], Snapshot] = load_elsewhere,
     ):
         self.path = path
-        self._loader = loader
+        self._loader = reloader
         self._check_every = check_every
         self._lock = threading.Lock()
         self._checked = 0.0
         self._reloading: threading.Thread | None = None
-        self.current: Snapshot = loader(path)
+        self.current: Snapshot = loader(path)  # nothing to serve yet: read it here
         """The snapshot requests read; replaced whole, never changed in place."""
         self.problems: tuple[Problem, ...] = self.current.problems
         """Why the newest file could not be billed; empty when `current` is the newest."""

@@ -474,6 +474,21 @@ class Store:
             )
         return True
 
+    def states(self, run_id: str) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """(accepted, with an open dispute): (department key, period) pairs, two queries."""
+        with self.engine.connect() as conn:
+            accepted = conn.execute(
+                select(acceptances.c.department_key, acceptances.c.period).where(
+                    acceptances.c.run_id == run_id
+                )
+            ).all()
+            disputed = conn.execute(
+                select(disputes.c.department_key, disputes.c.period)
+                .where(disputes.c.status == "Open")
+                .distinct()
+            ).all()
+        return {tuple(r) for r in accepted}, {tuple(r) for r in disputed}
+
     def acceptance(self, department_key: str, period: str, run_id: str) -> Acceptance | None:
         with self.engine.connect() as conn:
             return self._acceptance(conn, department_key, period, run_id)

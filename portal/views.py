@@ -97,9 +97,7 @@ def line_rows(statement: Statement) -> list[LineRow]:
 
 def months(statement: Statement) -> list[tuple[str, str]]:
     """The fiscal year's months and this department's charges (blank: not billed yet)."""
-    return [
-        (month_label(p), "" if m is None else statement.money(m)) for p, m in statement.months
-    ]
+    return [(month_label(p), "" if m is None else statement.money(m)) for p, m in statement.months]
 
 
 @dataclass(frozen=True)
