@@ -258,16 +258,18 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         snapshot = bills.get()
         shown = []
         accepted, disputed = store.states(snapshot.stamp.run_id) if snapshot.ok else (set(), set())
-        for latest in snapshot.departments():
-            key = name_key(latest.department)
-            if account.may_see(key):
-                periods = [snapshot.statement(key, p) for p in snapshot.periods_of(key)]
-                shown.append(
-                    (
-                        latest,
-                        [(s, views.dept_url(s), state_of(s, accepted, disputed)) for s in periods],
-                    )
+        # A department user's own keys only; finance every billed department.
+        keys = snapshot.department_keys()
+        if not account.finance:
+            keys = [k for k in keys if k in account.departments]
+        for key in keys:
+            periods = [snapshot.statement(key, p) for p in snapshot.periods_of(key)]
+            shown.append(
+                (
+                    periods[-1],
+                    [(s, views.dept_url(s), state_of(s, accepted, disputed)) for s in periods],
                 )
+            )
         store.audit(account.user_name, address(request), "view", detail="/")
         return render(request, "home.html", snapshot=snapshot, account=account, departments=shown)
 

@@ -55,15 +55,19 @@ class Snapshot:
     def statement(self, department_key: str, period: str) -> Statement | None:
         return self.statements.get((department_key, period))
 
-    def periods_of(self, department_key: str) -> list[str]:
-        return sorted(p for k, p in self.statements if k == department_key)
+    def __post_init__(self) -> None:
+        # Department key -> its periods, built once: a page must not scan every bill.
+        periods: dict[str, list[str]] = {}
+        for key, period in sorted(self.statements):
+            periods.setdefault(key, []).append(period)
+        object.__setattr__(self, "_periods", periods)
 
-    def departments(self) -> list[Statement]:
-        """One statement per department (its latest period), in department order."""
-        latest: dict[str, Statement] = {}
-        for (key, _), statement in sorted(self.statements.items()):
-            latest[key] = statement
-        return list(latest.values())
+    def periods_of(self, department_key: str) -> list[str]:
+        return list(self._periods.get(department_key, ()))
+
+    def department_keys(self) -> list[str]:
+        """Every billed department's key, in key order."""
+        return list(self._periods)
 
 
 def signature(path: Path) -> Signature | None:
