@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from costloop import __version__
 from costloop.addin.xlwings_book import XlwingsWorkbook, local_file, online_address
-from costloop.engine.workbook.host import OutputSheet, Workbook
+from costloop.engine.model.sheets import ITFM_SHEETS, RULE_CHECK
+from costloop.engine.workbook.host import (
+    ColumnReads,
+    HiddenRows,
+    OutputSheet,
+    SavedAsFile,
+    Workbook,
+)
 
 if TYPE_CHECKING:
     from costloop.engine.pipeline.run import Outcome
@@ -41,8 +48,7 @@ if TYPE_CHECKING:
 # traceback window xlwings shows when the module itself cannot be imported.
 
 TITLE = "costloop"
-RULE_CHECK = "Rule Check"  # as costloop.engine.pipeline.run names it
-FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK))
+FORECAST_SHEETS = frozenset((*ITFM_SHEETS, RULE_CHECK))
 """What Update forecast writes: the Optimize sheets, never the bills already issued, nor
 the Run Log, which stays the record of the run that wrote the Bills: Make bills and Email
 bills take their Run ID, Period and Input Fingerprint from it, and its Total Billed is the
@@ -212,7 +218,7 @@ def on_button(
         if isinstance(exc, ImportError):
             known = (
                 "costloop's Python environment is incomplete, so nothing was changed; ask "
-                "whoever installed costloop to run pip install 'costloop[excel]' again"
+                'whoever installed costloop to run pip install "costloop[excel]" again'
             )
         sentence = known or f"costloop stopped unexpectedly ({type(exc).__name__})"
         return screen.tell(Report(False, f"{_sentence(sentence)} Details are in {log_path()}."))
@@ -253,7 +259,7 @@ def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 
 def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
-    """Make bills: one workbook (and PDF) per department, in a folder beside the workbook."""
+    """Make bills: one workbook and its PDF per department, in a folder beside the workbook."""
     from costloop import bills  # on first use: the other buttons never need it
 
     path = _saved_path(book, screen)
@@ -351,13 +357,17 @@ def _sentence(text: str) -> str:
 
 
 class _OnlySheets:
-    """A workbook through which only some output sheets are written (Update forecast)."""
+    """A workbook through which only some output sheets are written (Update forecast).
+
+    Everything else is the wrapped host's, its optional parts included
+    (`costloop.engine.workbook.host`): a big Usage sheet is still read by column,
+    and UsageSource files are still found beside its file.
+    """
 
     def __init__(self, workbook: Workbook, keep: frozenset[str]):
         self.workbook = workbook
         self.keep = keep
         self.written: list[str] = []
-        self.path = getattr(workbook, "path", None)  # where UsageSource files are found
 
     def sheet_names(self) -> list[str]:
         return self.workbook.sheet_names()
@@ -365,11 +375,20 @@ class _OnlySheets:
     def read_sheet(self, name: str) -> list[list[Any]]:
         return self.workbook.read_sheet(name)
 
+    def read_columns(self, name: str) -> list[Any] | None:
+        if isinstance(self.workbook, ColumnReads):
+            return self.workbook.read_columns(name)
+        return None  # the host reads by rows only: the reader then uses read_sheet
+
+    @property
+    def path(self) -> Path | None:
+        return self.workbook.path if isinstance(self.workbook, SavedAsFile) else None
+
     def owned_sheets(self) -> set[str]:
         return self.workbook.owned_sheets()
 
     def hidden_rows(self, name: str) -> set[int]:
-        return self.workbook.hidden_rows(name)
+        return self.workbook.hidden_rows(name) if isinstance(self.workbook, HiddenRows) else set()
 
     def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         kept = [s for s in sheets if s.name in self.keep]
@@ -426,11 +445,15 @@ def _in_excel_words(text: str) -> str:
 def _bills_report(screen: Screen, report: Any, success: str) -> Report:
     lines = report.lines()
     if not report.ok:
+        # Bills made but some without their PDF: the FAILED line says which, not the count.
+        headline = next(
+            (line.strip() for line in lines if line.strip().startswith("FAILED")), lines[0]
+        )
         errors = [p for p in report.problems if p.is_error]
         if errors:
             screen.go_to(errors[0].where)
             first = _in_excel_words(errors[0].headline())
-            return Report(False, f"{lines[0]}. First: {first}.")
-        return Report(False, _sentence(lines[0]))
+            return Report(False, f"{headline}. First: {first}.")
+        return Report(False, _sentence(headline))
     text = _sentence(lines[0]) if lines else ""
     return Report(True, f"{text} {success}".strip())

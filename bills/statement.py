@@ -18,7 +18,7 @@ import pandas as pd
 from costloop.bills.lineage import describe
 from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.model.periods import add_months, fiscal_periods
-from costloop.engine.model.result import BILL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS
 from costloop.rules.ast import name_key
 
 LINE_COLUMNS = [*BILL_COLUMNS, "Rule Cell", "How"]
@@ -55,6 +55,8 @@ class Statement:
     email: str
     email_cell: str
     """Where the Email is (``Departments!F5``), for messages."""
+    department_cell: str
+    """Where the department's code is (``Departments!A5``), for messages about its bill."""
     run: RunStamp
     lines: pd.DataFrame
     usage: pd.DataFrame
@@ -210,6 +212,7 @@ def build_statements(year: BilledYear) -> list[Statement]:
                 name="" if pd.isna(name) else str(name),
                 email="" if email is None or pd.isna(email) else str(email).strip(),
                 email_cell=book.cell("Departments", "Email", int(row["_row"])),
+                department_cell=book.cell("Departments", "Department", int(row["_row"])),
                 run=year.stamp,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
                 usage=usage_of.get(key, no_usage),

@@ -17,26 +17,96 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from costloop import __version__
+from costloop.errors import EXIT_PROBLEMS, CostloopError, UsageError
 from costloop.problems import grouped
 from costloop.progress import StageProgress
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK = 0
+
+EXIT_CODES = """\
+exit codes:
+  0  done (warnings, if any, are listed)
+  1  the workbook has errors, a tie-out failed, or the command could not finish
+  2  the command itself is wrong (an unknown option, a missing file); nothing was written"""
+
+FIRST_STEPS = """\
+examples:
+  costloop new chargeback.xlsx           a blank workbook to fill in (see its Instructions)
+  costloop demo                          a filled-in example university, run once
+  costloop check chargeback.xlsx         find the mistakes, each with its cell
+  costloop run chargeback.xlsx           bill the period and write the output sheets
+  costloop bills chargeback.xlsx --outdir bills
+  costloop COMMAND --help                one command's options and examples"""
+
+_USER_ADD = "echo 'a long password' | costloop portal user add chargeback.xlsx ada --department ENG"
+
+EXAMPLES = {
+    "new": "costloop new chargeback.xlsx\ncostloop new chargeback.xlsx --force",
+    "check": "costloop check chargeback.xlsx\ncostloop check chargeback.xlsx --output checked.xlsx",
+    "run": (
+        "costloop run chargeback.xlsx\n"
+        "costloop run chargeback.xlsx --period 2026-03\n"
+        "costloop run chargeback.xlsx --output what-if.xlsx --scenario High\n"
+        "costloop run chargeback.xlsx --recalc"
+    ),
+    "recalc": "costloop recalc chargeback.xlsx\ncostloop recalc a.xlsx b.xlsm --timeout 600",
+    "bills": (
+        "costloop bills chargeback.xlsx --outdir bills\n"
+        "costloop bills chargeback.xlsx --outdir bills --no-pdf"
+    ),
+    "email": (
+        "costloop email chargeback.xlsx --dry-run outbox\n"
+        "costloop email chargeback.xlsx\n"
+        "costloop email chargeback.xlsx --resend"
+    ),
+    "serve": (
+        "costloop serve chargeback.xlsx\n"
+        "costloop serve chargeback.xlsx --port 8080 --proxy-headers\n"
+        "costloop serve chargeback.xlsx --db postgresql+psycopg://costloop@db/costloop"
+    ),
+    "portal": _USER_ADD,
+    "user": _USER_ADD,
+    "add": f"{_USER_ADD}\ncostloop portal user add chargeback.xlsx fin --finance",
+    "demo": "costloop demo\ncostloop demo my-demo --force",
+    "addin": "costloop addin build\ncostloop addin install",
+    "build": "costloop addin build\ncostloop addin build --output D:/dist/costloop.xlam",
+    "install": "costloop addin install\ncostloop addin install --folder S:/excel-addins",
+}
+"""Each command's examples for its --help (the add-in's actions under their own names)."""
 
 
-class UsageError(Exception):
-    """The command line itself is wrong (exit 2)."""
+def _epilog(command: str) -> str:
+    examples = "\n".join(f"  {line}" for line in EXAMPLES[command].splitlines())
+    return f"examples:\n{examples}\n\n{EXIT_CODES}"
+
+
+class _Sub(argparse.ArgumentParser):
+    """A command's parser: its examples and the exit codes after its options."""
+
+    def __init__(self, *args, **kwargs):
+        name = kwargs["prog"].split()[-1]
+        kwargs.setdefault("epilog", _epilog(name) if name in EXAMPLES else EXIT_CODES)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costloop",
         description="Spreadsheet-native IT chargeback and ITFM: plan, bill, optimize.",
+        epilog=f"{FIRST_STEPS}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"costloop {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Sub)
+
+    p = sub.add_parser("new", help="write a blank workbook to fill in (the template)")
+    p.add_argument("book", type=Path, help="the new workbook (.xlsx)")
+    p.add_argument("--force", action="store_true", help="replace a file of that name")
 
     p = sub.add_parser("check", help="parse and validate rules and data; write Rule Check")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
+    p.add_argument("--output", type=Path, help="write Rule Check into this copy instead")
 
     p = sub.add_parser("run", help="run the loop and write the output sheets")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
@@ -57,9 +127,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("books", nargs="+", type=Path, metavar="BOOK", help="workbooks (.xlsx, .xlsm)")
     _timeout_option(p)
 
-    p = sub.add_parser("bills", help="one workbook (and PDF) per department billed")
+    p = sub.add_parser("bills", help="one workbook and its PDF per department billed")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
     p.add_argument("--outdir", type=Path, required=True, metavar="DIR", help="folder for the bills")
+    p.add_argument(
+        "--no-pdf",
+        action="store_true",
+        help="make the workbooks only, without LibreOffice (such bills are not for email)",
+    )
 
     p = sub.add_parser("email", help="email each department its bill")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
@@ -116,7 +191,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a demo workbook you have changed")
 
     p = sub.add_parser("addin", help="build or install the Excel add-in (costloop.xlam)")
-    actions = p.add_subparsers(dest="addin_action", required=True, metavar="ACTION")
+    actions = p.add_subparsers(
+        dest="addin_action", required=True, metavar="ACTION", parser_class=_Sub
+    )
     a = actions.add_parser("build", help="build costloop.xlam from its sources")
     a.add_argument(
         "--output", type=Path, default=Path("costloop.xlam"), help="default: ./costloop.xlam"
@@ -171,20 +248,30 @@ def _print_problems(problems, stream=None) -> None:
 def cmd_check(args) -> int:
     from costloop.engine.pipeline.commands import check_book
 
-    outcome = check_book(_existing_book(args.book))
+    output = _output_option(args.output)
+    outcome = check_book(_existing_book(args.book), output)
     _print_problems(outcome.problems)
     n_err, n_warn = len(outcome.errors), len(outcome.warnings)
     rules = len(outcome.book.rules) if outcome.book else 0
     print(f"{args.book}: {rules} rule(s) checked, {n_err} error(s), {n_warn} warning(s)")
+    if outcome.not_written:
+        print(outcome.not_written)
+    elif output is not None and outcome.written:
+        print(f"Wrote {', '.join(outcome.written)} to {output}")
+    # Exit by the findings, whether or not Rule Check could be written.
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+
+
+def _output_option(output: Path | None) -> Path | None:
+    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    return output
 
 
 def cmd_run(args) -> int:
     from costloop.engine.pipeline.commands import run_book, summary_lines
 
-    output = args.output
-    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
-        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    output = _output_option(args.output)
     _existing_book(args.book)
     args.period = _period_option(args.period)
     if args.recalc:
@@ -290,9 +377,37 @@ def cmd_demo(args) -> int:
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
 
 
+def cmd_new(args) -> int:
+    """`costloop new BOOK`: the blank template, under the user's name for it."""
+    from costloop.engine.xlsx.write_guard import refuse_unwritable
+    from costloop.workbooks import template_path
+
+    book: Path = args.book
+    if book.suffix.lower() != ".xlsx":
+        raise UsageError(f"{book}: give a .xlsx file name (the template is an .xlsx workbook)")
+    if book.is_dir():
+        raise UsageError(f"{book}: is a folder; give a file name for the new workbook")
+    if book.exists():
+        if not args.force:
+            print(
+                f"costloop new: {book} already exists; it was not replaced. Give another "
+                "name, or run costloop new --force to replace it with a blank workbook",
+                file=sys.stderr,
+            )
+            return EXIT_PROBLEMS
+        refuse_unwritable(book)  # even --force never replaces a file open in Excel
+    if not book.parent.is_dir():
+        raise UsageError(f"{book}: no such folder {book.parent}")
+    shutil.copyfile(template_path(), book)
+    print(f"Wrote a blank workbook to {book}")
+    print(f"Next: fill in its sheets (its Instructions sheet says how), then costloop check {book}")
+    return EXIT_OK
+
+
 def cmd_addin(args) -> int:
-    from costloop.addin.build import AddinBuildError, write_addin
-    from costloop.addin.install import ExcelNotHere, install_addin
+    from costloop.addin.build import write_addin
+    from costloop.addin.install import install_addin
+    from costloop.errors import AddinError
 
     try:
         if args.addin_action == "build":
@@ -301,7 +416,7 @@ def cmd_addin(args) -> int:
             print(f"Wrote the Excel add-in to {write_addin(args.output)}")
             return EXIT_OK
         done = install_addin(folder=args.folder)
-    except (AddinBuildError, ExcelNotHere, OSError, ValueError) as exc:
+    except (AddinError, OSError, ValueError) as exc:
         print(f"costloop addin {args.addin_action}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"Installed the Excel add-in: {done.addin}")
@@ -315,7 +430,7 @@ def cmd_addin(args) -> int:
 def cmd_bills(args) -> int:
     from costloop.bills import make_bills
 
-    report = make_bills(_existing_book(args.book), args.outdir)
+    report = make_bills(_existing_book(args.book), args.outdir, pdf=not args.no_pdf)
     _print_problems(report.problems)
     for line in report.lines():
         print(line)
@@ -382,20 +497,17 @@ def cmd_serve(args) -> int:
     if not _portal_ready("serve"):
         return EXIT_PROBLEMS
     from costloop.portal.commands import serve
-    from costloop.portal.store import StoreError
 
     book = _existing_book(args.book)
     if not 0 < args.port < 65536:
         raise UsageError(f"--port {args.port}: give a port from 1 to 65535")
-    try:
-        serve(book, args.host, args.port, args.db, args.proxy_headers, args.forwarded_allow_ips)
-    except StoreError as exc:
-        print(f"costloop serve: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+    # A database the portal cannot use is a StoreError (a CostloopError): main() says so.
+    serve(book, args.host, args.port, args.db, args.proxy_headers, args.forwarded_allow_ips)
     return EXIT_OK
 
 
 COMMANDS = {
+    "new": cmd_new,
     "serve": cmd_serve,
     "portal": cmd_portal,
     "check": cmd_check,
@@ -410,12 +522,16 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a newcomer's first try: what costloop does, examples, exit codes
+        parser.print_help()
+        return EXIT_OK
     args = parser.parse_args(argv)  # exits 2 on a usage error
     try:
         return COMMANDS[args.command](args)
-    except UsageError as exc:
-        print(f"costloop {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except CostloopError as exc:  # a failure the user can act on: its own words, its exit code
+        print(f"costloop {args.command}: {exc.explain()}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("costloop: interrupted; the workbook was not changed", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -26,6 +26,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from costloop.bills.statement import Statement
 from costloop.bills.workbook import XLSX_TYPE, bill_workbook, month_label
+from costloop.errors import PortalError
 from costloop.portal import views
 from costloop.portal.accounts import sign_in
 from costloop.portal.disputes import DisputeRefused, new_dispute
@@ -68,7 +69,7 @@ class _Period(Convertor):
 register_url_convertor("period", _Period())
 
 
-class SignInNeeded(Exception):
+class SignInNeeded(PortalError):
     """The request has no live session: send the browser to /login."""
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from costloop.bills.statement import Statement
+from costloop.errors import PortalError
 from costloop.portal.store import REASONS, Dispute, now
 from costloop.rules.ast import name_key
 
 MAX_COMMENT = 2000
 
 
-class DisputeRefused(ValueError):
+class DisputeRefused(PortalError):
     """The form cannot become a dispute; the message says what to change."""
 
 

@@ -44,6 +44,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
+from costloop.errors import PortalError
+
 SCHEMA_VERSION = 1
 
 metadata = MetaData()
@@ -155,7 +157,7 @@ _APPEND_ONLY = {
 }
 
 
-class StoreError(Exception):
+class StoreError(PortalError):
     """The portal database cannot be used (a newer schema, an unknown database)."""
 
 

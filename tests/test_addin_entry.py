@@ -22,7 +22,7 @@ import costloop
 from costloop.addin import entry
 from costloop.addin.entry import FORECAST_SHEETS, on_button
 from costloop.addin.xlwings_book import XlwingsWorkbook
-from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.model.sheets import OUTPUT_SHEETS
 from costloop.engine.pipeline.commands import run_book
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
@@ -166,7 +166,7 @@ def test_a_broken_python_environment_is_a_message_not_a_traceback(demo, monkeypa
     report = click(excel, "RunChargeback")
     assert report.message == (
         "costloop's Python environment is incomplete, so nothing was changed; ask whoever "
-        "installed costloop to run pip install 'costloop[excel]' again. "
+        'installed costloop to run pip install "costloop[excel]" again. '
         f"Details are in {log_dir / 'addin.log'}."
     )
     assert "costloop.engine.pipeline.run" in (log_dir / "addin.log").read_text()
@@ -218,6 +218,23 @@ def test_make_bills_saves_the_workbook_and_writes_a_folder_beside_it(demo):
     made = sorted(p.stem for p in outdir.iterdir() if p.suffix == ".xlsx")
     assert len(made) == len(departments) > 1  # one workbook per billed department
     assert f"{len(departments)} department bill(s)" in report.message
+
+
+def test_make_bills_says_which_bills_have_no_pdf(demo, monkeypatch, tmp_path):
+    """Without LibreOffice no bill is complete: the button fails and goes to the first one."""
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(tmp_path / "no-such-soffice"))
+    assert run_book(demo).ok
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    report = click(excel, "MakeBills")
+    assert not report.ok
+    assert report.message.startswith(
+        "FAILED: 25 bill(s) without their PDF (not to be sent): ADM, ATH, BKS,"
+    )
+    missing = tmp_path / "no-such-soffice"
+    assert report.message.endswith(
+        f". First: LibreOffice: COSTLOOP_SOFFICE={missing} is not a program that can be run; "
+        "point it at LibreOffice's soffice; so the bills have no PDF."
+    )
 
 
 def test_make_bills_before_a_run_names_the_button_not_the_command(demo):

@@ -23,38 +23,6 @@ import pandas as pd
 from costloop.engine.model.money import object_array, quantity_array
 from costloop.problems import Problem, has_errors
 
-BILL_COLUMNS = [
-    "Period",
-    "Department",
-    "Name",
-    "Pool",
-    "Metric",
-    "Quantity",
-    "Rate",
-    "Amount",
-    "Rule",
-]
-JOURNAL_COLUMNS = [
-    "Entry",
-    "Period",
-    "Fund",
-    "Account",
-    "Department",
-    "Pool",
-    "Debit",
-    "Credit",
-    "Memo",
-    "Rule",
-]
-RECOVERY_COLUMNS = [
-    "Period",
-    "Pool",
-    "Cost",
-    "Recovered",
-    "OverUnder",
-    "RecoveryPct",
-    "Unallocated",
-]
 POOL_FLOW_COLUMNS = [
     "Period",
     "Pool",
