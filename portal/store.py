@@ -42,7 +42,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 
 from costloop.errors import PortalError
 
@@ -261,6 +262,19 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
+        # The kind of database is checked from the URL, before any driver is loaded.
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StoreError(
+                f"{url!r} is not a database URL; give sqlite:///PATH or "
+                "postgresql+psycopg://USER@HOST/DATABASE"
+            ) from None
+        if parsed.get_backend_name() not in _APPEND_ONLY:
+            raise StoreError(
+                f"{parsed.render_as_string(hide_password=True)}: the portal keeps its data in "
+                "SQLite or PostgreSQL; give a sqlite:/// or postgresql:// URL"
+            )
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -268,11 +282,6 @@ class Store:
 
     def _ensure_schema(self) -> None:
         dialect = self.engine.dialect.name
-        if dialect not in _APPEND_ONLY:
-            raise StoreError(
-                f"{self.engine.url.render_as_string(hide_password=True)}: the portal keeps its "
-                "data in SQLite or PostgreSQL; give a sqlite:/// or postgresql:// URL"
-            )
         with self.engine.begin() as conn:
             metadata.create_all(conn)
             found = conn.execute(select(schema_version.c.version)).scalars().all()

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from costloop.bills.workbook import bill_workbook
 from costloop.engine.pipeline.commands import run_book
 from costloop.portal.app import CONTENT_SECURITY_POLICY, PortalConfig, create_app
-from costloop.portal.store import Store, default_url, sign_in_failures
+from costloop.portal.store import Store, StoreError, default_url, sign_in_failures
 
 
 @pytest.fixture(scope="module")
@@ -696,3 +696,24 @@ def test_finance_sees_every_dispute_and_departments_do_not(fresh):
     assert rows == [("1", "ADM"), ("2", "CAS")]
     for user in ("ada", "cas"):
         assert signed_in(app, user).get("/finance/disputes").status_code == 404
+
+
+def test_a_database_of_a_newer_schema_or_an_unknown_kind_is_refused(tmp_path, book, capsys):
+    db = f"sqlite:///{tmp_path / 'newer.sqlite'}"
+    Store(db).close()
+    store = Store(db)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE schema_version SET version = 99"))
+    store.close()
+    with pytest.raises(StoreError, match="schema version 99, newer than this costloop knows"):
+        Store(db)
+    # The command line says it in one line and exits 1, never a traceback.
+    assert add_user(book, "zed", "--finance", db=db) == 1
+    assert capsys.readouterr().out == (
+        f"{db}: the portal database is at schema version 99, newer than this costloop knows "
+        "(1); upgrade costloop\nFAILED: user zed was not added\n"
+    )
+    with pytest.raises(StoreError, match="give a sqlite:/// or postgresql:// URL"):
+        Store("mysql+pymysql://nobody@127.0.0.1/nothing")
+    with pytest.raises(StoreError, match=re.escape("'portal.db' is not a database URL")):
+        Store("portal.db")
