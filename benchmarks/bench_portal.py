@@ -70,6 +70,12 @@ def main() -> int:
     parser.add_argument("--departments", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="seconds a session waits between its requests (0: ask again at once, the worst case)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="costloop-bench-portal-") as tmp:
@@ -144,6 +150,8 @@ def main() -> int:
                             failures.append(f"{path}: {answer}")
                         elif path == paths[0]:
                             bill_times.append(took)
+                    if args.think:
+                        done.wait(args.think)
 
             threads = [threading.Thread(target=session, args=c) for c in clients]
             for t in threads:
@@ -180,7 +188,10 @@ def main() -> int:
         bill_times.sort()
         q = statistics.quantiles(bill_times, n=100)
         seconds = time.monotonic() - started
-        print(f"{args.sessions} sessions, {seconds:.0f} s: {len(bill_times):,} bill pages")
+        print(
+            f"{args.sessions} sessions, {seconds:.0f} s, think time {args.think:g} s: "
+            f"{len(bill_times):,} bill pages"
+        )
         print(
             f"bill page latency: p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, "
             f"p99 {q[98] * 1000:.0f} ms, max {bill_times[-1] * 1000:.0f} ms"
