@@ -12,6 +12,7 @@ import datetime as dt
 import hmac
 import re
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from jinja2 import Environment, PackageLoader
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware.sessions import SessionMiddleware
 
+from costloop.bills.pdf import PDF_TYPE
 from costloop.bills.statement import Statement
 from costloop.bills.workbook import XLSX_TYPE, bill_workbook, month_label
 from costloop.errors import PortalError
@@ -94,6 +96,9 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     )
     templates.filters["month"] = month_label
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # LibreOffice makes each PDF; a burst of downloads waits for a slot rather than
+    # starting a LibreOffice per request.
+    pdf_slots = threading.BoundedSemaphore(2)
     app.state.bills = bills
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -183,7 +188,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
 
     @app.exception_handler(HTTPException)
     async def _error(request: Request, exc: HTTPException):
-        message = exc.detail if exc.status_code in (403, 404, 429) else "Something went wrong."
+        message = exc.detail if exc.status_code in (403, 404, 429, 503) else "Something went wrong."
         if exc.status_code == 405:
             message = "That is not how this page is used."
         return render(request, "error.html", exc.status_code, message=message)
@@ -380,6 +385,17 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         audit(request, account, "download", s, "bill.xlsx")
         disposition = views.attachment(f"{s.file_stem}.xlsx")
         return Response(data, media_type=XLSX_TYPE, headers={"Content-Disposition": disposition})
+
+    @app.get("/d/{dept:path}/{period:period}/bill.pdf")
+    def bill_pdf(request: Request, dept: str, period: str):
+        account = account_of(request)
+        _, s = statement_for(account, dept, period)
+        data, why = views.bill_pdf(s, pdf_slots)
+        if data is None:
+            raise HTTPException(503, why)
+        audit(request, account, "download", s, "bill.pdf")
+        disposition = views.attachment(f"{s.file_stem}.pdf")
+        return Response(data, media_type=PDF_TYPE, headers={"Content-Disposition": disposition})
 
     @app.get("/d/{dept:path}/{period:period}/lines.csv")
     def lines_csv(request: Request, dept: str, period: str):

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 
+from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.statement import LINE_COLUMNS, Statement
-from costloop.bills.workbook import month_label
+from costloop.bills.workbook import bill_workbook, month_label
 from costloop.engine.pipeline.lineage import usage_behind
 from costloop.rules.ast import Statement as Rule
 
@@ -116,6 +120,19 @@ def usage_of_line(statement: Statement, line: int, rule: Rule | None) -> UsageTa
     del line  # every line of one rule reads the same rows; the rule decides
     rows = usage_behind(rule, statement.usage)
     return None if rows is None else usage_table(rows)
+
+
+def bill_pdf(statement: Statement, slots: threading.BoundedSemaphore) -> tuple[bytes | None, str]:
+    """The bill's Summary as a PDF, made by LibreOffice as `costloop bills` makes it;
+    (None, why) when it cannot be made."""
+    with slots, tempfile.TemporaryDirectory(prefix="costloop-portal-pdf-") as tmp:
+        source = Path(tmp) / "bill.xlsx"
+        source.write_bytes(bill_workbook(statement, summary_only=True))
+        batch = convert_to_pdf([source], Path(tmp) / "pdf")
+        made = batch.pdfs.get(source)
+        if made is None:
+            return None, "The PDF cannot be made right now; download the bill workbook instead."
+        return made.read_bytes(), ""
 
 
 def lines_csv(statement: Statement) -> bytes:

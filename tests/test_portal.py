@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import re
 import shutil
+import subprocess
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +23,7 @@ import postgres_cluster
 import pytest
 from fastapi.testclient import TestClient
 from portal_fixtures import PASSWORDS, PERIOD, SCRIPT_NAME, add_user, add_users, csrf_of, make_book
+from programs import PDFTOTEXT, SOFFICE, needs
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import DBAPIError
 
@@ -717,3 +719,24 @@ def test_a_database_of_a_newer_schema_or_an_unknown_kind_is_refused(tmp_path, bo
         Store("mysql+pymysql://nobody@127.0.0.1/nothing")
     with pytest.raises(StoreError, match=re.escape("'portal.db' is not a database URL")):
         Store("portal.db")
+
+
+@needs(LibreOffice=SOFFICE, pdftotext=PDFTOTEXT)
+def test_the_bill_pdf_is_the_summary_made_by_libreoffice_for_the_own_department_only(app, tmp_path):
+    client = signed_in(app, "ada")
+    answer = client.get(f"/d/ADM/{PERIOD}/bill.pdf")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/pdf"
+    assert answer.headers["content-disposition"].startswith(
+        'attachment; filename="ADM 2026-03.pdf"'
+    )
+    assert answer.content.startswith(b"%PDF-")
+    pdf = tmp_path / "bill.pdf"
+    pdf.write_bytes(answer.content)
+    words = subprocess.run(
+        [PDFTOTEXT, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Admissions & Enrollment" in words
+    assert "13,834.83" in words
+    assert "College of Engineering" not in words
+    assert client.get(f"/d/ENG/{PERIOD}/bill.pdf").status_code == 404
