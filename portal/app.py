@@ -32,6 +32,7 @@ from costloop.errors import PortalError
 from costloop.portal import views
 from costloop.portal.accounts import sign_in
 from costloop.portal.disputes import DisputeRefused, new_dispute
+from costloop.portal.focus import focus_csv
 from costloop.portal.snapshot import Bills, Snapshot
 from costloop.portal.store import REASONS, Acceptance, Account, Store, now
 from costloop.rules.ast import name_key
@@ -396,6 +397,18 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         audit(request, account, "download", s, "bill.pdf")
         disposition = views.attachment(f"{s.file_stem}.pdf")
         return Response(data, media_type=PDF_TYPE, headers={"Content-Disposition": disposition})
+
+    @app.get("/d/{dept:path}/{period:period}/focus.csv")
+    def focus(request: Request, dept: str, period: str):
+        account = account_of(request)
+        _, s = statement_for(account, dept, period)
+        audit(request, account, "download", s, "focus.csv")
+        disposition = views.attachment(f"{s.file_stem} FOCUS.csv")
+        return Response(
+            focus_csv(s),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": disposition},
+        )
 
     @app.get("/d/{dept:path}/{period:period}/lines.csv")
     def lines_csv(request: Request, dept: str, period: str):

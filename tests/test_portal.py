@@ -9,6 +9,7 @@ own Bills sheet.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -740,3 +741,30 @@ def test_the_bill_pdf_is_the_summary_made_by_libreoffice_for_the_own_department_
     assert "13,834.83" in words
     assert "College of Engineering" not in words
     assert client.get(f"/d/ENG/{PERIOD}/bill.pdf").status_code == 404
+
+
+def test_focus_csv_is_the_bill_lines_as_focus_rows_summing_to_the_bill(app, book):
+    import csv as csv_module
+
+    client = signed_in(app, "ada")
+    answer = client.get(f"/d/ADM/{PERIOD}/focus.csv")
+    assert answer.status_code == 200
+    assert "ADM 2026-03 FOCUS.csv" in answer.headers["content-disposition"]
+    rows = list(csv_module.DictReader(answer.content.decode("utf-8").splitlines()))
+    sheet = [r for r in bills_sheet(book) if r["Department"] == "ADM"]
+    assert len(rows) == len(sheet) == 7
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == Decimal("13834.83")
+    for row, line in zip(rows, sheet, strict=True):
+        assert Decimal(row["BilledCost"]) == Decimal(str(line["Amount"])).quantize(Decimal("0.01"))
+        assert row["EffectiveCost"] == row["BilledCost"]
+        assert (row["ServiceName"], row["SubAccountId"]) == (line["Pool"], "ADM")
+        assert json.loads(row["Tags"])["costloop-rule"] == line["Rule"]
+    storage = rows[5]
+    assert (storage["ConsumedQuantity"], storage["ConsumedUnit"]) == ("3283.4", "GB-Month")
+    assert (storage["PricingUnit"], storage["ContractedUnitPrice"]) == ("GB-Month", "0.08")
+    assert rows[0]["PricingUnit"] == ""  # an allocated share has no unit price
+    assert {r["BillingPeriodStart"] for r in rows} == {"2026-03-01T00:00:00Z"}
+    assert {r["BillingPeriodEnd"] for r in rows} == {"2026-04-01T00:00:00Z"}
+    assert {r["ChargeCategory"] for r in rows} == {"Usage"}
+    assert {r["BillingCurrency"] for r in rows} == {"USD"}
+    assert client.get(f"/d/ENG/{PERIOD}/focus.csv").status_code == 404
