@@ -115,9 +115,9 @@ def usage_table(frame: pd.DataFrame) -> UsageTable:
     return UsageTable(columns, [[cell(v) for v in row] for row in frame.itertuples(index=False)])
 
 
-def usage_of_line(statement: Statement, line: int, rule: Rule | None) -> UsageTable | None:
-    """The department's usage rows the line was made from; None if no usage drove it."""
-    del line  # every line of one rule reads the same rows; the rule decides
+def usage_of_line(statement: Statement, rule: Rule | None) -> UsageTable | None:
+    """The department's usage rows a line of ``rule`` was made from; None if no usage drove
+    it. Every line of one rule (a tier's bands) reads the same rows: the rule decides."""
     rows = usage_behind(rule, statement.usage)
     return None if rows is None else usage_table(rows)
 

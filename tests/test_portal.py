@@ -475,7 +475,6 @@ def test_the_default_database_is_beside_the_workbook(book):
 
 def _serve(book: Path, db: str, *options: str):
     import socket
-    import subprocess
     import sys
 
     with socket.socket() as s:

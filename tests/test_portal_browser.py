@@ -161,8 +161,8 @@ def test_raise_a_dispute_on_a_line_and_accept_the_bill(served, browser):
     page.locator("input[name=amount]").fill("20.00")
     page.locator("#line-detail button[type=submit]").click()
     page.wait_for_selector("#line-detail p.done")
-    assert page.locator("#line-detail p.done").inner_text().startswith(
-        "Dispute 1 raised on line 6."
+    assert (
+        page.locator("#line-detail p.done").inner_text().startswith("Dispute 1 raised on line 6.")
     )
     # The bill's list of disputes is brought up to date in the same answer (out of band).
     assert "USD 20.00" in page.locator("#disputes-list table.disputes").inner_text()
