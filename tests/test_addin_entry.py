@@ -61,7 +61,10 @@ def active_sheet(excel: Excel) -> str:
 def test_check_rules_writes_rule_check_and_brings_it_to_the_front(demo):
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     report = click(excel, "CheckRules")
-    assert report.ok and report.message == "Rules checked: 20 rule(s), no errors."
+    # The demo's one warning: R13 leaves its Marketplace rows to Procurement.
+    assert report.ok and report.message == (
+        "Rules checked: 20 rule(s), no errors. 1 warning(s): see the Rule Check sheet."
+    )
     assert excel.sheet_names()[-1] == "Rule Check"
     assert active_sheet(excel) == "Rule Check"
     assert excel.alerts == [[report.message, "costloop", "ok", "info", ""]]
@@ -72,7 +75,9 @@ def test_run_chargeback_writes_every_output_sheet_and_says_what_was_billed(demo)
     report = click(excel, "RunChargeback")
     assert report.ok
     assert report.message.startswith("Period 2026-03: billed ")
-    assert report.message.endswith("All tie-outs passed (4 checks).")
+    assert report.message.endswith(
+        "All tie-outs passed (4 checks). 1 warning(s): see the Rule Check sheet."
+    )
     assert excel.sheet_names()[-len(OUTPUT_SHEETS) :] == list(OUTPUT_SHEETS)
     assert active_sheet(excel) == "Rule Check"
     assert excel.alerts[-1][0] == report.message
@@ -82,7 +87,10 @@ def test_update_forecast_leaves_the_bills_alone(demo):
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     report = click(excel, "UpdateForecast")
     assert report.ok, report.message
-    assert report.message == "Forecast updated (Forecast, Variance, Compliance) for period 2026-03."
+    assert report.message == (
+        "Forecast updated (Forecast, Variance, Compliance) for period 2026-03. "
+        "1 warning(s): see the Rule Check sheet."
+    )
     written = [n for n in excel.sheet_names() if n in OUTPUT_SHEETS]
     assert set(written) == FORECAST_SHEETS
     assert "Bills" not in excel.sheet_names()

@@ -24,6 +24,7 @@ from costloop.engine.itfm.variance import variance
 from costloop.engine.model.book import Book
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
+    BILLS,
     COMPLIANCE,
     COMPLIANCE_COLUMNS,
     FORECAST,
@@ -107,6 +108,7 @@ def itfm_sheets(
             bills=result.bills,
             flows=result.pool_flows,
             year_charges=result.year_charges,
+            set_aside=plan.set_aside,
         ),
     )
     add(VARIANCE, VARIANCE_COLUMNS, lambda: variance(book, period))
@@ -115,7 +117,13 @@ def itfm_sheets(
         COMPLIANCE,
         COMPLIANCE_COLUMNS,
         lambda: compliance(
-            book, result.recovery, result.year_charges, period, plan.charges, compliance_sheet
+            book,
+            result.recovery,
+            result.year_charges,
+            period,
+            plan.charges,
+            compliance_sheet,
+            names.get(BILLS, BILLS),
         ),
     )
     return out

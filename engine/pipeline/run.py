@@ -30,7 +30,7 @@ from costloop.engine.chargeback.execute import execute
 from costloop.engine.chargeback.tieouts import TIE_OUTS
 from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
 from costloop.engine.model.book import Book
-from costloop.engine.model.formats import money_format, sheet_formats
+from costloop.engine.model.formats import money_format, row_formats, sheet_formats
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
@@ -58,7 +58,7 @@ from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
 from costloop.engine.workbook.host import Workbook
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
-from costloop.rules import check, order, parse_rules
+from costloop.rules import check, order, parse_rules, set_aside
 from costloop.rules.plan import Plan
 
 
@@ -108,8 +108,11 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
         return outcome
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
-    outcome.problems += check(rules, names_from_book(book), book.rules)
-    plan, order_problems = order(rules, book.pools)
+    names = names_from_book(book)
+    outcome.problems += check(rules, names, book.rules)
+    # A FORECAST rule with a mistake in it is a warning and is not run: the Forecast
+    # sheet marks it NOT COMPUTED, and the bills go out (docs/contract.md#errors).
+    plan, order_problems = order(rules, book.pools, set_aside(rules, names))
     outcome.problems += order_problems
     outcome.plan = plan
     return outcome
@@ -347,8 +350,9 @@ def _period_problem(book: Book, period: str | None, requested: str | None) -> Pr
 def _output_sheets(book: Book, frames: dict[str, tuple], names: dict[str, str]):
     """Each output frame as its sheet, in the workbook's currency's formats."""
     formats = sheet_formats(book.settings.minor_unit)
+    by_row = row_formats(book.settings.minor_unit)
     return [
-        frame_to_sheet(names[base], frame, columns, formats[base])
+        frame_to_sheet(names[base], frame, columns, formats[base], by_row.get(base))
         for base, (frame, columns) in frames.items()
     ]
 
@@ -392,7 +396,7 @@ def run_workbook(
         write_failure(wb, outcome, target.names, failure_report)
         return outcome
 
-    result = execute(book, outcome.plan, chosen)
+    result = execute(book, outcome.plan, chosen, target.names)
     outcome.result = result
     outcome.problems += result.problems
     clock.lap("run")
