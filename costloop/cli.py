@@ -38,6 +38,8 @@ examples:
   costloop bills chargeback.xlsx --outdir bills
   costloop COMMAND --help                one command's options and examples"""
 
+_USER_ADD = "echo 'a long password' | costloop portal user add chargeback.xlsx ada --department ENG"
+
 EXAMPLES = {
     "new": "costloop new chargeback.xlsx\ncostloop new chargeback.xlsx --force",
     "check": "costloop check chargeback.xlsx\ncostloop check chargeback.xlsx --output checked.xlsx",
@@ -57,6 +59,14 @@ EXAMPLES = {
         "costloop email chargeback.xlsx\n"
         "costloop email chargeback.xlsx --resend"
     ),
+    "serve": (
+        "costloop serve chargeback.xlsx\n"
+        "costloop serve chargeback.xlsx --port 8080 --proxy-headers\n"
+        "costloop serve chargeback.xlsx --db postgresql+psycopg://costloop@db/costloop"
+    ),
+    "portal": _USER_ADD,
+    "user": _USER_ADD,
+    "add": f"{_USER_ADD}\ncostloop portal user add chargeback.xlsx fin --finance",
     "demo": "costloop demo\ncostloop demo my-demo --force",
     "addin": "costloop addin build\ncostloop addin install",
     "build": "costloop addin build\ncostloop addin build --output D:/dist/costloop.xlam",
@@ -137,6 +147,43 @@ def _parser() -> argparse.ArgumentParser:
         help="send bills that changed since they were sent (the send log says which)",
     )
 
+    p = sub.add_parser("serve", help="serve each department its bills on the web (the portal)")
+    p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    _db_option(p)
+    p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="served behind an HTTPS reverse proxy: trust its X-Forwarded-For and "
+        "X-Forwarded-Proto, and mark the session cookie Secure",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        default="127.0.0.1",
+        metavar="IPS",
+        help="with --proxy-headers: the proxy's addresses, comma-separated (default 127.0.0.1)",
+    )
+
+    p = sub.add_parser("portal", help="the portal's accounts")
+    actions = p.add_subparsers(dest="portal_what", required=True, metavar="WHAT")
+    users = actions.add_parser("user", help="portal users")
+    user_actions = users.add_subparsers(dest="user_action", required=True, metavar="ACTION")
+    a = user_actions.add_parser(
+        "add", help="add a local account; its password is read from standard input"
+    )
+    a.add_argument("book", type=Path, help="the workbook the portal serves")
+    a.add_argument("user", help="the user name to sign in with")
+    who = a.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--department",
+        action="append",
+        metavar="CODE",
+        help="a department the user sees (repeat for more than one)",
+    )
+    who.add_argument("--finance", action="store_true", help="the user sees every department")
+    _db_option(a)
+
     p = sub.add_parser("demo", help="write the demo workbook and run it")
     p.add_argument(
         "dir", nargs="?", type=Path, default=Path("costloop-demo"), help="folder for the demo"
@@ -158,6 +205,15 @@ def _parser() -> argparse.ArgumentParser:
         "--folder", type=Path, help="install into this folder instead of Excel's startup folder"
     )
     return parser
+
+
+def _db_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="the portal's database, a SQLAlchemy URL (default: SQLite beside the workbook, "
+        "BOOK.portal.sqlite)",
+    )
 
 
 def _timeout_option(p: argparse.ArgumentParser) -> None:
@@ -391,8 +447,69 @@ def cmd_email(args) -> int:
     return EXIT_OK if report.ok else EXIT_PROBLEMS
 
 
+def _read_password() -> str:
+    """One line of standard input (no echo at a terminal); its line ending is not part of it."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("Password: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _portal_ready(command: str) -> bool:
+    """The portal's libraries are an extra; say how to install them rather than crash."""
+    try:
+        import fastapi  # noqa: F401
+        import pwdlib  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"costloop {command}: the portal needs its libraries ({exc.name} is missing); "
+            "install them with: pip install 'costloop[portal]'",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def cmd_portal(args) -> int:
+    if not _portal_ready("portal"):
+        return EXIT_PROBLEMS
+    from costloop.portal.commands import add_user
+
+    book = _existing_book(args.book)
+    report = add_user(
+        book,
+        args.user,
+        _read_password(),
+        departments=args.department or [],
+        finance=args.finance,
+        db_url=args.db,
+    )
+    _print_problems(report.problems)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_serve(args) -> int:
+    if not _portal_ready("serve"):
+        return EXIT_PROBLEMS
+    from costloop.portal.commands import serve
+
+    book = _existing_book(args.book)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: give a port from 1 to 65535")
+    # A database the portal cannot use is a StoreError (a CostloopError): main() says so.
+    serve(book, args.host, args.port, args.db, args.proxy_headers, args.forwarded_allow_ips)
+    return EXIT_OK
+
+
 COMMANDS = {
     "new": cmd_new,
+    "serve": cmd_serve,
+    "portal": cmd_portal,
     "check": cmd_check,
     "run": cmd_run,
     "recalc": cmd_recalc,

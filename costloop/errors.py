@@ -55,3 +55,7 @@ class EmailError(CostloopError):
 
 class AddinError(CostloopError):
     """The Excel add-in cannot be built or installed."""
+
+
+class PortalError(CostloopError):
+    """The department portal cannot serve or keep its data as asked (its database)."""

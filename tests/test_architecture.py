@@ -22,6 +22,7 @@ FOLDERS = {
     "engine": "costloop.engine",
     "bills": "costloop.bills",
     "addin": "costloop.addin",
+    "portal": "costloop.portal",
     "workbooks": "costloop.workbooks",
 }
 
@@ -54,7 +55,7 @@ IO_LIBRARIES = {
     "subprocess",
 }
 PURE_ROOMS = {"model", "chargeback", "itfm"}
-# bills/ and the add-in drive the engine through its facade and the pipeline, and
+# bills/, the add-in and the portal drive the engine through its facade and the pipeline, and
 # may use its shared types and hosts; never the chargeback or ITFM internals.
 FRONT_ENDS_MAY_USE = {"model", "workbook", "xlsx", "pipeline", "recalc"}
 
@@ -131,12 +132,12 @@ def _violations() -> list[str]:
                     f"{sorted(ALLOWED_ROOMS[room]) or 'no other room'}"
                 )
             elif (
-                here.startswith(("costloop.bills", "costloop.addin"))
+                here.startswith(("costloop.bills", "costloop.addin", "costloop.portal"))
                 and target_room is not None
                 and target_room not in FRONT_ENDS_MAY_USE
             ):
                 broken.append(
-                    f"{where}: bills/ and addin/ use the facade and the pipeline, "
+                    f"{where}: bills/, addin/ and portal/ use the facade and the pipeline, "
                     f"not engine/{target_room}"
                 )
     # `from a.b import C` is checked as a.b and as a.b.C (C may be a module): one line each.
@@ -163,6 +164,9 @@ def test_the_rule_check_itself_catches_a_broken_import(tmp_path, monkeypatch):
     (fake_root / "bills" / "source.py").write_text(
         "from costloop.engine.chargeback.drivers import Drivers\n"
     )
+    (fake_root / "portal" / "app.py").write_text(
+        "from costloop.engine.read.reader import read_book\n"
+    )
     for i in range(60):  # _sources() insists on a real-sized tree
         (fake_root / "costloop" / f"m{i}.py").write_text("")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", fake_root)
@@ -171,6 +175,7 @@ def test_the_rule_check_itself_catches_a_broken_import(tmp_path, monkeypatch):
     assert any("chargeback/charge.py:2 imports costloop.engine.xlsx" in b for b in broken)
     assert any("rules/parser.py:1" in b and "nothing from the engine" in b for b in broken)
     assert any("bills/source.py:1" in b and "not engine/chargeback" in b for b in broken)
+    assert any("portal/app.py:1" in b and "not engine/read" in b for b in broken)
 
 
 @pytest.mark.parametrize("room", ROOMS)
@@ -204,7 +209,9 @@ def test_every_exception_costloop_raises_derives_from_costloop_error():
     found, strays = [], []
     for path in _sources():
         module = _module_of(path)
-        if not module.startswith(("costloop.engine", "costloop.bills", "costloop.addin")):
+        if not module.startswith(
+            ("costloop.engine", "costloop.bills", "costloop.addin", "costloop.portal")
+        ):
             continue
         try:
             loaded = importlib.import_module(module)
@@ -223,4 +230,5 @@ def test_every_exception_costloop_raises_derives_from_costloop_error():
                     strays.append(found[-1])
     assert "costloop.engine.xlsx.parts.PackageError" in found
     assert "costloop.bills.smtp.SessionError" in found
+    assert "costloop.portal.store.StoreError" in found
     assert strays == []

@@ -61,7 +61,7 @@ def name_keys(values: list) -> list[str]:
     return [keys[v] if v in keys else keys.setdefault(v, name_key(str(v))) for v in values]
 
 
-def _frame_column(frame: pd.DataFrame, key: str) -> str | None:
+def frame_column(frame: pd.DataFrame, key: str) -> str | None:
     """The frame's column whose header has this name key (helper columns excluded)."""
     for column in frame.columns:
         if isinstance(column, str) and not column.startswith("_") and name_key(column) == key:
@@ -283,8 +283,8 @@ class Drivers:
         """WHERE conditions on Departments columns, on Usage columns, and on neither."""
         on_departments, on_usage, unknown = [], [], []
         for cond in conditions:
-            dep_col = _frame_column(self.book.departments, cond.column.key)
-            use_col = _frame_column(self._usage, cond.column.key)
+            dep_col = frame_column(self.book.departments, cond.column.key)
+            use_col = frame_column(self._usage, cond.column.key)
             if dep_col:
                 on_departments.append((dep_col, cond))
             if use_col:
@@ -445,7 +445,7 @@ class Drivers:
         if cached is not None:
             return cached
         deps = self.book.departments
-        column = _frame_column(deps, column_key)
+        column = frame_column(deps, column_key)
         if column is None:
             return None, {}
         values: dict[str, Fraction] = {}

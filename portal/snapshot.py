@@ -1,0 +1,181 @@
+"""What the portal shows: the workbook's last run, read once, swapped whole on a change.
+
+The bills come from the same place `costloop bills` takes them
+(`load_billed_year` and `build_statements`): the workbook's last successful run,
+tied to its Run Log and its written Bills sheet. A `Snapshot` is built completely
+before it is published, and requests read whichever snapshot is current when they
+start, so a reload never leaves a request half on the old run and half on the new.
+
+When the file changes (its size, modification time or inode), a background thread
+builds the next snapshot while requests go on being answered from the current one.
+If the changed workbook cannot be billed (inputs edited after the run, a failed run,
+a file caught half-written), the last good run keeps being shown — it is still what
+was billed — and the problem is kept beside it for finance to see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from costloop.bills.source import RunStamp, load_billed_year
+from costloop.bills.statement import Statement, build_statements
+from costloop.problems import Problem, Reason, Severity
+from costloop.rules.ast import Statement as Rule
+from costloop.rules.ast import name_key
+
+Signature = tuple[int, int, int]
+"""(size, modification time in ns, inode) of the workbook file."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One run's bills, by department key and period; never changed once published."""
+
+    signature: Signature | None
+    loaded_at: dt.datetime
+    stamp: RunStamp | None
+    statements: dict[tuple[str, str], Statement] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+    """Why the workbook cannot be billed now (empty when this snapshot is current)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.stamp is not None
+
+    def statement(self, department_key: str, period: str) -> Statement | None:
+        return self.statements.get((department_key, period))
+
+    def __post_init__(self) -> None:
+        # Department key -> its periods, built once: a page must not scan every bill.
+        periods: dict[str, list[str]] = {}
+        for key, period in sorted(self.statements):
+            periods.setdefault(key, []).append(period)
+        object.__setattr__(self, "_periods", periods)
+
+    def periods_of(self, department_key: str) -> list[str]:
+        return list(self._periods.get(department_key, ()))
+
+    def department_keys(self) -> list[str]:
+        """Every billed department's key, in key order."""
+        return list(self._periods)
+
+
+def signature(path: Path) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    """Read the workbook's last run into a snapshot (problems, and no bills, if it cannot)."""
+    sig = signature(path)
+    loaded = dt.datetime.now(dt.UTC)
+    if sig is None:
+        problem = Problem(Reason.NO_DATA, Severity.ERROR, str(path), "the workbook is not there")
+        return Snapshot(sig, loaded, None, problems=(problem,))
+    try:
+        year, problems = load_billed_year(path)
+    except Exception as exc:  # a file caught half-written by Excel, for one
+        problem = Problem(
+            Reason.NO_DATA,
+            Severity.ERROR,
+            str(path),
+            f"the workbook could not be read ({type(exc).__name__}: {exc}); "
+            "the portal tries again when the file changes",
+        )
+        return Snapshot(sig, loaded, None, problems=(problem,))
+    if year is None:
+        return Snapshot(sig, loaded, None, problems=tuple(problems))
+    statements = {(name_key(s.department), s.period): s for s in build_statements(year)}
+    return Snapshot(sig, loaded, year.stamp, statements, dict(year.rules))
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def load_elsewhere(path: Path) -> Snapshot:
+    """`load_snapshot` in a worker process, so re-running a big year while serving holds
+    that process's interpreter, not the server's: pages keep being answered meanwhile.
+
+    The worker is started (spawned, never forked from a threaded server) on the first
+    reload and kept for the next; if it dies the snapshot is built here instead.
+    """
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        pool = _pool
+    try:
+        return pool.submit(load_snapshot, path).result()
+    except BrokenProcessPool:
+        with _pool_lock:
+            _pool = None
+        return load_snapshot(path)
+
+
+class Bills:
+    """The current snapshot of one workbook, rebuilt in the background when the file changes."""
+
+    def __init__(
+        self,
+        path: Path,
+        loader: Callable[[Path], Snapshot] = load_snapshot,
+        check_every: float = 1.0,
+        reloader: Callable[[Path], Snapshot] = load_elsewhere,
+    ):
+        self.path = path
+        self._loader = reloader
+        self._check_every = check_every
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._reloading: threading.Thread | None = None
+        self.current: Snapshot = loader(path)  # nothing to serve yet: read it here
+        """The snapshot requests read; replaced whole, never changed in place."""
+        self.problems: tuple[Problem, ...] = self.current.problems
+        """Why the newest file could not be billed; empty when `current` is the newest."""
+        self._last_signature = self.current.signature
+        """The file last read, good or not: a bad file is not re-read until it changes."""
+
+    def get(self) -> Snapshot:
+        """The current snapshot; starts a reload if the file changed (never waits for it)."""
+        now = time.monotonic()
+        if now - self._checked >= self._check_every:
+            self._checked = now
+            if signature(self.path) != self._last_signature:
+                self._start_reload()
+        return self.current
+
+    def _start_reload(self) -> None:
+        with self._lock:
+            if self._reloading is not None and self._reloading.is_alive():
+                return
+            self._reloading = threading.Thread(target=self.reload, daemon=True)
+            self._reloading.start()
+
+    def reload(self) -> Snapshot:
+        """Build the next snapshot from the file now, and publish it (or keep the good one)."""
+        fresh = self._loader(self.path)
+        self._last_signature = fresh.signature
+        if fresh.ok or not self.current.ok:
+            self.current = fresh  # one reference assignment: a request sees old or new
+        self.problems = fresh.problems
+        return self.current
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until a reload under way has finished (for tests and benchmarks)."""
+        thread = self._reloading
+        if thread is not None:
+            thread.join(timeout)
