@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _timeout_option(p)
 
+    p = sub.add_parser("close", help="record a period's bills as issued (after a clean run)")
+    p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm), after `costloop run`")
+    p.add_argument("--period", help="the period to close, YYYY-MM (default: Settings Period)")
+
     p = sub.add_parser("recalc", help="recalculate every formula headlessly, store the values")
     p.add_argument("books", nargs="+", type=Path, metavar="BOOK", help="workbooks (.xlsx, .xlsm)")
     _timeout_option(p)
@@ -165,6 +169,26 @@ def cmd_run(args) -> int:
         return EXIT_PROBLEMS
     if args.recalc:
         return _recalc([output or args.book], args.timeout)
+    return EXIT_OK
+
+
+def cmd_close(args) -> int:
+    from costloop.engine.pipeline.commands import close_book
+
+    _existing_book(args.book)
+    outcome = close_book(args.book, _period_option(args.period))
+    _print_problems(outcome.problems)
+    if not outcome.ok:
+        print(f"{args.book}: nothing was closed or changed")
+        return EXIT_PROBLEMS
+    result = outcome.result
+    lines = result.bills
+    corrections = int((lines["Line Type"] != "Charge").sum())
+    print(
+        f"Closed {outcome.period}: {len(lines)} bill line(s) ({corrections} correction or credit "
+        f"line(s)) and {len(result.journal)} journal line(s) recorded in Issued, sealed "
+        f"{outcome.run_log.value('Closed Hash')[:12]}"
+    )
     return EXIT_OK
 
 
@@ -289,6 +313,7 @@ def cmd_email(args) -> int:
 COMMANDS = {
     "check": cmd_check,
     "run": cmd_run,
+    "close": cmd_close,
     "recalc": cmd_recalc,
     "demo": cmd_demo,
     "addin": cmd_addin,

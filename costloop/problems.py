@@ -78,6 +78,12 @@ class Reason(StrEnum):
     NOT_RECALCULATED = "NOT_RECALCULATED"
     FORMULA_ERROR = "FORMULA_ERROR"
     NOT_SPILLED = "NOT_SPILLED"
+    # issued bills: period close, corrections, disputes (appended)
+    ISSUED_EDITED = "ISSUED_EDITED"
+    PERIOD_CLOSED = "PERIOD_CLOSED"
+    CLOSE_REFUSED = "CLOSE_REFUSED"
+    BAD_DISPUTE = "BAD_DISPUTE"
+    LATE_DISPUTE = "LATE_DISPUTE"
 
 
 @dataclass(frozen=True)

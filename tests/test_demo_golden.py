@@ -50,6 +50,7 @@ UPDATE = os.environ.get("COSTLOOP_UPDATE_GOLDENS") == "1"
 SHEETS: dict[str, list[str]] = {
     "Bills": [
         "Period", "Department", "Name", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule",
+        "Charge Period", "Line Type",
     ],
     "Journal": [
         "Entry", "Period", "Fund", "Account", "Department", "Pool", "Debit", "Credit", "Memo",

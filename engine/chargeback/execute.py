@@ -38,6 +38,7 @@ from costloop.engine.chargeback.reciprocal import spread_group
 from costloop.engine.chargeback.recovery import build_pool_flows, build_recovery
 from costloop.engine.chargeback.tieouts import run_tieouts
 from costloop.engine.model.book import Book
+from costloop.engine.model.issued import CHARGE
 from costloop.engine.model.money import cents_to_money, format_money, money_array, object_array
 from costloop.engine.model.periods import fiscal_periods_to_date
 from costloop.engine.model.result import BILL_COLUMNS, BillLines, PeriodRun, Result, Spread
@@ -230,6 +231,8 @@ def _lines_frame(drivers: Drivers, periods: list[tuple[str, list[BillLines]]]) -
         ),
         "Amount": per_line([money_array(b.cents, drivers.minor_unit) for b in blocks]),
         "Rule": per_block([b.rule_id for b in blocks]),
+        "Charge Period": per_block([periods[i][0] for i in block_period]),
+        "Line Type": np.full(len(at), CHARGE, dtype=object),
     }
     return pd.DataFrame(frame, columns=BILL_COLUMNS)
 

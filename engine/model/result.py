@@ -33,7 +33,12 @@ BILL_COLUMNS = [
     "Rate",
     "Amount",
     "Rule",
+    "Charge Period",
+    "Line Type",
 ]
+"""A bill line's Period is the period it is billed in; its Charge Period the period the
+charge belongs to (earlier for a Reversal or a Correction of a closed period, or a
+Credit memo of a dispute). Line Type is one of `costloop.engine.model.issued.LINE_TYPES`."""
 JOURNAL_COLUMNS = [
     "Entry",
     "Period",

@@ -46,6 +46,14 @@ def run_book(
     )
 
 
+def close_book(path: Path, period: str | None) -> Outcome:
+    """`costloop close BOOK --period P`: record P's bills as issued, in the Issued sheet."""
+    from costloop.engine.pipeline.close import close_workbook
+
+    refuse_unwritable(path)
+    return close_workbook(FileWorkbook(path), period, label=path.name)
+
+
 def _fmt(amount: Decimal) -> str:
     return f"{amount:,.2f}"
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from costloop import __version__
+from costloop.engine.chargeback.corrections import Recognised
 
 # bills/ re-runs the year through the pipeline, never the chargeback internals.
 from costloop.engine.chargeback.execute import bills_by_period as bills_by_period
@@ -32,8 +33,10 @@ from costloop.engine.itfm.compliance import COMPLIANCE_COLUMNS, COMPLIANCE_FORMA
 from costloop.engine.itfm.forecast import FORECAST_COLUMNS, FORECAST_FORMATS, forecast
 from costloop.engine.itfm.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
 from costloop.engine.model.book import OUTPUT_SHEETS, Book
+from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
+from costloop.engine.pipeline.ledger import against_issued, closed_figures
 from costloop.engine.pipeline.outputs import (
     PERCENT_FORMAT,
     QUANTITY_FORMAT,
@@ -43,6 +46,7 @@ from costloop.engine.pipeline.outputs import (
 )
 from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
+from costloop.engine.read.issued import read_issued
 from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
 from costloop.engine.read.usage_source import attach_usage_source
@@ -67,6 +71,12 @@ class Outcome(Reported):
     written: list[str] = field(default_factory=list)
     """Sheets written into the workbook (empty when nothing was written)."""
     run_log: RunLog = field(default_factory=RunLog)
+    issued: Issued = field(default_factory=Issued)
+    """The closed periods (the Issued sheet), as read and checked."""
+    corrected: list[str] = field(default_factory=list)
+    """Closed periods this run bills corrections for."""
+    recognised: list[Recognised] = field(default_factory=list)
+    """How far those closed periods' Recovery and Variance figures moved."""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
 
@@ -106,6 +116,8 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     plan, order_problems = order(rules, book.pools)
     outcome.problems += order_problems
     outcome.plan = plan
+    outcome.issued, issued_problems = read_issued(wb, book.settings.minor_unit)
+    outcome.problems += issued_problems
     return outcome
 
 
@@ -267,6 +279,40 @@ def _period_problem(book: Book, period: str | None, requested: str | None) -> Pr
     return None
 
 
+def closed_problem(outcome: Outcome, chosen: str | None, requested: str | None) -> Problem | None:
+    """The billed period is closed: a run of it is refused, with how corrections work."""
+    closed = outcome.issued.get(chosen) if chosen else None
+    if closed is None:
+        return None
+    book = outcome.book
+    where = "--period"
+    if not requested and book is not None:
+        where = book.settings.cells.get("period", where)
+    later = [p for p in (book.periods if book else []) if p > outcome.issued.closed[-1]]
+    then = f"run the next open period ({later[0]})" if later else "run the next open period"
+    return Problem(
+        Reason.PERIOD_CLOSED,
+        Severity.ERROR,
+        where,
+        f"period {chosen} is closed (issued {closed.closed_at} UTC, run {closed.run_id}): its "
+        f"bills are never rewritten, so nothing was changed. To correct it, change its inputs "
+        f"and {then}: it bills a Reversal of each changed line and the Correction, each with "
+        f"Charge Period {chosen} (docs/audit.md)",
+    )
+
+
+def log_ledger(log: RunLog, outcome: Outcome) -> None:
+    """What the run stood on: the closed periods and the seal of the last one."""
+    issued = outcome.issued
+    log.add("Closed Periods", ", ".join(issued.closed))
+    log.add("Issued Hash", issued.last_hash)
+    log.add("Corrected Periods", ", ".join(outcome.corrected))
+    if outcome.result is not None:
+        kinds = outcome.result.bills["Line Type"].value_counts()
+        for kind in ("Reversal", "Correction", "Credit memo"):
+            log.add(f"{kind} Lines", int(kinds.get(kind, 0)))
+
+
 def _output_sheets(book: Book, result, extra: dict[str, tuple], names: dict[str, str]):
     money = money_format(book.settings.minor_unit)
     sheets = [
@@ -290,6 +336,58 @@ def _output_sheets(book: Book, result, extra: dict[str, tuple], names: dict[str,
     for base, (frame, columns, formats) in extra.items():
         sheets.append(frame_to_sheet(names[base], frame, columns, formats))
     return sheets
+
+
+def bill_period(outcome: Outcome, chosen: str, clock: _Clock) -> dict[str, tuple]:
+    """Execute, correct closed periods, forecast, variance, compliance; log the totals.
+
+    The outputs go into ``outcome`` (result, problems, Run Log); the ITFM sheets come
+    back as {sheet: (frame, columns, formats)}. `costloop close` computes the same.
+    """
+    book = outcome.book
+    plan = outcome.plan
+    result = execute(book, plan, chosen)
+    outcome.result = result
+    corrections = against_issued(book, plan, result, outcome.issued)
+    outcome.corrected = corrections.periods
+    outcome.recognised = corrections.recognised
+    outcome.problems += result.problems
+    clock.lap("run")
+    forecast_frame, problems = forecast(
+        book,
+        plan.forecasts,
+        plan.charges,
+        result.recovery,
+        chosen,
+        bills=result.bills,
+        flows=result.pool_flows,
+        year_charges=result.year_charges,
+    )
+    outcome.problems += problems
+    variance_frame, problems = variance(
+        book, chosen, closed_figures(book, chosen, outcome.issued, corrections.recognised)
+    )
+    outcome.problems += problems
+    compliance_frame, problems = compliance(
+        book, result.recovery, result.year_charges, chosen, plan.charges
+    )
+    outcome.problems += problems
+    clock.lap("forecast")
+
+    for tieout in result.tieouts:
+        outcome.run_log.add(
+            f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail
+        )
+    outcome.run_log.add("Bill Lines", len(result.bills))
+    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
+    outcome.run_log.add("Total Billed", total_billed(result.bills))
+    outcome.run_log.add("Journal Lines", len(result.journal))
+    log_ledger(outcome.run_log, outcome)
+    return {
+        "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
+        "Variance": (variance_frame, VARIANCE_COLUMNS, VARIANCE_FORMATS),
+        "Compliance": (compliance_frame, COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS),
+    }
 
 
 @_python_strings
@@ -328,6 +426,11 @@ def run_workbook(
     chosen = billed_period(book, period) if book else period
     outcome.period = chosen
     outcome.run_log = new_run_log(label, book, chosen, scenario)
+    closed = closed_problem(outcome, chosen, period)
+    if closed is not None:
+        # Never rewritten: not even Rule Check or Run Log change (the file stays as it was).
+        outcome.problems.append(closed)
+        return outcome
     if book is not None and not has_errors(outcome.problems):
         bad_period = _period_problem(book, chosen, period)
         if bad_period:
@@ -336,38 +439,8 @@ def run_workbook(
         write_failure(wb, outcome, names, failure_report)
         return outcome
 
-    plan = outcome.plan
-    result = execute(book, plan, chosen)
-    outcome.result = result
-    outcome.problems += result.problems
-    clock.lap("run")
-    forecast_frame, problems = forecast(
-        book,
-        plan.forecasts,
-        plan.charges,
-        result.recovery,
-        chosen,
-        bills=result.bills,
-        flows=result.pool_flows,
-        year_charges=result.year_charges,
-    )
-    outcome.problems += problems
-    variance_frame, problems = variance(book, chosen)
-    outcome.problems += problems
-    compliance_frame, problems = compliance(
-        book, result.recovery, result.year_charges, chosen, plan.charges
-    )
-    outcome.problems += problems
-    clock.lap("forecast")
-
-    for tieout in result.tieouts:
-        outcome.run_log.add(
-            f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail
-        )
-    outcome.run_log.add("Bill Lines", len(result.bills))
-    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
-    outcome.run_log.add("Total Billed", total_billed(result.bills))
-    outcome.run_log.add("Journal Lines", len(result.journal))
+    extra = bill_period(outcome, chosen, clock)
+    result = outcome.result
     # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
     failed = [t for t in result.tieouts if not t.passed]
     if has_errors(outcome.problems):
@@ -375,11 +448,6 @@ def run_workbook(
         return outcome
 
     finish_log(outcome.run_log, outcome.problems)
-    extra = {
-        "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
-        "Variance": (variance_frame, VARIANCE_COLUMNS, VARIANCE_FORMATS),
-        "Compliance": (compliance_frame, COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS),
-    }
     sheets = _output_sheets(book, result, extra, names)
     sheets.append(
         rule_check_sheet(
