@@ -57,6 +57,8 @@ class Recognised:
     cost: Decimal = Decimal(0)
     amount: Decimal = Decimal(0)
     quantity: Decimal = Decimal(0)
+    line_type: str = CORRECTION
+    """`CORRECTION`, or `CREDIT_MEMO` for the credit of a dispute (not a change of inputs)."""
 
 
 @dataclass

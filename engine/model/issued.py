@@ -249,8 +249,8 @@ class Issued:
         closed period (the figure at close plus every correction recognised since)."""
         out: dict[str, Decimal] = {}
         for r in self.all_records(kind):
-            if r["Charge Period"] != charge_period:
-                continue
+            if r["Charge Period"] != charge_period or r["Line Type"] == CREDIT_MEMO:
+                continue  # a credit memo settles a dispute; it is no change of the inputs
             key = name_key(str(r[name_column]))
             out[key] = out.get(key, Decimal(0)) + (quantity_of(r[value_column]) or Decimal(0))
         return out

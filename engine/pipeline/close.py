@@ -24,7 +24,6 @@ from costloop.engine.model.issued import (
     ACTUAL,
     BILL,
     CHARGE,
-    CORRECTION,
     ISSUED_COLUMNS,
     ISSUED_SHEET,
     JOURNAL,
@@ -116,6 +115,8 @@ def _run_problem(outcome: Outcome, run: dict[str, object], period: str) -> str |
         return f"the inputs changed since the last run of {period}: {how}"
     if run.get("Issued Hash") != outcome.issued.last_hash:
         return f"the Issued sheet changed since the last run of {period}: {how}"
+    if (run.get("Disputes Fingerprint") or "") != outcome.disputes_fingerprint:
+        return f"the Disputes sheet changed since the last run of {period}: {how}"
     return None
 
 
@@ -175,7 +176,7 @@ def issued_records(book: Book, outcome: Outcome, period: str) -> list[dict[str, 
              "Quantity": _decimal(quantity)}
         )  # fmt: skip
     for change in outcome.recognised:
-        record = {"Record": change.record, "Line Type": CORRECTION,
+        record = {"Record": change.record, "Line Type": change.line_type,
                   "Charge Period": change.charge_period}  # fmt: skip
         if change.record == RECOVERY:
             record |= {"Pool": change.name, "Cost": change.cost, "Amount": change.amount}

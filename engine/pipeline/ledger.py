@@ -19,14 +19,17 @@ from fractions import Fraction
 import pandas as pd
 
 from costloop.engine.chargeback.corrections import Corrections, Recognised, correct_closed
+from costloop.engine.chargeback.credits import credit_memos
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.chargeback.recovery import recovery_pct
 from costloop.engine.chargeback.tieouts import check_journal, check_revenue
 from costloop.engine.model.book import Book
+from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.issued import (
     ACTUAL,
     BILL,
     CHARGE,
+    CREDIT_MEMO,
     RECOVERY,
     USAGE,
     Issued,
@@ -134,9 +137,23 @@ def _retie(drivers: Drivers, result: Result) -> list[Problem]:
     return problems
 
 
-def against_issued(book: Book, plan: Plan, result: Result, issued: Issued) -> Corrections:
-    """Amend the billed period's ``result`` in place for what was issued; the corrections."""
+def against_issued(
+    book: Book, plan: Plan, result: Result, issued: Issued, disputes: list[Dispute] = ()
+) -> Corrections:
+    """Amend the billed period's ``result`` in place for what was issued: corrections of
+    closed periods and credit memos of accepted disputes; returns what was added."""
     corrections = correct_closed(book, plan, result.period, issued)
+    drivers = Drivers(book)
+    credits, credit_journal = credit_memos(drivers, list(disputes), issued, result.period)
+    if len(credits):
+        corrections.bills = _concat(corrections.bills, credits, BILL_COLUMNS)
+        corrections.journal = pd.concat([corrections.journal, credit_journal], ignore_index=True)
+        for pool, amount, charge in zip(
+            credits["Pool"], credits["Amount"], credits["Charge Period"], strict=True
+        ):
+            corrections.recognised.append(
+                Recognised(charge, RECOVERY, pool, amount=amount, line_type=CREDIT_MEMO)
+            )
     result.bills = _concat(result.bills, corrections.bills, BILL_COLUMNS)
     if "Charge Period" not in result.journal:
         result.journal["Charge Period"] = result.period
@@ -145,7 +162,7 @@ def against_issued(book: Book, plan: Plan, result: Result, issued: Issued) -> Co
     result.journal = _concat(result.journal, corrections.journal, journal_columns)
     result.recovery = _recovery(result, issued, corrections.recognised)
     result.year_charges = _year_charges(result, issued)
-    result.problems = _retie(Drivers(book), result) + corrections.problems
+    result.problems = _retie(drivers, result) + corrections.problems
     return corrections
 
 

@@ -33,6 +33,7 @@ from costloop.engine.itfm.compliance import COMPLIANCE_COLUMNS, COMPLIANCE_FORMA
 from costloop.engine.itfm.forecast import FORECAST_COLUMNS, FORECAST_FORMATS, forecast
 from costloop.engine.itfm.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
 from costloop.engine.model.book import OUTPUT_SHEETS, Book
+from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
@@ -46,6 +47,7 @@ from costloop.engine.pipeline.outputs import (
 )
 from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
+from costloop.engine.read.disputes import disputes_fingerprint, read_disputes
 from costloop.engine.read.issued import read_issued
 from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
@@ -77,6 +79,9 @@ class Outcome(Reported):
     """Closed periods this run bills corrections for."""
     recognised: list[Recognised] = field(default_factory=list)
     """How far those closed periods' Recovery and Variance figures moved."""
+    disputes: list[Dispute] = field(default_factory=list)
+    """The Disputes sheet, typed."""
+    disputes_fingerprint: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
 
@@ -118,6 +123,9 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     outcome.plan = plan
     outcome.issued, issued_problems = read_issued(wb, book.settings.minor_unit)
     outcome.problems += issued_problems
+    outcome.disputes, dispute_problems = read_disputes(wb, book, outcome.issued)
+    outcome.problems += dispute_problems
+    outcome.disputes_fingerprint = disputes_fingerprint(wb)
     return outcome
 
 
@@ -306,6 +314,8 @@ def log_ledger(log: RunLog, outcome: Outcome) -> None:
     issued = outcome.issued
     log.add("Closed Periods", ", ".join(issued.closed))
     log.add("Issued Hash", issued.last_hash)
+    log.add("Disputes Fingerprint", outcome.disputes_fingerprint)
+    log.add("Open Disputes", sum(1 for d in outcome.disputes if d.status == "Open"))
     log.add("Corrected Periods", ", ".join(outcome.corrected))
     if outcome.result is not None:
         kinds = outcome.result.bills["Line Type"].value_counts()
@@ -348,7 +358,7 @@ def bill_period(outcome: Outcome, chosen: str, clock: _Clock) -> dict[str, tuple
     plan = outcome.plan
     result = execute(book, plan, chosen)
     outcome.result = result
-    corrections = against_issued(book, plan, result, outcome.issued)
+    corrections = against_issued(book, plan, result, outcome.issued, outcome.disputes)
     outcome.corrected = corrections.periods
     outcome.recognised = corrections.recognised
     outcome.problems += result.problems

@@ -566,7 +566,7 @@ _SETTING_SPELLINGS = {
         "Organization", "Currency", "Period", "FiscalYearStart", "CostBasis", "ITFund",
         "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
-        "UsageSource", "UsageDepartmentTag",
+        "UsageSource", "UsageDepartmentTag", "DisputeDays",
     )
 }  # fmt: skip
 """Known setting key -> its spelling in the contract."""
@@ -583,8 +583,9 @@ _SETTING_FIELDS = {
     "emailsubject": "email_subject",
     "emailbody": "email_body",
 }
-_SETTINGS_READ_ELSEWHERE = frozenset(("usagesource", "usagedepartmenttag"))
-"""Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py reads them."""
+_SETTINGS_READ_ELSEWHERE = frozenset(("usagesource", "usagedepartmenttag", "disputedays"))
+"""Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py and
+engine/read/disputes.py read them."""
 
 
 def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
