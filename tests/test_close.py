@@ -235,3 +235,42 @@ def test_a_year_closed_month_by_month_with_late_usage_ties_out(book: Path):
         assert {d: a for d, a in standing.items() if a} == {
             d: a for d, a in fresh_bills(book, period).items() if a
         }
+
+
+def test_the_run_log_keeps_every_run_and_close(book: Path, capsys):
+    import getpass
+
+    closed(book, "2025-07")
+    set_cell(book, "Rules", "B2", 'CHARGE "Cloud" FOR "vCPU-Hours" AT')
+    assert run(book, "2025-08") == 1
+    set_cell(book, "Rules", "B2", 'CHARGE "Cloud" FOR "vCPU-Hours" AT 0.10')
+    assert run(book, "2025-08") == 0
+    before = book.read_bytes()
+    assert run(book, "2025-07") == 1  # refused: leaves no trace, not even in the history
+    assert book.read_bytes() == before
+    grid = records(book, "Run Log")
+    history = [
+        (r["Command"], r["Period"], r["Status"], r["User"]) for r in grid if r["Run ID"] is not None
+    ]
+    user = getpass.getuser()
+    assert history == [
+        ("run", "2025-07", "OK", user),
+        ("close", "2025-07", "OK", user),
+        ("run", "2025-08", "FAILED", user),
+        ("run", "2025-08", "OK", user),
+    ]
+    totals = [money(r["Total Billed"]) for r in grid if r["Run ID"] is not None]
+    assert totals == [Decimal("1129.05"), Decimal("1129.05"), Decimal(0), Decimal("1133.38")]
+    # The Key / Value lines are the last run's, as before.
+    log = {r["Key"]: r["Value"] for r in grid if r["Key"] is not None}
+    assert (log["Period"], log["Status"], log["Command"]) == ("2025-08", "OK", "run")
+
+
+def test_after_a_close_the_run_log_lines_stay_the_reviewed_runs(book: Path):
+    assert run(book, "2025-07") == 0
+    reviewed = {r["Key"]: r["Value"] for r in records(book, "Run Log") if r["Key"]}
+    assert close(book, "2025-07") == 0
+    lines = {r["Key"]: r["Value"] for r in records(book, "Run Log") if r["Key"]}
+    seal = records(book, "Issued")[0]["Hash"]
+    assert lines == reviewed | {"Closed (UTC)": lines["Closed (UTC)"], "Closed Hash": seal}
+    assert records(book, "Issued")[0]["Run ID"] == reviewed["Run ID"]

@@ -34,6 +34,7 @@ from costloop.engine.model.issued import (
 from costloop.engine.model.money import exact_sums
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import BILL_COLUMNS
+from costloop.engine.pipeline.history import history_entry, read_history, with_history
 from costloop.engine.pipeline.outputs import QUANTITY_FORMAT, RATE_FORMAT, money_format
 from costloop.engine.pipeline.run import (
     RUN_LOG,
@@ -58,16 +59,24 @@ def _refused(outcome: Outcome, where: str, message: str) -> Outcome:
     return outcome
 
 
-def last_run(wb: Workbook) -> dict[str, object]:
-    """The Run Log of the last run, key -> value ({} when there is none costloop wrote)."""
+def log_lines(wb: Workbook) -> list[tuple[str, object]]:
+    """The Key / Value lines of the last run's Run Log ([] when costloop wrote none)."""
     owned = {n.casefold() for n in wb.owned_sheets()}
     name = next((n for n in wb.sheet_names() if n.casefold() == RUN_LOG.casefold()), None)
     if name is None or name.casefold() not in owned:
-        return {}
+        return []
+    return [
+        (row[0], row[1] if len(row) > 1 else None)
+        for row in wb.read_sheet(name)[1:]
+        if row and isinstance(row[0], str)
+    ]
+
+
+def last_run(wb: Workbook) -> dict[str, object]:
+    """The Run Log of the last run, key -> value ({} when there is none costloop wrote)."""
     out: dict[str, object] = {}
-    for row in wb.read_sheet(name)[1:]:
-        if row and isinstance(row[0], str):
-            out.setdefault(row[0], row[1] if len(row) > 1 else None)
+    for key, value in log_lines(wb):
+        out.setdefault(key, value)
     return out
 
 
@@ -105,8 +114,6 @@ def _run_problem(outcome: Outcome, run: dict[str, object], period: str) -> str |
         return f"there is no Run Log: {how}"
     if run.get("Scenario"):
         return f"the last run was the scenario {run['Scenario']!r}, not the bills: {how}"
-    if run.get("Command") == "close":
-        return f"the last command closed {run.get('Period')}; {how}"
     if str(run.get("Period") or "") != period:
         return f"the last run billed {run.get('Period') or 'no period'}, not {period}: {how}"
     if run.get("Status") != "OK":
@@ -203,6 +210,18 @@ def issued_sheet(wb: Workbook, outcome: Outcome, rows: list[tuple]) -> OutputShe
     )
 
 
+def _closed_log(wb: Workbook, outcome: Outcome, closed_at: str, seal: str) -> OutputSheet:
+    """The Run Log: still the reviewed run's lines (bills and email read them), now saying
+    when it was closed and its seal, and the history with the close added."""
+    lines = [(k, v) for k, v in log_lines(wb) if k not in ("Closed (UTC)", "Closed Hash")]
+    lines += [("Closed (UTC)", closed_at), ("Closed Hash", seal)]
+    values = dict(outcome.run_log.entries)
+    history = read_history(wb, RUN_LOG)
+    history.append(history_entry(values, "close", values.get("Total Billed")))
+    money = money_format(outcome.book.settings.minor_unit)
+    return with_history(lines, history, RUN_LOG, money)
+
+
 @_python_strings
 def close_workbook(wb: Workbook, period: str | None, label: str = "") -> Outcome:
     """Close ``period``: append its records to Issued, sealed; refuse with a reason if not."""
@@ -240,11 +259,12 @@ def close_workbook(wb: Workbook, period: str | None, label: str = "") -> Outcome
         book.fingerprint,
         closed_at,
     )
-    outcome.run_log.add("Closed Period", period)
-    outcome.run_log.add("Issued Rows", len(rows))
-    outcome.run_log.add("Closed Hash", seal)
     finish_log(outcome.run_log, outcome.problems)
-    sheets = [issued_sheet(wb, outcome, rows), outcome.run_log.sheet(RUN_LOG)]
+    log = outcome.run_log
+    log.add("Closed Period", period)
+    log.add("Issued Rows", len(rows))
+    log.add("Closed Hash", seal)
+    sheets = [issued_sheet(wb, outcome, rows), _closed_log(wb, outcome, closed_at, seal)]
     wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]
     return outcome

@@ -37,6 +37,12 @@ from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
+from costloop.engine.pipeline.history import (
+    current_user,
+    history_entry,
+    read_history,
+    with_history,
+)
 from costloop.engine.pipeline.ledger import against_issued, closed_figures
 from costloop.engine.pipeline.outputs import (
     PERCENT_FORMAT,
@@ -178,6 +184,17 @@ def finish_log(log: RunLog, problems: list[Problem], reason: str = "") -> None:
         log.add("Failure", reason or f"{len(errors)} error(s); first: {errors[0].headline()}")
 
 
+def run_log_sheet(wb: Workbook, outcome: Outcome, name: str, command: str = "run"):
+    """This run's Key / Value lines, and the history of every run with this one added."""
+    log = outcome.run_log
+    values = dict(log.entries)
+    minor = outcome.book.settings.minor_unit if outcome.book else 2
+    history = read_history(wb, name)
+    history.append(history_entry(values, command, values.get("Total Billed")))
+    rows = [(k, "" if v is None else v) for k, v in log.entries]
+    return with_history(rows, history, name, money_format(minor))
+
+
 def write_failure(
     wb: Workbook,
     outcome: Outcome,
@@ -193,7 +210,7 @@ def write_failure(
     amounts = outcome.result.rule_amounts if outcome.result else None
     sheets = [
         rule_check_sheet(cells, outcome.problems, amounts, name=names[RULE_CHECK]),
-        outcome.run_log.sheet(names[RUN_LOG]),
+        run_log_sheet(wb, outcome, names[RUN_LOG]),
     ]
     if _not_owned(wb, [s.name for s in sheets]):
         return  # the user's own sheet has the name; the messages say so
@@ -436,6 +453,8 @@ def run_workbook(
     chosen = billed_period(book, period) if book else period
     outcome.period = chosen
     outcome.run_log = new_run_log(label, book, chosen, scenario)
+    outcome.run_log.add("Command", "run")
+    outcome.run_log.add("User", current_user())
     closed = closed_problem(outcome, chosen, period)
     if closed is not None:
         # Never rewritten: not even Rule Check or Run Log change (the file stays as it was).
@@ -468,7 +487,7 @@ def run_workbook(
             names[RULE_CHECK],
         )
     )
-    sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
+    sheets.append(run_log_sheet(wb, outcome, names[RUN_LOG]))
     wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]
     clock.lap("write")
