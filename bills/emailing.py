@@ -109,15 +109,25 @@ def _due(statement, addresses, log: SendLog, resend: bool, report: EmailReport) 
     if resend:
         return addresses
     report.changed.append(code)
+    was = f" (total {earlier.total})" if earlier.total else ""
     report.problems.append(
         _problem(
             statement.email_cell,
             f"{code}'s bill for {statement.period} differs from the one sent to it on "
-            f"{earlier.time} UTC (run {earlier.run_id}); it was not sent again. Run "
+            f"{earlier.time} UTC (run {earlier.run_id}){was}; it was not sent again. Its "
+            f"total is now {statement.money(statement.total)}. Run "
             "`costloop email BOOK --resend` to send the corrected bill",
         )
     )
     return []
+
+
+def _replaces(statement, log: SendLog) -> str | None:
+    """The total of the different bill sent before for the same period (None: none sent)."""
+    earlier = log.last_sent(statement.period, statement.department)
+    if earlier is None or earlier.bill_hash == statement.content_hash():
+        return None
+    return earlier.total or "as sent before"
 
 
 def send_bills(
@@ -192,7 +202,10 @@ def send_bills(
         try:
             for bill, (statement, addresses) in zip(bills.bills, to_send, strict=True):
                 attachments = _attachments(bill)
-                message = build_message(statement, settings, from_address, addresses, attachments)
+                replaces = _replaces(statement, log)
+                message = build_message(
+                    statement, settings, from_address, addresses, attachments, replaces
+                )
                 if dry_run is not None:
                     path = dry_run / f"{statement.file_stem}.eml"
                     path.write_bytes(bytes(message))
@@ -208,6 +221,7 @@ def send_bills(
                     status=SENT,
                     attachments={a.filename: sha256(a.data) for a in attachments},
                     message_id=str(message["Message-ID"]),
+                    total=statement.money(statement.total),
                 )
                 if server_down:
                     error, attempts = server_down, 0

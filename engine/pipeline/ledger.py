@@ -207,3 +207,29 @@ def closed_figures(
 
 def _sums_of(frame: pd.DataFrame, name_col: str, value_col: str, period: str):
     return {k: v[period] for k, v in exact_sums(frame, name_col, value_col).items() if period in v}
+
+
+def bills_as_issued(
+    book: Book,
+    plan: Plan,
+    issued: Issued,
+    disputes: list[Dispute],
+    by_period: dict[str, pd.DataFrame],
+    billed: str,
+) -> dict[str, pd.DataFrame]:
+    """Each period's Bills as the department sees them: a closed period as issued, the
+    billed one with the corrections and credit memos it bills (what `costloop bills` shows)."""
+    out = {}
+    for period, frame in by_period.items():
+        closed = issued.get(period)
+        if closed is not None:
+            out[period] = issued.bill_frame(closed.records(BILL), BILL_COLUMNS)
+        elif period == billed:
+            corrections = correct_closed(book, plan, billed, issued)
+            credits, _ = credit_memos(Drivers(book), list(disputes), issued, billed)
+            out[period] = _concat(
+                _concat(frame, corrections.bills, BILL_COLUMNS), credits, BILL_COLUMNS
+            )
+        else:
+            out[period] = frame
+    return out
