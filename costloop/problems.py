@@ -78,6 +78,8 @@ class Reason(StrEnum):
     NOT_RECALCULATED = "NOT_RECALCULATED"
     FORMULA_ERROR = "FORMULA_ERROR"
     NOT_SPILLED = "NOT_SPILLED"
+    # the Rates sheet checked as a schedule (appended)
+    RATE_SCHEDULE = "RATE_SCHEDULE"
     # issued bills: period close, corrections, disputes (appended)
     ISSUED_EDITED = "ISSUED_EDITED"
     PERIOD_CLOSED = "PERIOD_CLOSED"

@@ -72,7 +72,7 @@ def clean_sheets() -> dict[str, list[list[object]]]:
         "Rates": [
             ["Metric", "Rate", "TierFrom", "TierTo", "Effective From"],
             ["vCPU-Hours", 0.05, 0, 1000, "2025-07"],
-            ["vCPU-Hours", 0.04, 1000, None, date(2026, 1, 15)],
+            ["vCPU-Hours", 0.04, 1000, None, date(2025, 7, 15)],  # a date: its month
             ["Tickets", 12, None, None, None],
         ],
         "Rules": [
@@ -162,7 +162,7 @@ def test_rates_tiers_and_effective_periods():
     book, _ = read(clean_sheets())
     rates = book.rates
     assert list(rates["Rate"]) == [Decimal("0.05"), Decimal("0.04"), Decimal("12")]
-    assert list(rates["EffectiveFrom"]) == ["2025-07", "2026-01", None]
+    assert list(rates["EffectiveFrom"]) == ["2025-07", "2025-07", None]
     assert rates["TierTo"].isna().tolist() == [False, True, True]
     assert book.columns["Rates"]["effectivefrom"] == ("Effective From", "E")
 
@@ -723,7 +723,7 @@ def test_real_xlsx_reads_like_the_grids(tmp_path):
     assert list(book.budget["Cents"]) == [100010, 10, 123450]
     assert list(book.budget["Period"]) == ["2026-03", "2026-04", "2026-03"]
     assert list(book.usage["Department"]) == ["ADM", "FIN", "Service Desk"]
-    assert list(book.rates["EffectiveFrom"]) == ["2025-07", "2026-01", None]
+    assert list(book.rates["EffectiveFrom"]) == ["2025-07", "2025-07", None]
     assert [r.text for r in book.rules] == [r.text for r in expected.rules]
     assert book.settings.revenue_account == "4400"
     # Same cells, same fingerprint, whichever reader typed them.

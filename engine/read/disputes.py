@@ -143,8 +143,14 @@ class _Row:
         self.book, self.issued, self.days = book, issued, days
         self.value, self.cells, self.problems = value, cells, problems
 
-    def bad(self, column: str, message: str, severity: Severity = Severity.ERROR) -> None:
-        self.problems.append(Problem(Reason.BAD_DISPUTE, severity, self.cells[column], message))
+    def bad(
+        self,
+        column: str,
+        message: str,
+        severity: Severity = Severity.ERROR,
+        code: Reason = Reason.BAD_DISPUTE,
+    ) -> None:
+        self.problems.append(Problem(code, severity, self.cells[column], message))
 
     def choice(self, column: str, choices: tuple[str, ...]) -> str | None:
         found = _one_of(self.value[column], choices)
@@ -243,4 +249,5 @@ class _Row:
             f"dispute {dispute} was raised {(raised - issued_on).days} days after {period} was "
             f"issued ({issued_on}), past the {self.days}-day window (Settings DisputeDays)",
             Severity.WARNING,
+            Reason.LATE_DISPUTE,
         )

@@ -76,6 +76,7 @@ from costloop.engine.model.values import (
     _text,
     _yes_no,
 )
+from costloop.engine.read.rates import RatesSheet, rate_schedule_problems
 from costloop.engine.workbook.host import ExcelError, Workbook, column_letter
 from costloop.engine.xlsx.sheet_xml import Uncalculated
 from costloop.problems import Problem, Reason, Severity
@@ -821,6 +822,12 @@ def _read_rates(sheet: _Sheet | None, problems: list[Problem]) -> pd.DataFrame:
         list(columns["EffectiveFrom"][~checked.bad]), index=frame.index, dtype=object
     )
     frame["Rate"] = pd.Series(list(columns["Rate"][~checked.bad]), index=frame.index, dtype=object)
+    # The card as a schedule (engine/read/rates.py); a row left out above leaves its metric's
+    # schedules half-read, so they wait until its own error is fixed.
+    left_out = {name_key(metric) for metric in columns["Metric"][checked.bad]}
+    letters = {key: letter for key, (_, letter, _) in sheet.headers.items()}
+    last = column_letter(max(index for _, _, index in sheet.headers.values()))
+    problems += rate_schedule_problems(frame, RatesSheet(sheet.actual, letters, last), left_out)
     return frame
 
 
