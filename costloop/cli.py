@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("close", help="record a period's bills as issued (after a clean run)")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm), after `costloop run`")
-    p.add_argument("--period", help="the period to close, YYYY-MM (default: Settings Period)")
+    p.add_argument("--period", help="the period to close, YYYY-MM (default: the last run's period)")
 
     p = sub.add_parser("recalc", help="recalculate every formula headlessly, store the values")
     p.add_argument("books", nargs="+", type=Path, metavar="BOOK", help="workbooks (.xlsx, .xlsm)")

@@ -15,7 +15,6 @@ the last run, inputs changed since that run, or a scenario run.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from fractions import Fraction
 
@@ -39,12 +38,14 @@ from costloop.engine.pipeline.outputs import QUANTITY_FORMAT, RATE_FORMAT, money
 from costloop.engine.pipeline.run import (
     RUN_LOG,
     Outcome,
+    Stamp,
     _Clock,
     _not_owned,
     _python_strings,
     bill_period,
     finish_log,
     new_run_log,
+    new_stamp,
     prepare,
 )
 from costloop.engine.workbook.host import OutputSheet, Workbook
@@ -223,15 +224,21 @@ def _closed_log(wb: Workbook, outcome: Outcome, closed_at: str, seal: str) -> Ou
 
 
 @_python_strings
-def close_workbook(wb: Workbook, period: str | None, label: str = "") -> Outcome:
-    """Close ``period``: append its records to Issued, sealed; refuse with a reason if not."""
+def close_workbook(
+    wb: Workbook, period: str | None, label: str = "", stamp: Stamp | None = None
+) -> Outcome:
+    """Close ``period``: append its records to Issued, sealed; refuse with a reason if not.
+
+    ``stamp`` (the close's id and time) only for a reproducible build of a workbook.
+    """
     outcome = prepare(wb)
     book = outcome.book
     if book is None or has_errors(outcome.problems):
         return _refused(
             outcome, "--period", "the workbook has errors (listed above): nothing can be closed"
         )
-    period = period or book.settings.period
+    # The period to close is the one just run and reviewed, unless said otherwise.
+    period = period or str(last_run(wb).get("Period") or "") or book.settings.period
     if not period or parse_period(period) != period:
         return _refused(outcome, "--period", f"give the period to close as YYYY-MM, got {period!r}")
     why = _order_problem(outcome, period) or _run_problem(outcome, last_run(wb), period)
@@ -242,7 +249,8 @@ def close_workbook(wb: Workbook, period: str | None, label: str = "") -> Outcome
         return _refused(outcome, "--period", f"cannot close {period}: {why} ({CLOSE_HOW})")
 
     outcome.period = period
-    outcome.run_log = new_run_log(label, book, period)
+    stamp = stamp or new_stamp()
+    outcome.run_log = new_run_log(label, book, period, stamp=stamp)
     outcome.run_log.add("Command", "close")
     bill_period(outcome, period, _Clock({}))
     if has_errors(outcome.problems) or not outcome.result.ok:
@@ -250,7 +258,7 @@ def close_workbook(wb: Workbook, period: str | None, label: str = "") -> Outcome
             outcome, "--period", f"cannot close {period}: its run does not come out clean now"
         )
     run = last_run(wb)
-    closed_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    closed_at = stamp[1]
     rows, seal = sealed_rows(
         outcome.issued.last_hash,
         period,

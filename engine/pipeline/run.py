@@ -145,12 +145,26 @@ def billed_period(book: Book, requested: str | None) -> str | None:
     return periods[-1] if periods else None
 
 
+Stamp = tuple[str, str]
+"""(run id, ``YYYY-MM-DD HH:MM:SS`` UTC): given only to build a workbook reproducibly (the
+demo ships with a closed month); every real run gets a fresh id and the time."""
+
+
+def new_stamp() -> Stamp:
+    return uuid.uuid4().hex[:12], dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def new_run_log(
-    wb_label: str, book: Book | None, period: str | None, scenario: str | None = None
+    wb_label: str,
+    book: Book | None,
+    period: str | None,
+    scenario: str | None = None,
+    stamp: Stamp | None = None,
 ) -> RunLog:
     log = RunLog()
-    log.add("Run ID", uuid.uuid4().hex[:12])
-    log.add("Run Time (UTC)", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    run_id, run_time = stamp or new_stamp()
+    log.add("Run ID", run_id)
+    log.add("Run Time (UTC)", run_time)
     log.add("costloop Version", __version__)
     log.add("Workbook", wb_label)
     if book is not None:
@@ -425,6 +439,7 @@ def run_workbook(
     scenario: str | None = None,
     failure_report: bool = True,
     progress: Progress | None = None,
+    stamp: Stamp | None = None,
 ) -> Outcome:
     """`costloop run`: the whole loop; every owned sheet on success, Rule Check + Run Log if not.
 
@@ -452,7 +467,7 @@ def run_workbook(
     book = outcome.book
     chosen = billed_period(book, period) if book else period
     outcome.period = chosen
-    outcome.run_log = new_run_log(label, book, chosen, scenario)
+    outcome.run_log = new_run_log(label, book, chosen, scenario, stamp)
     outcome.run_log.add("Command", "run")
     outcome.run_log.add("User", current_user())
     closed = closed_problem(outcome, chosen, period)
