@@ -1,4 +1,4 @@
-"""Corrections to closed periods, billed in the open one (docs/contract.md#corrections).
+"""Corrections to closed periods, billed in the open one (docs/audit.md#corrections).
 
 A closed period's bills are never rewritten (FOCUS 1.3's correction handling). When a
 run of an open period finds that a closed period's inputs changed (late or corrected

@@ -1,4 +1,4 @@
-"""Disputes: a department questions a line of an issued bill (docs/contract.md#disputes).
+"""Disputes: a department questions a line of an issued bill (docs/contract.md#input-sheets).
 
 The `Disputes` input sheet holds one row per dispute, with a reason code as
 ServiceNow's statement disputes have. An `Accepted` dispute becomes a `Credit memo`

@@ -68,7 +68,7 @@ SEALED_COLUMNS = ISSUED_COLUMNS[: ISSUED_COLUMNS.index("Hash")]
 BILL, JOURNAL, RECOVERY, ACTUAL, USAGE = "Bill", "Journal", "Recovery", "Actual", "Usage"
 RECORDS = (BILL, JOURNAL, RECOVERY, ACTUAL, USAGE)
 
-# Bill line types (the Bills sheet's Line Type column, docs/contract.md#bills).
+# Bill line types (the Bills sheet's Line Type column, docs/contract.md#output-sheets).
 CHARGE, REVERSAL, CORRECTION, CREDIT_MEMO = "Charge", "Reversal", "Correction", "Credit memo"
 LINE_TYPES = (CHARGE, REVERSAL, CORRECTION, CREDIT_MEMO)
 
