@@ -31,6 +31,7 @@ from costloop.addin.vbaproject import (
     document_module,
 )
 from costloop.addin.xlam import build_xlam
+from costloop.errors import AddinError
 
 CONFIG_NAME = "costloop"  # xlwings' PROJECT_NAME: the add-in reads costloop.conf
 VBA_PROJECT_NAME = "CostloopAddin"
@@ -41,7 +42,7 @@ SHEET_NAME = "costloop"
 _XLWINGS_PROJECT_LINE = re.compile(r'^Public Const PROJECT_NAME As String = "[^"]*"$', re.M)
 
 
-class AddinBuildError(Exception):
+class AddinBuildError(AddinError):
     """The add-in cannot be built (xlwings missing, a source file not as expected)."""
 
 

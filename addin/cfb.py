@@ -15,6 +15,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from costloop.errors import AddinError
+
 SECTOR = 512
 MINI_SECTOR = 64
 MINI_STREAM_CUTOFF = 4096
@@ -32,7 +34,7 @@ _STORAGE, _STREAM, _ROOT = 1, 2, 5
 _BLACK = 1
 
 
-class CompoundFileError(ValueError):
+class CompoundFileError(AddinError, ValueError):
     """The streams cannot be written as a compound file (bad name, too large)."""
 
 

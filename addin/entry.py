@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from costloop import __version__
 from costloop.addin.xlwings_book import XlwingsWorkbook, local_file, online_address
-from costloop.engine.workbook.host import OutputSheet, Workbook
+from costloop.engine.model.sheets import ITFM_SHEETS, RULE_CHECK
+from costloop.engine.workbook.host import (
+    ColumnReads,
+    HiddenRows,
+    OutputSheet,
+    SavedAsFile,
+    Workbook,
+)
 
 if TYPE_CHECKING:
     from costloop.engine.pipeline.run import Outcome
@@ -41,8 +48,7 @@ if TYPE_CHECKING:
 # traceback window xlwings shows when the module itself cannot be imported.
 
 TITLE = "costloop"
-RULE_CHECK = "Rule Check"  # as costloop.engine.pipeline.run names it
-FORECAST_SHEETS = frozenset(("Forecast", "Variance", "Compliance", RULE_CHECK))
+FORECAST_SHEETS = frozenset((*ITFM_SHEETS, RULE_CHECK))
 """What Update forecast writes: the Optimize sheets, never the bills already issued, nor
 the Run Log, which stays the record of the run that wrote the Bills: Make bills and Email
 bills take their Run ID, Period and Input Fingerprint from it, and its Total Billed is the
@@ -376,13 +382,17 @@ def _sentence(text: str) -> str:
 
 
 class _OnlySheets:
-    """A workbook through which only some output sheets are written (Update forecast)."""
+    """A workbook through which only some output sheets are written (Update forecast).
+
+    Everything else is the wrapped host's, its optional parts included
+    (`costloop.engine.workbook.host`): a big Usage sheet is still read by column,
+    and UsageSource files are still found beside its file.
+    """
 
     def __init__(self, workbook: Workbook, keep: frozenset[str]):
         self.workbook = workbook
         self.keep = keep
         self.written: list[str] = []
-        self.path = getattr(workbook, "path", None)  # where UsageSource files are found
 
     def sheet_names(self) -> list[str]:
         return self.workbook.sheet_names()
@@ -390,11 +400,20 @@ class _OnlySheets:
     def read_sheet(self, name: str) -> list[list[Any]]:
         return self.workbook.read_sheet(name)
 
+    def read_columns(self, name: str) -> list[Any] | None:
+        if isinstance(self.workbook, ColumnReads):
+            return self.workbook.read_columns(name)
+        return None  # the host reads by rows only: the reader then uses read_sheet
+
+    @property
+    def path(self) -> Path | None:
+        return self.workbook.path if isinstance(self.workbook, SavedAsFile) else None
+
     def owned_sheets(self) -> set[str]:
         return self.workbook.owned_sheets()
 
     def hidden_rows(self, name: str) -> set[int]:
-        return self.workbook.hidden_rows(name)
+        return self.workbook.hidden_rows(name) if isinstance(self.workbook, HiddenRows) else set()
 
     def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         kept = [s for s in sheets if s.name in self.keep]

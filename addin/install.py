@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from costloop.addin.build import CONFIG_NAME, AddinBuildError, write_addin, xlwings_folder
+from costloop.errors import AddinError
 
 ADDIN_FILE = "costloop.xlam"
 MAC_STARTUP = "Library/Group Containers/UBF8T346G9.Office/User Content/Startup/Excel"
@@ -32,7 +33,7 @@ MAC_CONFIG_FOLDER = "Library/Containers/com.microsoft.Excel/Data"
 MAC_SCRIPTS = "Library/Application Scripts/com.microsoft.Excel"
 
 
-class ExcelNotHere(Exception):
+class ExcelNotHere(AddinError):
     """This platform has no desktop Excel to install into."""
 
 

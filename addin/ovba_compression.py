@@ -12,12 +12,14 @@ positions by their first three bytes, since a match shorter than three is never 
 
 from __future__ import annotations
 
+from costloop.errors import AddinError
+
 CHUNK = 4096
 _SIGNATURE = 0x01
 _MAX_CHUNK_BYTES = 4098  # a compressed chunk, header included, may not exceed this
 
 
-class CompressionError(ValueError):
+class CompressionError(AddinError, ValueError):
     """A compressed container is malformed."""
 
 

@@ -18,6 +18,7 @@ from enum import Enum
 
 from costloop.addin.cfb import write_compound_file
 from costloop.addin.ovba_compression import compress
+from costloop.errors import AddinError
 
 CODE_PAGE = 1252
 ENCODING = "cp1252"
@@ -68,7 +69,7 @@ OFFICE = Reference(
 )
 
 
-class VbaProjectError(ValueError):
+class VbaProjectError(AddinError, ValueError):
     """The modules cannot form a VBA project (bad name, text outside the code page)."""
 
 

@@ -1,6 +1,7 @@
 """How `costloop run` scales with usage rows, against the fastest possible read (a script).
 
-    python benchmarks/bench_scale.py [--sizes 100000,300000,1000000] [--focus 3000000]
+    python benchmarks/bench_scale.py [--sizes 100000,300000,1000000] [--shape real]
+                                     [--focus 3000000] [--focus-csv 2000000]
 
 For each size it generates (once; cached in ``benchmarks/.cache``) a workbook
 with that many usage rows, 2,000 departments, 40 metrics, 40 rules and 12
@@ -13,10 +14,17 @@ peak memory is that of one job alone:
   file stays clean), with the time of each stage and the peak resident memory.
 
 It prints one line per stage and the ratio of the run to the floor measured in
-the same invocation. With ``--focus N`` it also generates a FinOps FOCUS
-Parquet file of N rows (DuckDB writes it) and times a workbook whose Settings
-``UsageSource`` names it. Numbers depend on the machine and its load; compare
-ratios within one invocation.
+the same invocation. ``--shape real`` writes the Usage rows as real exports
+have them instead: sorted by nothing (each row's period, department and metric
+drawn independently, then the rows shuffled), quantities with three decimals,
+and a ``Reference`` column of mostly distinct text (an invoice line id).
+
+With ``--focus N`` it also generates a FinOps FOCUS Parquet file of N rows
+(DuckDB writes it) and times a workbook whose Settings ``UsageSource`` names it;
+``--focus-csv N`` the same as a CSV written as providers export it (every
+value text, ``NULL`` for no value, ISO timestamps, the FOCUS columns a WHERE
+can name), which costloop reads column by column as text. Numbers depend on
+the machine and its load; compare ratios within one invocation.
 """
 
 from __future__ import annotations
@@ -89,6 +97,7 @@ def generate(
     rules: int = 40,
     seed: int = 11,
     usage_source: str | None = None,
+    shape: str = "plain",
 ) -> None:
     """A well-formed workbook, streamed row by row (XlsxWriter constant_memory)."""
     import xlsxwriter
@@ -127,20 +136,41 @@ def generate(
     sheet("Actuals", ["Period", "Pool", "Amount"], actuals)
 
     ws = book.add_worksheet("Usage")
-    ws.write_row(0, 0, ["Period", "Department", "Metric", "Quantity", "Service"])
     choice, uniform = rng.choice, rng.uniform
-    for r in range(1, 0 if usage_source else usage_rows + 1):
-        ws.write_row(
-            r,
-            0,
-            (
-                choice(PERIODS),
-                choice(depts),
-                choice(metric_names),
-                round(uniform(0, 500), 2),
-                choice(SERVICES),
-            ),
-        )
+    if shape == "real":
+        # As an export arrives: three decimals, an invoice line id per row (few repeat),
+        # no order at all. Generated as columns and shuffled by one permutation.
+        ws.write_row(0, 0, ["Period", "Department", "Metric", "Quantity", "Service", "Reference"])
+        n = 0 if usage_source else usage_rows
+        order = list(range(n))
+        rng.shuffle(order)
+        for r, i in enumerate(order, start=1):
+            ws.write_row(
+                r,
+                0,
+                (
+                    PERIODS[(i * 7) % 12],
+                    depts[(i * 2654435761) % len(depts)],
+                    metric_names[(i * 40503) % len(metric_names)],
+                    round(uniform(0, 500), 3),
+                    SERVICES[i % 3],
+                    f"INV-{rng.randrange(10 * max(n, 1)):09d}",
+                ),
+            )
+    else:
+        ws.write_row(0, 0, ["Period", "Department", "Metric", "Quantity", "Service"])
+        for r in range(1, 0 if usage_source else usage_rows + 1):
+            ws.write_row(
+                r,
+                0,
+                (
+                    choice(PERIODS),
+                    choice(depts),
+                    choice(metric_names),
+                    round(uniform(0, 500), 2),
+                    choice(SERVICES),
+                ),
+            )
     rates = []
     for metric in metric_names:
         rates.append([metric, 0.11, PERIODS[0]])
@@ -175,6 +205,50 @@ def generate_focus(path: Path, rows: int, departments: int = 2000, metrics: int 
             (['EC2', 'S3', 'Other'])[1 + (i % 3)] AS ServiceName
           FROM range({rows}) t(i)
         ) TO '{path}' (FORMAT parquet)
+        """
+    )
+    con.close()
+
+
+def generate_focus_csv(path: Path, rows: int, departments: int = 2000, metrics: int = 40) -> None:
+    """A FOCUS CSV as providers export one: text throughout, NULL for no value, hourly ISO
+    timestamps with Z, and the columns a WHERE can name (DuckDB writes it)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute(
+        f"""
+        COPY (
+          SELECT
+            strftime(TIMESTAMP '2025-07-01' + INTERVAL (i % 8760) HOUR, '%Y-%m-%dT%H:00:00Z')
+              AS ChargePeriodStart,
+            strftime(date_trunc('month', TIMESTAMP '2025-07-01' + INTERVAL (i % 8760) HOUR),
+                     '%Y-%m-%dT00:00:00Z') AS BillingPeriodStart,
+            CASE WHEN i % 997 = 0 THEN 'Correction' ELSE 'NULL' END AS ChargeClass,
+            (['Usage', 'Usage', 'Usage', 'Purchase', 'Tax', 'Credit'])[1 + (i % 6)]
+              AS ChargeCategory,
+            (['Compute', 'Storage', 'Networking', 'Databases'])[1 + (i % 4)] AS ServiceCategory,
+            (['US East (N. Virginia)', 'US West (Oregon)', 'EU (Ireland)'])[1 + (i % 3)]
+              AS RegionName,
+            (['AWS', 'Microsoft', 'Oracle'])[1 + (i % 3)] AS ProviderName,
+            'USD' AS BillingCurrency,
+            'acct-' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0') AS SubAccountId,
+            '{{"department": "D' || lpad(CAST((i * 7) % {departments} AS VARCHAR), 4, '0')
+              || '"}}' AS Tags,
+            CASE WHEN i % 6 IN (4, 5) THEN 'NULL'
+                 ELSE 'Metric ' || lpad(CAST((i * 13) % {metrics} AS VARCHAR), 2, '0') END
+              AS ConsumedUnit,
+            CASE WHEN i % 6 IN (4, 5) THEN 'NULL'
+                 ELSE CAST(round(((i * 2654435761) % 50000) / 100.0, 2) AS VARCHAR) END
+              AS ConsumedQuantity,
+            CAST(round(((i * 40503) % 10000) / 100.0, 2) * CASE WHEN i % 6 = 5 THEN -1 ELSE 1 END
+              AS VARCHAR) AS EffectiveCost,
+            CAST(round(((i * 40503) % 10000) / 95.0, 2) * CASE WHEN i % 6 = 5 THEN -1 ELSE 1 END
+              AS VARCHAR) AS BilledCost,
+            (['EC2', 'S3', 'Other'])[1 + (i % 3)] AS ServiceName
+          FROM range({rows}) t(i)
+        ) TO '{path}' (FORMAT csv, HEADER, QUOTE '"')
         """
     )
     con.close()
@@ -278,7 +352,11 @@ def _report_run(label: str, run: dict, floor: dict | None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
-    parser.add_argument("--focus", type=int, default=0, help="FOCUS rows (0: skip)")
+    parser.add_argument(
+        "--shape", choices=["plain", "real"], default="plain", help="Usage rows as generated"
+    )
+    parser.add_argument("--focus", type=int, default=0, help="FOCUS Parquet rows (0: skip)")
+    parser.add_argument("--focus-csv", type=int, default=0, help="FOCUS CSV rows (0: skip)")
     parser.add_argument("--job", choices=["floor", "run"], help=argparse.SUPPRESS)
     parser.add_argument("path", nargs="?", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,13 +368,17 @@ def main() -> int:
     print("costloop scale benchmark: 2,000 departments, 40 metrics, 40 rules, 12 periods")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     for rows in sizes:
-        name = f"usage-{rows}-v{GENERATOR_VERSION}.xlsx"
-        path = cached(name, lambda p, rows=rows: generate(p, rows))
+        shaped = "" if args.shape == "plain" else f"-{args.shape}"
+        name = f"usage-{rows}{shaped}-v{GENERATOR_VERSION}.xlsx"
+        path = cached(name, lambda p, rows=rows: generate(p, rows, shape=args.shape))
         before = _child("floor", path)
         run = _child("run", path)
         after = _child("floor", path)
         floor = min(before, after, key=lambda f: f["seconds"])
-        print(f"  {rows:,} usage rows ({path.stat().st_size / 1e6:.0f} MB workbook)")
+        print(
+            f"  {rows:,} usage rows, {args.shape} shape "
+            f"({path.stat().st_size / 1e6:.0f} MB workbook)"
+        )
         _report_run(f"{rows:,} rows", run, floor)
     if args.focus:
         focus = cached(
@@ -313,6 +395,21 @@ def main() -> int:
             f"({focus.stat().st_size / 1e6:.0f} MB Parquet)"
         )
         _report_run("FOCUS", run, None)
+    if args.focus_csv:
+        focus = cached(
+            f"focus-{args.focus_csv}-v{GENERATOR_VERSION}.csv",
+            lambda p: generate_focus_csv(p, args.focus_csv),
+        )
+        book = cached(
+            f"focus-csv-book-{args.focus_csv}-v{GENERATOR_VERSION}.xlsx",
+            lambda p: generate(p, 0, usage_source=focus.name),
+        )
+        run = _child("run", book)
+        print(
+            f"  FOCUS UsageSource: {args.focus_csv:,} rows "
+            f"({focus.stat().st_size / 1e6:.0f} MB CSV)"
+        )
+        _report_run("FOCUS CSV", run, None)
     return 0
 
 

@@ -45,16 +45,18 @@ class BillsReport(Reported):
             errors = [p for p in self.problems if p.is_error]
             return [f"FAILED: no bills made; {len(errors)} error(s)"]
         pdfs = sum(1 for b in self.bills if b.pdf)
+        # In the currency's places (JPY: none), as the bills themselves show amounts.
+        places = self.bills[0].statement.minor_unit if self.bills else 2
         out = [
             f"Period {self.period} (run {self.run_id}): {len(self.bills)} department bill(s), "
-            f"{self.total:,.2f} in all, written to {self.outdir}",
+            f"{self.total:,.{places}f} in all, written to {self.outdir}",
             f"  {len(self.bills)} workbook(s), {pdfs} PDF(s)"
             + (f" in {self.pdf_seconds:.1f} s" if pdfs else ""),
         ]
         width = max((len(b.statement.department) for b in self.bills), default=0)
         for bill in self.bills:
             s = bill.statement
-            out.append(f"  {s.department:<{width}}  {s.total:>14,.2f}  {bill.workbook.name}")
+            out.append(f"  {s.department:<{width}}  {s.total:>14,.{places}f}  {bill.workbook.name}")
         return out
 
 

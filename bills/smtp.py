@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 from costloop.engine.model.book import Settings
+from costloop.errors import EmailError
 from costloop.problems import Problem, Reason, Severity
 
 ENV = "COSTLOOP_SMTP_"
@@ -120,7 +121,7 @@ def _names_a_secret(key: str) -> bool:
     )
 
 
-class SessionError(Exception):
+class SessionError(EmailError):
     """Opening the session failed (connect, TLS or login): the server's failure, not a message's."""
 
     def __init__(self, cause: BaseException):

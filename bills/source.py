@@ -25,13 +25,12 @@ import pandas as pd
 from costloop.engine.model.book import Book
 from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.periods import add_months, fiscal_periods_to_date
+from costloop.engine.model.sheets import BILLS, RUN_LOG, RunLogKey
 from costloop.engine.pipeline.ledger import bills_as_issued
-from costloop.engine.pipeline.run import RUN_LOG, bills_by_period, prepare
+from costloop.engine.pipeline.run import bills_by_period, prepare
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.problems import Problem, Reason, Severity, has_errors
 from costloop.rules.ast import Statement, name_key
-
-BILLS = "Bills"
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,8 @@ def read_run_log(wb: FileWorkbook) -> tuple[RunStamp | None, list[Problem]]:
     for row in wb.read_sheet(RUN_LOG)[1:]:
         if len(row) >= 2 and row[0] is not None:
             values.setdefault(str(row[0]).strip(), "" if row[1] is None else str(row[1]).strip())
-    if values.get("Status") != "OK":
-        why = values.get("Failure") or "its Status is not OK"
+    if values.get(RunLogKey.STATUS) != "OK":
+        why = values.get(RunLogKey.FAILURE) or "its Status is not OK"
         return None, [
             _problem(
                 f"{RUN_LOG}!B1",
@@ -91,7 +90,8 @@ def read_run_log(wb: FileWorkbook) -> tuple[RunStamp | None, list[Problem]]:
                 "`costloop run BOOK` again before making bills",
             )
         ]
-    missing = [k for k in ("Run ID", "Period", "Input Fingerprint") if not values.get(k)]
+    needed = (RunLogKey.RUN_ID, RunLogKey.PERIOD, RunLogKey.FINGERPRINT)
+    missing = [k for k in needed if not values.get(k)]
     if missing:
         return None, [
             _problem(
@@ -100,10 +100,10 @@ def read_run_log(wb: FileWorkbook) -> tuple[RunStamp | None, list[Problem]]:
             )
         ]
     stamp = RunStamp(
-        run_id=values["Run ID"],
-        period=values["Period"],
-        run_time=values.get("Run Time (UTC)", ""),
-        fingerprint=values["Input Fingerprint"],
+        run_id=values[RunLogKey.RUN_ID],
+        period=values[RunLogKey.PERIOD],
+        run_time=values.get(RunLogKey.RUN_TIME, ""),
+        fingerprint=values[RunLogKey.FINGERPRINT],
     )
     return stamp, []
 

@@ -20,7 +20,7 @@ from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.model.disputes import OPEN, Dispute
 from costloop.engine.model.issued import CHARGE, CORRECTION, CREDIT_MEMO, REVERSAL
 from costloop.engine.model.periods import add_months, fiscal_periods
-from costloop.engine.model.result import BILL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS
 from costloop.rules.ast import name_key
 
 LINE_COLUMNS = [*BILL_COLUMNS, "Pool Total", "Share", "Rule Cell", "How"]

@@ -22,7 +22,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from costloop.bills.statement import LINE_COLUMNS, Statement
-from costloop.engine.pipeline.outputs import QUANTITY_FORMAT, RATE_FORMAT, money_format
+from costloop.engine.model.formats import PERCENT_FORMAT, QUANTITY_FORMAT, money_format, rate_format
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _EPOCH = dt.datetime(2000, 1, 1)
@@ -64,8 +64,8 @@ class _Formats:
         self.total_label = book.add_format({"bold": True, "top": 1})
         self.big_money = book.add_format({"num_format": money, "bold": True, "font_size": 14})
         self.quantity = book.add_format({"num_format": QUANTITY_FORMAT})
-        self.rate = book.add_format({"num_format": RATE_FORMAT})
-        self.percent = book.add_format({"num_format": "0.0%"})
+        self.rate = book.add_format({"num_format": rate_format(statement.minor_unit)})
+        self.percent = book.add_format({"num_format": PERCENT_FORMAT})
         self.note = book.add_format({"italic": True, "font_color": "#595959"})
         self.basis = book.add_format({"indent": 1})
         self.date = book.add_format({"num_format": "yyyy-mm-dd"})

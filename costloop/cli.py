@@ -17,14 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from costloop import __version__
+from costloop.errors import EXIT_PROBLEMS, CostloopError, UsageError
 from costloop.problems import grouped
 from costloop.progress import StageProgress
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """The command line itself is wrong (exit 2)."""
+EXIT_OK = 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="parse and validate rules and data; write Rule Check")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
+    p.add_argument("--output", type=Path, help="write Rule Check into this copy instead")
 
     p = sub.add_parser("run", help="run the loop and write the output sheets")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
@@ -129,20 +127,30 @@ def _print_problems(problems, stream=None) -> None:
 def cmd_check(args) -> int:
     from costloop.engine.pipeline.commands import check_book
 
-    outcome = check_book(_existing_book(args.book))
+    output = _output_option(args.output)
+    outcome = check_book(_existing_book(args.book), output)
     _print_problems(outcome.problems)
     n_err, n_warn = len(outcome.errors), len(outcome.warnings)
     rules = len(outcome.book.rules) if outcome.book else 0
     print(f"{args.book}: {rules} rule(s) checked, {n_err} error(s), {n_warn} warning(s)")
+    if outcome.not_written:
+        print(outcome.not_written)
+    elif output is not None and outcome.written:
+        print(f"Wrote {', '.join(outcome.written)} to {output}")
+    # Exit by the findings, whether or not Rule Check could be written.
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
+
+
+def _output_option(output: Path | None) -> Path | None:
+    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    return output
 
 
 def cmd_run(args) -> int:
     from costloop.engine.pipeline.commands import run_book, summary_lines
 
-    output = args.output
-    if output is not None and output.suffix.lower() not in (".xlsx", ".xlsm"):
-        raise UsageError(f"--output {output}: give a .xlsx or .xlsm file name")
+    output = _output_option(args.output)
     _existing_book(args.book)
     args.period = _period_option(args.period)
     if args.recalc:
@@ -269,8 +277,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_addin(args) -> int:
-    from costloop.addin.build import AddinBuildError, write_addin
-    from costloop.addin.install import ExcelNotHere, install_addin
+    from costloop.addin.build import write_addin
+    from costloop.addin.install import install_addin
+    from costloop.errors import AddinError
 
     try:
         if args.addin_action == "build":
@@ -279,7 +288,7 @@ def cmd_addin(args) -> int:
             print(f"Wrote the Excel add-in to {write_addin(args.output)}")
             return EXIT_OK
         done = install_addin(folder=args.folder)
-    except (AddinBuildError, ExcelNotHere, OSError, ValueError) as exc:
+    except (AddinError, OSError, ValueError) as exc:
         print(f"costloop addin {args.addin_action}: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"Installed the Excel add-in: {done.addin}")
@@ -327,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # exits 2 on a usage error
     try:
         return COMMANDS[args.command](args)
-    except UsageError as exc:
-        print(f"costloop {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except CostloopError as exc:  # a failure the user can act on: its own words, its exit code
+        print(f"costloop {args.command}: {exc.explain()}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("costloop: interrupted; the workbook was not changed", file=sys.stderr)
         return EXIT_PROBLEMS

@@ -80,6 +80,15 @@ class Reason(StrEnum):
     NOT_SPILLED = "NOT_SPILLED"
     # the Rates sheet checked as a schedule (appended)
     RATE_SCHEDULE = "RATE_SCHEDULE"
+    # data that would bill wrong without a word (appended)
+    UNBILLED_USAGE = "UNBILLED_USAGE"
+    NO_USAGE = "NO_USAGE"
+    DUPLICATE_ROW = "DUPLICATE_ROW"
+    BLANK_DRIVER = "BLANK_DRIVER"
+    NO_HEADER = "NO_HEADER"
+    HEADER_ROW = "HEADER_ROW"
+    # a run's advice sheets (appended)
+    NOT_COMPUTED = "NOT_COMPUTED"
     # issued bills: period close, corrections, disputes (appended)
     ISSUED_EDITED = "ISSUED_EDITED"
     PERIOD_CLOSED = "PERIOD_CLOSED"

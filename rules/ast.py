@@ -206,8 +206,8 @@ class Growth:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """``BY PLAN``: the Budget."""
+class ByPlan:
+    """``BY PLAN``: the Budget. (Not `costloop.rules.plan.Plan`, the order rules run in.)"""
 
     span: Span
 
@@ -220,7 +220,7 @@ class RunRate:
     span: Span
 
 
-ForecastMethod = Trend | Growth | Plan | RunRate
+ForecastMethod = Trend | Growth | ByPlan | RunRate
 
 
 # --- statements ------------------------------------------------------------

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
     Allocate,
+    ByPlan,
     Charge,
     Column,
     ColumnDriver,
@@ -50,7 +51,6 @@ from costloop.rules.ast import (
     Forecast,
     Growth,
     Name,
-    Plan,
     RateCard,
     Receivers,
     Rule,
@@ -332,7 +332,7 @@ class _Builder:
         if kind == "growth":
             return Growth(self.number(tree.children[1]), span)
         if kind == "plan":
-            return Plan(span)
+            return ByPlan(span)
         if len(tree.children) > 2:
             return RunRate(self.periods(tree.children[3]), span)
         return RunRate(DEFAULT_RUN_RATE_PERIODS, span)

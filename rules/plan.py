@@ -26,6 +26,9 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
+    """The enabled rules in the order the engine runs them. (A forecast's ``BY PLAN``, the
+    Budget, is `costloop.rules.ast.ByPlan`.)"""
+
     allocations: tuple[Step, ...] = ()
     """In dependency order: a pool's spreading step comes after every step feeding it."""
     charges: tuple[Charge, ...] = ()

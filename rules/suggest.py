@@ -4,6 +4,9 @@ Matching is case-insensitive (names and keywords are, per docs/contract.md and
 docs/rules-language.md) and uses the stdlib's ``difflib`` ratio; the cutoff is
 loose enough for one or two typos in a short word ("usgae" -> USAGE,
 "Servce Desk" -> "Service Desk") and tight enough not to suggest an unrelated word.
+
+The engine asks here too (a missing sheet or column, an unknown setting or
+department), so every "did you mean" is found and phrased one way.
 """
 
 from __future__ import annotations
@@ -48,9 +51,15 @@ def closest_keyword(word: str, keywords: Iterable[str]) -> str | None:
     return spellings[match[0]] if match else None
 
 
+def did_you_mean(suggestion: str) -> str:
+    """``did you mean "X"?``: the one phrasing of a suggested name, in rules and workbook
+    messages alike (a keyword, written bare in a rule, is suggested bare: `keyword_hint`)."""
+    return f'did you mean "{suggestion}"?'
+
+
 def quoted_hint(suggestion: str | None) -> str:
     """`` — did you mean "X"?`` for a name, or nothing."""
-    return f' — did you mean "{suggestion}"?' if suggestion else ""
+    return f" — {did_you_mean(suggestion)}" if suggestion else ""
 
 
 def keyword_hint(suggestion: str | None) -> str:

@@ -22,7 +22,7 @@ import costloop
 from costloop.addin import entry
 from costloop.addin.entry import FORECAST_SHEETS, on_button
 from costloop.addin.xlwings_book import XlwingsWorkbook
-from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.model.sheets import OUTPUT_SHEETS
 from costloop.engine.pipeline.commands import run_book
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path

@@ -18,7 +18,7 @@ import pytest
 from addin_remote import Excel, needs_remote, payload_of, xw
 
 from costloop.addin.xlwings_book import OWNED_NAME, OWNED_VALUE, STAGING_PREFIX, XlwingsWorkbook
-from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.model.sheets import OUTPUT_SHEETS
 from costloop.engine.pipeline.commands import run_book
 from costloop.engine.pipeline.run import run_workbook
 from costloop.engine.workbook.host import OutputSheet

@@ -27,9 +27,9 @@ FOLDERS = {
 
 ROOMS = ("model", "workbook", "xlsx", "read", "chargeback", "itfm", "pipeline", "recalc")
 
-# What each engine room may import of costloop (besides itself). `costloop.problems`
-# and `costloop.rules` are the shared vocabulary every stage speaks.
-SHARED = {"costloop.problems", "costloop.rules"}
+# What each engine room may import of costloop (besides itself). `costloop.problems`,
+# `costloop.errors` and `costloop.rules` are the shared vocabulary every stage speaks.
+SHARED = {"costloop.problems", "costloop.errors", "costloop.rules"}
 ALLOWED_ROOMS = {
     "model": set(),
     "workbook": {"model"},
@@ -192,3 +192,35 @@ def test_the_facade_names_the_stages_front_ends_use():
     assert engine.Outcome is run.Outcome
     with pytest.raises(AttributeError):
         _ = engine.no_such_stage
+
+
+def test_every_exception_costloop_raises_derives_from_costloop_error():
+    """One root, so the command line and the add-in map failures by type, never by name."""
+    import importlib
+    import inspect
+
+    from costloop.errors import CostloopError
+
+    found, strays = [], []
+    for path in _sources():
+        module = _module_of(path)
+        if not module.startswith(("costloop.engine", "costloop.bills", "costloop.addin")):
+            continue
+        try:
+            loaded = importlib.import_module(module)
+        except ImportError as exc:  # xlwings (an extra) is absent: its module cannot load
+            if "xlwings" in str(exc):
+                continue
+            raise
+        for name, value in vars(loaded).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module
+            ):
+                found.append(f"{module}.{name}")
+                if not issubclass(value, CostloopError):
+                    strays.append(found[-1])
+    assert "costloop.engine.xlsx.parts.PackageError" in found
+    assert "costloop.bills.smtp.SessionError" in found
+    assert strays == []

@@ -13,7 +13,7 @@ import openpyxl
 import pytest
 
 from costloop.cli import main
-from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.model.sheets import OUTPUT_SHEETS
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path
 

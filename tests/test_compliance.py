@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -289,14 +290,14 @@ def test_variance_year_to_date_by_pool_and_metric():
 
 def test_a_rate_card_with_tier_rows_is_exempt_like_tiered():
     # Rates: GB-Month 0.08 up to 10,000, 0.04 above — ADM's big usage reaches the 0.04 tier.
-    book = make_book()
-    book.rates = pd.DataFrame(
+    rates = pd.DataFrame(
         [
             ("GB-Month", Decimal("0.08"), "Storage", 0.0, 10000.0, "2025-07"),
             ("GB-Month", Decimal("0.04"), "Storage", 10000.0, float("nan"), "2025-07"),
         ],
         columns=["Metric", "Rate", "Pool", "TierFrom", "TierTo", "EffectiveFrom"],
     )
+    book = replace(make_book(), rates=rates)  # the Book is frozen: a variant is a new one
     card = Charge(
         rule_id="R11",
         where="Rules!B12",

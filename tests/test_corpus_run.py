@@ -24,7 +24,7 @@ from test_corpus_roundtrip import (
     read_parts,
 )
 
-from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS
+from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS
 from costloop.engine.pipeline.commands import run_book
 from costloop.engine.workbook.host import OutputSheet
 from costloop.engine.xlsx import parts as xlsx_parts

@@ -237,9 +237,7 @@ def test_a_changed_bill_is_held_back_until_resend(book, server, tmp_path):
     assert resent.ok and resent.sent == ["ENG"]
     assert server.recipients()[emails(book)["ENG"]] == 2
     _, message = server.messages[-1]
-    assert message["Subject"] == (
-        f"Corrected: {SUBJECT} (was USD {was:,.2f}, now USD {now:,.2f})"
-    )
+    assert message["Subject"] == (f"Corrected: {SUBJECT} (was USD {was:,.2f}, now USD {now:,.2f})")
     assert (
         message.get_body(("plain",))
         .get_content()

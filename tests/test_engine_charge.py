@@ -105,8 +105,9 @@ def test_rate_card_prefers_the_pools_own_rows_and_reads_tier_rows():
         {"Metric": "GB", "Pool": "Storage", "Rate": "0.10", "TierFrom": 0, "TierTo": 100},
         {"Metric": "GB", "Pool": "Storage", "Rate": "0.05", "TierFrom": 100, "TierTo": None},
     ]
-    book = make_book(DEPS, budget=[(P, "Storage", 20)], usage=[(P, "ADM", "GB", 250)], rates=rates)
-    book.settings = FY
+    book = make_book(
+        DEPS, budget=[(P, "Storage", 20)], usage=[(P, "ADM", "GB", 250)], rates=rates, settings=FY
+    )
     result = run(book, plan(charges=[charge("S", "Storage", "GB", card=True)]))
     # 100 x 0.10 = 10.00, 150 x 0.05 = 7.50
     assert list(result.bills["Amount"]) == [D("10.00"), D("7.50")]

@@ -8,9 +8,10 @@ from engine_fixtures import allocate, charge, evenly, make_book, plan, shares
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.chargeback.execute import bills_frame, execute, run_period
 from costloop.engine.chargeback.journal import build_journal
+from costloop.engine.chargeback.recovery import build_pool_flows, build_recovery
 from costloop.engine.chargeback.tieouts import run_tieouts
 from costloop.engine.model.book import Settings
-from costloop.engine.model.result import JOURNAL_COLUMNS
+from costloop.engine.model.sheets import JOURNAL_COLUMNS
 from costloop.problems import Reason
 
 D = Decimal
@@ -151,22 +152,41 @@ def test_a_tampered_journal_or_bill_fails_the_tie_outs():
     run = run_period(drivers, steps, P)
     bills = bills_frame(drivers, run)
     journal = build_journal(drivers, bills, P)
-    tieouts, problems = run_tieouts(drivers, run, bills, journal)
+    recovery = build_recovery(build_pool_flows(drivers, [run]))
+    tieouts, problems = run_tieouts(drivers, run, bills, journal, recovery)
     assert all(t.passed for t in tieouts) and not problems
+    assert tieouts[2].detail == "credited = billed = recovered = 100.00"
 
     bad_journal = journal.copy()
     bad_journal.loc[0, "Debit"] = D("33.35")
-    tieouts, problems = run_tieouts(drivers, run, bills, bad_journal)
+    tieouts, problems = run_tieouts(drivers, run, bills, bad_journal, recovery)
     assert [t.passed for t in tieouts] == [True, False, True, True]
     assert [p.code for p in problems] == [Reason.UNBALANCED]
     assert "CB-2026-03-0001" in problems[0].message
 
+    # A bill line altered on its way to the sheet: the journal, made from the Bills,
+    # agrees with them; Recovery, made from what the rule credited its pool, does not.
     bad_bills = bills.copy()
     bad_bills.loc[2, "Amount"] = D("33.32")
-    tieouts, problems = run_tieouts(drivers, run, bad_bills, build_journal(drivers, bad_bills, P))
-    assert [t.passed for t in tieouts] == [False, True, True, False]
+    bad_journal = build_journal(drivers, bad_bills, P)
+    tieouts, problems = run_tieouts(drivers, run, bad_bills, bad_journal, recovery)
+    assert [t.passed for t in tieouts] == [False, True, False, False]
     assert {p.code for p in problems} == {Reason.TIE_OUT}
     assert "E: bill lines 99.99" in tieouts[0].detail
+    assert tieouts[2].detail == "Bills total 99.99 ≠ Recovery's 100.00 recovered in 2026-03"
+
+    # A Recovery row gone wrong: only the revenue check sees it.
+    bad_recovery = recovery.copy()
+    bad_recovery.loc[0, "Recovered"] = D("100.01")
+    tieouts, problems = run_tieouts(drivers, run, bills, journal, bad_recovery)
+    assert [t.passed for t in tieouts] == [True, True, False, True]
+    assert [(p.where, p.message) for p in problems] == [
+        (
+            "Bills",
+            "tie-out failed: Revenue equals bills: Bills total 100.00 ≠ Recovery's 100.01 "
+            "recovered in 2026-03",
+        )
+    ]
 
 
 def test_negative_amount_posts_as_a_credit():

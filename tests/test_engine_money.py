@@ -80,6 +80,9 @@ def test_money_and_quantity_text():
     assert cents_to_money(1200, 0) == Decimal("1200")
     assert format_quantity(Decimal("1234.50")) == "1,234.5"
     assert format_quantity(Decimal("1E+3")) == "1,000"
+    # Wider than Decimal's default 28 digits (a Headcount cell of 1E+28, found by
+    # tests/test_robustness.py): shown in full, not an InvalidOperation.
+    assert format_quantity(Decimal("1E+28")) == "10," + ",".join(["000"] * 9)
 
 
 # --- the vectorised forms give the same cents as the one-at-a-time ones ------------
@@ -142,3 +145,44 @@ def test_quantity_and_money_arrays_show_as_one_at_a_time():
             assert [d.as_tuple() for d in amounts] == [
                 cents_to_money(v, scale).as_tuple() for v in kept
             ]
+
+
+# --- one rounding, one conversion each (issue 15) ------------------------------------
+
+
+def test_round_to_places_is_the_bill_line_rounding_at_another_scale():
+    from costloop.engine.model.money import round_to_places
+
+    assert round_to_places(Fraction(1, 8), 2) == Decimal("0.13")
+    assert round_to_places(Fraction(-1, 8), 2) == Decimal("-0.13")
+    assert str(round_to_places(Fraction(1, 1), 4)) == "1.0000"  # exactly that many places
+    assert str(round_to_places(Decimal("2.5"), 0)) == "3"
+    for x in (Fraction(5, 2), Fraction(-5, 2), Fraction(249, 100), Fraction(-7, 3)):
+        assert round_to_places(x, 0) == round_half_up(x)
+
+
+@pytest.mark.parametrize(
+    "amount, places, cents",
+    [(Decimal("0.125"), 2, 13), (Decimal("-0.125"), 2, -13), (Decimal("12.5"), 0, 13),
+     (Fraction(1, 3), 2, 33), (Decimal("1.0005"), 3, 1001), (7, 2, 700)],
+)  # fmt: skip
+def test_to_minor_units_half_up(amount, places, cents):
+    from costloop.engine.model.money import to_minor_units
+
+    assert to_minor_units(amount, places) == cents
+    assert cents_to_money(cents, places) == Decimal(cents).scaleb(-places)
+
+
+def test_exact_numbers_from_result_frames():
+    import pandas as pd
+
+    from costloop.engine.model.money import exact_decimal, exact_fraction
+
+    assert str(exact_decimal(Decimal("0.10"))) == "0.10"  # as written
+    assert exact_decimal(0.1) == Decimal("0.1") and exact_decimal(np.float64(0.1)) == Decimal("0.1")
+    assert exact_fraction(0.1) == Fraction(1, 10)
+    assert exact_fraction(Fraction(1, 3)) == Fraction(1, 3)
+    assert exact_fraction("2.5") == Fraction(5, 2)
+    missing = [None, float("nan"), pd.NA, Decimal("NaN"), np.float64("nan")]
+    assert [exact_fraction(v) for v in missing] == [None] * 5
+    assert [exact_decimal(v) for v in missing] == [None] * 5

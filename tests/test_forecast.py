@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -12,18 +13,18 @@ from costloop.engine.itfm.forecast import (
     FORECAST_COLUMNS,
     forecast,
     least_squares,
-    round_half_up,
 )
 from costloop.engine.model.book import Book, Settings
+from costloop.engine.model.money import round_to_places as round_half_up
 from costloop.engine.model.periods import fiscal_periods, fiscal_periods_remaining
 from costloop.problems import Reason, Severity
 from costloop.rules.ast import (
+    ByPlan,
     Charge,
     FixedRate,
     Forecast,
     Growth,
     Name,
-    Plan,
     RunRate,
     Span,
     Trend,
@@ -63,7 +64,7 @@ def forecast_rule(text: str, where: str = "Rules!B12") -> Forecast:
     elif rest[0] == "GROWTH":
         method = Growth(Decimal(rest[1].rstrip("%")), method_span)
     elif rest[0] == "PLAN":
-        method = Plan(method_span)
+        method = ByPlan(method_span)
     else:
         method = RunRate(int(rest[3]), method_span)
     return Forecast(
@@ -325,11 +326,11 @@ def test_recovery_of_last_fiscal_year_is_not_carried():
 
 def test_break_even_rate_rounds_to_six_places():
     # (2,000.00 − 0) ÷ 300 = 6.6666.. -> 6.666667; usage run rate 150 a month.
-    book = _break_even_book()
-    book.usage = pd.DataFrame(
+    usage = pd.DataFrame(
         usage_series("GB", {"2026-04": 150.0}),
         columns=["Period", "Department", "Metric", "Quantity"],
     )
+    book = replace(_break_even_book(), usage=usage)  # the Book is frozen: a new one
     frame, _ = forecast(book, [], [charge_rule("Storage", "GB", "5")], None, "2026-04")
     assert rows_of(frame, "RATE", "Storage").iloc[0]["Forecast"] == Decimal("6.666667")
 
@@ -410,29 +411,59 @@ def test_rate_actual_is_the_average_rate_billed():
 # --- bad input ----------------------------------------------------------------------
 
 
-def test_trend_over_more_periods_than_exist_is_a_located_error():
+def test_trend_over_more_periods_than_exist_is_a_located_warning():
     book = make_book(usage=usage_series("vCPU-Hours", JAN_APR))
     rule = forecast_rule('FORECAST USAGE "vCPU-Hours" BY TREND OVER 6 PERIODS')
     frame, problems = forecast(book, [rule], [], None, "2026-04")
     [problem] = problems
-    assert problem.code is Reason.BAD_FORECAST and problem.is_error
+    # A warning: a forecast that cannot be computed never holds back the bills.
+    assert problem.code is Reason.BAD_FORECAST and problem.severity is Severity.WARNING
     assert problem.headline() == (
         "Rules!B12, character 43: TREND OVER 6 PERIODS needs 6 periods of actual usage of "
-        '"vCPU-Hours"; only 4 exist (2026-01 to 2026-04) — use OVER 4 PERIODS or fewer'
+        '"vCPU-Hours"; only 4 exist (2026-01 to 2026-04) — use OVER 4 PERIODS or fewer; until '
+        "then the Forecast sheet shows RUN RATE OVER 3 PERIODS in its place (its Method says so)"
     )
     assert problem.text[problem.start : problem.end] == "6"  # the caret sits under the n
-    # The rows are still filled (with the default) so the sheet is complete.
-    assert set(rows_of(frame, "USAGE", "vCPU-Hours")["Method"]) == {"RUN RATE OVER 3 PERIODS"}
+    # The rows are still filled (with the default) so the sheet is complete, and say so.
+    assert set(rows_of(frame, "USAGE", "vCPU-Hours")["Method"]) == {
+        "RUN RATE OVER 3 PERIODS — TREND OVER 6 PERIODS NOT COMPUTED: ONLY 4 OF 6 PERIODS OF "
+        "ACTUALS"
+    }
 
 
-def test_run_rate_over_more_periods_than_exist_is_an_error():
+def test_run_rate_over_more_periods_than_exist_is_a_warning():
     book = make_book(usage=usage_series("GB", {"2026-04": 10.0}))
     rule = forecast_rule('FORECAST USAGE "GB" BY RUN RATE OVER 3 PERIODS')
-    _, problems = forecast(book, [rule], [], None, "2026-04")
+    frame, problems = forecast(book, [rule], [], None, "2026-04")
+    assert problems[0].severity is Severity.WARNING
     assert "only 1 exists (2026-04) — use OVER 1 PERIODS or fewer" in problems[0].message
+    assert set(rows_of(frame, "USAGE", "GB")["Method"]) == {
+        "RUN RATE OVER 1 PERIODS — RUN RATE OVER 3 PERIODS NOT COMPUTED: ONLY 1 OF 3 PERIODS "
+        "OF ACTUALS"
+    }
 
 
-def test_plan_without_budget_for_remaining_periods_is_a_located_error():
+def test_growth_with_no_actuals_marks_its_rows_and_warns():
+    # A metric planned in the Budget but never used yet: nothing to compound from.
+    plan = [("2026-05", "Cloud", 0, "GB", 100), ("2026-06", "Cloud", 0, "GB", 120)]
+    book = make_book(budget=plan)
+    rule = forecast_rule('FORECAST USAGE "GB" BY GROWTH 2% PER PERIOD')
+    frame, problems = forecast(book, [rule], [], None, "2026-04")
+    [problem] = problems
+    assert problem.severity is Severity.WARNING
+    assert problem.message == (
+        'GROWTH 2% PER PERIOD compounds from the last period of actual usage of "GB", but none '
+        "exists up to 2026-04 — use BY PLAN; until then the Forecast sheet shows PLAN (NO USAGE "
+        "TO DATE) in its place (its Method says so)"
+    )
+    rows = rows_of(frame, "USAGE", "GB")
+    assert list(rows["Forecast"]) == [Decimal("100.0000"), Decimal("120.0000")]
+    assert set(rows["Method"]) == {
+        "PLAN (NO USAGE TO DATE) — GROWTH 2% PER PERIOD NOT COMPUTED: NO ACTUALS TO DATE"
+    }
+
+
+def test_plan_without_budget_for_remaining_periods_is_a_located_warning():
     book = make_book(
         budget=[("2026-05", "Cloud", 1_000_00, None, None)],
         actuals=[("2026-03", "Cloud", 900_00), ("2026-04", "Cloud", 1_100_00)],
@@ -440,8 +471,11 @@ def test_plan_without_budget_for_remaining_periods_is_a_located_error():
     rule = forecast_rule('FORECAST COST "Cloud" BY PLAN', where="Rules!B9")
     frame, problems = forecast(book, [rule], [], None, "2026-04")
     [problem] = problems
-    assert problem.code is Reason.NO_BUDGET and problem.is_error
+    assert problem.code is Reason.NO_BUDGET and problem.severity is Severity.WARNING
     assert problem.where == "Rules!B9"
+    assert "so those months are forecast by RUN RATE of its actuals over 2 periods" in (
+        problem.message
+    )
     assert "Budget sheet" in problem.message and "2026-06" in problem.message
     assert "2026-05" not in problem.message  # May has a budget
     rows = rows_of(frame, "COST", "Cloud")

@@ -18,7 +18,7 @@ from corpus import corpus_files
 from programs import SOFFICE, needs_libreoffice
 from test_corpus_run import demo_input_sheets, lay_inputs
 
-from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.model.sheets import OUTPUT_SHEETS
 from costloop.engine.pipeline.commands import run_book
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.workbooks import demo_path

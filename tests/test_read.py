@@ -523,7 +523,7 @@ def test_unknown_setting_near_a_known_one_is_a_warning():
     assert (p.severity, p.headline()) == (
         Severity.WARNING,
         'Settings!A7: costloop does not know the setting "FiscalYearStrat"; '
-        "did you mean FiscalYearStart?",
+        'did you mean "FiscalYearStart"?',
     )
     assert book.settings.fiscal_year_start == 7
     assert book.settings.raw["approver"] == "J. Smith"
@@ -537,7 +537,7 @@ def test_a_misspelt_usage_source_is_caught_and_the_real_one_kept_as_written():
     p = only(problems)
     assert (p.severity, p.headline()) == (
         Severity.WARNING,
-        'Settings!A7: costloop does not know the setting "UsageSorce"; did you mean UsageSource?',
+        'Settings!A7: costloop does not know the setting "UsageSorce"; did you mean "UsageSource"?',
     )
     # engine/read/usage_source.py reads these keys from the raw settings, as written.
     assert book.settings.raw["usagedepartmenttag"] == "cost-center"
@@ -686,8 +686,9 @@ def test_hundred_thousand_usage_rows_read_whole():
     # Speed is measured by benchmarks/bench_engine.py, not asserted here (shared machines).
     sheets = clean_sheets()
     departments = ["ADM", "FIN", "IT"]
-    sheets["Usage"] = [["Period", "Department", "Metric", "Quantity", "Service"]] + [
-        [f"2026-{1 + i % 12:02d}", departments[i % 3], "vCPU-Hours", (i % 997) / 4, "EC2"]
+    # Each row its own Reference: without one, equal rows would be repeats (a warning).
+    sheets["Usage"] = [["Period", "Department", "Metric", "Quantity", "Service", "Reference"]] + [
+        [f"2026-{1 + i % 12:02d}", departments[i % 3], "vCPU-Hours", (i % 997) / 4, "EC2", f"R{i}"]
         for i in range(100_000)
     ]
     book, problems = read(sheets)

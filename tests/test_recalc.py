@@ -335,7 +335,10 @@ def test_a_hung_libreoffice_is_stopped_whole_and_the_rest_of_the_batch_still_run
     elapsed = time.monotonic() - started
 
     assert freezer.frozen is not None
-    assert sorted(set(freezer.seen.values())) == ["oosplash", "soffice.bin"]
+    # The launcher and the office process; on a loaded machine the watcher may also catch
+    # the `soffice` shell script before it execs the launcher under the same pid.
+    seen = set(freezer.seen.values())
+    assert {"oosplash", "soffice.bin"} <= seen <= {"soffice", "oosplash", "soffice.bin"}
     # Stopped at the timeout, not hanging on: 20 s for the frozen start, one more start.
     assert elapsed < 20 + 60
     (problem,) = first.problems

@@ -41,14 +41,13 @@ def read_only(path: Path) -> None:
 # --- read-only and open workbooks --------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["run", "check"])
-def test_a_read_only_workbook_is_refused_before_anything_is_written(demo: Path, capsys, command):
+def test_a_read_only_workbook_is_refused_before_anything_is_written(demo: Path, capsys):
     read_only(demo)
     before = folder(demo)
-    assert main([command, str(demo)]) == 1
+    assert main(["run", str(demo)]) == 1
     err = capsys.readouterr().err
     assert err == (
-        f"costloop {command}: {demo}: the file is read-only, so costloop will not replace it; "
+        f"costloop run: {demo}: the file is read-only, so costloop will not replace it; "
         "make it writable (untick Read-only in its Properties) or write the result elsewhere "
         "with --output — nothing was changed\n"
     )
@@ -76,6 +75,109 @@ def test_a_workbook_open_in_excel_or_libreoffice_is_refused(
         f"open, delete {lock_name}\n"
     )
     assert folder(demo) == before
+
+
+# --- check reads: it reports on a workbook open in Excel or read-only, writing nothing ----
+
+TYPO = 'ALLOCATE "Network" TO DEPARTMENTS BY Headcont'
+TYPO_LINES = [
+    'Rules!B6, character 38: unknown column "Headcont" — did you mean Headcount?',
+    "  " + TYPO,
+    "  " + " " * 37 + "^",
+]
+
+
+def misspell_a_rule(path: Path) -> None:
+    wb = openpyxl.load_workbook(path)
+    for row in wb["Rules"].iter_rows(min_row=2):
+        if row[0].value == "R05":
+            row[1].value = TYPO
+    wb.save(path)
+
+
+@pytest.mark.parametrize(
+    ("lock_name", "program"),
+    [("~$demo.xlsx", "Excel"), (".~lock.demo.xlsx#", "LibreOffice")],
+)
+@pytest.mark.parametrize("typo", [False, True], ids=["clean", "typo"])
+def test_check_reports_on_a_workbook_open_in_excel_without_writing(
+    demo: Path, capsys, lock_name: str, program: str, typo: bool
+):
+    if typo:
+        misspell_a_rule(demo)
+    (demo.parent / lock_name).write_bytes(b"\x05Alice")
+    before = folder(demo)
+    # The exit code is the findings', as if Rule Check had been written.
+    assert main(["check", str(demo)]) == (1 if typo else 0)
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        *(TYPO_LINES if typo else []),
+        f"{demo}: 20 rule(s) checked, {int(typo)} error(s), 0 warning(s)",
+        f"{demo}: Rule Check was not written, as it is open in {program} (its lock file "
+        f"{lock_name} is beside it); the problems are listed above. To get the sheet, close it "
+        f"there (or delete {lock_name} if it is not open) and check again, or write it into a "
+        "copy with --output OUT.xlsx",
+    ]
+    assert captured.err == ""
+    assert folder(demo) == before
+
+
+def test_check_reports_on_a_read_only_workbook_without_writing(demo: Path, capsys):
+    misspell_a_rule(demo)
+    read_only(demo)  # root may still write it: costloop goes by the mode (write_guard)
+    before = folder(demo)
+    assert main(["check", str(demo)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        *TYPO_LINES,
+        f"{demo}: 20 rule(s) checked, 1 error(s), 0 warning(s)",
+        f"{demo}: Rule Check was not written, as it is read-only; the problems are listed above. "
+        "To get the sheet, make it writable (untick Read-only in its Properties) and check "
+        "again, or write it into a copy with --output OUT.xlsx",
+    ]
+    assert folder(demo) == before
+    assert stat.S_IMODE(demo.stat().st_mode) == 0o444
+    assert "Rule Check" not in FileWorkbook(demo).sheet_names()
+
+
+def test_check_output_writes_rule_check_into_a_copy(demo: Path, tmp_path: Path, capsys):
+    misspell_a_rule(demo)
+    read_only(demo)
+    (demo.parent / "~$demo.xlsx").write_bytes(b"\x05Alice")  # open in Excel as well
+    before = folder(demo)
+    out = tmp_path / "checked" / "demo-checked.xlsx"
+    out.parent.mkdir()
+    assert main(["check", str(demo), "--output", str(out)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        *TYPO_LINES,
+        f"{demo}: 20 rule(s) checked, 1 error(s), 0 warning(s)",
+        f"Wrote Rule Check to {out}",
+    ]
+    assert folder(demo) == before
+    copy = FileWorkbook(out)
+    assert copy.sheet_names() == [*FileWorkbook(demo).sheet_names(), "Rule Check"]
+    r05 = [r for r in copy.read_sheet("Rule Check") if r[0] == "R05"]
+    assert r05 == [["R05", "Rules!B6", "ERROR", TYPO_LINES[0].split(", ", 1)[1], None]]
+    # The copy is the user's to edit (and to check into again), though the source is not.
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    assert main(["check", str(demo), "--output", str(out)]) == 1
+
+
+def test_check_output_refuses_a_read_only_copy_and_a_wrong_name(demo: Path, tmp_path, capsys):
+    out = tmp_path / "out.xlsx"
+    shutil.copyfile(demo, out)
+    read_only(out)
+    before = digest(out)
+    assert main(["check", str(demo), "--output", str(out)]) == 1
+    assert capsys.readouterr().err == (
+        f"costloop check: --output {out}: the file is read-only, so costloop will not replace "
+        "it; make it writable (untick Read-only in its Properties) or choose another file — "
+        "nothing was changed\n"
+    )
+    assert digest(out) == before
+    assert main(["check", str(demo), "--output", str(tmp_path / "out.csv")]) == 2
+    assert capsys.readouterr().err == (
+        f"costloop check: --output {tmp_path / 'out.csv'}: give a .xlsx or .xlsm file name\n"
+    )
 
 
 def test_the_lock_of_another_workbook_does_not_block(demo: Path):

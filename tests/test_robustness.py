@@ -16,10 +16,11 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS
+from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS
 from costloop.engine.pipeline.run import run_workbook
 from costloop.engine.workbook.host import ExcelError, OutputSheet
 from costloop.engine.xlsx.file_workbook import FileWorkbook
+from costloop.problems import Reason
 from costloop.workbooks import demo_path
 
 # A cell (`Usage!D12`, `Rules!B3, B5`), a command-line option, or a whole sheet.
@@ -110,3 +111,6 @@ def test_any_typed_input_ends_in_located_problems_not_an_exception(changes):
     for problem in outcome.problems:
         assert LOCATION.match(problem.where), problem.where
         assert problem.message
+        # A crash inside Forecast, Variance or Compliance becomes a NOT_COMPUTED warning so
+        # the bills still go out (engine/pipeline/itfm_sheets.py); typed input must not crash.
+        assert problem.code is not Reason.NOT_COMPUTED, problem.message

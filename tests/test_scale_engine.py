@@ -13,7 +13,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from costloop.engine.itfm.compliance import _as_decimal, rate_exceptions
+from costloop.engine.itfm.compliance import rate_exceptions
+from costloop.engine.model.money import exact_decimal
 from costloop.rules.ast import name_key
 
 
@@ -22,7 +23,7 @@ def _reference_rate_exceptions(bills, periods, exempt_rules):
     checked: set[str] = set()
     groups: dict = {}
     for line in bills.itertuples(index=False):
-        rate = _as_decimal(line.Rate)
+        rate = exact_decimal(line.Rate)
         if line.Period not in periods or rate is None or str(line.Rule) in exempt_rules:
             continue
         if not isinstance(line.Metric, str) or not line.Metric.strip():

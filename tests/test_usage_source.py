@@ -198,7 +198,9 @@ def test_focus_without_a_tag_bills_the_sub_account(tmp_path):
         ],
     )
     assert _problems(book) == [
-        "focus.csv!B3: SubAccountId is blank; type who used it (a department or a pool)"
+        "focus.csv!B3: 1 row (row 3) has a blank SubAccountId, so no department, and "
+        "BilledCost 1.00 is not billed; tag who used it, or set Settings UntaggedDepartment "
+        "to the department or cost pool that takes rows without one"
     ]
     row = prepare(FileWorkbook(book)).book.usage.iloc[0]
     assert (row.Period, row.Department, row.Metric, row.Quantity) == (
@@ -313,8 +315,10 @@ def test_focus_tags_as_a_parquet_map_give_the_department(tmp_path):
         TO '{tmp_path / "focus.parquet"}' (FORMAT parquet)"""
     )
     assert _problems(book) == [
-        'focus.parquet!B4: Tags has no "cost-center" tag (or it is blank, or Tags is not JSON); '
-        "tag the resource with who used it (a department or a pool)"
+        'focus.parquet!B4: 1 row (row 4) has no "cost-center" tag in Tags (or it is blank, or '
+        "Tags is not JSON), so no department, and EffectiveCost 9.00 is not billed; tag who "
+        "used it, or set Settings UntaggedDepartment to the department or cost pool that "
+        "takes rows without one"
     ]
     usage = prepare(FileWorkbook(book)).book.usage
     assert list(zip(usage["Department"], usage["Quantity"], strict=True)) == [("ENG", 4.0)]
@@ -331,8 +335,10 @@ def test_focus_tags_that_are_not_json_are_named_at_their_cell(tmp_path):
         ],
     )
     assert _problems(book) == [
-        'focus.csv!B3: Tags has no "cost-center" tag (or it is blank, or Tags is not JSON); '
-        "tag the resource with who used it (a department or a pool)"
+        'focus.csv!B3: 1 row (row 3) has no "cost-center" tag in Tags (or it is blank, or '
+        "Tags is not JSON), so no department, and EffectiveCost 3.00 is not billed; tag who "
+        "used it, or set Settings UntaggedDepartment to the department or cost pool that "
+        "takes rows without one"
     ]
 
 

@@ -9,7 +9,15 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from costloop.rules.ast import name_key
+import costloop.rules as rules_pkg
+from costloop.engine.chargeback.execute import execute
+from costloop.engine.itfm.forecast import forecast
+from costloop.engine.pipeline.run import run_workbook
+from costloop.engine.read.names import names_from_book
+from costloop.engine.read.reader import read_book
+from costloop.engine.xlsx.file_workbook import FileWorkbook
+from costloop.rules import check, order, parse_rules
+from costloop.rules.ast import RuleCell, name_key
 from costloop.workbooks import demo_data, generate
 
 WORKBOOKS = Path(generate.__file__).resolve().parent
@@ -213,15 +221,10 @@ def test_demo_reciprocal_pair_is_a_cycle(rule_texts):
 
 
 def test_demo_rules_parse_and_check_without_problems():
-    rules_pkg = pytest.importorskip("costloop.rules")
-    if not hasattr(rules_pkg, "parse_rules") or not hasattr(rules_pkg, "check"):
-        pytest.skip("costloop.rules parse_rules/check have not landed yet")
     book = _demo_book()
     cells = [c for c in book.rules if c.enabled]
     assert len(cells) == len(book.rules) - 1  # one rule is kept but disabled
     rules, problems = rules_pkg.parse_rules(cells)
-    from costloop.engine.read.names import names_from_book
-
     problems += rules_pkg.check(rules, names_from_book(book), book.rules)
     plan, ordered = rules_pkg.order(rules, book.pools)
     assert [p.render() for p in problems + ordered] == []
@@ -232,9 +235,7 @@ def test_demo_rules_parse_and_check_without_problems():
 
 
 def _demo_book():
-    read = pytest.importorskip("costloop.engine.read.reader")
-    xlsx = pytest.importorskip("costloop.engine.xlsx.file_workbook")
-    book, problems = read.read_book(xlsx.FileWorkbook(WORKBOOKS / "demo.xlsx"))
+    book, problems = read_book(FileWorkbook(WORKBOOKS / "demo.xlsx"))
     assert [p.render() for p in problems] == []
     return book
 
@@ -242,13 +243,6 @@ def _demo_book():
 @pytest.fixture(scope="module")
 def demo_run():
     """The demo run through the engine: (book, plan, result, forecast frame)."""
-    try:
-        from costloop.engine.chargeback.execute import execute
-        from costloop.engine.itfm.forecast import forecast
-        from costloop.engine.read.names import names_from_book
-        from costloop.rules import check, order, parse_rules
-    except ImportError as missing:
-        pytest.skip(f"engine not ready: {missing}")
     book = _demo_book()
     rules, problems = parse_rules([c for c in book.rules if c.enabled])
     problems += check(rules, names_from_book(book), book.rules)
@@ -406,11 +400,6 @@ def test_demo_money_is_exact_cents(demo):
 
 
 def test_demo_runs_end_to_end_through_the_pipeline(tmp_path):
-    try:
-        from costloop.engine.pipeline.run import run_workbook
-        from costloop.engine.xlsx.file_workbook import FileWorkbook
-    except ImportError as missing:
-        pytest.skip(f"pipeline not ready: {missing}")
     book = tmp_path / "demo.xlsx"
     book.write_bytes((WORKBOOKS / "demo.xlsx").read_bytes())
     out = tmp_path / "out.xlsx"
@@ -435,8 +424,6 @@ def test_settings_formats_fit_their_validation(book):
 
 
 def test_instruction_examples_parse_and_mistakes_do_not():
-    rules_pkg = pytest.importorskip("costloop.rules")
-    from costloop.rules.ast import RuleCell
     from costloop.workbooks import instructions
 
     rows = instructions.sheet_rows()

@@ -29,6 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from costloop.engine.chargeback.blank_drivers import blank_driver_cells
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.model.money import (
     as_int_array,
@@ -87,7 +88,8 @@ class Receivers:
     """The departments' quantities (None: blank)."""
     keep: bool = False
     """True: nothing is spread this period (IF NO USAGE KEEP, or a FAIL error)."""
-    problems: list[Problem] | None = None
+    problems: list[Problem] = field(default_factory=list)
+    """What finding the receivers raised (a WHERE column that does not exist, a zero driver)."""
     keys: np.ndarray | None = None
     """`Drivers.department_keys` (the department positions point into it)."""
 
@@ -141,24 +143,6 @@ def _evenly(drivers: Drivers, positions: np.ndarray, pool_keys: list[str]) -> Re
     )
 
 
-def _column_weights(drivers: Drivers, column_key: str) -> tuple[str | None, np.ndarray, np.ndarray]:
-    """(header, integer weight, quantity shown) of every department for a BY <column> driver.
-
-    The same for every period and rule, so worked out once per column: values
-    brought to one denominator (the ratios are what spreads), Decimals to show.
-    """
-    cached = drivers.cache.get(("column weights", column_key))
-    if cached is not None:
-        return cached
-    header, values = drivers.department_column(column_key)
-    exact = [values.get(k, Fraction(0)) for k in drivers.department_order]
-    weights = as_int_array(integer_weights(exact))
-    quantities = np.empty(len(exact), dtype=object)
-    quantities[:] = [Decimal(v.numerator) / Decimal(v.denominator) for v in exact]
-    drivers.cache[("column weights", column_key)] = (header, weights, quantities)
-    return header, weights, quantities
-
-
 def rule_problem(
     rule: Allocate,
     code: Reason,
@@ -210,7 +194,8 @@ def receivers(
     if isinstance(driver, UsageDriver):
         found = _by_usage(drivers, driver, on_usage, period, positions, pool_keys)
     elif isinstance(driver, ColumnDriver):
-        header, weights, quantities = _column_weights(drivers, driver.column.key)
+        header, weights, quantities = drivers.column_weights(driver.column.key)
+        problems += blank_driver_cells(drivers, rule, header, positions, amount, period)
         weights = weights[positions]
         billed = weights != 0
         positions = positions[billed]

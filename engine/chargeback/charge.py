@@ -5,54 +5,29 @@ half-up to the minor unit. A graduated price (``TIERED`` in the rule, or tier
 rows on the Rates sheet) gives one line per band the department's quantity
 reaches, each rounded half-up: ``FIRST 1000 AT 0.05, NEXT 9000 AT 0.04,
 ABOVE AT 0.03`` bills 12,000 as 1,000 @ 0.05 + 9,000 @ 0.04 + 2,000 @ 0.03.
+A net credit (a department's usage adding up below zero, as FOCUS refunds and
+credits can) is one line below zero at the first band's rate: a credit line,
+which the Journal posts with its sides swapped.
 
-``RATE CARD`` reads `Rates`: rows for the metric, for the charged pool if any
-row names it (else rows with a blank Pool), whose EffectiveFrom is the latest
-not after the period (a blank EffectiveFrom is in force from the start).
+``RATE CARD`` prices by the schedule `costloop.engine.chargeback.rates` finds in
+force: rows for the metric, for the charged pool if any row names it (else rows
+with a blank Pool), whose EffectiveFrom is the latest not after the period (a
+blank EffectiveFrom is in force from the start).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
-import pandas as pd
 
 from costloop.engine.chargeback.drivers import Drivers
-from costloop.engine.model.money import charge_cents_array, fits_int64, to_decimal
+from costloop.engine.chargeback.rates import Band
+from costloop.engine.model.money import charge_cents_array, fits_int64
 from costloop.engine.model.result import BillLines, Quantities
 from costloop.problems import Problem, Reason, Severity
-from costloop.rules.ast import Charge, FixedRate, RateCard, Span, Tiered, name_key
-
-
-@dataclass(frozen=True)
-class Band:
-    """Quantities from ``low`` up to ``high`` (None: no limit) are priced at ``rate``."""
-
-    low: Fraction
-    high: Fraction | None
-    rate: Decimal
-
-
-def _blank(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float) and value != value:
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
-def _effective(value: object) -> str:
-    """EffectiveFrom as ``YYYY-MM`` ('' when blank: in force from the start)."""
-    if _blank(value):
-        return ""
-    if hasattr(value, "year") and hasattr(value, "month"):
-        return f"{value.year:04d}-{value.month:02d}"
-    text = str(value).strip()
-    year, _, month = text[:7].partition("-")
-    return f"{year}-{int(month):02d}" if month.isdigit() else text[:7]
+from costloop.rules.ast import Charge, FixedRate, RateCard, Span, Tiered
 
 
 def tier_bands(tiered: Tiered) -> list[Band]:
@@ -66,76 +41,6 @@ def tier_bands(tiered: Tiered) -> list[Band]:
         bands.append(Band(low, high, tier.rate))
         low = high
     return bands
-
-
-@dataclass(frozen=True)
-class _RateRow:
-    metric: str
-    pool: str
-    effective: str
-    rate: Decimal
-    tier_from: object
-    tier_to: object
-
-
-def _rate_rows(drivers: Drivers) -> list[_RateRow]:
-    """The Rates sheet parsed once per run (it is read for every charge and period)."""
-    cached = drivers.cache.get("rates")
-    if cached is not None:
-        return cached
-    rates = drivers.book.rates
-    rows: list[_RateRow] = []
-    if rates is not None and not rates.empty and "Metric" in rates and "Rate" in rates:
-
-        def column(name: str) -> list:
-            return list(rates[name]) if name in rates else [None] * len(rates)
-
-        for metric, pool, effective, rate, low, high in zip(
-            column("Metric"),
-            column("Pool"),
-            column("EffectiveFrom"),
-            column("Rate"),
-            column("TierFrom"),
-            column("TierTo"),
-            strict=True,
-        ):
-            if _blank(metric) or _blank(rate):
-                continue
-            rows.append(
-                _RateRow(
-                    name_key(str(metric)),
-                    "" if _blank(pool) else name_key(str(pool)),
-                    _effective(effective),
-                    to_decimal(rate),
-                    low,
-                    high,
-                )
-            )
-    drivers.cache["rates"] = rows
-    return rows
-
-
-def rate_card(drivers: Drivers, rule: Charge, period: str) -> list[Band] | None:
-    """The Rates rows in force for the rule's metric and pool in ``period`` (None: no rate)."""
-    rows = [r for r in _rate_rows(drivers) if r.metric == rule.metric.key]
-    own = [r for r in rows if r.pool == rule.pool.key]
-    rows = own or [r for r in rows if r.pool == ""]
-    in_force = [r.effective for r in rows if r.effective <= period]
-    if not in_force:
-        return None
-    latest = max(in_force)
-    rows = [r for r in rows if r.effective == latest]
-    if not any(not _blank(r.tier_from) or not _blank(r.tier_to) for r in rows):
-        return [Band(Fraction(0), None, rows[0].rate)]
-    bands = [
-        Band(
-            Fraction(0) if _blank(r.tier_from) else Fraction(to_decimal(r.tier_from)),
-            None if _blank(r.tier_to) else Fraction(to_decimal(r.tier_to)),
-            r.rate,
-        )
-        for r in rows
-    ]
-    return sorted(bands, key=lambda b: b.low)
 
 
 def _in_units(bands: list[Band], scale: int) -> tuple[list[tuple[int, int | None, Decimal]], int]:
@@ -174,6 +79,7 @@ def bill_charge(
         )
     positions = drivers.department_positions(on_deps)
     used = drivers.department_usage(rule.metric.key, on_usage, period, positions)
+    problems += _pool_usage_not_billed(drivers, rule, on_usage, period)
     billed = used != 0
     if not billed.any():
         if rule.where_clause and not unknown:
@@ -185,8 +91,8 @@ def bill_charge(
     elif isinstance(pricing, Tiered):
         bands = tier_bands(pricing)
     elif isinstance(pricing, RateCard):
-        card = rate_card(drivers, rule, period)
-        if card is None:
+        schedule = drivers.rate_cards.in_force(rule.pool.key, rule.metric.key, period)
+        if schedule is None:
             metric = drivers.metric_names.get(rule.metric.key, rule.metric.text)
             problems.append(
                 Problem(
@@ -202,7 +108,7 @@ def bill_charge(
                 )
             )
             return None, problems
-        bands = card
+        bands = schedule.bands
     else:  # pragma: no cover - the AST has no other pricing
         raise TypeError(pricing)
 
@@ -224,9 +130,16 @@ def _band_lines(
     units = used * up if _fits(used, up, limits) else used.astype(object) * up
     minor = drivers.minor_unit
     at, cents, parts, rates, tiers = [], [], [], [], []
+    credit = units < 0
     for n, (low, high, rate) in enumerate(limits):
         part = (units if high is None else np.minimum(units, high)) - low
         reached = part > 0
+        if n == 0 and credit.any():
+            # A net credit (FOCUS refunds and credits larger than the period's charges) is
+            # one line below zero at the first band's rate, never dropped: bands are
+            # reached by positive quantities only.
+            part = np.where(credit, units, part)
+            reached = reached | credit
         if not reached.any():
             continue
         part = part[reached]
@@ -284,6 +197,30 @@ def _where_selects_nothing(drivers: Drivers, rule: Charge, period: str) -> list[
             f'WHERE matches none of the {rows} "{metric}" usage row{"s" if rows != 1 else ""} '
             f"of {period}, so this rule bills nothing; check the WHERE values",
             span,
+            Severity.WARNING,
+        )
+    ]
+
+
+def _pool_usage_not_billed(
+    drivers: Drivers, rule: Charge, on_usage: list, period: str
+) -> list[Problem]:
+    """Usage booked to a cost pool (Settings UntaggedDepartment can route FOCUS rows to
+    one): a CHARGE bills departments, so it would be left out without a word."""
+    found = drivers.usage_by_receiver(rule.metric.key, on_usage, period)
+    pools = [(key, units) for key, units in found.items() if key in drivers.pool_names and units]
+    if not pools:
+        return []
+    metric = drivers.metric_names.get(rule.metric.key, rule.metric.text)
+    names = ", ".join(f'"{drivers.pool_names[key]}"' for key, _ in sorted(pools))
+    return [
+        Problem.at_rule(
+            rule,
+            Reason.UNALLOCATED,
+            f'"{metric}" usage of {period} is booked to the cost pool {names}, which a CHARGE '
+            "does not bill (it bills departments); spread the pool's share with ALLOCATE … "
+            "BY USAGE, or book that usage to a department",
+            rule.metric.span,
             Severity.WARNING,
         )
     ]

@@ -39,7 +39,7 @@ from costloop.engine.model.issued import (
     Issued,
 )
 from costloop.engine.model.money import exact_sums
-from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS, JOURNAL_COLUMNS
 from costloop.problems import Problem, Severity
 from costloop.rules.ast import name_key
 from costloop.rules.plan import Plan

@@ -17,7 +17,7 @@ from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.chargeback.journal import build_journal
 from costloop.engine.model.disputes import ACCEPTED, Dispute
 from costloop.engine.model.issued import CREDIT_MEMO, Issued
-from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS, JOURNAL_COLUMNS
 from costloop.rules.ast import name_key
 
 

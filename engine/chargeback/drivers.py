@@ -13,6 +13,7 @@ filters both. Text compares case-insensitively (as names do), numbers numericall
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -20,12 +21,17 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from costloop.engine.chargeback.rates import RateCards
 from costloop.engine.model.book import Book
-from costloop.engine.model.money import quantity_units, to_fraction
-from costloop.engine.model.values import cell_number
+from costloop.engine.model.money import (
+    as_int_array,
+    integer_weights,
+    quantity_units,
+    to_fraction,
+)
+from costloop.engine.model.values import cell_number, is_blank, yes_no
 from costloop.rules.ast import Condition, name_key
 
-_NO = {"n", "no", "false", "0", "f"}
 _NO_USAGE = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
@@ -40,22 +46,13 @@ class Department:
     row: int | None
 
 
-def _is_blank(value: object) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    if isinstance(value, float) and np.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
 def _billable(value: object) -> bool:
-    if _is_blank(value):
-        return True
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.number):
-        return value != 0
-    return str(value).strip().casefold() not in _NO
+    """Departments.Billable as the reader reads it (`yes_no`: blank is Y, ``f`` is N)."""
+    flag = yes_no(value)
+    if flag is None:
+        # The reader refuses such a cell at its cell; only a Book built in code gets here.
+        raise ValueError(f"Billable must be Y or N (or blank for Y), got {value!r}")
+    return flag
 
 
 def name_keys(values: list) -> list[str]:
@@ -172,17 +169,6 @@ def _key_codes(column: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
     return key_codes[codes], code_of
 
 
-def _metric_names(book: Book) -> dict[str, str]:
-    """Metric key -> first spelling (as `Book.metrics`, but one name_key per distinct text)."""
-    out: dict[str, str] = {}
-    for frame in (book.usage, book.budget, book.rates):
-        if frame is not None and "Metric" in frame:
-            for name in frame["Metric"].dropna().astype(str).drop_duplicates():
-                if name.strip():
-                    out.setdefault(name_key(name), name)
-    return out
-
-
 class Drivers:
     """The Book's departments, pool costs and usage, shaped for allocating and charging."""
 
@@ -191,7 +177,7 @@ class Drivers:
         self.settings = book.settings
         self.minor_unit = book.settings.minor_unit
         self.pool_names: dict[str, str] = book.pools
-        self.metric_names: dict[str, str] = _metric_names(book)
+        self.metric_names: dict[str, str] = book.metrics
         self.departments: dict[str, Department] = {}
         deps = book.departments
 
@@ -214,7 +200,7 @@ class Drivers:
             self.departments[key] = Department(
                 key=key,
                 code=code,
-                name="" if _is_blank(name) else str(name).strip(),
+                name="" if is_blank(name) else str(name).strip(),
                 fund=str(fund).strip(),
                 billable=_billable(billable) if "Billable" in deps else True,
                 row=int(row) if "_row" in deps else None,
@@ -227,9 +213,23 @@ class Drivers:
         self._prepare_usage()
         self._usage_cache: dict[tuple, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
         self._receiver_usage_cache: dict[tuple, dict[str, int]] = {}
-        self.cache: dict[object, object] = {}
-        """Anything derived from the Book once per run (the parsed Rates, driver columns)."""
-        self._text_cache: dict[str, pd.Series] = {}
+        # Worked out once per run and read for every rule and period of the year, each in
+        # a field of its own (not one dict that other modules wrote into under magic keys).
+        self._positions_by_where: dict[tuple, np.ndarray] = {}
+        self._columns: dict[str, tuple[str | None, dict[str, Fraction]]] = {}
+        self._column_weights: dict[str, tuple[str | None, np.ndarray, np.ndarray]] = {}
+        self.rate_cards = RateCards(book.rates)
+        """The Rates sheet, resolved by `costloop.engine.chargeback.rates` for every charge."""
+
+    @functools.cached_property
+    def department_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Code and Name of every department, in `department_keys` order (for bill lines)."""
+        deps = [self.departments[k] for k in self.department_order]
+        codes = np.empty(len(deps), dtype=object)
+        codes[:] = [d.code for d in deps]
+        names = np.empty(len(deps), dtype=object)
+        names[:] = [d.name for d in deps]
+        return codes, names
 
     # --- pool cost ---------------------------------------------------------
     def _prepare_costs(self) -> None:
@@ -312,8 +312,8 @@ class Drivers:
 
     def department_positions(self, on_departments: list[tuple[str, Condition]]) -> np.ndarray:
         """`department_receivers` as positions in `department_keys` (name order)."""
-        signature = ("receivers", tuple((c, cond.op, cond.values) for c, cond in on_departments))
-        cached = self.cache.get(signature)
+        signature = tuple((c, cond.op, cond.values) for c, cond in on_departments)
+        cached = self._positions_by_where.get(signature)
         if cached is not None:
             return cached
         deps = self.book.departments
@@ -329,7 +329,7 @@ class Drivers:
             ],
             dtype=np.intp,
         )
-        self.cache[signature] = found
+        self._positions_by_where[signature] = found
         return found
 
     def usage_by_receiver(
@@ -421,9 +421,27 @@ class Drivers:
             return order[:0]
         return order[bounds[code] : bounds[code + 1]]
 
+    def column_weights(self, column_key: str) -> tuple[str | None, np.ndarray, np.ndarray]:
+        """(header, integer weight, quantity shown) of every department for a BY <column>
+        driver, in `department_order`.
+
+        The same for every period and rule, so worked out once per column: values
+        brought to one denominator (the ratios are what spreads), Decimals to show.
+        """
+        cached = self._column_weights.get(column_key)
+        if cached is not None:
+            return cached
+        header, values = self.department_column(column_key)
+        exact = [values.get(k, Fraction(0)) for k in self.department_order]
+        weights = as_int_array(integer_weights(exact))
+        quantities = np.empty(len(exact), dtype=object)
+        quantities[:] = [Decimal(v.numerator) / Decimal(v.denominator) for v in exact]
+        self._column_weights[column_key] = (header, weights, quantities)
+        return header, weights, quantities
+
     def department_column(self, column_key: str) -> tuple[str | None, dict[str, Fraction]]:
         """(header as written, exact value per department key) of a numeric Departments column."""
-        cached = self.cache.get(("column", column_key))
+        cached = self._columns.get(column_key)
         if cached is not None:
             return cached
         deps = self.book.departments
@@ -438,5 +456,5 @@ class Drivers:
                 # refused at its cell by the checks before anything ran.
                 number = None if isinstance(value, bool) else cell_number(value)
                 values[key] = Fraction(0) if number is None else to_fraction(number)
-        self.cache[("column", column_key)] = (column, values)
+        self._columns[column_key] = (column, values)
         return column, values

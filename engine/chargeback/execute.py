@@ -3,7 +3,9 @@
 `execute` runs the rules for each period from the start of the fiscal year up
 to the billed one (Recovery is recomputed from the rules, so past rate and
 usage changes show), then builds the billed period's Bills and Journal, the
-year's Recovery and pool flows, and runs the tie-outs (docs/contract.md#tie-outs).
+year's Recovery and pool flows, and runs the tie-outs (docs/contract.md#tie-outs) —
+unless the billed period has an error: those bills are held back, never
+issued, so there is nothing to tie out.
 
 Within a period a pool's books are kept in minor units:
 
@@ -41,8 +43,9 @@ from costloop.engine.model.book import Book
 from costloop.engine.model.issued import CHARGE
 from costloop.engine.model.money import cents_to_money, format_money, money_array, object_array
 from costloop.engine.model.periods import fiscal_periods_to_date
-from costloop.engine.model.result import BILL_COLUMNS, BillLines, PeriodRun, Result, Spread
-from costloop.problems import Problem, Reason, Severity
+from costloop.engine.model.result import BillLines, PeriodRun, Result, Spread, TieOut
+from costloop.engine.model.sheets import BILL_COLUMNS
+from costloop.problems import Problem, Reason, Severity, has_errors
 from costloop.rules.plan import Plan
 
 FLOW_KEYS = ("direct", "received", "onward", "billed", "unallocated", "charged")
@@ -116,7 +119,7 @@ def run_period(drivers: Drivers, plan: Plan, period: str) -> PeriodRun:
             rule = step.rules[0]
             amount = books.balance(rule.pool.key)
             found = receivers(drivers, rule, period, amount, books.direct)
-            run.problems += found.problems or []
+            run.problems += found.problems
             books.post(spread_rule(rule, amount, found))
         spread_pools.update(r.pool.key for r in step.rules)
 
@@ -216,7 +219,7 @@ def _lines_frame(drivers: Drivers, periods: list[tuple[str, list[BillLines]]]) -
     def per_line(arrays: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(arrays)[order]
 
-    codes, names = _department_labels(drivers)
+    codes, names = drivers.department_labels
     at = at[order]
     pool_names = drivers.pool_names
     frame = {
@@ -245,19 +248,6 @@ def _ranks(names: list[str]) -> np.ndarray:
     """Each name's place in sorted order (equal names share a place)."""
     place = {name: i for i, name in enumerate(sorted(set(names)))}
     return np.array([place[n] for n in names], dtype=np.int64)
-
-
-def _department_labels(drivers: Drivers) -> tuple[np.ndarray, np.ndarray]:
-    """Code and Name of every department, in `Drivers.department_keys` order."""
-    cached = drivers.cache.get("department labels")
-    if cached is None:
-        deps = [drivers.departments[k] for k in drivers.department_order]
-        codes = np.empty(len(deps), dtype=object)
-        codes[:] = [d.code for d in deps]
-        names = np.empty(len(deps), dtype=object)
-        names[:] = [d.name for d in deps]
-        cached = drivers.cache["department labels"] = (codes, names)
-    return cached
 
 
 def _earlier(problem: Problem, period: str) -> Problem:
@@ -301,8 +291,12 @@ def execute(book: Book, plan: Plan, period: str) -> Result:
         amounts[rule_id] += cents
     rule_amounts = {k: cents_to_money(v, minor) for k, v in sorted(amounts.items())}
 
-    tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal)
-    problems += tie_problems
+    tieouts: list[TieOut] = []
+    if not has_errors(billed.problems):
+        # Bills held back by an error are never issued: checking them would report a
+        # PASS for bills nobody gets (Run Log shows the tie-outs as not run).
+        tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal, recovery)
+        problems += tie_problems
     return Result(
         period=period,
         bills=bills,

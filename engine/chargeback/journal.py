@@ -25,7 +25,7 @@ import pandas as pd
 from costloop.engine.chargeback.allocate import SHARE_METRIC
 from costloop.engine.chargeback.drivers import Drivers, name_keys
 from costloop.engine.model.money import format_quantity, object_array
-from costloop.engine.model.result import JOURNAL_COLUMNS
+from costloop.engine.model.sheets import JOURNAL_COLUMNS
 from costloop.rules.ast import name_key
 
 
@@ -45,12 +45,6 @@ def _describe(
     if has_metric and has_quantity:
         return f"by {metric} {format_quantity(quantity)}"
     return "split evenly"
-
-
-def memo(period: str, pool: str, lines: list[tuple[object, object, object]]) -> str:
-    """``Chargeback 2026-03 Cloud — vCPU-Hours 1,234 @ 0.05`` from (metric, quantity, rate)."""
-    parts = [_describe(m, q, r) for m, q, r in lines]
-    return f"Chargeback {period} {pool} — {'; '.join(parts)}"
 
 
 def _descriptions(metrics: list, quantities: list, rates: list) -> list[str]:

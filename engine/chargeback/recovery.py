@@ -19,15 +19,17 @@ OverUnder shows how far the rate is from break-even.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from fractions import Fraction
 
 import pandas as pd
 
 from costloop.engine.chargeback.drivers import Drivers
-from costloop.engine.model.money import cents_to_money
-from costloop.engine.model.result import POOL_FLOW_COLUMNS, RECOVERY_COLUMNS, PeriodRun
+from costloop.engine.model.money import cents_to_money, round_to_places
+from costloop.engine.model.result import POOL_FLOW_COLUMNS, PeriodRun
+from costloop.engine.model.sheets import RECOVERY_COLUMNS
 
-_PCT_PLACES = Decimal("0.0001")
+_PCT_PLACES = 4
 
 
 def build_pool_flows(drivers: Drivers, runs: list[PeriodRun]) -> pd.DataFrame:
@@ -59,7 +61,7 @@ def recovery_pct(recovered: Decimal, cost: Decimal) -> Decimal | None:
     """Recovered ÷ Cost to four decimals (half-up); None when there is no cost."""
     if cost == 0:
         return None
-    return (recovered / cost).quantize(_PCT_PLACES, rounding=ROUND_HALF_UP)
+    return round_to_places(Fraction(recovered) / Fraction(cost), _PCT_PLACES)
 
 
 def build_recovery(flows: pd.DataFrame) -> pd.DataFrame:

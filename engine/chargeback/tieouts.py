@@ -1,13 +1,17 @@
 """The four tie-out checks (docs/contract.md#tie-outs), run every time on the finished frames.
 
-Each check recomputes its totals from the output frames (Bills, Journal) and
-compares them with the engine's own records, so a bug in building a sheet
-shows up as a failed run rather than a wrong bill:
+Each check recomputes its totals from the output frames (Bills, Journal,
+Recovery) and compares them with a source built apart from them, so a bug in
+building a sheet shows up as a failed run rather than a wrong bill:
 
 1. each ALLOCATE rule: Σ its bill lines + Σ its transfers to pools + kept =
    the amount it spread, to the cent;
 2. each journal entry balances within each fund, and each fund balances;
-3. Σ RevenueAccount + ReimbursementAccount credits (net of debits) = Σ Bills.Amount;
+3. Σ RevenueAccount + ReimbursementAccount credits (net of debits) = Σ Bills.Amount
+   = Σ Recovery.Recovered of the billed period. The journal is made from the
+   Bills, so the two alone would agree whatever the Bills say; Recovery is made
+   from what each rule credited its pool as it ran, so a bill line lost, added
+   or altered on the way to the sheet (or a Recovery row gone wrong) fails it;
 4. each pool: direct cost + received = allocated onward + billed + unallocated.
    For a pool billed by CHARGE the difference is its over/under recovery (shown
    in Recovery), so there the check is that the Bills lines of the pool equal
@@ -25,10 +29,18 @@ import pandas as pd
 from costloop.engine.chargeback.drivers import Drivers, name_keys
 from costloop.engine.model.money import cents_to_money
 from costloop.engine.model.result import PeriodRun, TieOut
+from costloop.engine.model.sheets import BILLS, JOURNAL, RECOVERY
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
 
 _SHOWN = 5  # failures named in a detail line
+
+ALLOCATIONS_TIE_OUT = "Allocations tie out"
+JOURNAL_BALANCES = "Journal balances"
+REVENUE_EQUALS_BILLS = "Revenue equals bills"
+POOLS_TIE_OUT = "Pools tie out"
+TIE_OUTS = (ALLOCATIONS_TIE_OUT, JOURNAL_BALANCES, REVENUE_EQUALS_BILLS, POOLS_TIE_OUT)
+"""The checks in the order they run and `Run Log` lists them (`Tie-out: <name>`)."""
 
 
 def _sum(values) -> Decimal:
@@ -96,7 +108,7 @@ def check_rules(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
                 f"{kept} = {total}, spread {spread_amount}"
             )
     return _tieout(
-        "Allocations tie out", failures, f"{len(run.spreads)} ALLOCATE rule(s), each to the cent"
+        ALLOCATIONS_TIE_OUT, failures, f"{len(run.spreads)} ALLOCATE rule(s), each to the cent"
     )
 
 
@@ -120,11 +132,17 @@ def check_journal(journal: pd.DataFrame) -> TieOut:
             if debit != credit:
                 failures.append(f"fund {fund}: debits {debit} ≠ credits {credit}")
     entries = journal["Entry"].nunique() if not journal.empty else 0
-    return _tieout("Journal balances", failures, f"{entries} entries, every fund balanced")
+    return _tieout(JOURNAL_BALANCES, failures, f"{entries} entries, every fund balanced")
 
 
-def check_revenue(drivers: Drivers, bills: pd.DataFrame, journal: pd.DataFrame) -> TieOut:
-    """3. Revenue + reimbursement credits = total billed."""
+def check_revenue(
+    drivers: Drivers,
+    bills: pd.DataFrame,
+    journal: pd.DataFrame,
+    recovery: pd.DataFrame,
+    period: str,
+) -> TieOut:
+    """3. Revenue + reimbursement credits = total billed = what Recovery says was recovered."""
     s = drivers.settings
     it_fund = name_key(s.it_fund)
     accounts = {str(s.revenue_account), str(s.reimbursement_account)}
@@ -135,8 +153,13 @@ def check_revenue(drivers: Drivers, bills: pd.DataFrame, journal: pd.DataFrame) 
         )
         credited = _sum(journal.loc[mask, "Credit"]) - _sum(journal.loc[mask, "Debit"])
     billed = _sum(bills["Amount"])
-    failures = [] if credited == billed else [f"credited {credited} ≠ billed {billed}"]
-    return _tieout("Revenue equals bills", failures, f"credited = billed = {billed}")
+    recovered = _sum(recovery.loc[recovery["Period"] == period, "Recovered"])
+    failures = []
+    if billed != recovered:
+        failures.append(f"Bills total {billed} ≠ Recovery's {recovered} recovered in {period}")
+    if credited != billed:
+        failures.append(f"credited {credited} ≠ billed {billed}")
+    return _tieout(REVENUE_EQUALS_BILLS, failures, f"credited = billed = recovered = {billed}")
 
 
 def check_pools(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut:
@@ -156,8 +179,9 @@ def check_pools(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
         flows = run.flows[pool]
         name = drivers.pool_names.get(pool, pool)
         if pool in run.charged_pools:
-            if billed[pool] != cents_to_money(flows["billed"], minor):
-                failures.append(f'"{name}": Bills show {billed[pool]}, credited {flows["billed"]}')
+            credited = cents_to_money(flows["billed"], minor)
+            if billed[pool] != credited:
+                failures.append(f'"{name}": Bills show {billed[pool]}, credited {credited}')
             continue
         direct, _ = drivers.pool_cost(run.period, pool)
         left = cents_to_money(direct + received[pool], minor)
@@ -166,18 +190,22 @@ def check_pools(drivers: Drivers, run: PeriodRun, bills: pd.DataFrame) -> TieOut
             failures.append(
                 f'"{name}": cost + received {left} ≠ onward + billed + unallocated {right}'
             )
-    return _tieout("Pools tie out", failures, f"{len(run.flows)} pool(s)")
+    return _tieout(POOLS_TIE_OUT, failures, f"{len(run.flows)} pool(s)")
 
 
 def run_tieouts(
-    drivers: Drivers, run: PeriodRun, bills: pd.DataFrame, journal: pd.DataFrame
+    drivers: Drivers,
+    run: PeriodRun,
+    bills: pd.DataFrame,
+    journal: pd.DataFrame,
+    recovery: pd.DataFrame,
 ) -> tuple[list[TieOut], list[Problem]]:
     """All four checks; each failure is also an ERROR problem (a failed run: docs/contract.md)."""
     checks = [
-        (check_rules(drivers, run, bills), Reason.TIE_OUT, "Bills"),
-        (check_journal(journal), Reason.UNBALANCED, "Journal"),
-        (check_revenue(drivers, bills, journal), Reason.TIE_OUT, "Journal"),
-        (check_pools(drivers, run, bills), Reason.TIE_OUT, "Recovery"),
+        (check_rules(drivers, run, bills), Reason.TIE_OUT, BILLS),
+        (check_journal(journal), Reason.UNBALANCED, JOURNAL),
+        (check_revenue(drivers, bills, journal, recovery, run.period), Reason.TIE_OUT, BILLS),
+        (check_pools(drivers, run, bills), Reason.TIE_OUT, RECOVERY),
     ]
     problems = [
         Problem(code, Severity.ERROR, where, f"tie-out failed: {t.name}: {t.detail}")

@@ -1,2 +1,1 @@
-"""The ITFM loop over a run's result: forecast and break-even rates, variance, compliance.
-"""
+"""The ITFM loop over a run's result: forecast and break-even rates, variance, compliance."""

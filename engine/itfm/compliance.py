@@ -27,52 +27,20 @@ is not separated out (see docs/itfm.md).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
-from costloop.engine.itfm.forecast import exact, round_half_up
+from costloop.engine.chargeback.rates import RateCards
+from costloop.engine.model.money import exact_decimal, exact_fraction, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
+from costloop.engine.model.sheets import BILLS, COMPLIANCE, COMPLIANCE_COLUMNS
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Charge, RateCard, Tiered, name_key
 
-COMPLIANCE_SHEET = "Compliance"
-COMPLIANCE_COLUMNS = [
-    "Check",
-    "Pool",
-    "Metric",
-    "Period",
-    "Department",
-    "Months",
-    "Cost YTD",
-    "Revenue YTD",
-    "Over/Under YTD",
-    "Recovery %",
-    "Annualised Cash Expenses",
-    "Reserve Days",
-    "Limit Days",
-    "Excess Over Limit",
-    "Rate Billed",
-    "Standard Rate",
-    "Same Rate",
-    "Status",
-    "Finding",
-]
-_MONEY = "#,##0.00"
-COMPLIANCE_FORMATS = {
-    "Cost YTD": _MONEY,
-    "Revenue YTD": _MONEY,
-    "Over/Under YTD": _MONEY,
-    "Recovery %": "0.0%",
-    "Annualised Cash Expenses": _MONEY,
-    "Reserve Days": "0.0",
-    "Excess Over Limit": _MONEY,
-    "Rate Billed": "#,##0.00####",
-    "Standard Rate": "#,##0.00####",
-}
 DAYS_PLACES = 1
 RATIO_PLACES = 4
 
@@ -92,7 +60,16 @@ def reserve_days(over_under: Fraction, cost: Fraction, months: int) -> Fraction 
 
 
 def _money(value: Fraction, minor: int) -> Decimal:
-    return round_half_up(value, minor)
+    return round_to_places(value, minor)
+
+
+def _days_text(days: Fraction, limit: int) -> str:
+    """Reserve days as a finding states them: one decimal, but never "60.0 days, over the
+    60-day limit" — a reserve a cent over the limit shows as just over it."""
+    shown = round_to_places(days, DAYS_PLACES)
+    if days > limit >= shown:
+        return f"just over {limit}"
+    return str(shown)
 
 
 def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rate) -> dict:
@@ -100,15 +77,15 @@ def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rat
     annualised = cost * 12 / months
     days = reserve_days(ou, cost, months)
     excess = ou - Fraction(limit) * annualised / 365
-    ratio = None if cost == 0 else round_half_up(revenue / cost, RATIO_PLACES)
+    ratio = None if cost == 0 else round_to_places(revenue / cost, RATIO_PLACES)
     if days is None:
         status, finding = "NO COST", "no cost recorded this fiscal year to date"
-    elif days > limit:
+    elif days > limit:  # up to the limit is reasonable (G.2): exactly 60 days passes
         status = "EXCEEDS RESERVE LIMIT"
         finding = (
-            f"reserve of {_money(ou, minor):,} is {round_half_up(days, 1)} days of cash expenses, "
-            f"over the {limit}-day limit (2 CFR 200 App. V G.2): lower rates or refund/credit "
-            f"the excess of {_money(excess, minor):,} (G.4)"
+            f"reserve of {_money(ou, minor):,} is {_days_text(days, limit)} days of "
+            f"cash expenses, over the {limit}-day limit (2 CFR 200 App. V G.2): lower rates or "
+            f"refund/credit the excess of {_money(excess, minor):,} (G.4)"
         )
     elif ou < 0:
         status = "UNDER-RECOVERED"
@@ -132,12 +109,13 @@ def _recovery_row(label, pool, months, cost, revenue, ou, limit, minor, same_rat
         "Over/Under YTD": _money(ou, minor),
         "Recovery %": ratio,
         "Annualised Cash Expenses": _money(annualised, minor),
-        "Reserve Days": None if days is None else round_half_up(days, DAYS_PLACES),
+        "Reserve Days": None if days is None else round_to_places(days, DAYS_PLACES),
         "Limit Days": limit,
         "Excess Over Limit": None if days is None or excess <= 0 else _money(excess, minor),
         "Same Rate": same_rate,
         "Status": status,
         "Finding": finding,
+        "days_text": None if days is None else _days_text(days, limit),  # not a column
     }
 
 
@@ -153,7 +131,7 @@ def _recovery_ytd(recovery: pd.DataFrame | None, periods: set[str]):
         key = name_key(str(row.Pool))
         names.setdefault(key, str(row.Pool))
         cost, revenue, ou = (
-            exact(v) or Fraction(0) for v in (row.Cost, row.Recovered, row.OverUnder)
+            exact_fraction(v) or Fraction(0) for v in (row.Cost, row.Recovered, row.OverUnder)
         )
         total = sums.setdefault(key, [Fraction(0)] * 3)
         total[0] += cost
@@ -165,53 +143,57 @@ def _recovery_ytd(recovery: pd.DataFrame | None, periods: set[str]):
 # --- same rate for the same service ------------------------------------------------
 
 
-def tiered_rules(charges: Iterable[Charge], rates: pd.DataFrame | None) -> set[str]:
-    """IDs of CHARGE rules priced by graduated tiers: TIERED, or a RATE CARD with tier rows."""
-    tiered = set()
+def tiered_rules(charges: Iterable[Charge]) -> set[str]:
+    """IDs of CHARGE rules priced by graduated tiers in every period: ``TIERED``."""
+    return {c.rule_id for c in charges if isinstance(c.pricing, Tiered)}
+
+
+def tiered_card_periods(
+    charges: Iterable[Charge], rates: pd.DataFrame | None, periods: Iterable[str]
+) -> dict[str, set[str]]:
+    """Rule ID -> the periods in which its RATE CARD's schedule in force is tiered.
+
+    Resolved as the charge billed it (`costloop.engine.chargeback.rates`): a card
+    tiered last year and flat now is held to the same-rate test now.
+    """
+    cards = RateCards(rates)
+    periods = list(periods)
+    found = {}
     for charge in charges:
-        if isinstance(charge.pricing, Tiered) or (
-            isinstance(charge.pricing, RateCard) and _card_has_tiers(charge, rates)
-        ):
-            tiered.add(charge.rule_id)
-    return tiered
+        if isinstance(charge.pricing, RateCard):
+            tiered = cards.tiered_periods(charge.pool.key, charge.metric.key, periods)
+            if tiered:
+                found[charge.rule_id] = tiered
+    return found
 
 
-def _card_has_tiers(charge: Charge, rates: pd.DataFrame | None) -> bool:
-    if rates is None or len(rates) == 0 or "Metric" not in rates:
-        return False
-    for row in rates.itertuples(index=False):
-        if name_key(str(row.Metric)) != charge.metric.key:
-            continue
-        pool = getattr(row, "Pool", None)
-        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
-            continue
-        if any(exact(getattr(row, c, None)) is not None for c in ("TierFrom", "TierTo")):
-            return True
-    return False
-
-
-def rate_exceptions(bills: pd.DataFrame | None, periods: set[str], exempt_rules: set[str]):
+def rate_exceptions(
+    bills: pd.DataFrame | None,
+    periods: set[str],
+    exempt_rules: set[str],
+    exempt_periods: Mapping[str, set[str]] | None = None,
+):
     """Bill lines priced differently from the standard rate of their period, pool and metric.
 
     The standard rate is the one billed to the most departments (ties: the lower
     rate). Tiered CHARGE rules are exempt: one graduated schedule applied to
     everyone is the same rate schedule even though lines show different tier rates.
+    ``exempt_rules`` are exempt in every period, ``exempt_periods`` (rule ID ->
+    periods) only in the periods given (a RATE CARD tiered then).
     Returns (exceptions, pools checked) — exceptions as dicts for the sheet.
     """
     if bills is None or len(bills) == 0:
         return [], set()
     # Column-wise: a year of bill lines for thousands of departments is hundreds of
     # thousands of rows; only the exceptions found become Python dicts.
-    rates = _map_values(bills["Rate"].to_numpy(dtype=object), _as_decimal)
+    rates = _map_values(bills["Rate"].to_numpy(dtype=object), exact_decimal)
     metrics = bills["Metric"].to_numpy(dtype=object)
     named = _map_values(metrics, lambda m: isinstance(m, str) and bool(m.strip()))
     rules = bills["Rule"].astype(str).to_numpy(dtype=object)
-    keep = (
-        bills["Period"].isin(periods).to_numpy()
-        & pd.notna(rates)
-        & ~pd.Series(rules).isin(exempt_rules).to_numpy()
-        & named.astype(bool)
-    )
+    exempt = pd.Series(rules).isin(exempt_rules).to_numpy(copy=True)
+    for rule, tiered in (exempt_periods or {}).items():
+        exempt |= (rules == rule) & bills["Period"].isin(tiered).to_numpy()
+    keep = bills["Period"].isin(periods).to_numpy() & pd.notna(rates) & ~exempt & named.astype(bool)
     if not keep.any():
         return [], set()
     # Every text column as integer codes: the grouping and merging below then hash
@@ -288,14 +270,6 @@ def _map_values(values: np.ndarray, fn) -> np.ndarray:
     return mapped[codes]
 
 
-def _as_decimal(value: object) -> Decimal | None:
-    """A Bills Rate as a Decimal as written (0.10 stays 0.10); None for a line without rate."""
-    if isinstance(value, Decimal):
-        return None if value.is_nan() else value
-    number = exact(value)
-    return None if number is None else Decimal(str(value))
-
-
 def _exception_row(exc: dict) -> dict:
     rate, standard = exc["rate"], exc["standard"]
     return {
@@ -332,7 +306,7 @@ def _exception_problems(exceptions: list[dict], charges: Iterable[Charge]) -> li
             Problem(
                 Reason.RATE_NOT_UNIFORM,
                 Severity.WARNING,
-                rule.where if rule else "Bills",
+                rule.where if rule else BILLS,
                 f'pool "{first["pool"]}": {departments} billed {first["rate"]} per '
                 f'"{first["metric"]}" in {periods} while other departments paid '
                 f"{first['standard']}; a central service must bill every user the same "
@@ -355,18 +329,22 @@ def compliance(
     bills: pd.DataFrame | None,
     period: str,
     charges: Iterable[Charge] = (),
+    sheet: str = COMPLIANCE,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Compliance` sheet: recovery and reserve per billed pool, the fund, rate exceptions.
 
     ``bills`` may hold every period of the fiscal year to date (the same-rate
-    check then covers them all) or only the billed period.
+    check then covers them all) or only the billed period. ``sheet`` is the name
+    the rows are written under (``Compliance@High`` in a ``--scenario`` run):
+    a warning about a row points into that sheet.
     """
     charges = list(charges)
     settings = book.settings
     ytd = fiscal_periods_to_date(period, settings.fiscal_year_start)
     months, periods, limit, minor = len(ytd), set(ytd), settings.reserve_days, settings.minor_unit
-    exempt = tiered_rules(charges, book.rates)
-    exceptions, rated = rate_exceptions(bills, periods, exempt)
+    exempt = tiered_rules(charges)
+    exempt_periods = tiered_card_periods(charges, book.rates, ytd)
+    exceptions, rated = rate_exceptions(bills, periods, exempt, exempt_periods)
     odd_pools = {name_key(e["pool"]) for e in exceptions}
     billed_pools = (
         {name_key(str(p)) for p in bills["Pool"].unique()} if bills is not None else set()
@@ -395,9 +373,9 @@ def compliance(
                     Reason.RESERVE_EXCEEDED,
                     Severity.WARNING,
                     # The FUND TOTAL row just added (row 1 is the header).
-                    f"{COMPLIANCE_SHEET}!A{len(rows) + 1}",
+                    f"{sheet}!A{len(rows) + 1}",
                     f"the IT fund's reserve from billing ({total['Over/Under YTD']:,}) is "
-                    f"{total['Reserve Days']} days of cash expenses, over the {limit}-day limit "
+                    f"{total['days_text']} days of cash expenses, over the {limit}-day limit "
                     f"(Settings ReserveDays; 2 CFR 200 App. V G.2) — lower rates or refund "
                     f"{total['Excess Over Limit']:,}; see the Compliance sheet",
                 )

@@ -15,26 +15,37 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.model.book import Book, money
-from costloop.engine.model.money import exact_sums, to_fraction
+from costloop.engine.chargeback.rates import RateCards
+from costloop.engine.model.book import Book
+from costloop.engine.model.formats import QUANTITY_PLACES, RATE_PLACES
+from costloop.engine.model.money import (
+    cents_to_money,
+    exact_decimal,
+    exact_fraction,
+    exact_sums,
+    round_half_up,
+    round_to_places,
+)
 from costloop.engine.model.periods import (
     fiscal_periods_remaining,
     fiscal_periods_to_date,
     period_index,
 )
+from costloop.engine.model.sheets import FORECAST_COLUMNS
+from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import (
+    ByPlan,
     Charge,
     FixedRate,
     Forecast,
     Growth,
-    Plan,
     RateCard,
     RunRate,
     Span,
@@ -42,53 +53,16 @@ from costloop.rules.ast import (
     name_key,
 )
 
-FORECAST_COLUMNS = ["Period", "Kind", "Name", "Plan", "Actual", "Forecast", "Adjustment", "Method"]
-USAGE_PLACES = 4
+USAGE_PLACES = QUANTITY_PLACES
 """Usage forecasts are quantities shown to 4 decimal places."""
-RATE_PLACES = 6
-"""Proposed rates are shown to 6 decimal places (fine enough for per-unit prices of cents)."""
+# Proposed rates are rounded to RATE_PLACES (6) decimals, the places their format shows.
 DEFAULT_RUN_RATE = 3
-FORECAST_FORMATS = {
-    # One column holds quantities, money and rates: show 2 to 6 decimals as needed.
-    "Plan": "#,##0.00####",
-    "Actual": "#,##0.00####",
-    "Forecast": "#,##0.00####",
-    "Adjustment": "#,##0.00####",
-}
 """Usage without a FORECAST rule: the average of the last 3 actual periods."""
-
-
-# --- periods -------------------------------------------------------------------------
-
-
-# --- exact numbers ---------------------------------------------------------
-
-
-def exact(value: object) -> Fraction | None:
-    """A cell value as an exact fraction (as Excel shows it); None for a blank or NaN."""
-    if value is None or value is pd.NA:
-        return None
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float) and value != value:  # NaN
-        return None
-    if isinstance(value, (int, float, Decimal, Fraction)):
-        return to_fraction(value)
-    return Fraction(Decimal(str(value)))
-
-
-def round_half_up(value: Fraction, places: int) -> Decimal:
-    """Round an exact fraction to ``places`` decimals, halves away from zero."""
-    sign = -1 if value < 0 else 1
-    scaled = abs(value) * 10**places
-    units = (scaled.numerator * 2 + scaled.denominator) // (scaled.denominator * 2)
-    return Decimal(sign * units).scaleb(-places)
 
 
 def decimal_text(value: Decimal) -> str:
     """2.50 -> '2.5', 2 -> '2' (for method text)."""
-    text = f"{value.normalize():f}"
-    return text
+    return f"{value.normalize():f}"
 
 
 # --- the series being forecast ----------------------------------------------
@@ -122,13 +96,8 @@ def _sum_by(frame: pd.DataFrame, name_col: str, value_col: str) -> dict:
 
 
 def _spellings(frames: Iterable[tuple[pd.DataFrame, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for frame, col in frames:
-        if frame is not None and col in frame:
-            for name in frame[col].dropna().unique():  # first occurrences, in order
-                if str(name).strip():
-                    out.setdefault(name_key(str(name)), str(name).strip())
-    return out
+    """Name key -> first spelling over the frames' columns, in order."""
+    return first_spellings(*(f[c] for f, c in frames if f is not None and c in f))
 
 
 def build_series(
@@ -222,8 +191,12 @@ def _span_of_number(rule: Forecast) -> tuple[int, int]:
     return span.start, span.end
 
 
-def _rule_problem(rule: Forecast, code: Reason, message: str, span=None, severity=Severity.ERROR):
-    """Located at ``span`` (start, end), else under the forecast method."""
+def _rule_problem(rule: Forecast, code: Reason, message: str, span=None, severity=Severity.WARNING):
+    """Located at ``span`` (start, end), else under the forecast method.
+
+    A warning: a forecast that cannot be computed never holds back the bills
+    (docs/itfm.md#mistakes-costloop-reports); the sheet marks its rows instead.
+    """
     where = Span(*span) if span else rule.method.span
     return Problem.at_rule(rule, code, message, where, severity)
 
@@ -287,8 +260,9 @@ def _plan_projection(series: Series, targets, period, rule: Forecast | None):
                     rule,
                     Reason.NO_BUDGET,
                     f'FORECAST {series.kind} "{series.name}" BY PLAN, but the Budget sheet has no '
-                    f"rows with {what} for {listed} (remaining periods of the fiscal year) — add "
-                    f"Budget rows for those periods or forecast it BY RUN RATE or BY TREND",
+                    f"rows with {what} for {listed} (remaining periods of the fiscal year), so "
+                    f"those months are {instead} — add Budget rows for those periods or forecast "
+                    f"it BY RUN RATE or BY TREND",
                 )
             )
         else:
@@ -318,6 +292,7 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 _rule_problem(rule, Reason.BAD_FORECAST,
                               "a trend line needs at least 2 periods — use OVER 2 PERIODS or more",
                               span=_span_of_number(rule)),
+                label, "A TREND NEEDS AT LEAST 2 PERIODS",
             )  # fmt: skip
         if len(history) < method.periods:
             return _fallback(
@@ -325,6 +300,8 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 targets,
                 period,
                 _too_few(rule, series, label, method.periods, history),
+                label,
+                _missing_history(len(history), method.periods),
             )
         return Projection(trend(history, method.periods, targets), label)
     if isinstance(method, RunRate):
@@ -335,6 +312,10 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 targets,
                 period,
                 _too_few(rule, series, label, method.periods, history),
+                label,
+                "A RUN RATE NEEDS AT LEAST 1 PERIOD"
+                if method.periods < 1
+                else _missing_history(len(history), method.periods),
             )
         return Projection(run_rate(history, method.periods, targets), label)
     if isinstance(method, Growth):
@@ -346,9 +327,9 @@ def project(series: Series, rule: Forecast | None, targets: list[str], period: s
                 f"{label} compounds from the last period of {series.what}, but none exists up to "
                 f"{period} — use BY PLAN",
             )
-            return _fallback(series, targets, period, problem)
+            return _fallback(series, targets, period, problem, label, "NO ACTUALS TO DATE")
         return Projection(growth(history, method.percent, targets), label)
-    if isinstance(method, Plan):
+    if isinstance(method, ByPlan):
         return _plan_projection(series, targets, period, rule)
     return _default(series, targets, period)
 
@@ -369,10 +350,27 @@ def _default(series: Series, targets, period) -> Projection:
     )
 
 
-def _fallback(series, targets, period, problem: Problem) -> Projection:
-    """A rule that cannot run: report it, and still fill the rows with the default."""
+def _missing_history(have: int, wanted: int) -> str:
+    return "NO ACTUALS TO DATE" if have == 0 else f"ONLY {have} OF {wanted} PERIODS OF ACTUALS"
+
+
+def _fallback(series, targets, period, problem: Problem, label: str, why: str) -> Projection:
+    """A rule that cannot run: a warning, and the rows filled by the default, marked as such.
+
+    The rows still hold numbers (the default method's), so the sheet is
+    complete; Method says the rule's own forecast was not computed and why, so
+    nobody takes the default for the rule's answer.
+    """
     projection = _default(series, targets, period)
-    projection.problems.insert(0, problem)
+    marked = f" — {label} NOT COMPUTED: {why}"
+    if isinstance(projection.method, str):
+        shown = projection.method
+        projection.method = projection.method + marked
+    else:
+        shown = " / ".join(dict.fromkeys(projection.method.values()))
+        projection.method = {t: m + marked for t, m in projection.method.items()}
+    instead = f"; until then the Forecast sheet shows {shown} in its place (its Method says so)"
+    projection.problems.insert(0, replace(problem, message=problem.message + instead))
     return projection
 
 
@@ -383,8 +381,8 @@ def _show(kind: str, value: Fraction | None, minor_unit: int) -> Decimal | None:
     if value is None:
         return None
     if kind == "COST":  # cents -> money, rounded to the minor unit
-        return money(int(round_half_up(value, 0)), minor_unit)
-    return round_half_up(value, USAGE_PLACES)
+        return cents_to_money(round_half_up(value), minor_unit)
+    return round_to_places(value, USAGE_PLACES)
 
 
 def _rules_by_name(forecasts: Iterable[Forecast]) -> tuple[dict, list[Problem]]:
@@ -472,17 +470,19 @@ def forecast(
     kind_order = {"USAGE": 0, "COST": 1}
     rows.sort(key=lambda r: (r["Period"], kind_order[r["Kind"]]))
     rate_rows, rate_problems = break_even_rates(
-        book,
-        charges,
-        recovery,
-        period,
-        targets,
-        shown,
-        metrics,
-        pools,
-        bills,
-        flows,
-        year_charges,
+        BreakEvenInputs(
+            book=book,
+            charges=charges,
+            recovery=recovery,
+            period=period,
+            targets=targets,
+            shown=shown,
+            metrics=metrics,
+            pools=pools,
+            bills=bills,
+            flows=flows,
+            year_charges=year_charges,
+        )
     )
     problems += rate_problems
     frame = pd.DataFrame(rows + rate_rows, columns=FORECAST_COLUMNS, dtype=object)
@@ -501,9 +501,10 @@ def over_under_to_date(recovery: pd.DataFrame | None, period: str, start_month: 
     for pool, p, amount in zip(
         recovery["Pool"], recovery["Period"], recovery["OverUnder"], strict=True
     ):
-        if p in ytd and amount is not None and not (isinstance(amount, float) and amount != amount):
+        amount = exact_decimal(amount)
+        if p in ytd and amount is not None:
             key = name_key(str(pool))
-            totals[key] = totals.get(key, Decimal(0)) + Decimal(str(amount))
+            totals[key] = totals.get(key, Decimal(0)) + amount
     return totals
 
 
@@ -527,42 +528,26 @@ def net_received(
     per_period: dict[str, Fraction] = {}
     for row in flows.itertuples(index=False):
         if row.Period in ytd and name_key(str(row.Pool)) == pool_key:
-            net = (exact(row.Received) or 0) - (exact(getattr(row, "AllocatedOnward", 0)) or 0)
+            onward = exact_fraction(getattr(row, "AllocatedOnward", 0)) or 0
+            net = (exact_fraction(row.Received) or 0) - onward
             per_period[row.Period] = per_period.get(row.Period, Fraction(0)) + net
     last = [per_period[p] for p in sorted(per_period)[-DEFAULT_RUN_RATE:]]
     if not last:
         return Decimal(0)
-    return round_half_up(sum(last, Fraction(0)) / len(last) * remaining, minor_unit)
+    return round_to_places(sum(last, Fraction(0)) / len(last) * remaining, minor_unit)
 
 
 def current_rate(charge: Charge, book: Book, period: str) -> Decimal | None:
-    """The single rate a CHARGE bills at now: AT n, or a one-row RATE CARD; None when tiered."""
+    """The single rate a CHARGE bills at now: AT n, or a flat RATE CARD; None when tiered.
+
+    The card in force is the one the charge bills by (`costloop.engine.chargeback.rates`).
+    """
     if isinstance(charge.pricing, FixedRate):
         return charge.pricing.rate
     if not isinstance(charge.pricing, RateCard):
         return None
-    rates = book.rates
-    if rates is None or len(rates) == 0 or "Metric" not in rates:
-        return None
-    candidates = []
-    for _, row in rates.iterrows():
-        if name_key(str(row["Metric"])) != charge.metric.key:
-            continue
-        pool = row.get("Pool")
-        if isinstance(pool, str) and pool.strip() and name_key(pool) != charge.pool.key:
-            continue
-        effective = row.get("EffectiveFrom")
-        effective = str(effective)[:7] if isinstance(effective, str) and effective else ""
-        if effective > period:
-            continue
-        candidates.append((effective, row))
-    if not candidates:
-        return None
-    latest = max(e for e, _ in candidates)
-    current = [row for e, row in candidates if e == latest]
-    if len(current) != 1:  # tier rows: no single rate
-        return None
-    return Decimal(str(current[0]["Rate"]))
+    schedule = RateCards(book.rates).in_force(charge.pool.key, charge.metric.key, period)
+    return None if schedule is None else schedule.flat_rate
 
 
 def billed_rate(bills: pd.DataFrame | None, pool_key: str, metric_key: str) -> Decimal | None:
@@ -577,12 +562,12 @@ def billed_rate(bills: pd.DataFrame | None, pool_key: str, metric_key: str) -> D
             continue
         if name_key(metric) != metric_key:
             continue
-        q, a = exact(q), exact(a)
+        q, a = exact_fraction(q), exact_fraction(a)
         if q is None or a is None:
             continue
         quantity += q
         amount += a
-    return round_half_up(amount / quantity, RATE_PLACES) if quantity else None
+    return round_to_places(amount / quantity, RATE_PLACES) if quantity else None
 
 
 def _money_text(value: Decimal) -> str:
@@ -604,119 +589,167 @@ def billed_share(
     pools = lines["Pool"].astype(str).map(name_key)
     metrics = lines["Metric"].astype(str).map(name_key)
     mine = lines[(pools == pool_key) & (metrics == name_key(series.name))]
-    billed = sum((exact(q) or Fraction(0) for q in mine["Quantity"]), Fraction(0))
+    billed = sum((exact_fraction(q) or Fraction(0) for q in mine["Quantity"]), Fraction(0))
     if used <= 0 or billed == used:
         return None
     return billed / used
 
 
-def break_even_rates(
-    book,
-    charges,
-    recovery,
-    period,
-    targets,
-    shown,
-    metrics,
-    pools,
-    bills,
-    flows=None,
-    year_charges=None,
-):
+@dataclass(frozen=True)
+class BreakEvenInputs:
+    """What the RATE rows are worked out from: the run, and the forecast as shown."""
+
+    book: Book
+    charges: list[Charge]
+    recovery: pd.DataFrame | None
+    """The Recovery sheet: its OverUnder to date is carried into the rate."""
+    period: str
+    """The billed period."""
+    targets: list[str]
+    """The remaining periods of the fiscal year (at least one)."""
+    shown: dict[tuple[str, str], dict[str, Decimal]]
+    """(kind, name key) -> {period: forecast as shown on the sheet}: the break-even
+    redoes the sheet's own rounded figures."""
+    metrics: dict[str, Series]
+    pools: dict[str, Series]
+    bills: pd.DataFrame | None = None
+    """The billed period's Bills (the RATE row's Actual: the rate billed)."""
+    flows: pd.DataFrame | None = None
+    """The pool flows (what a pool nets from other pools' allocations)."""
+    year_charges: pd.DataFrame | None = None
+    """The fiscal year's CHARGE bill lines to date (the billed share of the usage)."""
+
+    @property
+    def fiscal_start(self) -> int:
+        return self.book.settings.fiscal_year_start
+
+    @property
+    def span_text(self) -> str:
+        """``2026-04 TO 2026-06``: the remaining periods, as the RATE rows' Method says them."""
+        targets = self.targets
+        return f"{targets[0]} TO {targets[-1]}" if len(targets) > 1 else targets[0]
+
+
+def break_even_rates(inputs: BreakEvenInputs) -> tuple[list[dict], list[Problem]]:
     """A RATE row per CHARGE-billed pool: the rate that recovers the rest of the year's cost."""
     rows, problems = [], []
-    start = book.settings.fiscal_year_start
-    over_under = over_under_to_date(recovery, period, start)
+    over_under = over_under_to_date(inputs.recovery, inputs.period, inputs.fiscal_start)
     by_pool: dict[str, list[Charge]] = {}
-    for charge in charges:
+    for charge in inputs.charges:
         by_pool.setdefault(charge.pool.key, []).append(charge)
-    span_text = f"{targets[0]} TO {targets[-1]}" if len(targets) > 1 else targets[0]
     for pool_key, pool_charges in by_pool.items():
-        first = pool_charges[0]
-        pool_name = pools[pool_key].name if pool_key in pools else first.pool.text
-        metric_keys = list(dict.fromkeys(c.metric.key for c in pool_charges))
-        row = {"Period": targets[0], "Kind": "RATE", "Name": pool_name, "Actual": None}
-        if len(metric_keys) > 1:
-            names = ", ".join(f'"{c.metric.text}"' for c in pool_charges)
-            row.update(Plan=None, Forecast=None, Adjustment=None,
-                       Method=f"NOT PROPOSED: CHARGED ON SEVERAL METRICS ({names})")  # fmt: skip
-            problems.append(
-                Problem.at_rule(
-                    first,
-                    Reason.NO_VOLUME,
-                    f'pool "{pool_name}" is charged on several metrics ({names}); no single '
-                    f"break-even rate exists, so none is proposed — set the rates by hand",
-                    first.pool.span,
-                    Severity.WARNING,
-                )
-            )
-            rows.append(row)
-            continue
-        metric_key = metric_keys[0]
-        metric_name = metrics[metric_key].name if metric_key in metrics else first.metric.text
-        cost = sum(shown.get(("COST", pool_key), {}).values(), Decimal(0))
-        received = net_received(
-            flows, pool_key, period, start, len(targets), book.settings.minor_unit
-        )
-        cost = (cost + received).quantize(Decimal(1).scaleb(-book.settings.minor_unit))
-        volume = sum(shown.get(("USAGE", metric_key), {}).values(), Decimal(0))
-        share = billed_share(
-            year_charges, metrics.get(metric_key), pool_key, fiscal_periods_to_date(period, start)
-        )
-        billed_part = ""
-        if share is not None:
-            volume = round_half_up(Fraction(volume) * share, USAGE_PLACES)
-            billed_part = f" (BILLED SHARE {round_half_up(share * 100, 1)}% OF USAGE TO DATE)"
-        carried = over_under.get(pool_key, Decimal(0))
-        extra = f" INCL. NET RECEIVED {_money_text(received)}" if received else ""
-        rates = {current_rate(c, book, period) for c in pool_charges}
-        current = rates.pop() if len(rates) == 1 else None
-        row["Plan"] = current
-        row["Actual"] = billed_rate(bills, pool_key, metric_key)
-        formula = (
-            f'BREAK-EVEN PER "{metric_name}" {span_text}: (COST {_money_text(cost)}{extra} '
-            f"− OVER/UNDER TO DATE {_money_text(carried)}) ÷ VOLUME {volume:,}{billed_part}"
-        )
-        if volume <= 0:
-            row.update(Forecast=None, Adjustment=None, Method=f"NOT PROPOSED: {formula}")
-            problems.append(
-                Problem.at_rule(
-                    first,
-                    Reason.NO_VOLUME,
-                    f'no break-even rate for pool "{pool_name}": the forecast usage of '
-                    f'"{metric_name}" for {span_text.replace(" TO ", " to ")} is zero, so no rate '
-                    f"can recover its cost of {_money_text(cost)} — check the Usage sheet or add "
-                    f'a FORECAST USAGE "{metric_name}" rule',
-                    first.metric.span,
-                    Severity.WARNING,
-                )
-            )
-            rows.append(row)
-            continue
-        rate = round_half_up((Fraction(cost) - Fraction(carried)) / Fraction(volume), RATE_PLACES)
-        method = formula
-        if rate < 0:
-            # Carried-forward over-recovery exceeds the rest of the year's cost: bill nothing
-            # and refund the excess (2 CFR 200 App. V G.4 adjustment), never a negative rate.
-            excess = carried - cost
-            problems.append(
-                Problem.at_rule(
-                    first,
-                    Reason.OVER_RECOVERY,
-                    f'pool "{pool_name}" has over-recovered {_money_text(carried)} to date, more '
-                    f"than its forecast remaining cost of {_money_text(cost)}; the proposed rate "
-                    f"is 0 and {_money_text(excess)} should be refunded or credited to the "
-                    f"departments billed",
-                    first.pool.span,
-                    Severity.WARNING,
-                )
-            )
-            rate = Decimal(0).scaleb(-RATE_PLACES)
-            method = f"{formula}, CLIPPED AT 0"
-        row.update(
-            Forecast=rate,
-            Adjustment=None if current is None else rate - current,
-            Method=method,
-        )
+        row, problem = _rate_row(inputs, pool_key, pool_charges, over_under.get(pool_key))
         rows.append(row)
+        if problem is not None:
+            problems.append(problem)
     return rows, problems
+
+
+def _rate_row(
+    inputs: BreakEvenInputs, pool_key: str, charges: list[Charge], carried: Decimal | None
+) -> tuple[dict, Problem | None]:
+    """One pool's RATE row, and the warning it comes with (if any)."""
+    first = charges[0]
+    pools, metrics = inputs.pools, inputs.metrics
+    pool_name = pools[pool_key].name if pool_key in pools else first.pool.text
+    row = {"Period": inputs.targets[0], "Kind": "RATE", "Name": pool_name, "Actual": None}
+    metric_keys = list(dict.fromkeys(c.metric.key for c in charges))
+    if len(metric_keys) > 1:
+        return _several_metrics(row, charges, pool_name)
+    metric_key = metric_keys[0]
+    metric_name = metrics[metric_key].name if metric_key in metrics else first.metric.text
+    cost, received = _remaining_cost(inputs, pool_key)
+    volume, billed_part = _remaining_volume(inputs, pool_key, metric_key)
+    carried = Decimal(0) if carried is None else carried  # 0.00 as Recovery shows it
+    rates = {current_rate(c, inputs.book, inputs.period) for c in charges}
+    current = rates.pop() if len(rates) == 1 else None
+    row["Plan"] = current
+    row["Actual"] = billed_rate(inputs.bills, pool_key, metric_key)
+    extra = f" INCL. NET RECEIVED {_money_text(received)}" if received else ""
+    formula = (
+        f'BREAK-EVEN PER "{metric_name}" {inputs.span_text}: (COST {_money_text(cost)}{extra} '
+        f"− OVER/UNDER TO DATE {_money_text(carried)}) ÷ VOLUME {volume:,}{billed_part}"
+    )
+    if volume <= 0:
+        row.update(Forecast=None, Adjustment=None, Method=f"NOT PROPOSED: {formula}")
+        span = inputs.span_text.replace(" TO ", " to ")
+        return row, Problem.at_rule(
+            first,
+            Reason.NO_VOLUME,
+            f'no break-even rate for pool "{pool_name}": the forecast usage of '
+            f'"{metric_name}" for {span} is zero, so no rate '
+            f"can recover its cost of {_money_text(cost)} — check the Usage sheet or add "
+            f'a FORECAST USAGE "{metric_name}" rule',
+            first.metric.span,
+            Severity.WARNING,
+        )
+    rate = round_to_places((Fraction(cost) - Fraction(carried)) / Fraction(volume), RATE_PLACES)
+    problem = None
+    method = formula
+    if rate < 0:
+        # Carried-forward over-recovery exceeds the rest of the year's cost: bill nothing
+        # and refund the excess (2 CFR 200 App. V G.4 adjustment), never a negative rate.
+        problem = _over_recovered(first, pool_name, cost, carried)
+        rate = Decimal(0).scaleb(-RATE_PLACES)
+        method = f"{formula}, CLIPPED AT 0"
+    row.update(
+        Forecast=rate,
+        Adjustment=None if current is None else rate - current,
+        Method=method,
+    )
+    return row, problem
+
+
+def _several_metrics(row: dict, charges: list[Charge], pool_name: str) -> tuple[dict, Problem]:
+    """A pool charged on several metrics has no single break-even rate: say so, propose none."""
+    first = charges[0]
+    names = ", ".join(f'"{c.metric.text}"' for c in charges)
+    row.update(Plan=None, Forecast=None, Adjustment=None,
+               Method=f"NOT PROPOSED: CHARGED ON SEVERAL METRICS ({names})")  # fmt: skip
+    return row, Problem.at_rule(
+        first,
+        Reason.NO_VOLUME,
+        f'pool "{pool_name}" is charged on several metrics ({names}); no single '
+        f"break-even rate exists, so none is proposed — set the rates by hand",
+        first.pool.span,
+        Severity.WARNING,
+    )
+
+
+def _remaining_cost(inputs: BreakEvenInputs, pool_key: str) -> tuple[Decimal, Decimal]:
+    """(the pool's forecast cost for the rest of the year incl. what it nets from other
+    pools, that net received alone), to the minor unit."""
+    minor = inputs.book.settings.minor_unit
+    cost = sum(inputs.shown.get(("COST", pool_key), {}).values(), Decimal(0))
+    received = net_received(
+        inputs.flows, pool_key, inputs.period, inputs.fiscal_start, len(inputs.targets), minor
+    )
+    return (cost + received).quantize(Decimal(1).scaleb(-minor)), received
+
+
+def _remaining_volume(
+    inputs: BreakEvenInputs, pool_key: str, metric_key: str
+) -> tuple[Decimal, str]:
+    """(the forecast volume the pool will bill, the Method's note when only part of the
+    metric's usage is billed)."""
+    volume = sum(inputs.shown.get(("USAGE", metric_key), {}).values(), Decimal(0))
+    ytd = fiscal_periods_to_date(inputs.period, inputs.fiscal_start)
+    share = billed_share(inputs.year_charges, inputs.metrics.get(metric_key), pool_key, ytd)
+    if share is None:
+        return volume, ""
+    volume = round_to_places(Fraction(volume) * share, USAGE_PLACES)
+    return volume, f" (BILLED SHARE {round_to_places(share * 100, 1)}% OF USAGE TO DATE)"
+
+
+def _over_recovered(first: Charge, pool_name: str, cost: Decimal, carried: Decimal) -> Problem:
+    excess = carried - cost
+    return Problem.at_rule(
+        first,
+        Reason.OVER_RECOVERY,
+        f'pool "{pool_name}" has over-recovered {_money_text(carried)} to date, more '
+        f"than its forecast remaining cost of {_money_text(cost)}; the proposed rate "
+        f"is 0 and {_money_text(excess)} should be refunded or credited to the "
+        f"departments billed",
+        first.pool.span,
+        Severity.WARNING,
+    )

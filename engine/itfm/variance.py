@@ -16,32 +16,15 @@ from fractions import Fraction
 
 import pandas as pd
 
-from costloop.engine.itfm.forecast import round_half_up
-from costloop.engine.model.book import Book, money
-from costloop.engine.model.money import exact_sums
+from costloop.engine.model.book import Book
+from costloop.engine.model.formats import QUANTITY_PLACES
+from costloop.engine.model.money import cents_to_money, exact_sums, round_to_places
 from costloop.engine.model.periods import fiscal_periods_to_date
+from costloop.engine.model.sheets import VARIANCE_COLUMNS
+from costloop.engine.model.values import first_spellings
 from costloop.problems import Problem
-from costloop.rules.ast import name_key
 
-VARIANCE_SHEET = "Variance"
-VARIANCE_COLUMNS = [
-    "Kind",
-    "Name",
-    "Periods",
-    "Plan YTD",
-    "Actual YTD",
-    "Variance",
-    "Variance %",
-    "Status",
-]
-VARIANCE_FORMATS = {
-    "Plan YTD": "#,##0.00##",
-    "Actual YTD": "#,##0.00##",
-    "Variance": "#,##0.00##",
-    "Variance %": "0.0%",
-}
 RATIO_PLACES = 4
-QUANTITY_PLACES = 4
 
 _STATUS = {
     "COST": ("OVER BUDGET", "UNDER BUDGET", "ON BUDGET", "NO BUDGET"),
@@ -65,10 +48,7 @@ def _totals(
     fixed = {p: sums for p, sums in (fixed or {}).items() if p in periods}
     if frame is None or len(frame) == 0 or name_col not in frame or value_col not in frame:
         return {}, {}
-    names: dict[str, str] = {}
-    for name in frame[name_col].dropna().unique():
-        if isinstance(name, str) and name.strip():
-            names.setdefault(name_key(name), name.strip())
+    names = first_spellings(frame[name_col])
     sums = exact_sums(frame, name_col, value_col)
     for period, by_key in fixed.items():
         for per_period in sums.values():
@@ -92,7 +72,9 @@ def _row(kind, name, span, plan, actual, show) -> dict:
                 "Actual YTD": actual_shown, "Variance": None, "Variance %": None,
                 "Status": none}  # fmt: skip
     variance = actual_shown - plan_shown
-    ratio = None if plan == 0 else round_half_up(Fraction(variance) / Fraction(plan_shown), 4)
+    ratio = None
+    if plan != 0:
+        ratio = round_to_places(Fraction(variance) / Fraction(plan_shown), RATIO_PLACES)
     status = over if variance > 0 else under if variance < 0 else even
     return {
         "Kind": kind,
@@ -122,10 +104,10 @@ def variance(
     minor = book.settings.minor_unit
 
     def cash(cents: Fraction) -> Decimal:
-        return money(int(cents), minor)  # sums of integer cents stay integer
+        return cents_to_money(int(cents), minor)  # sums of integer cents stay integer
 
     def quantity(value: Fraction) -> Decimal:
-        return round_half_up(value, QUANTITY_PLACES)
+        return round_to_places(value, QUANTITY_PLACES)
 
     budget, budget_names = _totals(book.budget, "Pool", "Cents", periods)
     actual, actual_names = _totals(book.actuals, "Pool", "Cents", periods, closed.get("actual"))

@@ -1,2 +1,1 @@
-"""Shared types and values, no IO: the Book, results, money, currencies, periods.
-"""
+"""Shared types and values, no IO: the Book, results, money, currencies, periods."""

@@ -17,24 +17,11 @@ names are trimmed text in the spelling of their first occurrence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pandas as pd
 
+from costloop.engine.model.values import first_spellings
 from costloop.rules.ast import RuleCell, name_key
-
-INPUT_SHEETS = ("Settings", "Departments", "Budget", "Actuals", "Usage", "Rates", "Rules")
-OUTPUT_SHEETS = (
-    "Bills",
-    "Journal",
-    "Recovery",
-    "Forecast",
-    "Variance",
-    "Compliance",
-    "Rule Check",
-    "Run Log",
-)
-"""Every sheet the engine owns, in the order a new workbook gets them."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +51,14 @@ class Settings:
     """Name key of a setting -> the cell of its Value (``Settings!B4``), for messages."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Book:
-    """Every input sheet of one workbook, validated and typed."""
+    """Every input sheet of one workbook, validated and typed.
+
+    Final once `costloop.engine.read.reader.read_book` returns it (usage from a
+    Settings UsageSource included): no stage replaces a part of it. A variant is a
+    new Book (`dataclasses.replace`); the frames themselves are not to be edited.
+    """
 
     settings: Settings
     departments: pd.DataFrame
@@ -96,11 +88,7 @@ class Book:
     @property
     def pools(self) -> dict[str, str]:
         """Pool key -> spelling of its first occurrence (Budget first, then Actuals)."""
-        out: dict[str, str] = {}
-        for frame in (self.budget, self.actuals):
-            for name in frame["Pool"]:
-                out.setdefault(name_key(name), name)
-        return out
+        return first_spellings(self.budget["Pool"], self.actuals["Pool"])
 
     @property
     def department_names(self) -> dict[str, str]:
@@ -109,13 +97,8 @@ class Book:
     @property
     def metrics(self) -> dict[str, str]:
         """Metric key -> spelling, from Usage, Budget's Metric column and Rates."""
-        out: dict[str, str] = {}
-        for frame in (self.usage, self.budget, self.rates):
-            if "Metric" in frame:
-                for name in frame["Metric"].dropna().unique():  # first occurrences, in order
-                    if str(name).strip():
-                        out.setdefault(name_key(str(name)), str(name))
-        return out
+        frames = (self.usage, self.budget, self.rates)
+        return first_spellings(*(f["Metric"] for f in frames if f is not None and "Metric" in f))
 
     @property
     def periods(self) -> list[str]:
@@ -142,8 +125,3 @@ class Book:
             if len(rows):
                 return self.cell(sheet, "Pool", int(rows.iloc[0]))
         return f"{self.sources.get('Budget', 'Budget')}!A1"
-
-
-def money(cents: int, minor_unit: int = 2) -> Decimal:
-    """Integer minor units -> exact Decimal (1234 -> Decimal('12.34'))."""
-    return Decimal(cents).scaleb(-minor_unit)

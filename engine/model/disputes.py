@@ -14,7 +14,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-DISPUTES_SHEET = "Disputes"
+from costloop.engine.model.sheets import DISPUTES
+
+DISPUTES_SHEET = DISPUTES
 DISPUTE_COLUMNS = [
     "Dispute", "Department", "Period", "Pool", "Reason", "Amount", "Status", "Resolution", "Note",
 ]  # fmt: skip

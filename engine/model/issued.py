@@ -30,9 +30,10 @@ from decimal import Decimal
 
 import pandas as pd
 
+from costloop.engine.model.sheets import ISSUED
 from costloop.rules.ast import name_key
 
-ISSUED_SHEET = "Issued"
+ISSUED_SHEET = ISSUED
 
 ISSUED_COLUMNS = [
     "Closed Period",

@@ -11,7 +11,13 @@ Three kinds of numbers meet here:
 
 Two roundings (docs/contract.md#money-and-rounding): largest remainder for
 spreading a fixed total (the shares then add up to the total exactly), half-up
-(away from zero) for a rate charge.
+(away from zero) for a rate charge. Half-up has one definition, `round_half_up`
+(to an integer); `round_to_places` (a Decimal of so many places: a forecast, a
+ratio) and `to_minor_units` (an amount in cents) are that rounding, scaled.
+
+Conversions happen here and only here: `cents_to_money` (minor units to the
+Decimal a sheet shows), `to_minor_units` (back), `exact_fraction` and
+`exact_decimal` (a number from a result frame, None when it is missing).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -118,7 +124,9 @@ def units_to_decimal(units: int, scale: int) -> Decimal:
 def _plain(d: Decimal) -> Decimal:
     """``1.2300`` -> ``1.23``, ``1E+3`` -> ``1000`` (no exponent when shown)."""
     if d == d.to_integral_value():
-        return d.quantize(Decimal(1))
+        # Enough digits for the whole number: the default 28 would refuse a Departments
+        # cell of 1E+28 (InvalidOperation) where it only needs showing in full.
+        return d.quantize(Decimal(1), context=Context(prec=max(28, d.adjusted() + 1)))
     return d.normalize()
 
 
@@ -168,16 +176,56 @@ def quantity_array(units: np.ndarray, scale: int) -> np.ndarray:
     return out
 
 
-def money_to_cents(amount: Decimal | Fraction, minor_unit: int = 2) -> int:
-    """An amount already at (or rounded to) the minor unit -> integer minor units."""
-    return round_half_up(Fraction(amount) * 10**minor_unit)
-
-
-def round_half_up(x: Fraction) -> int:
+def round_half_up(x: Fraction | Decimal | int) -> int:
     """Nearest integer, halves away from zero (2.5 -> 3, -2.5 -> -3): the bill-line rounding."""
+    x = Fraction(x)
     if x >= 0:
         return math.floor(x + Fraction(1, 2))
     return -math.floor(-x + Fraction(1, 2))
+
+
+def round_to_places(x: Fraction | Decimal | int, places: int) -> Decimal:
+    """``x`` half-up to ``places`` decimals, as a Decimal of exactly that many places.
+
+    ``1/8`` to 2 places is ``0.13``, ``-1/8`` is ``-0.13``: the rounding of a bill
+    line (`round_half_up`), applied at another scale. Forecasts, ratios, reserve
+    days and proposed rates are shown this way.
+    """
+    return Decimal(round_half_up(Fraction(x) * 10**places)).scaleb(-places)
+
+
+def to_minor_units(amount: Decimal | Fraction | int, minor_unit: int) -> int:
+    """An amount -> integer minor units, half-up (``0.125`` -> 13 cents; JPY: ``12.5`` -> 13)."""
+    return round_half_up(Fraction(amount) * 10**minor_unit)
+
+
+def exact_fraction(value: object) -> Fraction | None:
+    """A number from a result frame or a cell as an exact fraction (0.1 is one tenth).
+
+    None for a missing value (None, NaN, pd.NA, a NaN Decimal); numeric text is
+    read as the decimal it spells.
+    """
+    if isinstance(value, Fraction):
+        return value
+    number = exact_decimal(value)
+    return None if number is None else Fraction(number)
+
+
+def exact_decimal(value: object) -> Decimal | None:
+    """A number as the Decimal it shows (0.10 stays 0.10, the float 0.1 is 0.1); None if missing."""
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item") and not isinstance(value, Decimal):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, Decimal):
+        return None if value.is_nan() else value
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, Fraction):
+        return None  # no finite decimal in general: `exact_fraction` keeps it whole
+    if isinstance(value, int | float):
+        return to_decimal(value)
+    return Decimal(str(value))
 
 
 def charge_cents(quantity: Fraction, rate: Decimal | Fraction, minor_unit: int) -> int:

@@ -23,43 +23,6 @@ import pandas as pd
 from costloop.engine.model.money import object_array, quantity_array
 from costloop.problems import Problem, has_errors
 
-BILL_COLUMNS = [
-    "Period",
-    "Department",
-    "Name",
-    "Pool",
-    "Metric",
-    "Quantity",
-    "Rate",
-    "Amount",
-    "Rule",
-    "Charge Period",
-    "Line Type",
-]
-"""A bill line's Period is the period it is billed in; its Charge Period the period the
-charge belongs to (earlier for a Reversal or a Correction of a closed period, or a
-Credit memo of a dispute). Line Type is one of `costloop.engine.model.issued.LINE_TYPES`."""
-JOURNAL_COLUMNS = [
-    "Entry",
-    "Period",
-    "Fund",
-    "Account",
-    "Department",
-    "Pool",
-    "Debit",
-    "Credit",
-    "Memo",
-    "Rule",
-]
-RECOVERY_COLUMNS = [
-    "Period",
-    "Pool",
-    "Cost",
-    "Recovered",
-    "OverUnder",
-    "RecoveryPct",
-    "Unallocated",
-]
 POOL_FLOW_COLUMNS = [
     "Period",
     "Pool",

@@ -19,6 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from costloop.engine.model.book import Book
+from costloop.engine.model.formats import QUANTITY_FORMAT, money_format, rate_format
 from costloop.engine.model.issued import (
     ACTUAL,
     BILL,
@@ -32,18 +33,18 @@ from costloop.engine.model.issued import (
 )
 from costloop.engine.model.money import exact_sums
 from costloop.engine.model.periods import parse_period
-from costloop.engine.model.result import BILL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS, OUTPUT_SHEETS
 from costloop.engine.pipeline.history import history_entry, read_history, with_history
-from costloop.engine.pipeline.outputs import QUANTITY_FORMAT, RATE_FORMAT, money_format
 from costloop.engine.pipeline.run import (
     RUN_LOG,
     Outcome,
     Stamp,
-    _Clock,
+    _log_result,
     _not_owned,
     _python_strings,
     bill_period,
     finish_log,
+    log_ledger,
     new_run_log,
     new_stamp,
     prepare,
@@ -205,7 +206,7 @@ def issued_sheet(wb: Workbook, outcome: Outcome, rows: list[tuple]) -> OutputShe
         existing = [tuple(r[: len(ISSUED_COLUMNS)]) for r in grid if any(v is not None for v in r)]
     money = money_format(outcome.book.settings.minor_unit)
     formats = {c: money for c in ("Amount", "Debit", "Credit", "Cost", "Unallocated")}
-    formats |= {"Quantity": QUANTITY_FORMAT, "Rate": RATE_FORMAT}
+    formats |= {"Quantity": QUANTITY_FORMAT, "Rate": rate_format(outcome.book.settings.minor_unit)}
     return OutputSheet(
         name=name or ISSUED_SHEET, columns=ISSUED_COLUMNS, rows=existing + rows, formats=formats
     )
@@ -252,7 +253,9 @@ def close_workbook(
     stamp = stamp or new_stamp()
     outcome.run_log = new_run_log(label, book, period, stamp=stamp)
     outcome.run_log.add("Command", "close")
-    bill_period(outcome, period, _Clock({}))
+    bill_period(outcome, period, {sheet: sheet for sheet in OUTPUT_SHEETS})
+    _log_result(outcome.run_log, outcome.result)
+    log_ledger(outcome.run_log, outcome)
     if has_errors(outcome.problems) or not outcome.result.ok:
         return _refused(
             outcome, "--period", f"cannot close {period}: its run does not come out clean now"

@@ -6,6 +6,7 @@ import zipfile
 from decimal import Decimal
 from pathlib import Path
 
+from costloop.engine.model.money import format_money, to_minor_units
 from costloop.engine.pipeline.run import (
     Outcome,
     Progress,
@@ -14,13 +15,31 @@ from costloop.engine.pipeline.run import (
     total_billed,
 )
 from costloop.engine.xlsx.file_workbook import FileWorkbook, WorkbookFormatError
-from costloop.engine.xlsx.write_guard import refuse_unwritable
+from costloop.engine.xlsx.write_guard import refuse_unwritable, why_not_writable
+from costloop.errors import EXIT_PROBLEMS, CostloopError
 
 
-def check_book(path: Path) -> Outcome:
-    """`costloop check BOOK`: validate, write Rule Check."""
-    refuse_unwritable(path)  # before any work: it writes Rule Check into the file
-    return check_workbook(FileWorkbook(path), label=path.name)
+def check_book(path: Path, output: Path | None = None) -> Outcome:
+    """`costloop check BOOK [--output OUT]`: validate, write Rule Check into BOOK (or OUT).
+
+    Checking only reads, so a workbook open in Excel or read-only is still
+    checked: every problem is reported, nothing is written, and
+    ``Outcome.not_written`` says why and what to do. ``output`` is a copy of the
+    workbook with its Rule Check, the workbook itself untouched.
+    """
+    if output is not None:
+        refuse_unwritable(output, "--output")  # before any work, as for run
+        return check_workbook(FileWorkbook(path, output=output), label=path.name)
+    blocked = why_not_writable(path)
+    outcome = check_workbook(FileWorkbook(path), label=path.name, write=blocked is None)
+    if blocked is not None:
+        why, fix = blocked
+        outcome.not_written = (
+            f"{path}: Rule Check was not written, as {why}; the problems are listed above. "
+            f"To get the sheet, {fix} and check again, or write it into a copy with "
+            f"--output OUT.xlsx"
+        )
+    return outcome
 
 
 def run_book(
@@ -54,8 +73,9 @@ def close_book(path: Path, period: str | None) -> Outcome:
     return close_workbook(FileWorkbook(path), period, label=path.name)
 
 
-def _fmt(amount: Decimal) -> str:
-    return f"{amount:,.2f}"
+def _fmt(amount: Decimal, minor_unit: int) -> str:
+    """An amount for the terminal in the currency's places (``1,234.50``; JPY ``1,235``)."""
+    return format_money(to_minor_units(amount, minor_unit), minor_unit)
 
 
 def summary_lines(outcome: Outcome) -> list[str]:
@@ -69,9 +89,10 @@ def summary_lines(outcome: Outcome) -> list[str]:
     result = outcome.result
     bills = result.bills
     total = total_billed(bills)
+    minor = outcome.book.settings.minor_unit if outcome.book is not None else 2
     departments = bills["Department"].nunique()
     lines = [
-        f"Period {outcome.period}: billed {_fmt(total)} to {departments} department(s) "
+        f"Period {outcome.period}: billed {_fmt(total, minor)} to {departments} department(s) "
         f"in {len(bills)} bill line(s)"
     ]
     lines += _ledger_lines(outcome)
@@ -87,8 +108,8 @@ def summary_lines(outcome: Outcome) -> list[str]:
                 continue
             pct = "" if row.RecoveryPct is None else f"{Decimal(row.RecoveryPct) * 100:6.1f}%"
             lines.append(
-                f"  {row.Pool:<{width}}  cost {_fmt(row.Cost):>14}  "
-                f"recovered {_fmt(row.Recovered):>14}  {pct}"
+                f"  {row.Pool:<{width}}  cost {_fmt(row.Cost, minor):>14}  "
+                f"recovered {_fmt(row.Recovered, minor):>14}  {pct}"
             )
     tieouts = result.tieouts
     passed = sum(1 for t in tieouts if t.passed)
@@ -103,6 +124,7 @@ def _ledger_lines(outcome: Outcome) -> list[str]:
     """What the run billed for closed periods: corrections and credit memos (docs/audit.md)."""
     bills = outcome.result.bills
     kinds = bills["Line Type"]
+    minor = outcome.book.settings.minor_unit if outcome.book is not None else 2
     out = []
     if outcome.issued.closed:
         out.append(f"Closed periods: {', '.join(outcome.issued.closed)} (the Issued sheet)")
@@ -111,19 +133,25 @@ def _ledger_lines(outcome: Outcome) -> list[str]:
         periods = ", ".join(sorted(set(changed["Charge Period"])))
         out.append(
             f"Corrections of {periods}: {len(changed)} reversal and correction line(s), "
-            f"net {_fmt(total_billed(changed))}"
+            f"net {_fmt(total_billed(changed), minor)}"
         )
     credits = bills[kinds == "Credit memo"]
     if len(credits):
         out.append(
             f"Credit memos: {len(credits)} ({', '.join(credits['Rule'])}), "
-            f"{_fmt(total_billed(credits))}"
+            f"{_fmt(total_billed(credits), minor)}"
         )
     return out
 
 
-def explain_exception(exc: Exception) -> str | None:
-    """A user-facing sentence for failures that are not bugs (file locked, not a workbook)."""
+def explain_exception(exc: BaseException) -> str | None:
+    """A user-facing sentence for failures that are not bugs (file locked, not a workbook).
+
+    By type: every `CostloopError` explains itself; two failures of the operating
+    system and the zip library are put in words here. None: a bug.
+    """
+    if isinstance(exc, CostloopError):
+        return exc.explain()
     if isinstance(exc, PermissionError):
         return (
             f"cannot write {exc.filename or 'the workbook'}: it is read-only or open in "
@@ -131,10 +159,12 @@ def explain_exception(exc: Exception) -> str | None:
         )
     if isinstance(exc, zipfile.BadZipFile):
         return "the file is not an Excel workbook (.xlsx or .xlsm); save it as one and retry"
-    name = type(exc).__name__
-    if name in ("WorkbookFormatError", "WorkbookProtectedError", "NotOwnedError", "WriteRefused"):
-        return str(exc)
     return None
+
+
+def exit_code(exc: BaseException) -> int:
+    """The command line's exit code for a failure (docs/contract.md#exit-codes)."""
+    return exc.exit_code if isinstance(exc, CostloopError) else EXIT_PROBLEMS
 
 
 def demo_changes(path: Path, shipped: Path) -> str | None:

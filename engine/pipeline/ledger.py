@@ -22,7 +22,12 @@ from costloop.engine.chargeback.corrections import Corrections, Recognised, corr
 from costloop.engine.chargeback.credits import credit_memos
 from costloop.engine.chargeback.drivers import Drivers
 from costloop.engine.chargeback.recovery import recovery_pct
-from costloop.engine.chargeback.tieouts import check_journal, check_revenue
+from costloop.engine.chargeback.tieouts import (
+    JOURNAL_BALANCES,
+    REVENUE_EQUALS_BILLS,
+    check_journal,
+    check_revenue,
+)
 from costloop.engine.model.book import Book
 from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.issued import (
@@ -38,7 +43,14 @@ from costloop.engine.model.issued import (
 )
 from costloop.engine.model.money import exact_sums
 from costloop.engine.model.periods import fiscal_periods_to_date
-from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
+from costloop.engine.model.result import Result
+from costloop.engine.model.sheets import (
+    BILL_COLUMNS,
+    BILLS,
+    JOURNAL,
+    JOURNAL_COLUMNS,
+    RECOVERY_COLUMNS,
+)
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
 from costloop.rules.plan import Plan
@@ -118,14 +130,20 @@ def _year_charges(result: Result, issued: Issued) -> pd.DataFrame | None:
     return pd.concat([frame, open_rows], ignore_index=True)
 
 
-_RETIED = {"Journal balances": Reason.UNBALANCED, "Revenue equals bills": Reason.TIE_OUT}
+_RETIED = {
+    JOURNAL_BALANCES: (Reason.UNBALANCED, JOURNAL),
+    REVENUE_EQUALS_BILLS: (Reason.TIE_OUT, BILLS),
+}
 
 
 def _retie(drivers: Drivers, result: Result) -> list[Problem]:
-    """Tie-outs 2 and 3 again, over the charges and the corrections the period posts."""
+    """Tie-outs 2 and 3 again, over the charges and the corrections the period posts (and
+    Recovery with what it recognises)."""
     fresh = {
-        "Journal balances": check_journal(result.journal),
-        "Revenue equals bills": check_revenue(drivers, result.bills, result.journal),
+        JOURNAL_BALANCES: check_journal(result.journal),
+        REVENUE_EQUALS_BILLS: check_revenue(
+            drivers, result.bills, result.journal, result.recovery, result.period
+        ),
     }
     stale = tuple(f"tie-out failed: {name}:" for name in _RETIED)
     problems = [p for p in result.problems if not p.message.startswith(stale)]
@@ -133,7 +151,8 @@ def _retie(drivers: Drivers, result: Result) -> list[Problem]:
     for t in result.tieouts:
         if t.name in _RETIED and not t.passed:
             message = f"tie-out failed: {t.name}: {t.detail}"
-            problems.append(Problem(_RETIED[t.name], Severity.ERROR, "Journal", message))
+            code, where = _RETIED[t.name]
+            problems.append(Problem(code, Severity.ERROR, where, message))
     return problems
 
 

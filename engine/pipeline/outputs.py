@@ -1,4 +1,5 @@
-"""Turn result frames into engine-owned sheets (`OutputSheet`), with formats.
+"""Turn result frames into engine-owned sheets (`OutputSheet`), with the formats of
+`costloop.engine.model.formats`.
 
 Money stays Decimal all the way into the cell; a missing value (None, NaN,
 pd.NA) becomes an empty cell rather than the text "nan".
@@ -13,16 +14,6 @@ from decimal import Decimal
 import pandas as pd
 
 from costloop.engine.workbook.host import OutputSheet
-
-
-def money_format(minor_unit: int) -> str:
-    """Excel number format showing the currency's minor unit: ``#,##0.00`` for USD."""
-    return "#,##0" + ("." + "0" * minor_unit if minor_unit > 0 else "")
-
-
-QUANTITY_FORMAT = "#,##0.####"
-RATE_FORMAT = "#,##0.00####"
-PERCENT_FORMAT = "0.0%"
 
 
 def _cell(value: object) -> object:

@@ -12,14 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from costloop.engine.model.formats import money_format as format_for_money
+from costloop.engine.model.sheets import RULE_CHECK, RULE_CHECK_COLUMNS, RUN_LOG, RUN_LOG_COLUMNS
 from costloop.engine.workbook.host import OutputSheet
 from costloop.problems import Problem, Severity, grouped
 from costloop.rules.ast import RuleCell
 
-RULE_CHECK_COLUMNS = ["ID", "Cell", "Status", "Message", "Amount"]
 MAX_PROBLEM_ROWS = 1_048_575
 """Rows of data an Excel sheet holds below its header."""
-RUN_LOG_COLUMNS = ["Key", "Value"]
 
 
 def _message(problem: Problem) -> str:
@@ -38,10 +38,14 @@ def rule_check_sheet(
     cells: Iterable[RuleCell],
     problems: Iterable[Problem],
     amounts: Mapping[str, Decimal] | None = None,
-    money_format: str = "#,##0.00",
-    name: str = "Rule Check",
+    money_format: str = format_for_money(2),
+    name: str = RULE_CHECK,
 ) -> OutputSheet:
-    """The `Rule Check` sheet: a status for every rule, then every other problem."""
+    """The `Rule Check` sheet: a status for every rule, then every other problem.
+
+    ``money_format`` is the workbook's (`model.formats.money_format` of its
+    currency); the default, for cents, serves only a run with no Book to ask.
+    """
     amounts = amounts or {}
     problems = list(problems)
     # Problems by cell, so a million data problems are not scanned once per rule.
@@ -106,7 +110,7 @@ class RunLog:
     def add(self, key: str, value: object) -> None:
         self.entries.append((key, value))
 
-    def sheet(self, name: str = "Run Log") -> OutputSheet:
+    def sheet(self, name: str = RUN_LOG) -> OutputSheet:
         rows = [(k, "" if v is None else v) for k, v in self.entries]
         return OutputSheet(name=name, columns=RUN_LOG_COLUMNS, rows=rows)
 

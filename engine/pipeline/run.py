@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 
 import pandas as pd
 
@@ -29,42 +28,50 @@ from costloop.engine.chargeback.corrections import Recognised
 # bills/ re-runs the year through the pipeline, never the chargeback internals.
 from costloop.engine.chargeback.execute import bills_by_period as bills_by_period
 from costloop.engine.chargeback.execute import execute
-from costloop.engine.itfm.compliance import COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS, compliance
-from costloop.engine.itfm.forecast import FORECAST_COLUMNS, FORECAST_FORMATS, forecast
-from costloop.engine.itfm.variance import VARIANCE_COLUMNS, VARIANCE_FORMATS, variance
-from costloop.engine.model.book import OUTPUT_SHEETS, Book
+from costloop.engine.chargeback.tieouts import TIE_OUTS
+from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
+from costloop.engine.model.book import Book
 from costloop.engine.model.disputes import Dispute
+from costloop.engine.model.formats import money_format, sheet_formats
 from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import parse_period
-from costloop.engine.model.result import BILL_COLUMNS, JOURNAL_COLUMNS, RECOVERY_COLUMNS, Result
+from costloop.engine.model.result import Result
+from costloop.engine.model.sheets import (
+    ACTUALS,
+    BILL_COLUMNS,
+    BILLS,
+    BUDGET,
+    DEPARTMENTS,
+    JOURNAL,
+    JOURNAL_COLUMNS,
+    OUTPUT_SHEETS,
+    RATES,
+    RECOVERY,
+    RECOVERY_COLUMNS,
+    RULE_CHECK,
+    RUN_LOG,
+    USAGE,
+    RunLogKey,
+)
 from costloop.engine.pipeline.history import (
     current_user,
     history_entry,
     read_history,
     with_history,
 )
+from costloop.engine.pipeline.itfm_sheets import ItfmSheets, itfm_sheets
 from costloop.engine.pipeline.ledger import against_issued, closed_figures
-from costloop.engine.pipeline.outputs import (
-    PERCENT_FORMAT,
-    QUANTITY_FORMAT,
-    RATE_FORMAT,
-    frame_to_sheet,
-    money_format,
-)
+from costloop.engine.pipeline.outputs import frame_to_sheet
 from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
 from costloop.engine.read.disputes import disputes_fingerprint, read_disputes
 from costloop.engine.read.issued import read_issued
 from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
-from costloop.engine.read.usage_source import attach_usage_source
 from costloop.engine.workbook.host import Workbook
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
 from costloop.rules import check, order, parse_rules
 from costloop.rules.plan import Plan
-
-RULE_CHECK = "Rule Check"
-RUN_LOG = "Run Log"
 
 
 @dataclass
@@ -78,6 +85,8 @@ class Outcome(Reported):
     result: Result | None = None
     written: list[str] = field(default_factory=list)
     """Sheets written into the workbook (empty when nothing was written)."""
+    not_written: str = ""
+    """Why a check wrote nothing though it could report (the workbook is open in Excel)."""
     run_log: RunLog = field(default_factory=RunLog)
     issued: Issued = field(default_factory=Issued)
     """The closed periods (the Issued sheet), as read and checked."""
@@ -118,9 +127,6 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     outcome = Outcome(problems=list(problems), book=book)
     if book is None:
         return outcome
-    # Settings UsageSource: usage read and summed from CSV/Parquet files beside the workbook.
-    path = getattr(wb, "path", None)
-    outcome.problems += attach_usage_source(book, Path(path).parent if path else None)
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
     outcome.problems += check(rules, names_from_book(book), book.rules)
@@ -145,6 +151,34 @@ def billed_period(book: Book, requested: str | None) -> str | None:
     return periods[-1] if periods else None
 
 
+def period_origin(book: Book, requested: str | None) -> tuple[str, str]:
+    """Where the billed period came from, as (cell for a message, words): see `billed_period`."""
+    if requested:
+        return "--period", "from --period"
+    if book.settings.period:
+        cell = book.settings.cells.get("period", "Settings")
+        return cell, f"from Settings Period, {cell}"
+    periods = book.usage["Period"].to_numpy(dtype=object)
+    latest = max(pd.unique(periods).tolist()) if len(periods) else None
+    rows = book.usage["_row"].to_numpy()[periods == latest] if latest else []
+    if not len(rows) or not rows.max():
+        return "Usage", "the latest period in Usage"
+    cell = book.cell("Usage", "Period", int(rows.max()))
+    return cell, f"the latest period in Usage, {cell}"
+
+
+def usage_problems(
+    book: Book, plan: Plan, period: str | None, requested: str | None
+) -> list[Problem]:
+    """Usage the rules leave unbilled, or a billed period with none (engine/chargeback/unbilled)."""
+    if period is None or parse_period(period) != period:
+        return []  # `_period_problem` says what is wrong with the period
+    missing = no_usage_in_period(book, plan, period, lambda: period_origin(book, requested))
+    if missing is not None:
+        return [missing]
+    return unbilled_usage(book, plan, period)
+
+
 Stamp = tuple[str, str]
 """(run id, ``YYYY-MM-DD HH:MM:SS`` UTC): given only to build a workbook reproducibly (the
 demo ships with a closed month); every real run gets a fresh id and the time."""
@@ -161,52 +195,75 @@ def new_run_log(
     scenario: str | None = None,
     stamp: Stamp | None = None,
 ) -> RunLog:
+    key = RunLogKey
     log = RunLog()
     run_id, run_time = stamp or new_stamp()
-    log.add("Run ID", run_id)
-    log.add("Run Time (UTC)", run_time)
-    log.add("costloop Version", __version__)
-    log.add("Workbook", wb_label)
+    log.add(key.RUN_ID, run_id)
+    log.add(key.RUN_TIME, run_time)
+    log.add(key.VERSION, __version__)
+    log.add(key.WORKBOOK, wb_label)
     if book is not None:
-        log.add("Input Fingerprint", book.fingerprint)
-        log.add("Organization", book.settings.organization)
-        log.add("Currency", book.settings.currency)
-    log.add("Period", period or "")
+        log.add(key.FINGERPRINT, book.fingerprint)
+        log.add(key.ORGANIZATION, book.settings.organization)
+        log.add(key.CURRENCY, book.settings.currency)
+    log.add(key.PERIOD, period or "")
     if scenario:
-        log.add("Scenario", scenario)
+        log.add(key.SCENARIO, scenario)
     if book is not None:
         for sheet, frame in (
-            ("Departments", book.departments),
-            ("Budget", book.budget),
-            ("Actuals", book.actuals),
-            ("Usage", book.usage),
-            ("Rates", book.rates),
+            (DEPARTMENTS, book.departments),
+            (BUDGET, book.budget),
+            (ACTUALS, book.actuals),
+            (USAGE, book.usage),
+            (RATES, book.rates),
         ):
-            log.add(f"Rows {sheet}", len(frame))
+            log.add(f"{key.ROWS}{sheet}", len(frame))
         enabled = sum(1 for c in book.rules if c.enabled)
-        log.add("Rules Enabled", enabled)
-        log.add("Rules Disabled", len(book.rules) - enabled)
+        log.add(key.RULES_ENABLED, enabled)
+        log.add(key.RULES_DISABLED, len(book.rules) - enabled)
     return log
+
+
+def log_tieouts(log: RunLog, result: Result | None) -> None:
+    """A `Tie-out: <name>` line per check: PASS or FAIL with its figures, or NOT RUN.
+
+    A run that stopped at an error before its bills were checked says NOT RUN,
+    never PASS: a pass would vouch for bills that were never issued.
+    """
+    ran = {t.name: t for t in result.tieouts} if result is not None else {}
+    for name in TIE_OUTS:
+        tieout = ran.get(name)
+        if tieout is None:
+            value = "NOT RUN: the run stopped at an error before the bills were checked"
+        else:
+            value = ("PASS " if tieout.passed else "FAIL ") + tieout.detail
+        log.add(f"{RunLogKey.TIE_OUT}{name}", value)
 
 
 def finish_log(log: RunLog, problems: list[Problem], reason: str = "") -> None:
     errors = [p for p in problems if p.is_error]
-    log.add("Errors", len(errors))
-    log.add("Warnings", len(problems) - len(errors))
-    log.add("Status", "FAILED" if errors else "OK")
+    log.add(RunLogKey.ERRORS, len(errors))
+    log.add(RunLogKey.WARNINGS, len(problems) - len(errors))
+    log.add(RunLogKey.STATUS, "FAILED" if errors else "OK")
     if errors:
-        log.add("Failure", reason or f"{len(errors)} error(s); first: {errors[0].headline()}")
+        log.add(
+            RunLogKey.FAILURE, reason or f"{len(errors)} error(s); first: {errors[0].headline()}"
+        )
+
+
+def _money_format(book: Book | None) -> str:
+    """The workbook's money format; cents when the Book could not be read (no amounts then)."""
+    return money_format(book.settings.minor_unit if book is not None else 2)
 
 
 def run_log_sheet(wb: Workbook, outcome: Outcome, name: str, command: str = "run"):
     """This run's Key / Value lines, and the history of every run with this one added."""
     log = outcome.run_log
     values = dict(log.entries)
-    minor = outcome.book.settings.minor_unit if outcome.book else 2
     history = read_history(wb, name)
-    history.append(history_entry(values, command, values.get("Total Billed")))
+    history.append(history_entry(values, command, values.get(RunLogKey.TOTAL_BILLED)))
     rows = [(k, "" if v is None else v) for k, v in log.entries]
-    return with_history(rows, history, name, money_format(minor))
+    return with_history(rows, history, name, _money_format(outcome.book))
 
 
 def write_failure(
@@ -216,14 +273,25 @@ def write_failure(
     failure_report: bool = True,
     reason: str = "",
 ) -> None:
-    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output)."""
+    """Rule Check and Run Log only; nothing at all without ``failure_report`` (--output).
+
+    The Run Log of a failed run has no bill lines, departments or Total Billed:
+    nothing was billed.
+    """
+    log_tieouts(outcome.run_log, outcome.result)
     finish_log(outcome.run_log, outcome.problems, reason)
     if not failure_report:
         return
     cells = outcome.book.rules if outcome.book else []
     amounts = outcome.result.rule_amounts if outcome.result else None
     sheets = [
-        rule_check_sheet(cells, outcome.problems, amounts, name=names[RULE_CHECK]),
+        rule_check_sheet(
+            cells,
+            outcome.problems,
+            amounts,
+            money_format=_money_format(outcome.book),
+            name=names[RULE_CHECK],
+        ),
         run_log_sheet(wb, outcome, names[RUN_LOG]),
     ]
     if _not_owned(wb, [s.name for s in sheets]):
@@ -282,13 +350,21 @@ def _python_strings(command):
 
 
 @_python_strings
-def check_workbook(wb: Workbook, label: str = "") -> Outcome:
-    """`costloop check`: every problem in rules and data; writes only `Rule Check`."""
+def check_workbook(wb: Workbook, label: str = "", write: bool = True) -> Outcome:
+    """`costloop check`: every problem in rules and data; writes only `Rule Check`.
+
+    ``write=False`` reports without writing (a workbook open in Excel or
+    read-only is still checked: engine/pipeline/commands.py).
+    """
     outcome = prepare(wb)
+    if outcome.book is not None and not has_errors(outcome.problems):
+        period = billed_period(outcome.book, None)
+        outcome.problems += usage_problems(outcome.book, outcome.plan, period, None)
     outcome.problems += _not_owned(wb, [RULE_CHECK])
-    if not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
+    if write and not any(p.code is Reason.SHEET_NOT_OWNED for p in outcome.problems):
         cells = outcome.book.rules if outcome.book else []
-        wb.replace_sheets([rule_check_sheet(cells, outcome.problems)])
+        sheet = rule_check_sheet(cells, outcome.problems, money_format=_money_format(outcome.book))
+        wb.replace_sheets([sheet])
         outcome.written = [RULE_CHECK]
     return outcome
 
@@ -316,6 +392,104 @@ def _period_problem(book: Book, period: str | None, requested: str | None) -> Pr
             f"no Usage, Budget or Actuals rows for period {period} (the workbook has {span})",
         )
     return None
+
+
+def _output_sheets(book: Book, frames: dict[str, tuple], names: dict[str, str]):
+    """Each output frame as its sheet, in the workbook's currency's formats."""
+    formats = sheet_formats(book.settings.minor_unit)
+    return [
+        frame_to_sheet(names[base], frame, columns, formats[base])
+        for base, (frame, columns) in frames.items()
+    ]
+
+
+@_python_strings
+def run_workbook(
+    wb: Workbook,
+    label: str = "",
+    period: str | None = None,
+    scenario: str | None = None,
+    failure_report: bool = True,
+    progress: Progress | None = None,
+    stamp: Stamp | None = None,
+) -> Outcome:
+    """`costloop run`: the whole loop; every owned sheet on success, Rule Check + Run Log if not.
+
+    ``failure_report=False`` writes nothing when the run fails (``--output``: a
+    failed run leaves no file behind) instead of `Rule Check` and `Run Log`.
+    """
+    timings: dict[str, float] = {}
+    clock = _Clock(timings, progress)
+    target, refused = _run_target(wb, scenario)
+    if refused is not None:
+        refused.timings = timings
+        return refused
+
+    outcome = prepare(wb, target.inputs)
+    outcome.timings = timings
+    clock.lap("read+check")
+    outcome.problems += target.problems + _not_owned(wb, list(target.names.values()))
+    book = outcome.book
+    chosen = billed_period(book, period) if book else period
+    outcome.period = chosen
+    outcome.run_log = new_run_log(label, book, chosen, target.scenario, stamp)
+    outcome.run_log.add("Command", "run")
+    outcome.run_log.add("User", current_user())
+    closed = closed_problem(outcome, chosen, period)
+    if closed is not None:
+        # Never rewritten: not even Rule Check or Run Log change (the file stays as it was).
+        outcome.problems.append(closed)
+        return outcome
+    if book is not None and not has_errors(outcome.problems):
+        bad_period = _period_problem(book, chosen, period)
+        if bad_period:
+            outcome.problems.append(bad_period)
+        else:
+            outcome.problems += usage_problems(book, outcome.plan, chosen, period)
+    if has_errors(outcome.problems):
+        write_failure(wb, outcome, target.names, failure_report)
+        return outcome
+
+    itfm = bill_period(outcome, chosen, target.names, clock)
+    result = outcome.result
+
+    if has_errors(outcome.problems):
+        # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
+        failed = [t for t in result.tieouts if not t.passed]
+        reason = "a tie-out failed" if failed else ""
+        write_failure(wb, outcome, target.names, failure_report, reason)
+        return outcome
+
+    _log_result(outcome.run_log, result)
+    log_ledger(outcome.run_log, outcome)
+    finish_log(outcome.run_log, outcome.problems)
+    _write_outputs(wb, outcome, itfm.sheets, target.names)
+    clock.lap("write")
+    return outcome
+
+
+def bill_period(
+    outcome: Outcome, chosen: str, names: dict[str, str], clock: _Clock | None = None
+) -> ItfmSheets:
+    """Execute the billed period, bill the corrections and credits of what was issued, then
+    the ITFM sheets; the result and problems go into ``outcome``. `costloop close` does the
+    same to issue exactly what the reviewed run billed."""
+    book = outcome.book
+    result = execute(book, outcome.plan, chosen)
+    outcome.result = result
+    corrections = against_issued(book, outcome.plan, result, outcome.issued, outcome.disputes)
+    outcome.corrected = corrections.periods
+    outcome.recognised = corrections.recognised
+    outcome.problems += result.problems
+    if clock is not None:
+        clock.lap("run")
+    # Forecast, Variance and Compliance only warn: they never hold back the bills.
+    closed = closed_figures(book, chosen, outcome.issued, corrections.recognised)
+    itfm = itfm_sheets(book, outcome.plan, result, chosen, names, closed)
+    outcome.problems += itfm.problems
+    if clock is not None:
+        clock.lap("forecast")
+    return itfm
 
 
 def closed_problem(outcome: Outcome, chosen: str | None, requested: str | None) -> Problem | None:
@@ -354,156 +528,66 @@ def log_ledger(log: RunLog, outcome: Outcome) -> None:
             log.add(f"{kind} Lines", int(kinds.get(kind, 0)))
 
 
-def _output_sheets(book: Book, result, extra: dict[str, tuple], names: dict[str, str]):
-    money = money_format(book.settings.minor_unit)
-    sheets = [
-        frame_to_sheet(
-            names["Bills"],
-            result.bills,
-            BILL_COLUMNS,
-            {"Quantity": QUANTITY_FORMAT, "Rate": RATE_FORMAT, "Amount": money},
-        ),
-        frame_to_sheet(
-            names["Journal"], result.journal, JOURNAL_COLUMNS, {"Debit": money, "Credit": money}
-        ),
-        frame_to_sheet(
-            names["Recovery"],
-            result.recovery,
-            RECOVERY_COLUMNS,
-            {c: money for c in ("Cost", "Recovered", "OverUnder", "Unallocated")}
-            | {"RecoveryPct": PERCENT_FORMAT},
-        ),
-    ]
-    for base, (frame, columns, formats) in extra.items():
-        sheets.append(frame_to_sheet(names[base], frame, columns, formats))
-    return sheets
+@dataclass(frozen=True)
+class _RunTarget:
+    """Which input sheets a run reads and which output sheets it writes (a scenario's own)."""
+
+    inputs: dict[str, str]
+    """Logical input sheet -> the sheet to read instead (``Budget`` -> ``Budget@cloud10``)."""
+    names: dict[str, str]
+    """Output sheet -> the name it is written under (``Bills`` -> ``Bills@cloud10``)."""
+    scenario: str | None
+    problems: list[Problem]
 
 
-def bill_period(outcome: Outcome, chosen: str, clock: _Clock) -> dict[str, tuple]:
-    """Execute, correct closed periods, forecast, variance, compliance; log the totals.
-
-    The outputs go into ``outcome`` (result, problems, Run Log); the ITFM sheets come
-    back as {sheet: (frame, columns, formats)}. `costloop close` computes the same.
-    """
-    book = outcome.book
-    plan = outcome.plan
-    result = execute(book, plan, chosen)
-    outcome.result = result
-    corrections = against_issued(book, plan, result, outcome.issued, outcome.disputes)
-    outcome.corrected = corrections.periods
-    outcome.recognised = corrections.recognised
-    outcome.problems += result.problems
-    clock.lap("run")
-    forecast_frame, problems = forecast(
-        book,
-        plan.forecasts,
-        plan.charges,
-        result.recovery,
-        chosen,
-        bills=result.bills,
-        flows=result.pool_flows,
-        year_charges=result.year_charges,
-    )
-    outcome.problems += problems
-    variance_frame, problems = variance(
-        book, chosen, closed_figures(book, chosen, outcome.issued, corrections.recognised)
-    )
-    outcome.problems += problems
-    compliance_frame, problems = compliance(
-        book, result.recovery, result.year_charges, chosen, plan.charges
-    )
-    outcome.problems += problems
-    clock.lap("forecast")
-
-    for tieout in result.tieouts:
-        outcome.run_log.add(
-            f"Tie-out: {tieout.name}", ("PASS " if tieout.passed else "FAIL ") + tieout.detail
-        )
-    outcome.run_log.add("Bill Lines", len(result.bills))
-    outcome.run_log.add("Departments Billed", int(result.bills["Department"].nunique()))
-    outcome.run_log.add("Total Billed", total_billed(result.bills))
-    outcome.run_log.add("Journal Lines", len(result.journal))
-    log_ledger(outcome.run_log, outcome)
-    return {
-        "Forecast": (forecast_frame, FORECAST_COLUMNS, FORECAST_FORMATS),
-        "Variance": (variance_frame, VARIANCE_COLUMNS, VARIANCE_FORMATS),
-        "Compliance": (compliance_frame, COMPLIANCE_COLUMNS, COMPLIANCE_FORMATS),
-    }
-
-
-@_python_strings
-def run_workbook(
-    wb: Workbook,
-    label: str = "",
-    period: str | None = None,
-    scenario: str | None = None,
-    failure_report: bool = True,
-    progress: Progress | None = None,
-    stamp: Stamp | None = None,
-) -> Outcome:
-    """`costloop run`: the whole loop; every owned sheet on success, Rule Check + Run Log if not.
-
-    ``failure_report=False`` writes nothing when the run fails (``--output``: a
-    failed run leaves no file behind) instead of `Rule Check` and `Run Log`.
-    """
-    timings: dict[str, float] = {}
-    clock = _Clock(timings, progress)
+def _run_target(wb: Workbook, scenario: str | None) -> tuple[_RunTarget, Outcome | None]:
+    """The sheets a run reads and writes; an Outcome instead when the scenario is unusable."""
     resolved, scenario_problems = resolve_scenario(wb.sheet_names(), scenario)
     if has_errors(scenario_problems):
         # Without a valid scenario there is no sheet to report into: say it on the console.
-        return Outcome(problems=scenario_problems, timings=timings)
+        return _RunTarget({}, {}, None, []), Outcome(problems=scenario_problems)
     inputs = dict(resolved.inputs) if resolved else {}
     # Outputs take the scenario's spelling from its sheets (Budget@cloud10 -> Bills@cloud10),
     # whatever case --scenario was typed in.
     scenario = resolved.name if resolved else None
     names, name_problems = output_sheet_names(list(OUTPUT_SHEETS), scenario)
     if has_errors(name_problems):
-        return Outcome(problems=scenario_problems + name_problems, timings=timings)
+        return _RunTarget({}, {}, None, []), Outcome(problems=scenario_problems + name_problems)
+    return _RunTarget(inputs, names, scenario, scenario_problems), None
 
-    outcome = prepare(wb, inputs)
-    outcome.timings = timings
-    clock.lap("read+check")
-    outcome.problems += scenario_problems + _not_owned(wb, list(names.values()))
-    book = outcome.book
-    chosen = billed_period(book, period) if book else period
-    outcome.period = chosen
-    outcome.run_log = new_run_log(label, book, chosen, scenario, stamp)
-    outcome.run_log.add("Command", "run")
-    outcome.run_log.add("User", current_user())
-    closed = closed_problem(outcome, chosen, period)
-    if closed is not None:
-        # Never rewritten: not even Rule Check or Run Log change (the file stays as it was).
-        outcome.problems.append(closed)
-        return outcome
-    if book is not None and not has_errors(outcome.problems):
-        bad_period = _period_problem(book, chosen, period)
-        if bad_period:
-            outcome.problems.append(bad_period)
-    if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, failure_report)
-        return outcome
 
-    extra = bill_period(outcome, chosen, clock)
-    result = outcome.result
-    # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
-    failed = [t for t in result.tieouts if not t.passed]
-    if has_errors(outcome.problems):
-        write_failure(wb, outcome, names, failure_report, "a tie-out failed" if failed else "")
-        return outcome
+def _log_result(log: RunLog, result: Result) -> None:
+    """The tie-outs and totals of a clean run, in the Run Log (a failed run has no totals:
+    `write_failure`)."""
+    key = RunLogKey
+    log_tieouts(log, result)
+    log.add(key.BILL_LINES, len(result.bills))
+    log.add(key.DEPARTMENTS_BILLED, int(result.bills["Department"].nunique()))
+    log.add(key.TOTAL_BILLED, total_billed(result.bills))
+    log.add(key.JOURNAL_LINES, len(result.journal))
 
-    finish_log(outcome.run_log, outcome.problems)
-    sheets = _output_sheets(book, result, extra, names)
+
+def _write_outputs(
+    wb: Workbook, outcome: Outcome, itfm_frames: dict[str, tuple], names: dict[str, str]
+) -> None:
+    """A clean run: every owned sheet at once, Rule Check and Run Log last."""
+    book, result = outcome.book, outcome.result
+    frames = {
+        BILLS: (result.bills, BILL_COLUMNS),
+        JOURNAL: (result.journal, JOURNAL_COLUMNS),
+        RECOVERY: (result.recovery, RECOVERY_COLUMNS),
+        **itfm_frames,
+    }
+    sheets = _output_sheets(book, frames, names)
     sheets.append(
         rule_check_sheet(
             book.rules,
             outcome.problems,
             result.rule_amounts,
-            money_format(book.settings.minor_unit),
-            names[RULE_CHECK],
+            money_format=_money_format(book),
+            name=names[RULE_CHECK],
         )
     )
     sheets.append(run_log_sheet(wb, outcome, names[RUN_LOG]))
     wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]
-    clock.lap("write")
-    return outcome

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from costloop.engine.model.book import OUTPUT_SHEETS
+from costloop.engine.model.sheets import BUDGET, OUTPUT_SHEETS, RATES
+from costloop.engine.workbook.host import MAX_SHEET_NAME
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
 
 SEPARATOR = "@"
-SCENARIO_INPUTS = ("Budget", "Rates")
+SCENARIO_INPUTS = (BUDGET, RATES)
 """The input sheets a scenario may replace."""
-MAX_SHEET_NAME = 31
-"""Excel's limit on a sheet name."""
-MAX_SCENARIO_NAME = 20
-"""31 − len("Compliance@"): every standard output name fits with no shortening."""
+MAX_SCENARIO_NAME = MAX_SHEET_NAME - len(SEPARATOR) - max(map(len, OUTPUT_SHEETS))
+"""20 = 31 − len("Compliance@"): every standard output name fits with no shortening."""
 FORBIDDEN = set("[]:*?/\\") | {SEPARATOR}
 _OUTPUT_KEYS = {name_key(s) for s in OUTPUT_SHEETS}
 WHERE = "--scenario"

@@ -1,2 +1,1 @@
-"""Workbook -> (Book, problems): every input sheet read, validated and typed, and UsageSource.
-"""
+"""Workbook -> (Book, problems): every input sheet read, validated and typed, and UsageSource."""

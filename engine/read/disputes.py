@@ -26,7 +26,7 @@ from costloop.engine.model.disputes import (
 )
 from costloop.engine.model.issued import Issued, canonical, money_of
 from costloop.engine.model.periods import parse_period
-from costloop.engine.model.values import _is_blank, _shown, _text, cell_number
+from costloop.engine.model.values import cell_number, cell_text, is_blank, shown
 from costloop.engine.workbook.host import Workbook, column_letter
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
@@ -68,7 +68,7 @@ def _dispute_days(book: Book, problems: list[Problem]) -> int:
 
 def _one_of(value: object, choices: tuple[str, ...]) -> str | None:
     by_key = {name_key(c): c for c in choices}
-    return by_key.get(name_key(_text(value)))
+    return by_key.get(name_key(cell_text(value)))
 
 
 def _date(value: object) -> dt.date | None:
@@ -107,7 +107,7 @@ def read_disputes(wb: Workbook, book: Book, issued: Issued) -> tuple[list[Disput
     grid = wb.read_sheet(name)
     if not grid:
         return [], problems
-    header = {name_key(_text(v)): i for i, v in enumerate(grid[0]) if not _is_blank(v)}
+    header = {name_key(cell_text(v)): i for i, v in enumerate(grid[0]) if not is_blank(v)}
     missing = [c for c in DISPUTE_COLUMNS if name_key(c) not in header]
     if missing:
         problems.append(
@@ -126,7 +126,7 @@ def read_disputes(wb: Workbook, book: Book, issued: Issued) -> tuple[list[Disput
     out: list[Dispute] = []
     for offset, row in enumerate(grid[1:]):
         excel_row = offset + 2
-        if all(_is_blank(v) for v in row):
+        if all(is_blank(v) for v in row):
             continue
         cells = {c: f"{name}!{column_letter(i)}{excel_row}" for c, i in at.items()}
         value = {c: row[i] if i < len(row) else None for c, i in at.items()}
@@ -155,23 +155,23 @@ class _Row:
     def choice(self, column: str, choices: tuple[str, ...]) -> str | None:
         found = _one_of(self.value[column], choices)
         if found is None:
-            shown = _shown(self.value[column])
-            self.bad(column, f"{column} must be one of {', '.join(choices)}, got {shown}")
+            said = shown(self.value[column])
+            self.bad(column, f"{column} must be one of {', '.join(choices)}, got {said}")
         return found
 
     def number(self, column: str, what: str, above_zero: bool) -> Decimal | None:
         cell = self.value[column]
-        if _is_blank(cell):
+        if is_blank(cell):
             return None
         number = cell_number(cell)
         if number is None or number < 0 or (above_zero and number == 0):
             least = "above 0" if above_zero else "of 0 or more"
-            self.bad(column, f"{column} ({what}) must be a number {least}, got {_shown(cell)}")
+            self.bad(column, f"{column} ({what}) must be a number {least}, got {shown(cell)}")
         return number
 
     def read(self, seen: dict[str, str], excel_row: int) -> Dispute | None:
         value, book, before = self.value, self.book, len(self.problems)
-        dispute = _text(value["Dispute"])
+        dispute = cell_text(value["Dispute"])
         if not dispute:
             self.bad("Dispute", "a dispute needs its Dispute id (the department's reference)")
         elif name_key(dispute) in seen:
@@ -179,16 +179,16 @@ class _Row:
             self.bad("Dispute", f"the Dispute id {dispute} is used twice (first in {first})")
         else:
             seen[name_key(dispute)] = self.cells["Dispute"]
-        department = book.department_names.get(name_key(_text(value["Department"])))
+        department = book.department_names.get(name_key(cell_text(value["Department"])))
         if department is None:
-            shown = _shown(value["Department"])
-            self.bad("Department", f"{shown} is not a department in Departments")
+            said = shown(value["Department"])
+            self.bad("Department", f"{said} is not a department in Departments")
         period = parse_period(value["Period"])
         if period is None:
-            self.bad("Period", f"Period must be a month as YYYY-MM, got {_shown(value['Period'])}")
-        pool = book.pools.get(name_key(_text(value["Pool"])))
+            self.bad("Period", f"Period must be a month as YYYY-MM, got {shown(value['Period'])}")
+        pool = book.pools.get(name_key(cell_text(value["Pool"])))
         if pool is None:
-            self.bad("Pool", f"{_shown(value['Pool'])} is not a pool in Budget or Actuals")
+            self.bad("Pool", f"{shown(value['Pool'])} is not a pool in Budget or Actuals")
         reason = self.choice("Reason", REASONS)
         status = self.choice("Status", STATUSES)
         amount = self.number("Amount", "the amount disputed", above_zero=False)
@@ -197,15 +197,15 @@ class _Row:
         if resolution is not None and resolution != resolution.quantize(Decimal(1).scaleb(-places)):
             self.bad("Resolution", f"Resolution {resolution} has more decimals than {places}")
         raised = _date(value.get("Raised"))
-        if not _is_blank(value.get("Raised")) and raised is None:
-            self.bad("Raised", f"Raised must be a date, got {_shown(value['Raised'])}")
+        if not is_blank(value.get("Raised")) and raised is None:
+            self.bad("Raised", f"Raised must be a date, got {shown(value['Raised'])}")
         if len(self.problems) > before:
             return None
         if not self._credit_ok(dispute, department, pool, period, status, resolution):
             return None
         self._window(dispute, period, raised)
         return Dispute(dispute, department, period, pool, reason, amount, status, resolution,
-                       _text(value["Note"]), raised, excel_row, self.cells)  # fmt: skip
+                       cell_text(value["Note"]), raised, excel_row, self.cells)  # fmt: skip
 
     def _credit_ok(self, dispute, department, pool, period, status, resolution) -> bool:
         if status != ACCEPTED:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from costloop.engine.model.book import Book
-from costloop.engine.model.values import cell_number
+from costloop.engine.model.values import cell_number, is_blank
 from costloop.engine.read.reader import RECALC_HINT
 from costloop.engine.workbook.host import ExcelError
 from costloop.engine.xlsx.sheet_xml import Uncalculated
@@ -73,9 +73,7 @@ def _driver_cells(book: Book, column: str) -> tuple[int, list[tuple[str, str]]]:
         return int(values.notna().sum()), []
     numbers, stray = 0, []
     for value, row in zip(values, book.departments["_row"], strict=True):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
-            continue
-        if isinstance(value, str) and not value.strip():
+        if is_blank(value):
             continue
         if cell_number(value) is None:
             shown = _shown_driver_value(value)
@@ -130,11 +128,9 @@ def _values(cells: np.ndarray) -> dict[str, str]:
     """Value key -> spelling of each distinct filled cell, matched as WHERE matches them."""
     out: dict[str, str] = {}
     for value in pd.unique(cells):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+        if is_blank(value):
             continue
         text = str(value).strip() if not isinstance(value, float) else repr(value)
-        if not text:
-            continue
         out.setdefault(value_key(text), text)
         number = None if isinstance(value, bool | np.bool_) else cell_number(value)
         if number is not None:

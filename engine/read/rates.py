@@ -30,7 +30,7 @@ from itertools import pairwise
 import pandas as pd
 
 from costloop.engine.model.money import to_decimal
-from costloop.engine.model.values import _is_blank
+from costloop.engine.model.values import is_blank
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import name_key
 
@@ -106,14 +106,14 @@ def _rows(rates: pd.DataFrame) -> list[_Row]:
         return list(rates[name]) if name in rates else [None] * len(rates)
 
     def limit(value: object) -> Decimal | None:
-        return None if _is_blank(value) or pd.isna(value) else to_decimal(value)
+        return None if is_blank(value) or pd.isna(value) else to_decimal(value)
 
     return [
         _Row(
             int(row),
             str(metric),
-            "" if _is_blank(pool) else str(pool),
-            "" if _is_blank(effective) else str(effective),
+            "" if is_blank(pool) else str(pool),
+            "" if is_blank(effective) else str(effective),
             rate,
             limit(low),
             limit(high),

@@ -53,36 +53,40 @@ Choices the contract leaves open (also in docs/workbook.md):
 
 from __future__ import annotations
 
-import difflib
+import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import infer_dtype
 
-from costloop.engine.model.book import INPUT_SHEETS, OUTPUT_SHEETS, Book, Settings
+from costloop.engine.model.book import Book, Settings
 from costloop.engine.model.currency import minor_unit, normalize_code
+from costloop.engine.model.money import to_minor_units
 from costloop.engine.model.periods import parse_period
-from costloop.engine.model.values import (
-    _exact,
-    _is_blank,
-    _shown,
-    _text,
-    _yes_no,
-)
+from costloop.engine.model.sheets import INPUT_SHEETS, OUTPUT_SHEETS, REQUIRED_SHEETS
+from costloop.engine.model.values import cell_number, cell_text, is_blank, shown, yes_no
+from costloop.engine.read.headers import headers_below, unheaded_columns
 from costloop.engine.read.rates import RatesSheet, rate_schedule_problems
-from costloop.engine.workbook.host import ExcelError, Workbook, column_letter
+from costloop.engine.read.usage_checks import repeated_usage
+from costloop.engine.read.usage_source import with_usage_source
+from costloop.engine.workbook.host import (
+    ColumnReads,
+    ExcelError,
+    HiddenRows,
+    Workbook,
+    column_letter,
+    workbook_folder,
+)
 from costloop.engine.xlsx.sheet_xml import Uncalculated
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import RuleCell, name_key
-
-REQUIRED_SHEETS = ("Settings", "Departments", "Budget", "Usage", "Rules")
+from costloop.rules.suggest import closest, did_you_mean
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Settings": (("Key", "Value"), ()),
@@ -98,12 +102,6 @@ COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _NUMERIC_KINDS = {"floating", "integer", "mixed-integer-float", "empty"}
 
 
-def _closest(word: str, choices: Mapping[str, str], cutoff: float = 0.6) -> str | None:
-    """The spelling in ``choices`` (key -> spelling) closest to ``word``, for did-you-mean."""
-    found = difflib.get_close_matches(name_key(word), list(choices), n=1, cutoff=cutoff)
-    return choices[found[0]] if found else None
-
-
 def _compact(key: str) -> str:
     return key.replace(" ", "").replace("_", "")
 
@@ -114,8 +112,13 @@ def _map_unique(values: np.ndarray, fn: Callable[[object], object]) -> np.ndarra
     if kind in ("string", "empty", "floating", "datetime", "date", "mixed-integer-float"):
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         mapped = np.empty(len(uniques) + 1, dtype=object)
-        for i, unique in enumerate(uniques):
-            mapped[i] = fn(unique)
+        if fn is cell_text and kind == "string":
+            # A column of mostly distinct text (a Reference per usage row): str.strip is
+            # what cell_text does to a str, without a call and type tests per value.
+            mapped[:-1] = [unique.strip() for unique in uniques]
+        else:
+            for i, unique in enumerate(uniques):
+                mapped[i] = fn(unique)
         mapped[-1] = fn(None) if (codes < 0).any() else None
         return mapped[codes]
     # Mixed cells: True == 1 == 1.0 in a hash table, so key on the type too.
@@ -136,7 +139,10 @@ def _blank_mask(values: np.ndarray) -> np.ndarray:
         return pd.isna(values)
     # Hashing lumps True with 1 together, harmless here: only text can be blank.
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    blank = np.fromiter((_is_blank(u) for u in uniques), dtype=bool, count=len(uniques))
+    if kind == "string":  # every distinct value a str (None and NaN are code -1)
+        blank = np.fromiter((not u.strip() for u in uniques), dtype=bool, count=len(uniques))
+    else:
+        blank = np.fromiter((is_blank(u) for u in uniques), dtype=bool, count=len(uniques))
     return np.append(blank, True)[codes]
 
 
@@ -178,10 +184,8 @@ MAX_AMOUNT = 1e14
 
 def minor_units(value: object, places: int) -> int | None:
     """A number cell or numeric text -> integer minor units, half-up (0.125 -> 13 cents)."""
-    exact = _exact(value)
-    if exact is None:
-        return None
-    return int(exact.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    number = cell_number(value)
+    return None if number is None else to_minor_units(number, places)
 
 
 def _cents_of_numbers(numbers: np.ndarray, originals: np.ndarray, places: int) -> np.ndarray:
@@ -259,8 +263,7 @@ def _body(grid: list[list[object]]) -> Body:
 
 def _header_and_body(wb: Workbook, sheet: str) -> tuple[list[object], Body]:
     """Row 1 and the rows below it; column-wise when the host can (a big Usage sheet)."""
-    read_columns = getattr(wb, "read_columns", None)
-    columns = read_columns(sheet) if read_columns is not None else None
+    columns = wb.read_columns(sheet) if isinstance(wb, ColumnReads) else None
     if columns is None:
         grid = wb.read_sheet(sheet)
         return (list(grid[0]) if grid else []), _body(grid)
@@ -278,7 +281,7 @@ def _read_grid(
     known = {_compact(name_key(c)): name_key(c) for c in (*required, *optional)}
     headers: dict[str, tuple[str, str, int]] = {}
     for index, value in enumerate(header_row):
-        text = _text(value)
+        text = cell_text(value)
         if not text:
             continue
         key = _header_key(text, known)
@@ -298,13 +301,23 @@ def _read_grid(
         headers[key] = (text, letter, index)
 
     sheet = _Sheet(logical, actual, headers)
+    if any(name_key(c) not in headers for c in required):
+        # A title above the headers: one message saying so, not one per "missing" column.
+        moved = headers_below(actual, body, required, lambda t: _header_key(t, known))
+        if moved is not None:
+            problems.append(moved)
+            sheet.usable = False
+            return sheet
     _check_required_columns(sheet, header_row, required, known, problems)
     if not sheet.usable:
         return sheet
+    problems += unheaded_columns(actual, header_row, body, _blank_mask)
 
     columns = {key: body[index] for key, (_, _, index) in headers.items()}
     blank = np.ones(_height(body), dtype=bool)
     for values in columns.values():
+        if not blank.any():
+            break  # no row can be blank throughout any more: the other columns need no look
         blank &= _blank_mask(values)
     keep = _rows_kept(~blank)
     sheet.cells = {key: values[keep] for key, values in columns.items()}
@@ -334,9 +347,9 @@ def _check_required_columns(
         sheet.usable = False
         listed = ", ".join(present) if present else "no headers at all"
         message = f'required column "{column}" is missing from row 1 (the header row has {listed})'
-        guess = _closest(column, unmatched, cutoff=0.5)
+        guess = closest(column, unmatched.values(), cutoff=0.5)
         if guess:
-            message += f'; did you mean "{guess}"? Rename that header to {column}'
+            message += f"; {did_you_mean(guess)} Rename that header to {column}"
         else:
             message += f"; add a {column} column with {column} in row 1"
         problems.append(Problem(Reason.MISSING_COLUMN, Severity.ERROR, where, message))
@@ -393,7 +406,7 @@ class _Columns:
     def text(self, key: str) -> np.ndarray:
         """Trimmed text ("" for blank) of an optional text column."""
         values = self.raw(key)
-        texts = _map_unique(values, _text)
+        texts = _map_unique(values, cell_text)
         texts[~self._checkable(key)] = ""
         return texts
 
@@ -418,7 +431,7 @@ class _Columns:
             self._report(
                 wrong,
                 key,
-                lambda v: f"{label} must be a month as YYYY-MM text or a date, got {_shown(v)}",
+                lambda v: f"{label} must be a month as YYYY-MM text or a date, got {shown(v)}",
                 Reason.BAD_PERIOD,
             )
         return periods
@@ -436,7 +449,7 @@ class _Columns:
         wrong &= self._checkable(key)
         label = self.sheet.headers[key][0]
         kind = "a non-negative number" if non_negative else "a number"
-        self._report(wrong, key, lambda v: f"{label} must be {kind}, got {_shown(v)}{_hint(v)}")
+        self._report(wrong, key, lambda v: f"{label} must be {kind}, got {shown(v)}{_hint(v)}")
         numbers[wrong] = np.nan
         return numbers
 
@@ -447,9 +460,9 @@ class _Columns:
         numbers = np.full(len(values), np.nan)
         wrong = np.zeros(len(values), dtype=bool)
         for i, value in enumerate(values):
-            if _is_blank(value):
+            if is_blank(value):
                 continue
-            exact = _exact(value)
+            exact = cell_number(value)
             if exact is None:
                 wrong[i] = True
             else:
@@ -463,14 +476,14 @@ class _Columns:
         wrong |= _blank_mask(values)
         wrong &= self._checkable(key)
         label = self.sheet.headers[key][0]
-        self._report(wrong, key, lambda v: f"{label} must be a number, got {_shown(v)}{_hint(v)}")
+        self._report(wrong, key, lambda v: f"{label} must be a number, got {shown(v)}{_hint(v)}")
         # Cents are 64-bit integers inside the engine; no public budget comes near the limit.
         huge = ~wrong & (np.abs(np.nan_to_num(numbers)) >= MAX_AMOUNT)
         self._report(
             huge,
             key,
             lambda v: (
-                f"{label} {_shown(v)} is too large; amounts must be below "
+                f"{label} {shown(v)} is too large; amounts must be below "
                 f"{MAX_AMOUNT:,.0f} — check for a pasted ID or a missing decimal point"
             ),
         )
@@ -493,24 +506,24 @@ class _Columns:
         out = np.empty(len(values), dtype=object)
         wrong = np.zeros(len(values), dtype=bool)
         for i, value in enumerate(values):
-            exact = _exact(value)
+            exact = cell_number(value)
             out[i] = exact
             wrong[i] = exact is None or (non_negative and exact < 0)
         wrong &= self._checkable(key)
         label = self.sheet.headers[key][0]
         kind = "a non-negative number" if non_negative else "a number"
-        self._report(wrong, key, lambda v: f"{label} must be {kind}, got {_shown(v)}{_hint(v)}")
+        self._report(wrong, key, lambda v: f"{label} must be {kind}, got {shown(v)}{_hint(v)}")
         return out
 
     def yes_no(self, key: str) -> np.ndarray:
         values = self.raw(key)
-        flags = _map_unique(values, _yes_no)
+        flags = _map_unique(values, yes_no)
         if self.sheet.has(key):
             label = self.sheet.headers[key][0]
             self._report(
                 pd.isna(flags) & self._checkable(key),
                 key,
-                lambda v: f"{label} must be Y or N (or blank for Y), got {_shown(v)}",
+                lambda v: f"{label} must be Y or N (or blank for Y), got {shown(v)}",
             )
         flags[pd.isna(flags)] = True
         return flags.astype(bool)
@@ -526,6 +539,13 @@ class _Columns:
         strings = np.fromiter((isinstance(v, str) for v in out), dtype=bool, count=len(out))
         out[strings] = [v.strip() for v in out[strings]]
         return out
+
+
+def unknown_receiver(name: str, receivers: Iterable[str]) -> str:
+    """The message for a Usage department that is neither a department nor a pool."""
+    guess = closest(name, receivers)
+    fix = did_you_mean(guess) if guess else "add it to Departments or fix the name"
+    return f'"{name}" is not a department or a cost pool; {fix}'
 
 
 def _hint(value: object) -> str:
@@ -567,7 +587,8 @@ _SETTING_SPELLINGS = {
         "Organization", "Currency", "Period", "FiscalYearStart", "CostBasis", "ITFund",
         "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
-        "UsageSource", "UsageDepartmentTag", "DisputeDays",
+        "UsageSource", "UsageDepartmentTag", "UsageDateFormat", "UsageCost",
+        "UntaggedDepartment", "DisputeDays",
     )
 }  # fmt: skip
 """Known setting key -> its spelling in the contract."""
@@ -584,7 +605,12 @@ _SETTING_FIELDS = {
     "emailsubject": "email_subject",
     "emailbody": "email_body",
 }
-_SETTINGS_READ_ELSEWHERE = frozenset(("usagesource", "usagedepartmenttag", "disputedays"))
+_SETTINGS_READ_ELSEWHERE = frozenset(
+    (
+        "usagesource", "usagedepartmenttag", "usagedateformat", "usagecost",
+        "untaggeddepartment", "disputedays",
+    )
+)  # fmt: skip
 """Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py and
 engine/read/disputes.py read them."""
 
@@ -605,10 +631,10 @@ def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
         key_where, where = sheet.where("key", int(row)), sheet.where("value", int(row))
         if _unreadable(key_cell) or _unreadable(value):
             bad = key_where if _unreadable(key_cell) else where
-            shown = key_cell if _unreadable(key_cell) else value
-            problems.append(_unreadable_problem(bad, shown, Severity.ERROR))
+            unread = key_cell if _unreadable(key_cell) else value
+            problems.append(_unreadable_problem(bad, unread, Severity.ERROR))
             continue
-        written = _text(key_cell)
+        written = cell_text(key_cell)
         if not written:
             continue
         key = _SETTING_KEYS.get(_compact(name_key(written)), name_key(written))
@@ -620,18 +646,18 @@ def _read_settings(sheet: _Sheet | None, problems: list[Problem]) -> Settings:
             )
             continue
         first_cell[key] = key_where
-        raw[key] = _text(value)
+        raw[key] = cell_text(value)
         cells[key] = where
         if key not in _SETTING_SPELLINGS:
-            guess = _closest(written, _SETTING_SPELLINGS, cutoff=0.8)
+            guess = closest(written, _SETTING_SPELLINGS.values(), cutoff=0.8)
             if guess:
                 problem(
                     key_where,
-                    f'costloop does not know the setting "{written}"; did you mean {guess}?',
+                    f'costloop does not know the setting "{written}"; {did_you_mean(guess)}',
                     Severity.WARNING,
                 )
             continue
-        if _is_blank(value):
+        if is_blank(value):
             continue  # a blank value keeps the default
         message = _set(typed, key, value)
         if message:
@@ -646,37 +672,37 @@ def _set(typed: dict[str, object], key: str, value: object) -> str | None:
     if key in _SETTINGS_READ_ELSEWHERE:
         return None
     if key in _SETTING_FIELDS:
-        typed[_SETTING_FIELDS[key]] = _text(value)
+        typed[_SETTING_FIELDS[key]] = cell_text(value)
         return None
     if key == "currency":
-        code = normalize_code(_text(value))
+        code = normalize_code(cell_text(value))
         places = minor_unit(code)
         if places is None:
-            return f"Currency must be an ISO 4217 code such as USD, EUR or JPY, got {_shown(value)}"
+            return f"Currency must be an ISO 4217 code such as USD, EUR or JPY, got {shown(value)}"
         typed["currency"], typed["minor_unit"] = code, places
         return None
     if key == "period":
         period = parse_period(value)
         if period is None:
-            return f"Period must be a month as YYYY-MM text or a date, got {_shown(value)}"
+            return f"Period must be a month as YYYY-MM text or a date, got {shown(value)}"
         typed["period"] = period
         return None
     if key == "costbasis":
-        basis = _text(value).upper()
+        basis = cell_text(value).upper()
         if basis not in ("ACTUAL", "BUDGET"):
-            return f"CostBasis must be ACTUAL or BUDGET, got {_shown(value)}"
+            return f"CostBasis must be ACTUAL or BUDGET, got {shown(value)}"
         typed["cost_basis"] = basis
         return None
-    number = _exact(value)
+    number = cell_number(value)
     whole = number is not None and number == number.to_integral_value()
     if key == "fiscalyearstart":
         if not whole or not 1 <= number <= 12:
-            return f"FiscalYearStart must be a month number 1-12, got {_shown(value)}"
+            return f"FiscalYearStart must be a month number 1-12, got {shown(value)}"
         typed["fiscal_year_start"] = int(number)
         return None
     if key == "reservedays":
         if not whole or number <= 0:
-            return f"ReserveDays must be a whole number of days above 0, got {_shown(value)}"
+            return f"ReserveDays must be a whole number of days above 0, got {shown(value)}"
         typed["reserve_days"] = int(number)
         return None
     raise AssertionError(f"setting {key} has no typing")  # pragma: no cover
@@ -780,11 +806,11 @@ def _read_usage(
         known = pd.Series(keys, dtype=object).isin(receivers.keys()).to_numpy()
         unknown = (departments != "") & ~known
 
+        # One suggestion per distinct name, however many rows carry it.
+        suggest = functools.cache(lambda name: unknown_receiver(name, receivers.values()))
+
         def message(value: object) -> str:
-            name = _text(value)
-            guess = _closest(name, receivers)
-            fix = f'did you mean "{guess}"?' if guess else "add it to Departments or fix the name"
-            return f'"{name}" is not a department or a cost pool; {fix}'
+            return suggest(cell_text(value))
 
         checked._report(unknown, "department", message, Reason.UNKNOWN_DEPARTMENT)
     frame = _frame(checked, columns)
@@ -838,13 +864,13 @@ def _read_rules(sheet: _Sheet, problems: list[Problem]) -> list[RuleCell]:
     rules: list[RuleCell] = []
     ids, texts = sheet.cells["id"], sheet.cells["rule"]
     for i, (rule_id, text) in enumerate(zip(ids, texts, strict=True)):
-        if checked.errors["rule"][i] or _is_blank(text):
+        if checked.errors["rule"][i] or is_blank(text):
             continue  # an ID without a rule is a placeholder row
         row = int(sheet.rows[i])
         id_where = sheet.where("id", row)
         if checked.errors["id"][i]:
             continue
-        if _is_blank(rule_id):
+        if is_blank(rule_id):
             problems.append(
                 Problem(
                     Reason.MISSING_ID,
@@ -857,10 +883,10 @@ def _read_rules(sheet: _Sheet, problems: list[Problem]) -> list[RuleCell]:
             continue
         rules.append(
             RuleCell(
-                rule_id=_text(rule_id),
+                rule_id=cell_text(rule_id),
                 where=sheet.where("rule", row),
                 # The parser's spans index into this text: keep it exactly as read.
-                text=text if isinstance(text, str) else _text(text),
+                text=text if isinstance(text, str) else cell_text(text),
                 enabled=bool(enabled[i]),
                 note=str(notes[i]),
                 id_where=id_where,
@@ -925,9 +951,9 @@ def _resolve_sheets(
         elif logical in REQUIRED_SHEETS or logical in chosen:
             listed = ", ".join(present) if present else "none"
             message = f'the workbook has no sheet "{wanted}" (its sheets: {listed})'
-            guess = _closest(wanted, spare)
+            guess = closest(wanted, spare.values())
             if guess:
-                message += f'; did you mean "{guess}"? Rename that sheet to {wanted}'
+                message += f"; {did_you_mean(guess)} Rename that sheet to {wanted}"
             else:
                 message += f"; add a sheet named {wanted} with its header in row 1"
             problems.append(Problem(Reason.MISSING_SHEET, Severity.ERROR, wanted, message))
@@ -1005,6 +1031,8 @@ def read_book(
 
     ``sheets`` maps a logical input sheet to the sheet to read instead (a
     scenario: ``{"Budget": "Budget@Cloud10"}``); messages then name that sheet.
+    The Book is final: usage from the Settings UsageSource files (beside a
+    workbook saved as a file) is in it already.
     """
     problems: list[Problem] = []
     present = list(wb.sheet_names())
@@ -1038,6 +1066,8 @@ def read_book(
         if "Actuals" in read and "Actuals" not in usable:
             receivers = None  # its pools are unknown: no check beats false alarms
         usage = _read_usage(usable["Usage"], receivers, problems)
+        sheet = usable["Usage"]
+        problems += repeated_usage(usage, sheet.actual, sheet.has("reference"))
 
     if structural or departments is None or budget is None or usage is None:
         return None, problems
@@ -1074,7 +1104,8 @@ def read_book(
         names_seen=names_seen,
         unreadable_names=frozenset(unreadable),
     )
-    return book, problems
+    book, source_problems = with_usage_source(book, workbook_folder(wb))
+    return book, problems + source_problems
 
 
 _NAME_CELLS = {
@@ -1105,7 +1136,7 @@ def _names_in_cells(usable: dict[str, _Sheet]) -> tuple[dict[str, dict[str, str]
                 if _unreadable(value):
                     unreadable.add(kind)
                     continue
-                name = _text(value)
+                name = cell_text(value)
                 if name:
                     seen[kind].setdefault(name_key(name), name)
     return seen, unreadable
@@ -1121,10 +1152,9 @@ def _hidden_rows_warning(wb: Workbook, sheet: _Sheet, width: int) -> list[Proble
     sheet's data: skipping it would make a bill depend on how the sheet was last
     viewed. Counting it silently let a hidden row move money unseen, so warn.
     """
-    hidden_rows = getattr(wb, "hidden_rows", None)  # a host that cannot hide rows has none
-    if hidden_rows is None or not len(sheet):
-        return []
-    hidden = hidden_rows(sheet.actual)
+    if not isinstance(wb, HiddenRows) or not len(sheet):
+        return []  # a host that cannot hide rows has none
+    hidden = wb.hidden_rows(sheet.actual)
     if not hidden:
         return []
     rows = [int(r) for r in sheet.rows if int(r) in hidden]
@@ -1137,20 +1167,17 @@ def _hidden_rows_warning(wb: Workbook, sheet: _Sheet, width: int) -> list[Proble
         else:
             ranges.append((row, row))
     last = column_letter(max(width, 1) - 1)
-    shown = ", ".join(f"A{a}:{last}{b}" for a, b in ranges[:MAX_RANGES_SHOWN])
+    cells = ", ".join(f"A{a}:{last}{b}" for a, b in ranges[:MAX_RANGES_SHOWN])
     if len(ranges) > MAX_RANGES_SHOWN:
-        shown += f" and {len(ranges) - MAX_RANGES_SHOWN} more range(s)"
+        cells += f" and {len(ranges) - MAX_RANGES_SHOWN} more range(s)"
     count = f"{len(rows)} hidden row{'s' if len(rows) != 1 else ''}"
     return [
         Problem(
             Reason.HIDDEN_ROWS,
             Severity.WARNING,
-            f"{sheet.actual}!{shown}",
+            f"{sheet.actual}!{cells}",
             f"{count} with data {'are' if len(rows) != 1 else 'is'} counted, as Excel's SUM "
             f"counts hidden rows; unhide them (or clear the filter) to see what is counted, "
             f"and delete any row that should not count",
         )
     ]
-
-
-"""Alias kept for the brief's name; `read_book` is already vectorised."""

@@ -1,2 +1,1 @@
-"""Headless LibreOffice recalculation and the copy-back of formula values.
-"""
+"""Headless LibreOffice recalculation and the copy-back of formula values."""

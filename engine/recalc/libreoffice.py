@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from costloop.errors import RecalcError
+
 SOFFICE_VARIABLE = "COSTLOOP_SOFFICE"
 """Environment variable naming the soffice program, when it is not on PATH."""
 
@@ -73,7 +75,7 @@ INSTALL_HINT = (
 )
 
 
-class LibreOfficeMissing(Exception):
+class LibreOfficeMissing(RecalcError):
     """No soffice program was found."""
 
 

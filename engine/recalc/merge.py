@@ -23,13 +23,13 @@ the cached value ``<v>`` and its type ``t``. Sheets are matched by name.
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 from dataclasses import dataclass, field
 
 from lxml import etree
 
+from costloop.engine.workbook.cells import column_index, column_letter
 from costloop.engine.xlsx import parts
 from costloop.problems import Problem, Reason, Severity
 
@@ -170,7 +170,7 @@ def _formula_cells_in_order(root: etree._Element, ns: str) -> list[FormulaCell]:
         for cell in row_node.iter(c_tag):
             match = _REF.fullmatch(cell.get("r") or "")
             col = _column_number(match.group(1)) if match else col + 1
-            ref = f"{_column_letters(col)}{row}"
+            ref = f"{column_letter(col - 1)}{row}"
             if cell.find(f_tag) is None:
                 plain.append((cell, ref, (row, col)))
             else:
@@ -432,20 +432,9 @@ def _position(ref: str) -> tuple[int, int]:
     return int(match.group(2)), _column_number(match.group(1))
 
 
-@functools.lru_cache(maxsize=4096)
 def _column_number(letters: str) -> int:
-    number = 0
-    for ch in letters.upper():
-        number = number * 26 + ord(ch) - 64
-    return number
-
-
-def _column_letters(number: int) -> str:
-    letters = ""
-    while number:
-        number, rest = divmod(number - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+    """Excel's letters as a 1-based column number (``A`` -> 1), as cell references count."""
+    return column_index(letters) + 1
 
 
 def _positions(ref: str) -> list[tuple[int, int]]:

@@ -1,2 +1,1 @@
-"""The host interface every workbook implementation keeps, the cell contract, the in-memory host.
-"""
+"""The host interface every workbook implementation keeps, the cell contract, the in-memory host."""

@@ -22,6 +22,7 @@ what a file written and re-read would.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -55,6 +56,29 @@ ERROR_CODES = frozenset(
     )
 )
 """Excel's error values (the dynamic-array ones included)."""
+
+
+def column_letter(index: int) -> str:
+    """A 0-based column index as Excel's letters: 0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+@functools.lru_cache(maxsize=16384)
+def column_index(letters: str) -> int:
+    """Excel's column letters (any case) as a 0-based index: ``A`` -> 0, ``AA`` -> 26.
+
+    Cached: a sheet's parser asks it for every cell reference, of a few columns.
+    """
+    index = 0
+    for ch in letters.upper():
+        index = index * 26 + ord(ch) - 64
+    return index - 1
+
 
 EXACT_LIMIT = 2.0**53
 """Beyond this a float is not a whole number Excel could have stored exactly."""

@@ -12,37 +12,53 @@ open window) belongs to the implementation, not to this interface.
 The values a sheet reads as, whatever the host, are the cell-value contract in
 `costloop.engine.workbook.cells`; ``tests/test_workbook_conformance.py`` holds every
 implementation to this interface.
+
+Beyond `Workbook`, a host may offer optional parts, each an explicit protocol
+checked with ``isinstance`` (never probed by attribute name), so a wrapper that
+forwards a host can forward them too:
+
+- `ColumnReads`: ``read_columns`` — a sheet as columns, without a Python step per
+  cell (the file host; how a million-row Usage sheet is read in seconds);
+- `SavedAsFile`: ``path`` — the file it was opened from (Settings UsageSource
+  names files relative to its folder);
+- `HiddenRows`: ``hidden_rows`` — which rows are hidden (the reader warns that
+  hidden rows with data are counted).
+
+And an `OutputSheet`'s rows may be `ColumnValues`: rows that hand their values
+column by column (`costloop.engine.pipeline.outputs.FrameRows`), so the file host
+writes a million-row sheet without making a million tuples.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from costloop.engine.workbook.cells import CellValue, ExcelError
+from costloop.engine.workbook.cells import CellValue, ExcelError, column_letter
+from costloop.errors import WorkbookError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "CellValue",
+    "ColumnReads",
+    "ColumnValues",
     "ExcelError",
+    "HiddenRows",
     "NotOwnedError",
     "OutputSheet",
+    "SavedAsFile",
     "Workbook",
     "check_sheet_names",
     "column_letter",
+    "workbook_folder",
 ]
 
 MAX_SHEET_NAME = 31
-
-
-def column_letter(index: int) -> str:
-    """Grid column index to Excel's letters: 0 -> ``A``, 25 -> ``Z``, 26 -> ``AA``."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 @dataclass
@@ -56,7 +72,8 @@ class OutputSheet:
 
     name: str
     columns: list[str]
-    rows: list[tuple] = field(default_factory=list)
+    rows: Sequence[tuple] = field(default_factory=list)
+    """The rows below the header; they may also be `ColumnValues`."""
     formats: dict[str, str] = field(default_factory=dict)
 
 
@@ -79,12 +96,6 @@ class Workbook(Protocol):
         """Names of the sheets the engine created (and so may replace)."""
         ...
 
-    def hidden_rows(self, name: str) -> set[int]:
-        """Excel row numbers (1-based) hidden on a worksheet, by hand, by a filter or by a
-        collapsed outline; empty where the host cannot tell. The reader counts hidden rows
-        and warns about the ones holding data."""
-        ...
-
     def replace_sheets(self, sheets: list[OutputSheet]) -> None:
         """Replace (or add after the last sheet) each owned sheet, all at once.
 
@@ -95,7 +106,56 @@ class Workbook(Protocol):
         ...
 
 
-class NotOwnedError(Exception):
+@runtime_checkable
+class ColumnReads(Protocol):
+    """A host that reads a sheet column by column (the file host)."""
+
+    def read_columns(self, name: str) -> list[np.ndarray] | None:
+        """The sheet's cells as columns from A, row 1 (the header) first: what
+        `Workbook.read_sheet` gives, transposed. None when the host cannot read this
+        sheet so (the caller then uses ``read_sheet``); a missing sheet raises KeyError."""
+        ...
+
+
+@runtime_checkable
+class SavedAsFile(Protocol):
+    """A host opened from a file on disk."""
+
+    @property
+    def path(self) -> Path | None:
+        """The workbook's file; None when it has never been saved."""
+        ...
+
+
+@runtime_checkable
+class HiddenRows(Protocol):
+    """A host that knows which rows are hidden."""
+
+    def hidden_rows(self, name: str) -> set[int]:
+        """Excel row numbers (1-based) hidden on a worksheet, by hand, by a filter or by a
+        collapsed outline; empty where the host cannot tell. The reader counts hidden rows
+        and warns about the ones holding data."""
+        ...
+
+
+@runtime_checkable
+class ColumnValues(Protocol):
+    """Output rows that can hand their values column by column."""
+
+    def by_column(self) -> list[tuple[list[object], set[type]]]:
+        """Each column's values top to bottom (None for a blank), and the kinds of value
+        it holds (None aside)."""
+        ...
+
+
+def workbook_folder(wb: Workbook) -> Path | None:
+    """The folder of the workbook's file (files it names are found there); None if unsaved."""
+    if isinstance(wb, SavedAsFile) and wb.path is not None:
+        return Path(wb.path).parent
+    return None
+
+
+class NotOwnedError(WorkbookError):
     """A sheet the engine must write exists but belongs to the user."""
 
     def __init__(self, sheet: str):

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 
 from costloop.engine.workbook import cells
 from costloop.engine.workbook.cells import CellValue
-from costloop.engine.workbook.host import NotOwnedError, OutputSheet, Workbook, check_sheet_names
+from costloop.engine.workbook.host import (
+    HiddenRows,
+    NotOwnedError,
+    OutputSheet,
+    Workbook,
+    check_sheet_names,
+)
 
 
 @dataclass
@@ -45,12 +51,11 @@ class MemoryWorkbook:
         """A snapshot of every sheet of ``other``, ownership and hidden rows included."""
         copy = cls()
         owned = {n.casefold() for n in other.owned_sheets()}
-        hidden_rows = getattr(other, "hidden_rows", None)
         for name in other.sheet_names():
             grid = other.read_sheet(name)
             sheet = copy.add_sheet(name, grid, owned=name.casefold() in owned)
-            if hidden_rows is not None and grid:
-                sheet.hidden_rows = set(hidden_rows(name))
+            if isinstance(other, HiddenRows) and grid:
+                sheet.hidden_rows = set(other.hidden_rows(name))
         return copy
 
     # -- building ----------------------------------------------------------------------------

@@ -59,6 +59,7 @@ import math
 import numbers
 import os
 import re
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -75,6 +76,7 @@ from costloop.engine.workbook import cells
 from costloop.engine.workbook.cells import ERROR_CODES, MAX_CELL_CHARS, CellValue, ExcelError
 from costloop.engine.workbook.host import (
     MAX_SHEET_NAME,
+    ColumnValues,
     NotOwnedError,
     OutputSheet,
     check_sheet_names,
@@ -84,6 +86,7 @@ from costloop.engine.xlsx import columns as sheet_columns
 from costloop.engine.xlsx import parts, sheet_xml
 from costloop.engine.xlsx import survey as sheet_survey
 from costloop.engine.xlsx.write_guard import refuse_unwritable
+from costloop.errors import WorkbookError
 
 MAX_ROWS = 1_048_576
 MAX_COLUMNS = 16_384
@@ -93,11 +96,11 @@ DEFAULT_TIME_FORMAT = "hh:mm:ss"
 __all__ = ["ERROR_CODES", "MAX_CELL_CHARS", "MAX_SHEET_NAME", "FileWorkbook"]
 
 
-class WorkbookProtectedError(ValueError):
+class WorkbookProtectedError(WorkbookError, ValueError):
     """The workbook's structure is protected, so costloop may not add its sheets."""
 
 
-class WorkbookFormatError(ValueError):
+class WorkbookFormatError(WorkbookError, ValueError):
     """The file is not an .xlsx/.xlsm workbook costloop can read and write."""
 
 
@@ -475,8 +478,13 @@ def _atomic_write(destination: Path, package: parts.Package, mode_from: Path) ->
             handle.flush()
             os.fsync(handle.fileno())
         # NamedTemporaryFile is private (0600); the workbook keeps its sharing mode.
-        source = destination if destination.exists() else mode_from
-        os.chmod(temp, source.stat().st_mode & 0o7777)
+        # A new copy (--output) takes the source's, but is its owner's to change even
+        # when the source is read-only (check --output is how a read-only book is checked).
+        if destination.exists():
+            mode = destination.stat().st_mode & 0o7777
+        else:
+            mode = (mode_from.stat().st_mode & 0o7777) | stat.S_IWUSR
+        os.chmod(temp, mode)
         os.replace(temp, destination)
     except BaseException:
         if temp is not None:
@@ -654,9 +662,8 @@ _BLOCK_ROWS = 20_000
 def _values_by_column(rows) -> list[tuple[list[object], set[type]]]:
     """The rows' values column by column (a short row reads as blanks at its end), and
     the kinds of value in each column, None aside."""
-    by_column = getattr(rows, "by_column", None)
-    if by_column is not None:  # a result frame's rows (costloop.engine.pipeline.outputs.FrameRows)
-        return by_column()
+    if isinstance(rows, ColumnValues):  # a result frame's rows (pipeline.outputs.FrameRows)
+        return rows.by_column()
     columns = [list(column) for column in itertools.zip_longest(*rows, fillvalue=None)]
     return [(values, set(map(type, values)) - {type(None)}) for values in columns]
 

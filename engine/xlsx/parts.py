@@ -36,8 +36,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from costloop.errors import WorkbookError
+
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
-NS_STRICT_MAIN = "http://purl.oclc.org/ooxml/spreadsheetml/main"
 NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 NS_CT = "http://schemas.openxmlformats.org/package/2006/content-types"
@@ -120,8 +121,14 @@ MINIMAL_STYLES = (
 )
 
 
-class PackageError(Exception):
+class PackageError(WorkbookError):
     """The zip is not a workbook costloop can edit (no workbook part, broken XML)."""
+
+    def explain(self) -> str:
+        return (
+            f"the workbook file is damaged ({self}); open it in Excel, save it, and run "
+            f"again — nothing was changed"
+        )
 
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from costloop.engine.workbook.cells import column_index
+
 _ROW_TAG = re.compile(rb"<(?:\w+:)?row\b([^>]*)>")
 _ROW_NUMBER = re.compile(rb"""\br\s*=\s*["'](\d+)["']""")
 _HIDDEN = re.compile(rb"""\bhidden\s*=\s*["'](?:1|true)["']""")
@@ -113,15 +115,8 @@ def _cells(xml: bytes) -> Iterator[tuple[int, int, etree._Element, str]]:
         col = -1
         for cell in row_node.iter(f"{{{ns}}}c"):
             ref = _CELL_REF.match(cell.get("r") or "")
-            col = _column_index(ref.group(1)) if ref else col + 1
+            col = column_index(ref.group(1)) if ref else col + 1
             yield row, col, cell, ns
-
-
-def _column_index(letters: str) -> int:
-    index = 0
-    for ch in letters:
-        index = index * 26 + ord(ch) - 64
-    return index - 1
 
 
 # --- a quick survey of a big worksheet part, streamed ------------------------------------
@@ -201,7 +196,7 @@ def header_texts(row: etree._Element, shared_strings) -> list[str | None] | None
     texts: list[str | None] = []
     for cell in row.iter(f"{{{ns}}}c"):
         ref = _CELL_REF.match(cell.get("r") or "")
-        col = _column_index(ref.group(1)) if ref else len(texts)
+        col = column_index(ref.group(1)) if ref else len(texts)
         if (ref and ref.group(2) != "1") or col < len(texts):
             return None
         texts.extend([None] * (col - len(texts)))

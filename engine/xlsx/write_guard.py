@@ -14,7 +14,8 @@ in words a finance user can act on:
 - a file open in LibreOffice, which keeps ``.~lock.NAME.xlsx#`` beside it.
 
 A lock file left behind by a crash also blocks the write; the message says to
-delete it if the workbook is not open.
+delete it if the workbook is not open. `costloop check` is the exception: it
+asks `why_not_writable`, reports on the console and writes nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import os
 import stat
 from pathlib import Path
 
+from costloop.errors import WorkbookError
 
-class WriteRefused(Exception):
+
+class WriteRefused(WorkbookError):
     """The workbook must not be replaced; the message says why and what to do."""
 
 
@@ -45,6 +48,24 @@ def is_read_only(path: Path) -> bool:
     """True when the file may not be written (checked on the mode too: root may write anything)."""
     mode = path.stat().st_mode
     return not os.access(path, os.W_OK) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)
+
+
+def why_not_writable(path: Path) -> tuple[str, str] | None:
+    """(why costloop may not replace ``path``, what the user can do), or None when it may.
+
+    For a command that can still report without writing (``costloop check``).
+    """
+    path = Path(path)
+    held = lock_file(path)
+    if held is not None:
+        lock, program = held
+        return (
+            f"it is open in {program} (its lock file {lock.name} is beside it)",
+            f"close it there (or delete {lock.name} if it is not open)",
+        )
+    if path.exists() and is_read_only(path):
+        return "it is read-only", "make it writable (untick Read-only in its Properties)"
+    return None
 
 
 def refuse_unwritable(path: Path, option: str | None = None) -> None:
