@@ -252,11 +252,11 @@ def cmd_recalc(args) -> int:
 def cmd_demo(args) -> int:
     from costloop.engine.pipeline.commands import demo_changes, run_book, summary_lines
     from costloop.engine.xlsx.write_guard import refuse_unwritable
-    from costloop.workbooks import demo_path
+    from costloop.workbooks import closed_demo_path
 
     book = args.dir / "costloop-demo.xlsx"
     if book.exists():
-        changed = None if args.force else demo_changes(book, demo_path())
+        changed = None if args.force else demo_changes(book, closed_demo_path())
         if changed:
             print(
                 f"costloop demo: {book} has changes of your own ({changed}); it was not "
@@ -267,7 +267,7 @@ def cmd_demo(args) -> int:
             return EXIT_PROBLEMS
         refuse_unwritable(book)  # even --force never replaces a file open in Excel
     args.dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(demo_path(), book)
+    shutil.copyfile(closed_demo_path(), book)
     outcome = run_book(book)
     _print_problems(outcome.problems)
     for line in summary_lines(outcome):

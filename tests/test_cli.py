@@ -80,8 +80,7 @@ def test_run_changes_only_owned_sheets(demo: Path, capsys):
     for sheet, xml in before.items():
         assert after[sheet] == xml, f"{sheet} changed"
     assert set(after) - set(before) == set(OUTPUT_SHEETS)
-    # The demo ships with February closed: its Issued sheet is costloop's, and left as it was.
-    assert FileWorkbook(demo).owned_sheets() == set(OUTPUT_SHEETS) | {"Issued"}
+    assert FileWorkbook(demo).owned_sheets() == set(OUTPUT_SHEETS)
 
 
 def test_rerun_gives_identical_outputs_apart_from_run_id_and_time(demo: Path):
@@ -161,10 +160,10 @@ def test_failed_run_with_output_writes_no_file(demo: Path, tmp_path: Path):
 def test_run_with_output_leaves_source_untouched(demo: Path, tmp_path: Path):
     original = digest(demo)
     out = tmp_path / "out.xlsx"
-    assert main(["run", str(demo), "--output", str(out), "--period", "2026-01"]) == 0
+    assert main(["run", str(demo), "--output", str(out), "--period", "2026-02"]) == 0
     assert digest(demo) == original
     bills = FileWorkbook(out).read_sheet("Bills")
-    assert {row[0] for row in bills[1:]} == {"2026-01"}
+    assert {row[0] for row in bills[1:]} == {"2026-02"}
 
 
 def test_user_sheet_with_an_output_name_is_an_error_not_a_casualty(demo: Path, capsys):

@@ -293,9 +293,9 @@ def test_a_malformed_period_is_a_usage_error_writing_nothing(demo: Path, capsys,
 
 
 def test_a_period_without_its_leading_zero_is_read_as_in_cells(demo: Path):
-    assert main(["run", str(demo), "--period", "2026-1"]) == 0
+    assert main(["run", str(demo), "--period", "2026-2"]) == 0
     log = dict(row[:2] for row in FileWorkbook(demo).read_sheet("Run Log")[1:])
-    assert log["Period"] == "2026-01"
+    assert log["Period"] == "2026-02"
 
 
 def test_a_failed_scenario_run_does_not_claim_it_wrote_sheets(demo: Path, capsys):

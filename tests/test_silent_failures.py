@@ -295,8 +295,8 @@ def test_a_missing_sheet_never_suggests_renaming_a_sheet_costloop_reads(demo: Pa
     assert code == 1
     assert out[0] == (
         'Rules: the workbook has no sheet "Rules" (its sheets: Instructions, Settings, '
-        "Departments, Budget, Actuals, Usage, Rates, Disputes, Issued); add a sheet named Rules "
-        "with its header in row 1"
+        "Departments, Budget, Actuals, Usage, Rates); add a sheet named Rules with its header "
+        "in row 1"
     )
 
 

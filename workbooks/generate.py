@@ -272,16 +272,20 @@ def _issued_sheet(wb: Workbook, grid: list[list[object]]) -> None:
 
 
 def build_demo(path: Path | str) -> Path:
-    """State University — Central IT: a fiscal year of plan, usage, actuals and rules.
+    """State University — Central IT: a fiscal year of plan, usage, actuals and rules."""
+    _save(_demo_workbook(demo_data.demo_data(), late=False), Path(path))
+    return Path(path)
 
-    February 2026 is closed (the Issued sheet); a meter reading for it arrived late, and two
-    of its lines are disputed (one dispute accepted): `costloop demo`, billing March, shows
-    the correction of February and the credit memo (docs/audit.md).
+
+def build_closed_demo(path: Path | str) -> Path:
+    """The demo as `costloop demo` writes it: February 2026 closed (the Issued sheet), a
+    meter reading for February that arrived late, and two of its lines disputed (one
+    dispute accepted), so billing March shows the correction of February and the credit
+    memo (docs/audit.md).
     """
     d = demo_data.demo_data()
     with tempfile.TemporaryDirectory(prefix="costloop-demo-") as tmp:
-        first = Path(tmp) / "demo.xlsx"
-        _save(_demo_workbook(d, late=False), first)
+        first = build_demo(Path(tmp) / "demo.xlsx")
         issued = _closed_month(first)
     wb = _demo_workbook(d, late=True)
     _input_sheet(wb, layout.DISPUTES, demo_data.DISPUTES)
@@ -295,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate `workbooks/template.xlsx` and `workbooks/demo.xlsx` (or into a folder)."""
     argv = sys.argv[1:] if argv is None else argv
     folder = Path(argv[0]) if argv else HERE
-    for built in (build_template(folder / "template.xlsx"), build_demo(folder / "demo.xlsx")):
+    for built in (
+        build_template(folder / "template.xlsx"),
+        build_demo(folder / "demo.xlsx"),
+        build_closed_demo(folder / "demo-closed.xlsx"),
+    ):
         print(f"wrote {built}")
     return 0
 
