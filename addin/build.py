@@ -5,7 +5,11 @@ The add-in's VBA project holds:
   version written in at build time;
 - `xlwings`: xlwings' own VBA for custom add-ins (BSD licence), taken from the installed
   xlwings so the VBA always matches the Python package it calls, with its project name
-  set to `costloop` (so it reads its settings from `costloop.conf`, not another add-in's);
+  set to `costloop` (so it reads its settings from `costloop.conf`, not another add-in's)
+  and its workbook-level settings taken out (`harden_xlwings`): the add-in is trusted
+  code that runs for every workbook the user opens, so nothing in a workbook — a
+  `costloop.conf` sheet, a `costloop.conf` file beside it, `.py` sheets, the folder it
+  was saved in — may choose the program it starts or the code that program imports;
 - `Dictionary`: the Scripting.Dictionary stand-in xlwings' VBA needs on macOS (MIT
   licence, shipped with xlwings);
 - the document modules Excel keeps behind the workbook and its one sheet.
@@ -66,7 +70,7 @@ def xlwings_folder() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise AddinBuildError(
             "xlwings is not installed, and the add-in's VBA comes from it: "
-            "run  pip install 'costloop[excel]'  and build again"
+            'run  pip install "costloop[excel]"  and build again'
         )
     return Path(next(iter(spec.submodule_search_locations)))
 
@@ -82,7 +86,8 @@ def _read_text(path: Path) -> str:
 
 
 def xlwings_module(folder: Path) -> Module:
-    """xlwings' VBA module for custom add-ins, with its project name set to costloop."""
+    """xlwings' VBA module for custom add-ins, with its project name set to costloop and
+    no setting read from a workbook."""
     path = folder / "xlwings_custom_addin.bas"
     text = _read_text(path)
     text, count = _XLWINGS_PROJECT_LINE.subn(
@@ -93,7 +98,99 @@ def xlwings_module(folder: Path) -> Module:
             f"{path}: expected one 'Public Const PROJECT_NAME' line, found {count}; "
             "this xlwings version is not supported by the add-in build"
         )
-    return Module("xlwings", text, ModuleKind.STANDARD)
+    return Module("xlwings", harden_xlwings(text, path), ModuleKind.STANDARD)
+
+
+# xlwings' GetConfig looks in the active workbook's "costloop.conf" sheet, then the add-in's
+# own, then a costloop.conf file beside the active workbook, then the user's file. Only
+# the user's file (written by `costloop addin install`) and the defaults are kept.
+_GET_CONFIG = re.compile(
+    r"^Function GetConfig\(configKey As String, .*?^End Function\n", re.M | re.S
+)
+TRUSTED_GET_CONFIG = (
+    (
+        'Function GetConfig(configKey As String, Optional default As String = "", '
+        'Optional source As String = "") As Variant\n'
+    )
+    + """\
+    ' costloop: settings come only from the user's own costloop.conf (written by
+    ' `costloop addin install`) and the defaults. xlwings also reads a "costloop.conf"
+    ' sheet of the active workbook and a costloop.conf file beside it: a workbook
+    ' received by email could point the add-in at another program. Not here.
+    Dim configValue As String
+
+    If source = "" Or source = "user" Then
+        If FileExists(GetConfigFilePath()) = True Then
+            If GetConfigFromFile(GetConfigFilePath(), configKey, configValue) Then
+                GetConfig = configValue
+                GetConfig = ExpandEnvironmentStrings(GetConfig)
+                Exit Function
+            End If
+        End If
+    End If
+
+    GetConfig = default
+    GetConfig = ExpandEnvironmentStrings(GetConfig)
+
+End Function
+"""
+)
+# The readers of a workbook's settings, left without callers: removed whole.
+_SHEET_CONFIG = re.compile(
+    r'^#If App = "Microsoft Excel" Then\nFunction GetConfigFromSheet\(wb As Workbook\)\n'
+    r".*?^End Function\n#End If\n\n?",
+    re.M | re.S,
+)
+_DIRECTORY_CONFIG = re.compile(
+    r"^Function GetDirectoryConfigFilePath\(\) As String\n.*?^End Function\n\n?", re.M | re.S
+)
+# RunPython runs the code of a workbook's ".py" sheets (xlwings PRO's embedded code) and
+# puts the workbook's folder first on Python's path, where a costloop.py beside a
+# downloaded workbook would be imported instead of costloop.
+_EMBEDDED_CODE = re.compile(
+    r"^    ' Check for embedded Python code\n    uses_embedded_code = False\n"
+    r"    For i = 1 To 2\n.*?^    Next i\n",
+    re.M | re.S,
+)
+# ImportPythonUDFs likewise takes a workbook's ".py" sheets as modules to import.
+_EMBEDDED_UDFS = re.compile(
+    r"^    ' Automatically add embedded code sheets\n    For Each sht In wb.Worksheets\n"
+    r".*?^    Next\n",
+    re.M | re.S,
+)
+NO_EMBEDDED_UDFS = "    ' costloop: a workbook's \".py\" sheets are never imported\n"
+NO_EMBEDDED_CODE = (
+    "    ' costloop: a workbook's \".py\" sheets are never run by the add-in\n"
+    "    uses_embedded_code = False\n"
+)
+_WORKBOOK_ON_PATH = re.compile(r'GetConfig\("ADD_WORKBOOK_TO_PYTHONPATH", "true"\)')
+NOT_ON_PATH = "\"false\" ' costloop: the workbook's folder is never on Python's path"
+
+
+def harden_xlwings(text: str, source: Path | str = "xlwings_custom_addin.bas") -> str:
+    """xlwings' VBA with every setting a workbook could give taken out (see the module
+    docstring); an xlwings whose VBA does not read as expected fails the build rather
+    than ship an add-in a workbook could redirect."""
+    for pattern, replacement, what in (
+        (_GET_CONFIG, TRUSTED_GET_CONFIG, "Function GetConfig"),
+        (_SHEET_CONFIG, "", "Function GetConfigFromSheet"),
+        (_DIRECTORY_CONFIG, "", "Function GetDirectoryConfigFilePath"),
+        (_EMBEDDED_CODE, NO_EMBEDDED_CODE, "RunPython's embedded-code check"),
+        (_EMBEDDED_UDFS, NO_EMBEDDED_UDFS, "GetUdfModules' embedded-code sheets"),
+    ):
+        text, count = pattern.subn(lambda _m, r=replacement: r, text)
+        if count != 1:
+            raise AddinBuildError(
+                f"{source}: expected one {what}, found {count}; this xlwings version is "
+                "not supported by the add-in build"
+            )
+    text, count = _WORKBOOK_ON_PATH.subn(NOT_ON_PATH, text)
+    if count == 0:
+        raise AddinBuildError(
+            f"{source}: no ADD_WORKBOOK_TO_PYTHONPATH setting found; this xlwings version "
+            "is not supported by the add-in build"
+        )
+    return text
 
 
 def ribbon_module(version: str) -> Module:

@@ -218,7 +218,7 @@ def on_button(
         if isinstance(exc, ImportError):
             known = (
                 "costloop's Python environment is incomplete, so nothing was changed; ask "
-                "whoever installed costloop to run pip install 'costloop[excel]' again"
+                'whoever installed costloop to run pip install "costloop[excel]" again'
             )
         sentence = known or f"costloop stopped unexpectedly ({type(exc).__name__})"
         return screen.tell(Report(False, f"{_sentence(sentence)} Details are in {log_path()}."))
@@ -283,7 +283,7 @@ def close_period(book: Any, screen: Screen, confirm: Confirm) -> Report:
 
 
 def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
-    """Make bills: one workbook (and PDF) per department, in a folder beside the workbook."""
+    """Make bills: one workbook and its PDF per department, in a folder beside the workbook."""
     from costloop import bills  # on first use: the other buttons never need it
 
     path = _saved_path(book, screen)
@@ -470,11 +470,15 @@ def _in_excel_words(text: str) -> str:
 def _bills_report(screen: Screen, report: Any, success: str) -> Report:
     lines = report.lines()
     if not report.ok:
+        # Bills made but some without their PDF: the FAILED line says which, not the count.
+        headline = next(
+            (line.strip() for line in lines if line.strip().startswith("FAILED")), lines[0]
+        )
         errors = [p for p in report.problems if p.is_error]
         if errors:
             screen.go_to(errors[0].where)
             first = _in_excel_words(errors[0].headline())
-            return Report(False, f"{lines[0]}. First: {first}.")
-        return Report(False, _sentence(lines[0]))
+            return Report(False, f"{headline}. First: {first}.")
+        return Report(False, _sentence(headline))
     text = _sentence(lines[0]) if lines else ""
     return Report(True, f"{text} {success}".strip())

@@ -283,7 +283,21 @@ def _write(target: Any, sheet: OutputSheet, rows: list[list[object]]) -> None:
         fmt = sheet.formats.get(column)
         if fmt and len(rows) > 1:
             target.range((2, index), (len(rows), index)).number_format = fmt
+        # A column mixing kinds (Forecast's money rows beside its quantities): each run of
+        # rows whose format differs from the column's, one range each.
+        for first, last, row_format in _runs(list(sheet.cell_formats.get(column, ()))):
+            if row_format is not None and row_format != fmt:
+                target.range((first + 2, index), (last + 2, index)).number_format = row_format
     target.autofit("columns")
+
+
+def _runs(values: list) -> Iterator[tuple[int, int, object]]:
+    """(first, last, value) of each run of equal neighbouring values (0-based, inclusive)."""
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            yield start, i - 1, values[start]
+            start = i
 
 
 def _host(book: Any) -> str:

@@ -1,33 +1,56 @@
-"""Benchmark `costloop bills` on the demo: workbooks, and PDFs through one LibreOffice start.
+"""Benchmark `costloop bills`: bills and PDFs per second, and that every bill got its PDF.
 
-Run: ``python benchmarks/bench_bills.py``. Prints the time to re-run the year in
-memory and build the statements, to write every department's workbook, and the
-LibreOffice batch for every Summary PDF against a single bill's (mostly start-up),
-so the per-bill cost of a PDF is the difference divided by the extra bills.
+    python benchmarks/bench_bills.py                      # the demo (25 departments)
+    python benchmarks/bench_bills.py --departments 2000   # a generated workbook
+
+With ``--departments N`` it generates (once; cached in ``benchmarks/.cache``) the
+scale benchmark's workbook with N departments and ``--rows`` usage rows, runs it,
+then makes every department's bill the way `costloop bills` does. It prints the
+time to re-run the year and build the statements, the workbooks per second, the
+PDFs per second with the LibreOffice starts and retries they took, and how many
+bills are left without a PDF (0, or the command would exit 1).
 A script, not a test: numbers vary with the machine (and LibreOffice's first
 start on a machine is slower than later ones).
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from costloop.bills.pdf import convert_to_pdf, find_soffice
+from costloop.bills.commands import write_bills
+from costloop.bills.pdf import find_soffice
 from costloop.bills.source import load_billed_year
 from costloop.bills.statement import build_statements
-from costloop.bills.workbook import write_bill
 from costloop.engine.pipeline.commands import run_book
 from costloop.workbooks import demo_path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scale import cached, generate  # a script beside this one
 
-def main() -> None:
+
+def workbook(departments: int | None, rows: int) -> Path:
+    if departments is None:
+        return demo_path()
+    return cached(
+        f"bills-{departments}d-{rows}r.xlsx",
+        lambda path: generate(path, rows, departments=departments),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--departments", type=int, help="generate this many (default: the demo)")
+    parser.add_argument("--rows", type=int, default=20_000, help="usage rows when generating")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        book = folder / "demo.xlsx"
-        shutil.copyfile(demo_path(), book)
+        book = folder / "book.xlsx"
+        shutil.copyfile(workbook(args.departments, args.rows), book)
         assert run_book(book).ok
 
         started = time.perf_counter()
@@ -38,31 +61,29 @@ def main() -> None:
         print(f"{len(statements)} departments; year re-run + statements: {load:.2f} s")
 
         started = time.perf_counter()
-        sources = []
-        for s in statements:
-            path = folder / "summary" / f"{s.file_stem}.xlsx"
-            path.parent.mkdir(exist_ok=True)
-            write_bill(s, folder / f"{s.file_stem}.xlsx")
-            write_bill(s, path, summary_only=True)
-            sources.append(path)
+        workbooks = write_bills(statements, folder / "workbooks", pdf=False)
         written = time.perf_counter() - started
-        print(f"workbooks: {written:.2f} s ({written / len(statements) * 1000:.0f} ms a bill)")
+        n = len(workbooks.bills)
+        print(f"workbooks: {n} in {written:.1f} s, {n / written:.1f} bills a second")
 
         if find_soffice() is None:
             print("LibreOffice not installed: no PDF figures")
-            return
-        convert_to_pdf(sources[:1], folder / "warm")  # LibreOffice's first start is slower
-        one = convert_to_pdf(sources[:1], folder / "one")
-        batch = convert_to_pdf(sources, folder / "pdf")
-        assert len(batch.pdfs) == len(sources), batch.problems
-        per_bill = (batch.seconds - one.seconds) / (len(sources) - 1)
-        print(f"PDF, one bill (one LibreOffice start): {one.seconds:.2f} s")
+            return 0
+        started = time.perf_counter()
+        report = write_bills(statements, folder / "bills")
+        both = time.perf_counter() - started
+        pdfs = sum(1 for b in report.bills if b.pdf is not None)
         print(
-            f"PDF, {len(sources)} bills in one start: {batch.seconds:.2f} s "
-            f"({batch.seconds / len(sources):.2f} s a bill overall, "
-            f"{per_bill:.2f} s a bill after the start)"
+            f"PDFs: {pdfs} of {n} in {report.pdf_seconds:.1f} s, "
+            f"{pdfs / report.pdf_seconds:.1f} PDFs a second "
+            f"({report.pdf_starts} LibreOffice start(s), {report.pdf_retried} retried)"
         )
+        print(
+            f"bills with workbook and PDF: {pdfs} in {both:.1f} s, "
+            f"{pdfs / both:.1f} bills a second; without a PDF: {len(report.without_pdf)}"
+        )
+        return 0 if not report.without_pdf else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

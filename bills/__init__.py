@@ -1,4 +1,4 @@
-"""Department bills: one workbook (and PDF) per department, and emailing them.
+"""Department bills: one workbook and its PDF per department, and emailing them.
 
 The two entry points the command line and the Excel add-in call:
 

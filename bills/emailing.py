@@ -1,8 +1,9 @@
 """`costloop email BOOK [--dry-run DIR] [--resend]`: each department its bill, by email.
 
 Every department billed in the last run that has an `Email` gets one message
-with its workbook and the PDF of its Summary attached. Departments without an
-Email are listed, not failed. One department's failure never stops the others;
+with its workbook and the PDF of its Summary attached — both or none: a department
+whose PDF could not be made is failed, never sent its workbook alone. Departments
+without an Email are listed, not failed. One department's failure never stops the others;
 the summary counts sent, failed, skipped and already sent, and any failure
 makes the command exit 1.
 
@@ -16,16 +17,18 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
 from pathlib import Path
 
 from costloop.bills.commands import Bill, write_bills
-from costloop.bills.delivery import Backoff, send_with_retry
+from costloop.bills.delivery import Backoff, Delivery, send_with_retry
 from costloop.bills.message import Attachment, build_message, check_settings, parse_addresses
 from costloop.bills.pdf import PDF_TYPE
 from costloop.bills.sendlog import FAILED, SENT, SendLog, SendRecord, log_path, sha256
-from costloop.bills.smtp import Connection, smtp_settings, workbook_secrets
-from costloop.bills.source import load_billed_year
-from costloop.bills.statement import build_statements
+from costloop.bills.smtp import Connection, SmtpSettings, smtp_settings, workbook_secrets
+from costloop.bills.source import BilledYear, load_billed_year
+from costloop.bills.statement import Statement, build_statements
 from costloop.bills.workbook import XLSX_TYPE
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
 
@@ -78,15 +81,24 @@ class EmailReport(Reported):
         return out
 
 
+_Addressed = tuple[Statement, list[Address]]
+"""A department's statement and the addresses it goes to."""
+_Ready = tuple[Bill, Statement, list[Address]]
+"""... and its files, workbook and PDF, made."""
+
+
 def _problem(where: str, message: str, code: Reason = Reason.NO_DATA) -> Problem:
     return Problem(code, Severity.ERROR, where, message)
 
 
 def _attachments(bill: Bill) -> list[Attachment]:
-    files = [Attachment(bill.workbook.name, bill.workbook.read_bytes(), XLSX_TYPE)]
-    if bill.pdf is not None:
-        files.append(Attachment(bill.pdf.name, bill.pdf.read_bytes(), PDF_TYPE))
-    return files
+    """The workbook and its PDF: a bill without its PDF never gets this far (`_with_files`)."""
+    if bill.pdf is None:
+        raise ValueError(f"{bill.workbook.name} has no PDF; it must not be sent")
+    return [
+        Attachment(bill.workbook.name, bill.workbook.read_bytes(), XLSX_TYPE),
+        Attachment(bill.pdf.name, bill.pdf.read_bytes(), PDF_TYPE),
+    ]
 
 
 def _due(statement, addresses, log: SendLog, resend: bool, report: EmailReport) -> list:
@@ -130,6 +142,18 @@ def _replaces(statement, log: SendLog) -> str | None:
     return earlier.total or "as sent before"
 
 
+@dataclass
+class _Mailing:
+    """What every message of one `costloop email` shares."""
+
+    year: BilledYear
+    from_address: Address
+    report: EmailReport
+    dry_run: Path | None
+    server: SmtpSettings | None
+    backoff: Backoff
+
+
 def send_bills(
     book: Path,
     dry_run: Path | None = None,
@@ -140,15 +164,47 @@ def send_bills(
 ) -> EmailReport:
     """`costloop email`: send (or with ``dry_run`` write as .eml) every department's bill."""
     report = EmailReport(dry_run=dry_run)
+    mailing = _prepare(book, dry_run, env, report, backoff or Backoff())
+    if mailing is None:
+        return report  # nothing is sent while any of it is wrong
+    to_send = _addressed(build_statements(mailing.year), report)
+    log = SendLog(log_path(book))
+    report.send_log = log.path
+    report.problems += log.problems
+    if dry_run is None:
+        unwritable = log.writable()
+        if unwritable is not None:
+            report.problems.append(unwritable)
+            return report
+        to_send = _not_yet_received(to_send, log, resend, report)
+    with tempfile.TemporaryDirectory(prefix="costloop-email-") as tmp:
+        # Files only for what goes out: a rerun that sends nothing starts no LibreOffice.
+        complete = _with_files(to_send, Path(tmp), report)
+        if dry_run is not None:
+            _write_messages(complete, mailing)
+        else:
+            _send_messages(complete, mailing, log)
+    return report
+
+
+def _prepare(
+    book: Path,
+    dry_run: Path | None,
+    env: dict[str, str] | None,
+    report: EmailReport,
+    backoff: Backoff,
+) -> _Mailing | None:
+    """The billed year, the sender and the mail server; None (problems said) when any is
+    wrong."""
     if dry_run is not None and dry_run.exists() and not dry_run.is_dir():
         report.problems.append(
             _problem(str(dry_run), "--dry-run names a file, not a folder; give a folder")
         )
-        return report
+        return None
     year, problems = load_billed_year(book)
     report.problems += problems
     if year is None:
-        return report
+        return None
     settings = year.book.settings
     report.problems += workbook_secrets(settings)
     report.problems += check_settings(settings)
@@ -157,11 +213,15 @@ def send_bills(
         server, env_problems = smtp_settings(env)
         report.problems += env_problems
     if has_errors(report.problems):
-        return report  # nothing is sent while any of it is wrong
-    from_address = parse_addresses(settings.email_from)[0]
+        return None
     report.period, report.run_id = year.period, year.stamp.run_id
+    from_address = parse_addresses(settings.email_from)[0]
+    return _Mailing(year, from_address, report, dry_run, server, backoff)
 
-    statements = build_statements(year)
+
+def _addressed(statements: list[Statement], report: EmailReport) -> list[_Addressed]:
+    """Each statement with its addresses; those without an Email are skipped, those with
+    a malformed one failed at its cell."""
     to_send = []
     for statement in statements:
         if not statement.email:
@@ -180,86 +240,137 @@ def send_bills(
             )
             continue
         to_send.append((statement, addresses))
+    return to_send
 
-    log = SendLog(log_path(book))
-    report.send_log = log.path
-    report.problems += log.problems
-    if dry_run is None:
-        unwritable = log.writable()
-        if unwritable is not None:
-            report.problems.append(unwritable)
-            return report
-        due = [(statement, _due(statement, to, log, resend, report)) for statement, to in to_send]
-        to_send = [(statement, to) for statement, to in due if to]
-    with tempfile.TemporaryDirectory(prefix="costloop-email-") as tmp:
-        # Files only for what goes out: a rerun that sends nothing starts no LibreOffice.
-        bills = write_bills([s for s, _ in to_send], Path(tmp))
-        report.problems += bills.problems
-        if dry_run is not None:
-            dry_run.mkdir(parents=True, exist_ok=True)
-        connection = Connection(server) if server is not None else None
-        server_down = ""
-        try:
-            for bill, (statement, addresses) in zip(bills.bills, to_send, strict=True):
-                attachments = _attachments(bill)
-                replaces = _replaces(statement, log)
-                message = build_message(
-                    statement, settings, from_address, addresses, attachments, replaces
-                )
-                if dry_run is not None:
-                    path = dry_run / f"{statement.file_stem}.eml"
-                    path.write_bytes(bytes(message))
-                    report.written.append(path)
-                    continue
-                code = statement.department
-                record = SendRecord(
-                    run_id=year.stamp.run_id,
-                    period=statement.period,
-                    department=code,
-                    to=[a.addr_spec for a in addresses],
-                    bill_hash=statement.content_hash(),
-                    status=SENT,
-                    attachments={a.filename: sha256(a.data) for a in attachments},
-                    message_id=str(message["Message-ID"]),
-                    total=statement.money(statement.total),
-                )
-                if server_down:
-                    error, attempts = server_down, 0
-                else:
-                    delivery = send_with_retry(connection, message, backoff or Backoff())
-                    error, attempts = delivery.error, delivery.attempts
-                    if delivery.sent and delivery.refused:
-                        # The log keeps who has the bill, so a rerun sends it to the refused.
-                        have_not = {a.casefold() for a in delivery.refused}
-                        record.to = [a for a in record.to if a.casefold() not in have_not]
-                        refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
-                        report.problems.append(
-                            Problem(
-                                Reason.BAD_VALUE,
-                                Severity.WARNING,
-                                statement.email_cell,
-                                f"{code}: the server refused {refused}; the other "
-                                "address(es) got the bill",
-                            )
-                        )
-                    if delivery.server_failed:
-                        # The same server fails the same way for everyone: say so, don't retry.
-                        server_down = f"not tried: the mail server failed ({delivery.error})"
-                record.attempts = attempts
-                if error:
-                    record.status, record.error = FAILED, error
-                    report.failed.append(code)
-                    report.problems.append(
-                        _problem(
-                            statement.email_cell,
-                            f"{code}: not sent to {', '.join(record.to)} after {attempts} "
-                            f"attempt(s): {error}",
-                        )
-                    )
-                else:
-                    report.sent.append(code)
-                log.append(record)
-        finally:
-            if connection is not None:
-                connection.close()
-    return report
+
+def _not_yet_received(
+    to_send: list[_Addressed], log: SendLog, resend: bool, report: EmailReport
+) -> list[_Addressed]:
+    """Only the addresses that have not had this bill (by the send log)."""
+    due = [(statement, _due(statement, to, log, resend, report)) for statement, to in to_send]
+    return [(statement, to) for statement, to in due if to]
+
+
+def _with_files(to_send: list[_Addressed], folder: Path, report: EmailReport) -> list[_Ready]:
+    """Each department's workbook and PDF; a department whose PDF could not be made is
+    failed (its error is at its Departments cell) and never sent half its bill."""
+    bills = write_bills([s for s, _ in to_send], folder)
+    report.problems += bills.problems
+    ready = []
+    for bill, (statement, addresses) in zip(bills.bills, to_send, strict=True):
+        if bill.pdf is None:
+            report.failed.append(statement.department)
+            continue
+        ready.append((bill, statement, addresses))
+    return ready
+
+
+def _write_messages(ready: list[_Ready], mailing: _Mailing) -> None:
+    """--dry-run: each message as ``DIR/<department> <period>.eml``; nothing is sent."""
+    assert mailing.dry_run is not None
+    mailing.dry_run.mkdir(parents=True, exist_ok=True)
+    for bill, statement, addresses in ready:
+        message, _ = _message(bill, statement, addresses, mailing)
+        path = mailing.dry_run / f"{statement.file_stem}.eml"
+        path.write_bytes(bytes(message))
+        mailing.report.written.append(path)
+
+
+def _message(
+    bill: Bill,
+    statement: Statement,
+    addresses: list[Address],
+    mailing: _Mailing,
+    replaces: str | None = None,
+) -> tuple[EmailMessage, list[Attachment]]:
+    """``replaces``: the total of the different bill sent before (a corrected bill)."""
+    settings = mailing.year.book.settings
+    files = _attachments(bill)
+    message = build_message(statement, settings, mailing.from_address, addresses, files, replaces)
+    return message, files
+
+
+def _send_messages(ready: list[_Ready], mailing: _Mailing, log: SendLog) -> None:
+    """Send each department its message on one connection, logging each before the next."""
+    assert mailing.server is not None
+    connection = Connection(mailing.server)
+    server_down = ""
+    try:
+        for bill, statement, addresses in ready:
+            message, files = _message(
+                bill, statement, addresses, mailing, _replaces(statement, log)
+            )
+            record = _record(mailing, statement, addresses, message, files)
+            if server_down:
+                error, attempts = server_down, 0
+            else:
+                delivery = send_with_retry(connection, message, mailing.backoff)
+                error, attempts = delivery.error, delivery.attempts
+                _note_refused(delivery, statement, record, mailing.report)
+                if delivery.server_failed:
+                    # The same server fails the same way for everyone: say so, don't retry.
+                    server_down = f"not tried: the mail server failed ({delivery.error})"
+            _note_outcome(record, error, attempts, statement, mailing.report)
+            log.append(record)
+    finally:
+        connection.close()
+
+
+def _record(
+    mailing: _Mailing,
+    statement: Statement,
+    addresses: list[Address],
+    message: EmailMessage,
+    files: list[Attachment],
+) -> SendRecord:
+    """The send log's line for this message, before it is sent (status SENT until told)."""
+    return SendRecord(
+        run_id=mailing.year.stamp.run_id,
+        period=statement.period,
+        department=statement.department,
+        to=[a.addr_spec for a in addresses],
+        bill_hash=statement.content_hash(),
+        status=SENT,
+        attachments={a.filename: sha256(a.data) for a in files},
+        message_id=str(message["Message-ID"]),
+        total=statement.money(statement.total),
+    )
+
+
+def _note_refused(
+    delivery: Delivery, statement: Statement, record: SendRecord, report: EmailReport
+) -> None:
+    """Sent, but some addresses refused: the log keeps who has the bill, so a rerun sends
+    it to the refused ones only."""
+    if not (delivery.sent and delivery.refused):
+        return
+    have_not = {a.casefold() for a in delivery.refused}
+    record.to = [a for a in record.to if a.casefold() not in have_not]
+    refused = "; ".join(f"{a}: {r}" for a, r in delivery.refused.items())
+    report.problems.append(
+        Problem(
+            Reason.BAD_VALUE,
+            Severity.WARNING,
+            statement.email_cell,
+            f"{statement.department}: the server refused {refused}; the other "
+            "address(es) got the bill",
+        )
+    )
+
+
+def _note_outcome(
+    record: SendRecord, error: str, attempts: int, statement: Statement, report: EmailReport
+) -> None:
+    code = statement.department
+    record.attempts = attempts
+    if not error:
+        report.sent.append(code)
+        return
+    record.status, record.error = FAILED, error
+    report.failed.append(code)
+    report.problems.append(
+        _problem(
+            statement.email_cell,
+            f"{code}: not sent to {', '.join(record.to)} after {attempts} attempt(s): {error}",
+        )
+    )

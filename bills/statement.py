@@ -81,6 +81,8 @@ class Statement:
     email: str
     email_cell: str
     """Where the Email is (``Departments!F5``), for messages."""
+    department_cell: str
+    """Where the department's code is (``Departments!A5``), for messages about its bill."""
     run: RunStamp
     lines: pd.DataFrame
     usage: pd.DataFrame
@@ -334,6 +336,7 @@ def build_statements(year: BilledYear) -> list[Statement]:
                 name="" if pd.isna(name) else str(name),
                 email="" if email is None or pd.isna(email) else str(email).strip(),
                 email_cell=book.cell("Departments", "Email", int(row["_row"])),
+                department_cell=book.cell("Departments", "Department", int(row["_row"])),
                 run=year.stamp,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
                 usage=usage_of.get(key, no_usage),

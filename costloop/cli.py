@@ -23,14 +23,76 @@ from costloop.progress import StageProgress
 
 EXIT_OK = 0
 
+EXIT_CODES = """\
+exit codes:
+  0  done (warnings, if any, are listed)
+  1  the workbook has errors, a tie-out failed, or the command could not finish
+  2  the command itself is wrong (an unknown option, a missing file); nothing was written"""
+
+FIRST_STEPS = """\
+examples:
+  costloop new chargeback.xlsx           a blank workbook to fill in (see its Instructions)
+  costloop demo                          a filled-in example university, run once
+  costloop check chargeback.xlsx         find the mistakes, each with its cell
+  costloop run chargeback.xlsx           bill the period and write the output sheets
+  costloop bills chargeback.xlsx --outdir bills
+  costloop COMMAND --help                one command's options and examples"""
+
+EXAMPLES = {
+    "new": "costloop new chargeback.xlsx\ncostloop new chargeback.xlsx --force",
+    "check": "costloop check chargeback.xlsx\ncostloop check chargeback.xlsx --output checked.xlsx",
+    "run": (
+        "costloop run chargeback.xlsx\n"
+        "costloop run chargeback.xlsx --period 2026-03\n"
+        "costloop run chargeback.xlsx --output what-if.xlsx --scenario High\n"
+        "costloop run chargeback.xlsx --recalc"
+    ),
+    "recalc": "costloop recalc chargeback.xlsx\ncostloop recalc a.xlsx b.xlsm --timeout 600",
+    "bills": (
+        "costloop bills chargeback.xlsx --outdir bills\n"
+        "costloop bills chargeback.xlsx --outdir bills --no-pdf"
+    ),
+    "email": (
+        "costloop email chargeback.xlsx --dry-run outbox\n"
+        "costloop email chargeback.xlsx\n"
+        "costloop email chargeback.xlsx --resend"
+    ),
+    "demo": "costloop demo\ncostloop demo my-demo --force",
+    "addin": "costloop addin build\ncostloop addin install",
+    "build": "costloop addin build\ncostloop addin build --output D:/dist/costloop.xlam",
+    "install": "costloop addin install\ncostloop addin install --folder S:/excel-addins",
+}
+"""Each command's examples for its --help (the add-in's actions under their own names)."""
+
+
+def _epilog(command: str) -> str:
+    examples = "\n".join(f"  {line}" for line in EXAMPLES[command].splitlines())
+    return f"examples:\n{examples}\n\n{EXIT_CODES}"
+
+
+class _Sub(argparse.ArgumentParser):
+    """A command's parser: its examples and the exit codes after its options."""
+
+    def __init__(self, *args, **kwargs):
+        name = kwargs["prog"].split()[-1]
+        kwargs.setdefault("epilog", _epilog(name) if name in EXAMPLES else EXIT_CODES)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costloop",
         description="Spreadsheet-native IT chargeback and ITFM: plan, bill, optimize.",
+        epilog=f"{FIRST_STEPS}\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"costloop {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Sub)
+
+    p = sub.add_parser("new", help="write a blank workbook to fill in (the template)")
+    p.add_argument("book", type=Path, help="the new workbook (.xlsx)")
+    p.add_argument("--force", action="store_true", help="replace a file of that name")
 
     p = sub.add_parser("check", help="parse and validate rules and data; write Rule Check")
     p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm)")
@@ -59,9 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("books", nargs="+", type=Path, metavar="BOOK", help="workbooks (.xlsx, .xlsm)")
     _timeout_option(p)
 
-    p = sub.add_parser("bills", help="one workbook (and PDF) per department billed")
+    p = sub.add_parser("bills", help="one workbook and its PDF per department billed")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
     p.add_argument("--outdir", type=Path, required=True, metavar="DIR", help="folder for the bills")
+    p.add_argument(
+        "--no-pdf",
+        action="store_true",
+        help="make the workbooks only, without LibreOffice (such bills are not for email)",
+    )
 
     p = sub.add_parser("email", help="email each department its bill")
     p.add_argument("book", type=Path, help="the workbook, after `costloop run`")
@@ -81,7 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a demo workbook you have changed")
 
     p = sub.add_parser("addin", help="build or install the Excel add-in (costloop.xlam)")
-    actions = p.add_subparsers(dest="addin_action", required=True, metavar="ACTION")
+    actions = p.add_subparsers(
+        dest="addin_action", required=True, metavar="ACTION", parser_class=_Sub
+    )
     a = actions.add_parser("build", help="build costloop.xlam from its sources")
     a.add_argument(
         "--output", type=Path, default=Path("costloop.xlam"), help="default: ./costloop.xlam"
@@ -276,6 +345,33 @@ def cmd_demo(args) -> int:
     return EXIT_OK if outcome.ok else EXIT_PROBLEMS
 
 
+def cmd_new(args) -> int:
+    """`costloop new BOOK`: the blank template, under the user's name for it."""
+    from costloop.engine.xlsx.write_guard import refuse_unwritable
+    from costloop.workbooks import template_path
+
+    book: Path = args.book
+    if book.suffix.lower() != ".xlsx":
+        raise UsageError(f"{book}: give a .xlsx file name (the template is an .xlsx workbook)")
+    if book.is_dir():
+        raise UsageError(f"{book}: is a folder; give a file name for the new workbook")
+    if book.exists():
+        if not args.force:
+            print(
+                f"costloop new: {book} already exists; it was not replaced. Give another "
+                "name, or run costloop new --force to replace it with a blank workbook",
+                file=sys.stderr,
+            )
+            return EXIT_PROBLEMS
+        refuse_unwritable(book)  # even --force never replaces a file open in Excel
+    if not book.parent.is_dir():
+        raise UsageError(f"{book}: no such folder {book.parent}")
+    shutil.copyfile(template_path(), book)
+    print(f"Wrote a blank workbook to {book}")
+    print(f"Next: fill in its sheets (its Instructions sheet says how), then costloop check {book}")
+    return EXIT_OK
+
+
 def cmd_addin(args) -> int:
     from costloop.addin.build import write_addin
     from costloop.addin.install import install_addin
@@ -302,7 +398,7 @@ def cmd_addin(args) -> int:
 def cmd_bills(args) -> int:
     from costloop.bills import make_bills
 
-    report = make_bills(_existing_book(args.book), args.outdir)
+    report = make_bills(_existing_book(args.book), args.outdir, pdf=not args.no_pdf)
     _print_problems(report.problems)
     for line in report.lines():
         print(line)
@@ -320,6 +416,7 @@ def cmd_email(args) -> int:
 
 
 COMMANDS = {
+    "new": cmd_new,
     "check": cmd_check,
     "run": cmd_run,
     "close": cmd_close,
@@ -333,6 +430,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # a newcomer's first try: what costloop does, examples, exit codes
+        parser.print_help()
+        return EXIT_OK
     args = parser.parse_args(argv)  # exits 2 on a usage error
     try:
         return COMMANDS[args.command](args)

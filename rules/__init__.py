@@ -5,8 +5,8 @@ the workbook's names, ``order`` puts the allocations in dependency order.
 Every one returns problems as values; nothing here raises at a user's mistake.
 """
 
-from costloop.rules.checks import Names, check, check_ids
+from costloop.rules.checks import Names, check, check_ids, set_aside
 from costloop.rules.order import order
 from costloop.rules.parser import parse_rule, parse_rules
 
-__all__ = ["Names", "check", "check_ids", "order", "parse_rule", "parse_rules"]
+__all__ = ["Names", "check", "check_ids", "order", "parse_rule", "parse_rules", "set_aside"]

@@ -33,6 +33,7 @@ from costloop.rules.ast import (
     name_key,
 )
 from costloop.rules.parser import is_blank
+from costloop.rules.plan import SetAside
 from costloop.rules.suggest import closest, closest_keyword, keyword_hint, quoted_hint
 
 HUNDRED = Decimal(100)
@@ -85,6 +86,22 @@ def check(
     return problems
 
 
+def set_aside(rules: list[Rule], names: Names) -> tuple[SetAside, ...]:
+    """The FORECAST rules `check` finds a mistake in, to leave out of the plan (`order`).
+
+    A forecast is advice about the months to come, never a reason to hold back
+    the period's bills (docs/contract.md#errors): its mistakes are warnings, and
+    the rule is not run rather than run wrong.
+    """
+    aside = []
+    for rule in rules:
+        if isinstance(rule, Forecast):
+            found = _RuleChecker(rule, names).run()
+            if found:
+                aside.append(SetAside(rule, found[0].message))
+    return tuple(aside)
+
+
 def check_ids(cells: list[RuleCell]) -> list[Problem]:
     """Every enabled rule has an ID, and no two share one."""
     problems: list[Problem] = []
@@ -128,14 +145,18 @@ class _RuleChecker:
         self.rule = rule
         self.names = names
         self.problems: list[Problem] = []
+        # A FORECAST rule's mistakes never hold back the bills: warnings (see `set_aside`).
+        self.severity = Severity.WARNING if isinstance(rule, Forecast) else Severity.ERROR
 
     def flag(
         self,
         code: Reason,
         message: str,
         span: Span | None = None,
-        severity: Severity = Severity.ERROR,
+        severity: Severity | None = None,
     ) -> None:
+        """A problem of this rule: an error, unless ``severity`` or the rule's kind says less."""
+        severity = severity or self.severity
         self.problems.append(_problem(self.rule, code, message, span, severity))
 
     def run(self) -> list[Problem]:

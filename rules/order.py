@@ -20,15 +20,22 @@ from collections.abc import Sequence
 
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Allocate, Charge, Forecast, Rule, SharesDriver
-from costloop.rules.plan import Plan, Step
+from costloop.rules.plan import Plan, SetAside, Step
 
 # Past this many pools in one cycle, finding a path through all of them is not
 # worth the search: the message lists them instead.
 _MAX_PATH_SEARCH = 12
 
 
-def order(rules: list[Rule], pools: dict[str, str]) -> tuple[Plan, list[Problem]]:
-    """The plan: allocation steps in dependency order, charges and forecasts in row order."""
+def order(
+    rules: list[Rule], pools: dict[str, str], set_aside: Sequence[SetAside] = ()
+) -> tuple[Plan, list[Problem]]:
+    """The plan: allocation steps in dependency order, charges and forecasts in row order.
+
+    ``set_aside`` (from `costloop.rules.checks.set_aside`): FORECAST rules that are not
+    run; the plan keeps them apart, so the Forecast sheet can say why.
+    """
+    aside = {id(s.rule) for s in set_aside}
     allocations = [r for r in rules if isinstance(r, Allocate)]
     edges = _feeds(allocations, pools)
     components = _components(len(allocations), edges)
@@ -44,7 +51,8 @@ def order(rules: list[Rule], pools: dict[str, str]) -> tuple[Plan, list[Problem]
     plan = Plan(
         allocations=steps,
         charges=tuple(r for r in rules if isinstance(r, Charge)),
-        forecasts=tuple(r for r in rules if isinstance(r, Forecast)),
+        forecasts=tuple(r for r in rules if isinstance(r, Forecast) and id(r) not in aside),
+        set_aside=tuple(set_aside),
     )
     return plan, problems
 

@@ -25,6 +25,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class SetAside:
+    """A FORECAST rule with a mistake in its own text (an unknown metric or pool, ``TREND
+    OVER 1 PERIODS``), left out of the plan: a forecast never holds back the bills, so its
+    problems are warnings, and the Forecast sheet marks its rows NOT COMPUTED with ``why``."""
+
+    rule: Forecast
+    why: str
+    """The first of its problems, as `check` words it."""
+
+
+@dataclass(frozen=True)
 class Plan:
     """The enabled rules in the order the engine runs them. (A forecast's ``BY PLAN``, the
     Budget, is `costloop.rules.ast.ByPlan`.)"""
@@ -33,3 +44,6 @@ class Plan:
     """In dependency order: a pool's spreading step comes after every step feeding it."""
     charges: tuple[Charge, ...] = ()
     forecasts: tuple[Forecast, ...] = ()
+    """The FORECAST rules that can run (not those set aside)."""
+    set_aside: tuple[SetAside, ...] = ()
+    """FORECAST rules not run for a mistake in their text: see `SetAside`."""

@@ -26,6 +26,7 @@ from costloop.addin.build import (
     AddinBuildError,
     addin_sources,
     build_addin,
+    harden_xlwings,
     project_id,
     write_addin,
     xlwings_folder,
@@ -91,17 +92,68 @@ def test_olevba_extracts_the_ribbon_module_exactly_as_written(extracted):
     assert f'Private Const COSTLOOP_VERSION As String = "{__version__}"' in expected
 
 
-def test_olevba_extracts_xlwings_own_module_with_only_its_project_name_changed(extracted):
+def test_olevba_extracts_xlwings_own_module_with_its_project_name_and_settings_changed(
+    extracted,
+):
     original = (xlwings_folder() / "xlwings_custom_addin.bas").read_bytes().decode("cp1252")
-    lines_out = extracted["xlwings"].split("\r\n")
-    lines_in = _crlf(original).split("\r\n")
-    changed = [(a, b) for a, b in zip(lines_in, lines_out, strict=True) if a != b]
-    assert changed == [
-        (
-            'Public Const PROJECT_NAME As String = "myaddin"',
-            f'Public Const PROJECT_NAME As String = "{CONFIG_NAME}"',
-        )
-    ]
+    named = original.replace("\r\n", "\n").replace(
+        'Public Const PROJECT_NAME As String = "myaddin"',
+        f'Public Const PROJECT_NAME As String = "{CONFIG_NAME}"',
+    )
+    assert named != original.replace("\r\n", "\n")
+    assert extracted["xlwings"] == _crlf(harden_xlwings(named))
+
+
+def _function(source: str, name: str) -> str:
+    """One VBA Function's text, from its first line to its End Function."""
+    match = re.search(rf"^(Public )?Function {name}\b.*?^End Function", source, re.M | re.S)
+    assert match is not None, f"no Function {name}"
+    return match.group(0)
+
+
+def test_no_setting_of_the_add_in_can_come_from_a_workbook(extracted):
+    """A workbook received by email must not point the trusted add-in at another program:
+    no "costloop.conf" sheet of the active workbook (or of any workbook), no costloop.conf
+    file beside it, no ".py" sheets run or imported, its folder not on Python's path."""
+    code = "\n".join(extracted.values())
+    for lookup in (
+        "GetConfigFromSheet",  # xlwings' reader of a workbook's .conf sheet
+        'SheetExists(ActiveWorkbook, PROJECT_NAME & ".conf")',
+        'SheetExists(ThisWorkbook, PROJECT_NAME & ".conf")',
+        'Sheets(PROJECT_NAME & ".conf")',
+        "GetDirectoryConfigFilePath",  # costloop.conf beside the active workbook
+        "ADD_WORKBOOK_TO_PYTHONPATH",
+        'Right$(sht.Name, 3) = ".py"',
+        "xlwings.conf",  # the xlwings add-in's settings are not ours either
+    ):
+        found = [line for line in code.splitlines() if lookup in line and "'" not in line[:5]]
+        found = [line for line in found if not line.strip().startswith("'")]
+        assert found == [], lookup
+    vba = extracted["xlwings"]
+    get_config = _function(vba, "GetConfig")
+    assert "Workbook" not in get_config and "Sheet" not in get_config
+    assert "GetConfigFromFile(GetConfigFilePath(), configKey, configValue)" in get_config
+    # The one settings file is the user's own, where `costloop addin install` writes.
+    paths = _function(vba, "GetConfigFilePath")
+    assert 'Environ("USERPROFILE") & "\\." & PROJECT_NAME & "\\" & PROJECT_NAME & ".conf"' in paths
+    assert "ActiveWorkbook" not in paths and "ThisWorkbook" not in paths
+    assert ".conf" not in "\n".join(
+        line
+        for line in vba.splitlines()
+        if not line.strip().startswith("'") and "GetConfigFilePath =" not in line
+    )
+    assert 'AddExcelDir = "false"' in _function(vba, "RunPython")
+
+
+def test_an_xlwings_whose_settings_code_is_not_as_expected_fails_the_build():
+    original = (xlwings_folder() / "xlwings_custom_addin.bas").read_bytes().decode("cp1252")
+    changed = original.replace("\r\n", "\n").replace("Function GetConfigFromSheet(", "Function X(")
+    with pytest.raises(AddinBuildError) as failed:
+        harden_xlwings(changed, "xlwings_custom_addin.bas")
+    assert str(failed.value) == (
+        "xlwings_custom_addin.bas: expected one Function GetConfigFromSheet, found 0; this "
+        "xlwings version is not supported by the add-in build"
+    )
 
 
 def test_olevba_extracts_every_module_with_exactly_its_source_text(extracted):
@@ -297,7 +349,7 @@ def test_a_failed_build_leaves_the_existing_file_untouched(tmp_path, monkeypatch
 
 def test_missing_xlwings_is_a_clear_message(monkeypatch):
     monkeypatch.setattr(build.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(AddinBuildError, match=r"pip install 'costloop\[excel\]'"):
+    with pytest.raises(AddinBuildError, match=r'pip install "costloop\[excel\]"'):
         build_addin()
 
 

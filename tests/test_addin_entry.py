@@ -61,7 +61,10 @@ def active_sheet(excel: Excel) -> str:
 def test_check_rules_writes_rule_check_and_brings_it_to_the_front(demo):
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     report = click(excel, "CheckRules")
-    assert report.ok and report.message == "Rules checked: 20 rule(s), no errors."
+    # The demo's one warning: R13 leaves its Marketplace rows to Procurement.
+    assert report.ok and report.message == (
+        "Rules checked: 20 rule(s), no errors. 1 warning(s): see the Rule Check sheet."
+    )
     assert excel.sheet_names()[-1] == "Rule Check"
     assert active_sheet(excel) == "Rule Check"
     assert excel.alerts == [[report.message, "costloop", "ok", "info", ""]]
@@ -72,7 +75,9 @@ def test_run_chargeback_writes_every_output_sheet_and_says_what_was_billed(demo)
     report = click(excel, "RunChargeback")
     assert report.ok
     assert report.message.startswith("Period 2026-03: billed ")
-    assert report.message.endswith("All tie-outs passed (4 checks).")
+    assert report.message.endswith(
+        "All tie-outs passed (4 checks). 1 warning(s): see the Rule Check sheet."
+    )
     assert excel.sheet_names()[-len(OUTPUT_SHEETS) :] == list(OUTPUT_SHEETS)
     assert active_sheet(excel) == "Rule Check"
     assert excel.alerts[-1][0] == report.message
@@ -82,7 +87,10 @@ def test_update_forecast_leaves_the_bills_alone(demo):
     excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
     report = click(excel, "UpdateForecast")
     assert report.ok, report.message
-    assert report.message == "Forecast updated (Forecast, Variance, Compliance) for period 2026-03."
+    assert report.message == (
+        "Forecast updated (Forecast, Variance, Compliance) for period 2026-03. "
+        "1 warning(s): see the Rule Check sheet."
+    )
     written = [n for n in excel.sheet_names() if n in OUTPUT_SHEETS]
     assert set(written) == FORECAST_SHEETS
     assert "Bills" not in excel.sheet_names()
@@ -166,7 +174,7 @@ def test_a_broken_python_environment_is_a_message_not_a_traceback(demo, monkeypa
     report = click(excel, "RunChargeback")
     assert report.message == (
         "costloop's Python environment is incomplete, so nothing was changed; ask whoever "
-        "installed costloop to run pip install 'costloop[excel]' again. "
+        'installed costloop to run pip install "costloop[excel]" again. '
         f"Details are in {log_dir / 'addin.log'}."
     )
     assert "costloop.engine.pipeline.run" in (log_dir / "addin.log").read_text()
@@ -218,6 +226,23 @@ def test_make_bills_saves_the_workbook_and_writes_a_folder_beside_it(demo):
     made = sorted(p.stem for p in outdir.iterdir() if p.suffix == ".xlsx")
     assert len(made) == len(departments) > 1  # one workbook per billed department
     assert f"{len(departments)} department bill(s)" in report.message
+
+
+def test_make_bills_says_which_bills_have_no_pdf(demo, monkeypatch, tmp_path):
+    """Without LibreOffice no bill is complete: the button fails and goes to the first one."""
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(tmp_path / "no-such-soffice"))
+    assert run_book(demo).ok
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    report = click(excel, "MakeBills")
+    assert not report.ok
+    assert report.message.startswith(
+        "FAILED: 25 bill(s) without their PDF (not to be sent): ADM, ATH, BKS,"
+    )
+    missing = tmp_path / "no-such-soffice"
+    assert report.message.endswith(
+        f". First: LibreOffice: COSTLOOP_SOFFICE={missing} is not a program that can be run; "
+        "point it at LibreOffice's soffice; so the bills have no PDF."
+    )
 
 
 def test_make_bills_before_a_run_names_the_button_not_the_command(demo):

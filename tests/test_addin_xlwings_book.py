@@ -202,3 +202,30 @@ def test_a_failure_while_swapping_leaves_no_staging_sheet_behind(monkeypatch):
     excel.carry_out(book)
     assert not [n for n in excel.sheet_names() if n.startswith(STAGING_PREFIX)]
     assert XlwingsWorkbook(excel.open()).read_sheet("Bills") == [["Amount"], [1.5]]
+
+
+def test_a_jpy_book_in_excel_formats_its_money_rows_as_the_file_does(demo, tmp_path):
+    # Forecast and Variance mix yen with quantities in a column: the money rows carry "#,##0"
+    # cell by cell, the quantity rows keep the column's format, in Excel as in the file.
+    import openpyxl
+
+    wb = openpyxl.load_workbook(demo)
+    currency = next(r for r in wb["Settings"].iter_rows(min_row=2) if r[0].value == "Currency")
+    currency[1].value = "JPY"
+    wb.save(demo)
+    assert run_book(demo, output=tmp_path / "by-file.xlsx").ok
+    by_file = openpyxl.load_workbook(tmp_path / "by-file.xlsx")
+    excel = Excel(payload_of(FileWorkbook(demo), "demo.xlsx"))
+    assert run_in_excel(excel).ok
+    assert run_in_excel(excel).ok  # the second run writes into the sheets the first made
+    for name in ("Forecast", "Variance"):
+        expected, seen = {}, {}
+        for line in by_file[name].iter_rows(min_row=2):
+            for cell in line:
+                if isinstance(cell.value, int | float):
+                    at = (name, cell.row - 1, cell.column - 1)
+                    expected[at] = cell.number_format
+                    seen[at] = excel.formats.get(at, "General")
+        assert seen == expected, name
+        quantities = "#,##0.######" if name == "Forecast" else "#,##0.####"
+        assert {"#,##0", quantities} <= set(expected.values()), name

@@ -369,15 +369,38 @@ def live_members(group: int) -> list[int]:
     return members
 
 
-def test_without_libreoffice_the_workbooks_are_made_with_a_warning(made, tmp_path, monkeypatch):
+def test_without_libreoffice_every_bill_is_an_error_at_its_department(made, tmp_path, monkeypatch):
+    """A bill is its workbook and its PDF: without LibreOffice none is complete (exit 1)."""
     book, _ = made
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # soffice cannot be found
-    report = make_bills(book, tmp_path / "out")
-    assert report.ok
-    assert len(list((tmp_path / "out").glob("*.xlsx"))) == 25
-    assert not list((tmp_path / "out").glob("*.pdf"))
-    (warning,) = report.problems
-    assert not warning.is_error and "LibreOffice is not installed" in warning.message
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(tmp_path / "no-such-soffice"))
+    out = tmp_path / "out"
+    assert main(["bills", str(book), "--outdir", str(out)]) == 1
+    assert len(list(out.glob("*.xlsx"))) == 25
+    assert not list(out.glob("*.pdf"))
+    report = make_bills(book, tmp_path / "again")
+    assert not report.ok and len(report.without_pdf) == 25
+    first, *rest = report.problems
+    assert first.where == "LibreOffice"
+    assert first.message == (
+        f"COSTLOOP_SOFFICE={tmp_path / 'no-such-soffice'} is not a program that can be run; "
+        "point it at LibreOffice's soffice; so the bills have no PDF"
+    )
+    assert [p.where for p in rest] == [b.statement.department_cell for b in report.bills]
+    assert rest[0].where == "Departments!A13"  # ADM's code, the first bill
+    assert rest[0].is_error and rest[0].message == (
+        "ADM's bill has its workbook but no PDF (LibreOffice is not installed); it will not "
+        "be emailed. Make the bills again; if the same department fails again, open its "
+        "workbook in LibreOffice to see why"
+    )
+
+
+def test_no_pdf_makes_the_workbooks_alone_on_purpose(made, tmp_path, monkeypatch, capsys):
+    book, _ = made
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(tmp_path / "no-such-soffice"))  # never asked
+    out = tmp_path / "out"
+    assert main(["bills", str(book), "--outdir", str(out), "--no-pdf"]) == 0
+    assert len(list(out.glob("*.xlsx"))) == 25 and not list(out.glob("*.pdf"))
+    assert "  25 workbook(s), no PDFs (--no-pdf)" in capsys.readouterr().out.splitlines()
 
 
 def test_a_pdf_left_from_an_earlier_bill_does_not_stay_beside_the_new_workbook(
@@ -387,8 +410,7 @@ def test_a_pdf_left_from_an_earlier_bill_does_not_stay_beside_the_new_workbook(
     out = tmp_path / "out"
     out.mkdir()
     (out / "ENG 2026-03.pdf").write_bytes(b"%PDF-1.7 last week's ENG bill")
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no LibreOffice: no new PDF
-    report = make_bills(book, out)
+    report = make_bills(book, out, pdf=False)
     assert report.ok
     assert (out / "ENG 2026-03.xlsx").exists() and not (out / "ENG 2026-03.pdf").exists()
 
@@ -406,8 +428,7 @@ def test_codes_that_make_the_same_file_name_get_a_file_each(tmp_path, monkeypatc
                     cell.value = renamed[cell.value]
     wb.save(book)
     assert run_book(book).ok
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # the workbooks are the point: no PDFs
-    report = make_bills(book, tmp_path / "out")
+    report = make_bills(book, tmp_path / "out", pdf=False)  # the workbooks are the point
     assert report.ok, report.problems
     by_code = {b.statement.department: b.workbook for b in report.bills}
     assert by_code["R&D"].name == "R_D 2026-03.xlsx"
@@ -437,8 +458,7 @@ def test_usage_columns_of_dates_and_yes_no_are_copied_as_such(tmp_path, monkeypa
         usage.cell(row, checked, row % 2 == 0)
     wb.save(book)
     assert run_book(book).ok
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # the workbooks are the point: no PDFs
-    report = make_bills(book, tmp_path / "out")
+    report = make_bills(book, tmp_path / "out", pdf=False)  # the workbooks are the point
     assert report.ok, report.problems
     rows = sheet_rows(report.bills[0].workbook, "Usage")
     assert {r["Read On"] for r in rows} == {dt.datetime(2026, 3, 31, 17, 30)}
@@ -527,3 +547,143 @@ def test_cli_bills_exit_codes(made, tmp_path, capsys):
     fresh = tmp_path / "fresh.xlsx"
     shutil.copyfile(demo_path(), fresh)
     assert main(["bills", str(fresh), "--outdir", str(tmp_path / "none")]) == 1
+
+
+# --- every bill gets its PDF: batches, a retry, and an error when it still fails -----------
+
+STAND_IN = '''#!{python}
+"""Stands in as soffice: drops the documents whose path holds {drop!r} from the first
+{times} start(s) that are given one (as LibreOffice silently drops documents), then runs
+the real LibreOffice with the rest."""
+import os, sys
+from pathlib import Path
+
+marker = Path({marker!r})
+starts = marker.read_text().count("x") if marker.exists() else 0
+args = sys.argv[1:]
+if starts < {times} and any({drop!r} in a for a in args):
+    marker.write_text("x" * (starts + 1))
+    args = [a for a in args if {drop!r} not in a]
+if not any(a.endswith(".xlsx") for a in args):
+    sys.exit(0)  # nothing left to convert: LibreOffice would make nothing
+os.execv({soffice!r}, [{soffice!r}, *args])
+'''
+
+
+def stand_in_soffice(folder: Path, drop: str, times: int) -> Path:
+    """A real program standing in as soffice that fails ``drop``'s PDF ``times`` times."""
+    import sys
+
+    script = folder / "flaky-soffice"
+    script.write_text(
+        STAND_IN.format(
+            python=sys.executable,
+            drop=drop,
+            times=times,
+            marker=str(folder / "flaky-starts"),
+            soffice=SOFFICE,
+        )
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_libreoffice_is_never_given_more_documents_than_it_reads():
+    """LibreOffice 7.4 acts on its first 253 arguments and ignores the rest without a word:
+    a start's documents and options stay below that."""
+    from costloop.bills.pdf import MAX_DOCUMENTS_PER_START, _batches
+
+    options = 10  # soffice's own arguments in bills.pdf (the program name is not counted)
+    assert MAX_DOCUMENTS_PER_START + options < 253
+    sources = [Path(f"/tmp/D{i:04d} 2026-06.xlsx") for i in range(2000)]
+    sizes = [len(b) for b in _batches(sources, 30_000, MAX_DOCUMENTS_PER_START)]
+    assert sizes == [200] * 10
+
+
+@needs_libreoffice
+def test_bills_are_converted_in_batches_each_a_fresh_start(made, tmp_path):
+    _, report = made
+    sources = [b.workbook for b in report.bills[:5]]
+    batch = convert_to_pdf(sources, tmp_path / "pdf", max_documents=2)
+    assert batch.problems == [] and batch.failed == {} and batch.retried == 0
+    assert sorted(batch.pdfs) == sorted(sources)
+    assert batch.starts == 3
+
+
+@needs_libreoffice
+def test_a_document_libreoffice_fails_once_gets_its_pdf_on_the_retry(
+    made, tmp_path, monkeypatch, capsys
+):
+    book, _ = made
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(stand_in_soffice(tmp_path, "ENG 2026-03", 1)))
+    out = tmp_path / "out"
+    assert main(["bills", str(book), "--outdir", str(out)]) == 0
+    assert (tmp_path / "flaky-starts").read_text() == "x"  # it did fail ENG once
+    assert len(list(out.glob("*.pdf"))) == 25 and (out / "ENG 2026-03.pdf").exists()
+    printed = capsys.readouterr().out
+    assert re.search(
+        r"25 workbook\(s\), 25 PDF\(s\) in [0-9.]+ s, 2 LibreOffice start\(s\), "
+        r"1 retried",
+        printed,
+    ), printed
+
+
+@needs_libreoffice
+def test_a_bill_still_without_its_pdf_is_an_error_naming_the_department(
+    made, tmp_path, monkeypatch, capsys
+):
+    book, _ = made
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(stand_in_soffice(tmp_path, "ENG 2026-03", 2)))
+    out = tmp_path / "out"
+    assert main(["bills", str(book), "--outdir", str(out)]) == 1
+    assert (tmp_path / "flaky-starts").read_text() == "xx"  # the first try and the retry
+    assert (out / "ENG 2026-03.xlsx").exists() and not (out / "ENG 2026-03.pdf").exists()
+    assert len(list(out.glob("*.pdf"))) == 24
+    printed = capsys.readouterr().out.splitlines()
+    eng_cell = next(
+        b.statement.department_cell for b in made[1].bills if b.statement.department == "ENG"
+    )
+    assert (
+        f"{eng_cell}: ENG's bill has its workbook but no PDF (LibreOffice made no PDF of it); "
+        "it will not be emailed. Make the bills again; if the same department fails again, "
+        "open its workbook in LibreOffice to see why"
+    ) in printed
+    assert "FAILED: 1 bill(s) without their PDF (not to be sent): ENG" in printed
+
+
+@needs_libreoffice
+def test_a_corrupt_workbook_is_retried_once_then_reported_with_libreoffices_words(made, tmp_path):
+    _, report = made
+    good = report.bills[0].workbook
+    corrupt = tmp_path / "ENG 2026-03.xlsx"
+    corrupt.write_bytes(report.bills[1].workbook.read_bytes()[:3000])  # cut short
+    batch = convert_to_pdf([good, corrupt], tmp_path / "pdf")
+    assert list(batch.pdfs) == [good]
+    assert batch.failed == {
+        corrupt: "LibreOffice made no PDF of it (Error: source file could not be loaded)"
+    }
+    assert batch.retried == 1 and batch.starts == 2
+    assert batch.problems == []  # LibreOffice itself worked
+
+
+def test_the_summary_names_the_first_thirty_bills_without_a_pdf(made, tmp_path):
+    from dataclasses import replace as copy
+
+    from costloop.bills.commands import Bill, BillsReport
+
+    _, report = made
+    statement = report.bills[0].statement
+    many = BillsReport(
+        outdir=tmp_path,
+        bills=[
+            Bill(copy(statement, department=f"D{i:04d}"), tmp_path / f"D{i:04d}.xlsx")
+            for i in range(2000)
+        ],
+        period="2026-03",
+        run_id="r1",
+    )
+    assert many.lines()[2] == (
+        "FAILED: 2,000 bill(s) without their PDF (not to be sent): "
+        + ", ".join(f"D{i:04d}" for i in range(30))
+        + " and 1,970 more"
+    )

@@ -5,8 +5,11 @@ a real file, and the written .xlsx's styles are read back with openpyxl: no
 money cell on Bills, Journal, Recovery, Forecast, Variance, Compliance, Rule
 Check or Run Log may carry a format that shows decimals on a whole amount
 (Compliance, Variance and the failure path used to say ``#,##0.00`` whatever
-the currency). Money cells are found by the contract's columns, and on the
-sheets that mix kinds in a column (Forecast, Variance) by the row's Kind.
+the currency), nor one with a decimal point at all (Forecast and Variance mix
+money with quantities in a column, whose one format showed a whole yen as
+"1,234."; their money rows now carry the money format cell by cell). Money
+cells are found by the contract's columns, and on the sheets that mix kinds in
+a column (Forecast, Variance) by the row's Kind.
 """
 
 from __future__ import annotations
@@ -18,9 +21,19 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from costloop.engine.model.formats import mixed_format, money_format, rate_format, sheet_formats
+from costloop.engine.model.formats import (
+    mixed_format,
+    money_format,
+    rate_format,
+    row_formats,
+    sheet_formats,
+)
 from costloop.engine.model.sheets import OUTPUT_SHEETS
 from costloop.engine.pipeline.commands import run_book, summary_lines
+from costloop.engine.pipeline.run import run_workbook
+from costloop.engine.workbook.host import OutputSheet
+from costloop.engine.workbook.memory import MemoryWorkbook
+from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.problems import Reason
 from costloop.workbooks import demo_path
 
@@ -58,15 +71,19 @@ def _with_currency(tmp_path, currency: str):
     return book
 
 
-def _money_cells(path):
-    """(sheet, cell, value, number format) of every filled money cell of every output sheet."""
+def _money_cells(path, money: bool = True):
+    """(sheet, cell, value, number format) of every filled money cell of every output sheet;
+    with ``money=False``, of the other filled cells of the same columns on the sheets that
+    mix kinds (Forecast's and Variance's quantity and rate rows)."""
     wb = openpyxl.load_workbook(path)
     found = []
     for sheet, (columns, rows) in MONEY_CELLS.items():
+        if not money and (rows is None or sheet == "Run Log"):
+            continue
         ws = wb[sheet]
         header = [c.value for c in ws[1]]
         for line in ws.iter_rows(min_row=2):
-            if rows is not None and line[header.index(rows[0])].value not in rows[1]:
+            if rows is not None and (line[header.index(rows[0])].value in rows[1]) != money:
                 continue
             for column in columns:
                 cell = line[header.index(column)]
@@ -99,18 +116,90 @@ def test_a_jpy_workbook_shows_no_cents_on_any_sheet(tmp_path):
     assert {sheet for sheet, *_ in cells} == set(MONEY_CELLS)  # every sheet has money to check
     with_decimals = [c for c in cells if shows_decimals(c[3])]
     assert with_decimals == []
+    # Nor a decimal point: a whole yen in "#,##0.####" reads "1,234." in Excel.
+    with_point = [c for c in cells if "." in c[3]]
+    assert with_point == []
     # The amounts are whole yen, so nothing is hidden by the format.
     assert all(Decimal(str(v)) == Decimal(str(v)).to_integral_value() for _, _, v, _ in cells)
-    # Sheets of money alone carry the yen format exactly.
+    # Every money cell carries the yen format exactly, on the mixed sheets too.
     for sheet, coordinate, _, number_format in cells:
-        if sheet in ("Bills", "Journal", "Recovery", "Compliance", "Rule Check"):
+        if sheet != "Run Log":
             assert number_format == "#,##0", (sheet, coordinate)
-        elif sheet in ("Forecast", "Variance"):
-            assert number_format in ("#,##0.######", "#,##0.####"), (sheet, coordinate)
+    # Quantities and rates beside them keep their places (a forecast of 501.6667 tickets).
+    others = _money_cells(book, money=False)
+    assert {s for s, *_ in others} == {"Forecast", "Variance"}
+    assert {(s, f) for s, _, _, f in others} == {
+        ("Forecast", "#,##0.######"),
+        ("Variance", "#,##0.####"),
+    }
+    assert any(Decimal(str(v)) != Decimal(str(v)).to_integral_value() for *_, v, _ in others)
     # The terminal's summary says yen too.
     summary = summary_lines(outcome)
     assert re.fullmatch(r"Period 2026-03: billed [\d,]+ to \d+ department\(s\) .*", summary[0])
     assert all(not re.search(r"\d\.\d\d ", line) for line in summary[2:-1]), summary
+
+
+def test_the_money_rows_of_mixed_sheets_take_the_money_format_only_without_a_minor_unit():
+    # With cents, "#,##0.00####" shows an amount of cents exactly as "#,##0.00": no change.
+    assert row_formats(2) == {} and row_formats(3) == {}
+    assert row_formats(0) == {
+        "Forecast": ("Kind", {"COST": dict.fromkeys(("Plan", "Actual", "Forecast", "Adjustment"),
+                                                    "#,##0")}),
+        "Variance": ("Kind", dict.fromkeys(("COST", "TOTAL"),
+                                           dict.fromkeys(("Plan YTD", "Actual YTD", "Variance"),
+                                                         "#,##0"))),
+    }  # fmt: skip
+
+
+def _yen_sheet() -> OutputSheet:
+    return OutputSheet(
+        name="Forecast",
+        columns=["Kind", "Plan"],
+        rows=[("COST", Decimal("41000")), ("USAGE", Decimal("501.6667")), ("COST", 7)],
+        formats={"Plan": "#,##0.######"},
+        cell_formats={"Plan": ["#,##0", None, "#,##0"]},
+    )
+
+
+def test_every_host_writes_a_format_per_row(tmp_path):
+    sheet = _yen_sheet()
+    assert [sheet.number_format("Plan", r) for r in range(3)] == [
+        "#,##0", "#,##0.######", "#,##0",
+    ]  # fmt: skip
+    memory = MemoryWorkbook({"Data": [["x"]]})
+    memory.replace_sheets([sheet])
+    assert [memory.number_format("Forecast", "Plan", r) for r in (2, 3, 4)] == [
+        "#,##0", "#,##0.######", "#,##0",
+    ]  # fmt: skip
+    assert memory.number_format("Forecast", "Kind", 2) is None
+    path = tmp_path / "book.xlsx"
+    wb = openpyxl.Workbook()
+    wb.active.title = "Data"
+    wb.save(path)
+    FileWorkbook(path).replace_sheets([sheet])
+    ws = openpyxl.load_workbook(path)["Forecast"]
+    assert [(ws[f"B{r}"].value, ws[f"B{r}"].number_format) for r in (2, 3, 4)] == [
+        (41000, "#,##0"), (501.6667, "#,##0.######"), (7, "#,##0"),
+    ]  # fmt: skip
+
+
+def test_a_jpy_run_in_memory_formats_its_rows_as_the_file_does(tmp_path):
+    book = _with_currency(tmp_path, "JPY")
+    copy = MemoryWorkbook.copy_of(FileWorkbook(book))
+    assert run_workbook(copy, label="demo.xlsx").ok
+    assert run_book(book).ok
+    written = openpyxl.load_workbook(book)
+    for name in ("Forecast", "Variance"):
+        ws = written[name]
+        header = [c.value for c in ws[1]]
+        for line in ws.iter_rows(min_row=2):
+            for column in header:
+                cell = line[header.index(column)]
+                if isinstance(cell.value, int | float):
+                    assert copy.number_format(name, column, cell.row) == cell.number_format, (
+                        name,
+                        cell.coordinate,
+                    )
 
 
 def test_a_failed_jpy_run_writes_its_rule_check_in_yen(tmp_path):
@@ -158,3 +247,4 @@ def test_the_reserve_warning_of_a_scenario_points_into_its_own_compliance_sheet(
     assert "Compliance" not in written.sheetnames  # the base run's sheet was never made
     assert written[sheet][cell].value == "FUND TOTAL"
     assert reserve[0].message.startswith("the IT fund's reserve from billing (")
+    assert reserve[0].message.endswith("; see the Compliance@High sheet")

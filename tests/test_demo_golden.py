@@ -145,7 +145,11 @@ def rendered(tmp_path_factory) -> dict[str, str]:
     shutil.copyfile(demo_path(), book)
     outcome = run_book(book)
     assert outcome.ok, [p.render() for p in outcome.errors]
-    assert outcome.warnings == [], [p.render() for p in outcome.warnings]
+    # One warning, true every run: R13 bills AWS EC2 and S3 only, and its note says the
+    # Marketplace rows go via Procurement (engine/chargeback/unbilled.py).
+    assert [(p.where, p.code.value) for p in outcome.warnings] == [
+        ("Usage!E1385, E1404, E1506", "UNBILLED_USAGE")
+    ], [p.render() for p in outcome.warnings]
     saved = python_calamine.CalamineWorkbook.from_path(str(book))
     return {s: render_sheet(s, saved.get_sheet_by_name(s).to_python()) for s in SHEETS}
 
@@ -672,4 +676,4 @@ def test_rule_check_amounts_and_run_log_totals_by_hand():
     assert int(log["Bill Lines"]) == len(bills)
     assert int(log["Journal Lines"]) == len(golden_rows("Journal"))
     assert int(log["Rows Usage"].replace(",", "")) == len(DATA.usage)
-    assert (log["Status"], log["Errors"], log["Warnings"]) == ("OK", "0", "0")
+    assert (log["Status"], log["Errors"], log["Warnings"]) == ("OK", "0", "1")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import io
 import json
-import os
 import shutil
 import smtplib
 import socket
@@ -22,8 +21,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 from aiosmtpd.controller import Controller
-from programs import SOFFICE
-from test_bills import leaks
+from programs import needs_libreoffice
+from test_bills import leaks, stand_in_soffice
 
 from costloop.bills import send_bills
 from costloop.bills.delivery import Backoff, is_transient
@@ -39,8 +38,8 @@ CENT = Decimal("0.01")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SUBJECT = "State University IT charges for 2026-03"  # the demo's EmailSubject, filled in
 FAST = Backoff(first_wait=0.01)
-WITH_PDF = SOFFICE is not None or bool(os.environ.get("CI"))
-"""Under CI LibreOffice is installed, so a bill without its PDF is a failure there."""
+pytestmark = needs_libreoffice
+"""A bill goes out with its PDF or not at all, so sending one needs LibreOffice."""
 
 
 class Mailbox:
@@ -148,11 +147,10 @@ def test_every_department_with_an_email_gets_exactly_one_message_with_its_bill(
         assert workbook.get_content_type() == XLSX
         lines = rows(workbook.get_content(), "Bills")
         assert sum(Decimal(str(r["Amount"])).quantize(CENT) for r in lines) == totals[code]
-        if WITH_PDF:
-            pdf = files[f"{code} 2026-03.pdf"]
-            assert pdf.get_content_type() == "application/pdf"
-            assert pdf.get_content().startswith(b"%PDF")
-        assert len(files) == (2 if WITH_PDF else 1)
+        pdf = files[f"{code} 2026-03.pdf"]
+        assert pdf.get_content_type() == "application/pdf"
+        assert pdf.get_content().startswith(b"%PDF")
+        assert len(files) == 2
 
     log = [json.loads(line) for line in log_path(book).read_text().splitlines()]
     assert sorted(r["department"] for r in log) == sorted(wanted)
@@ -208,6 +206,35 @@ def _more_vms_for_eng(wb) -> None:
             row[3].value = quantity + 2
             return
     raise AssertionError("no ENG VM-Month usage in 2026-03")
+
+
+def test_a_department_whose_pdf_could_not_be_made_is_never_sent_half_its_bill(
+    book, smtp_env, tmp_path, monkeypatch, capsys
+):
+    """LibreOffice fails ENG's PDF on the first try and on the retry: ENG is failed at its
+    Departments cell and gets no message; everyone else gets workbook and PDF."""
+    monkeypatch.setenv("COSTLOOP_SOFFICE", str(stand_in_soffice(tmp_path, "ENG 2026-03", 2)))
+    assert main(["email", str(book)]) == 1
+    out = capsys.readouterr().out
+    assert "22 sent, 1 failed, 2 skipped (no Email), 0 already sent" in out
+    assert "  failed: ENG" in out
+    assert (
+        "ENG's bill has its workbook but no PDF (LibreOffice made no PDF of it); it will "
+        "not be emailed." in out
+    )
+    wanted = emails(book)
+    assert wanted["ENG"] not in smtp_env.recipients()
+    assert len(smtp_env.messages) == 22
+    for _, message in smtp_env.messages:
+        names = sorted(a.get_filename()[-4:] for a in message.iter_attachments())
+        assert names == [".pdf", "xlsx"]
+    log = [json.loads(line) for line in log_path(book).read_text().splitlines()]
+    assert "ENG" not in {r["department"] for r in log}  # never sent: a rerun will send it
+
+    monkeypatch.delenv("COSTLOOP_SOFFICE")  # LibreOffice works again: ENG alone goes out
+    assert main(["email", str(book)]) == 0
+    assert "1 sent, 0 failed, 2 skipped (no Email), 22 already sent" in capsys.readouterr().out
+    assert smtp_env.recipients()[wanted["ENG"]] == 1
 
 
 def test_a_changed_bill_is_held_back_until_resend(book, server, tmp_path):

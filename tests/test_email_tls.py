@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from programs import needs
+from programs import SOFFICE, needs
 from test_email import FAST, Mailbox, emails, free_port
 
 from costloop.bills import send_bills
 
 OPENSSL = shutil.which("openssl")
-pytestmark = needs(openssl=OPENSSL)  # to make the certificate; an error under CI
+# openssl makes the certificate; LibreOffice the PDF every bill goes out with.
+pytestmark = needs(openssl=OPENSSL, LibreOffice=SOFFICE)  # an error under CI
 USER, PASSWORD = "itfinance", "correct horse"
 
 

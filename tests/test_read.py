@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from costloop.engine.read.reader import _cents_of_numbers, column_letter, minor_units, read_book
-from costloop.engine.workbook.host import ExcelError
+from costloop.engine.read.columns import _cents_of_numbers, minor_units
+from costloop.engine.read.reader import read_book
+from costloop.engine.workbook.host import ExcelError, column_letter
 from costloop.problems import Reason, Severity
 
 

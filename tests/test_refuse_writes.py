@@ -95,6 +95,14 @@ def misspell_a_rule(path: Path) -> None:
     wb.save(path)
 
 
+MARKETPLACE = (
+    'warning: Usage!E1385, E1404, E1506: no enabled rule reads "AWS Cost" with Service '
+    '"Marketplace" (the rules reading it filter on WHERE Service), so 3 rows in 2026-03 '
+    "(quantity 1,830.71, used by ENG, MED, CCR) are billed to nobody: if another process bills "
+    "it, this is expected; otherwise add the Service to a rule's WHERE"
+)
+
+
 @pytest.mark.parametrize(
     ("lock_name", "program"),
     [("~$demo.xlsx", "Excel"), (".~lock.demo.xlsx#", "LibreOffice")],
@@ -110,9 +118,11 @@ def test_check_reports_on_a_workbook_open_in_excel_without_writing(
     # The exit code is the findings', as if Rule Check had been written.
     assert main(["check", str(demo)]) == (1 if typo else 0)
     captured = capsys.readouterr()
+    # A clean demo has its one warning (R13 leaves Marketplace to Procurement); with the
+    # typo, the run's usage is not judged, so no warning.
     assert captured.out.splitlines() == [
-        *(TYPO_LINES if typo else []),
-        f"{demo}: 20 rule(s) checked, {int(typo)} error(s), 0 warning(s)",
+        *(TYPO_LINES if typo else [MARKETPLACE]),
+        f"{demo}: 20 rule(s) checked, {int(typo)} error(s), {int(not typo)} warning(s)",
         f"{demo}: Rule Check was not written, as it is open in {program} (its lock file "
         f"{lock_name} is beside it); the problems are listed above. To get the sheet, close it "
         f"there (or delete {lock_name} if it is not open) and check again, or write it into a "

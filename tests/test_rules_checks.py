@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from costloop.problems import Reason, Severity
-from costloop.rules import Names, check, check_ids, parse_rules
+from costloop.rules import Names, check, check_ids, order, parse_rules, set_aside
 from costloop.rules.ast import RuleCell, name_key
 
 
@@ -95,6 +95,35 @@ def test_ids_are_checked_only_when_cells_are_given() -> None:
     rules, _ = parse_rules(cells)
     assert check(rules, REFERENCE_NAMES) == []
     assert [p.code for p in check(rules, REFERENCE_NAMES, cells)] == [Reason.DUPLICATE_ID]
+
+
+def test_a_forecast_rule_with_a_mistake_is_a_warning_and_set_aside_from_the_plan() -> None:
+    """A forecast never holds back the bills: its mistakes warn, and it is not run."""
+    cells = cells_of(
+        'FORECAST USAGE "vCPU-Hrs" BY TREND OVER 6 PERIODS',
+        'FORECAST COST "Cloud" BY TREND OVER 1 PERIODS',
+        'FORECAST COST "Data Center" BY PLAN',
+        'CHARGE "Storage" FOR "GB-Mnth" AT 0.12',
+    )
+    rules, _ = parse_rules(cells)
+    problems = check(rules, REFERENCE_NAMES, cells)
+    assert [(p.severity, p.where, p.character, p.message) for p in problems] == [
+        (Severity.WARNING, "Rules!B2", 16,
+         'unknown metric "vCPU-Hrs" — did you mean "vCPU-Hours"?'),
+        (Severity.WARNING, "Rules!B3", 26,
+         "a trend needs at least 2 periods to draw a line through, got 1"),
+        # A CHARGE's mistake bills wrong: still an error.
+        (Severity.ERROR, "Rules!B5", 22, 'unknown metric "GB-Mnth" — did you mean "GB-Month"?'),
+    ]  # fmt: skip
+    aside = set_aside(rules, REFERENCE_NAMES)
+    assert [(a.rule.rule_id, a.why) for a in aside] == [
+        ("R0", 'unknown metric "vCPU-Hrs" — did you mean "vCPU-Hours"?'),
+        ("R1", "a trend needs at least 2 periods to draw a line through, got 1"),
+    ]
+    plan, _ = order(rules, REFERENCE_NAMES.pools, aside)
+    assert [f.rule_id for f in plan.forecasts] == ["R2"]
+    assert plan.set_aside == aside
+    assert [c.rule_id for c in plan.charges] == ["R3"]
 
 
 def test_disabled_and_blank_rows_do_not_clash_on_ids() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
+from costloop.engine.model import sheets
 from costloop.workbooks.layout import INPUT_LAYOUTS
 
 Row = tuple[str, str, str]
@@ -27,14 +28,20 @@ _INTRO: list[Row] = [
         "The loop",
         "Plan costs in Budget, record what pools really cost in Actuals and what departments "
         "used in Usage, write the rules in Rules, then run costloop (ribbon button or "
-        "`costloop run book.xlsx`). It writes Bills, Journal, Recovery, Forecast, Rule Check "
-        "and Run Log; it never changes the sheets you own.",
+        "`costloop run book.xlsx`). It writes Bills, Journal, Recovery, Forecast, Variance, "
+        "Compliance, Rule Check and Run Log; it never changes the sheets you own.",
     ),
     (
         "text",
         "Names",
         "Pools, departments, metrics and funds match ignoring case and surrounding spaces. "
         "A pool exists if it appears in Budget or Actuals. Periods are text YYYY-MM or dates.",
+    ),
+    (
+        "text",
+        "A new workbook",
+        "`costloop new book.xlsx` writes this blank template under a name of yours; "
+        "`costloop demo` writes a filled-in example university and runs it.",
     ),
     (
         "text",
@@ -198,24 +205,36 @@ _RULES: list[Row] = [
     ),
 ]
 
+OUTPUT_TEXTS: dict[str, str] = {
+    sheets.BILLS: "One line per department, pool and rule for the billed period.",
+    sheets.JOURNAL: (
+        "Balanced entries per department: expense in its fund, revenue (or a "
+        "reimbursement, for IT-fund departments) in the IT fund, due to/from between funds."
+    ),
+    sheets.RECOVERY: (
+        "Per pool and period of the fiscal year: cost, recovered, over/under, "
+        "recovery %, unallocated."
+    ),
+    sheets.FORECAST: "Usage, cost and break-even rates for the rest of the fiscal year.",
+    sheets.VARIANCE: (
+        "Plan against actual for the fiscal year to date: each pool's cost (Budget "
+        "against Actuals) and each metric's usage (Budget Volume against Usage), with the "
+        "variance, variance % and a status such as OVER BUDGET."
+    ),
+    sheets.COMPLIANCE: (
+        "Cost-recovery compliance for the fiscal year to date (2 CFR 200 Appendix V): "
+        "each billed pool's cost against revenue, the fund's reserve against its limit "
+        "(Settings ReserveDays, 60 days by default), and any department billed a "
+        "different rate for the same service."
+    ),
+    sheets.RULE_CHECK: "Every rule with OK / WARNING / ERROR / DISABLED and its message.",
+    sheets.RUN_LOG: "What ran, on which input, and every tie-out check with its result.",
+}
+"""What each sheet costloop writes holds; a test checks these are every output sheet."""
+
 _OUTPUTS: list[Row] = [
     ("heading", "The sheets costloop writes (replaced whole on every run)", ""),
-    ("text", "Bills", "One line per department, pool and rule for the billed period."),
-    (
-        "text",
-        "Journal",
-        "Balanced entries per department: expense in its fund, revenue (or a "
-        "reimbursement, for IT-fund departments) in the IT fund, due to/from between funds.",
-    ),
-    (
-        "text",
-        "Recovery",
-        "Per pool and period of the fiscal year: cost, recovered, over/under, "
-        "recovery %, unallocated.",
-    ),
-    ("text", "Forecast", "Usage, cost and break-even rates for the rest of the fiscal year."),
-    ("text", "Rule Check", "Every rule with OK / WARNING / ERROR / DISABLED and its message."),
-    ("text", "Run Log", "What ran, on which input, and every tie-out check with its result."),
+    *(("text", sheet, text) for sheet, text in OUTPUT_TEXTS.items()),
 ]
 
 

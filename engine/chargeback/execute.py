@@ -27,6 +27,7 @@ its period (its Recovery row is still computed from what did run).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
@@ -265,8 +266,12 @@ def bills_by_period(book: Book, plan: Plan, periods: list[str]) -> dict[str, pd.
     return {p: bills_frame(drivers, run_period(drivers, plan, p)) for p in periods}
 
 
-def execute(book: Book, plan: Plan, period: str) -> Result:
-    """Run the plan for the billed ``period`` and its fiscal year to date."""
+def execute(book: Book, plan: Plan, period: str, sheets: Mapping[str, str] | None = None) -> Result:
+    """Run the plan for the billed ``period`` and its fiscal year to date.
+
+    ``sheets`` names the output sheets as they are written (``Bills`` ->
+    ``Bills@High`` in a scenario run), for the tie-outs' locations.
+    """
     drivers = Drivers(book)
     periods = fiscal_periods_to_date(period, book.settings.fiscal_year_start)
     runs = [run_period(drivers, plan, p) for p in periods]
@@ -295,7 +300,7 @@ def execute(book: Book, plan: Plan, period: str) -> Result:
     if not has_errors(billed.problems):
         # Bills held back by an error are never issued: checking them would report a
         # PASS for bills nobody gets (Run Log shows the tie-outs as not run).
-        tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal, recovery)
+        tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal, recovery, sheets)
         problems += tie_problems
     return Result(
         period=period,

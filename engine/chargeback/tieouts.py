@@ -21,6 +21,7 @@ building a sheet shows up as a failed run rather than a wrong bill:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from decimal import Decimal
 
 import numpy as np
@@ -199,13 +200,21 @@ def run_tieouts(
     bills: pd.DataFrame,
     journal: pd.DataFrame,
     recovery: pd.DataFrame,
+    sheets: Mapping[str, str] | None = None,
 ) -> tuple[list[TieOut], list[Problem]]:
-    """All four checks; each failure is also an ERROR problem (a failed run: docs/contract.md)."""
+    """All four checks; each failure is also an ERROR problem (a failed run: docs/contract.md).
+
+    ``sheets`` maps an output sheet to the name it is written under (``Bills`` ->
+    ``Bills@High`` in a ``--scenario`` run), so a failure points at the sheet it is on.
+    """
+    named = dict(sheets or {})
+    bills_at, journal_at = named.get(BILLS, BILLS), named.get(JOURNAL, JOURNAL)
+    recovery_at = named.get(RECOVERY, RECOVERY)
     checks = [
-        (check_rules(drivers, run, bills), Reason.TIE_OUT, BILLS),
-        (check_journal(journal), Reason.UNBALANCED, JOURNAL),
-        (check_revenue(drivers, bills, journal, recovery, run.period), Reason.TIE_OUT, BILLS),
-        (check_pools(drivers, run, bills), Reason.TIE_OUT, RECOVERY),
+        (check_rules(drivers, run, bills), Reason.TIE_OUT, bills_at),
+        (check_journal(journal), Reason.UNBALANCED, journal_at),
+        (check_revenue(drivers, bills, journal, recovery, run.period), Reason.TIE_OUT, bills_at),
+        (check_pools(drivers, run, bills), Reason.TIE_OUT, recovery_at),
     ]
     problems = [
         Problem(code, Severity.ERROR, where, f"tie-out failed: {t.name}: {t.detail}")

@@ -9,11 +9,13 @@ others, with exit 0 and Rule Check all OK. So, for the billed period:
   USAGE, which reads it on purpose without billing it) is a warning with its
   rows, quantity, cells and the closest metric the rules do read;
 - **a Service no rule lets through**: when every rule reading a metric filters on
-  ``WHERE Service``, rows whose Service no rule lets in are billed to nobody. A
-  blank Service, or one spelled like a value the rules name ("EC 2" for "EC2"), is
-  a warning; a Service no rule names and that resembles none (the demo's
-  Marketplace rows, which R13 leaves to Procurement by listing EC2 and S3) was
-  left out by the rule's author, and is not;
+  ``WHERE Service``, rows whose Service no rule lets in are billed to nobody: a
+  warning for each such Service. A blank Service, or one spelled like a value
+  the rules name ("EC 2" for "EC2"), is a typo to fix ("did you mean"). A Service
+  no rule names and that resembles none is warned about too: a brand-new
+  "Lambda" under ``WHERE Service IN ("EC2", "S3")`` would otherwise go unbilled
+  without a word. It may be left out on purpose (the demo's Marketplace rows,
+  which R13 leaves to Procurement), so its message says that then it is expected;
 - **a period with no Usage rows at all**, when rules bill usage, is one error
   saying where the period came from, instead of one "no usage of …; add IF NO
   USAGE EVENLY" per rule (advice that would spread the whole month evenly).
@@ -59,9 +61,10 @@ def _readers(plan: Plan) -> tuple[dict[str, list[tuple[Condition, ...]]], dict[s
     for charge in plan.charges:
         if isinstance(charge, Charge):
             add(charge.metric, charge.where_clause)
-    for forecast in plan.forecasts:
+    # Read on purpose, never billed: not "forgotten" (even by a rule set aside for a mistake).
+    for forecast in (*plan.forecasts, *(s.rule for s in plan.set_aside)):
         if forecast.kind == "USAGE":
-            add(forecast.name, ())  # read on purpose, never billed: not "forgotten"
+            add(forecast.name, ())
     return reads, spelled
 
 
@@ -178,7 +181,7 @@ def _unread_services(
     positions: np.ndarray,
     period: str,
 ) -> list[Problem]:
-    """Rows of one metric whose Service no reading rule lets in: blank or a near miss."""
+    """Rows of one metric whose Service no reading rule lets in, one warning per Service."""
     if any(not conditions for conditions in readers) or "Service" not in usage.rows:
         return []  # some rule reads every Service of this metric
     # Conditions are judged once per distinct Service, then looked up by each row's code.
@@ -201,9 +204,17 @@ def _unread_services(
         where = positions[unread[codes == code]]
         text = spelling.strip() if isinstance(spelling, str) else _blank_or_text(spelling)
         guess = closest(text, named) if text else None
-        if text and (guess is None or name_key(guess) == name_key(text)):
-            continue  # no rule names it and it resembles none: left out on purpose
+        if guess is not None and name_key(guess) == name_key(text):
+            guess = None  # spelled as a rule names it, yet no rule lets it in (an AND, a <>)
         which = f'Service "{text}"' if text else "a blank Service"
+        if text and guess is None:
+            # No rule names it and it resembles none: new, or left out on purpose.
+            fix = (
+                "if another process bills it, this is expected; otherwise add the Service "
+                "to a rule's WHERE"
+            )
+        else:
+            fix = f"fix the Service cells, or add the Service to a rule's WHERE{quoted_hint(guess)}"
         problems.append(
             Problem(
                 Reason.UNBILLED_USAGE,
@@ -211,8 +222,7 @@ def _unread_services(
                 usage.where("service", where),
                 f'no enabled rule reads "{metric}" with {which} (the rules reading it filter '
                 f"on WHERE Service), so {usage.described(where, period)} {_is(where)} billed to "
-                f"nobody: fix the Service cells, or add the Service to a rule's WHERE"
-                f"{quoted_hint(guess)}",
+                f"nobody: {fix}",
             )
         )
     return problems

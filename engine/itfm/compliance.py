@@ -290,7 +290,9 @@ def _exception_row(exc: dict) -> dict:
     }
 
 
-def _exception_problems(exceptions: list[dict], charges: Iterable[Charge]) -> list[Problem]:
+def _exception_problems(
+    exceptions: list[dict], charges: Iterable[Charge], bills_sheet: str = BILLS
+) -> list[Problem]:
     """One warning per pool and metric, at the CHARGE rule that priced the odd lines."""
     cells = {c.rule_id: c for c in charges}
     grouped: dict[tuple[str, str], list[dict]] = {}
@@ -306,7 +308,7 @@ def _exception_problems(exceptions: list[dict], charges: Iterable[Charge]) -> li
             Problem(
                 Reason.RATE_NOT_UNIFORM,
                 Severity.WARNING,
-                rule.where if rule else BILLS,
+                rule.where if rule else bills_sheet,
                 f'pool "{first["pool"]}": {departments} billed {first["rate"]} per '
                 f'"{first["metric"]}" in {periods} while other departments paid '
                 f"{first['standard']}; a central service must bill every user the same "
@@ -330,13 +332,15 @@ def compliance(
     period: str,
     charges: Iterable[Charge] = (),
     sheet: str = COMPLIANCE,
+    bills_sheet: str = BILLS,
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Compliance` sheet: recovery and reserve per billed pool, the fund, rate exceptions.
 
     ``bills`` may hold every period of the fiscal year to date (the same-rate
     check then covers them all) or only the billed period. ``sheet`` is the name
     the rows are written under (``Compliance@High`` in a ``--scenario`` run):
-    a warning about a row points into that sheet.
+    a warning about a row points into that sheet; ``bills_sheet`` likewise names
+    the run's Bills sheet (``Bills@High``).
     """
     charges = list(charges)
     settings = book.settings
@@ -377,11 +381,11 @@ def compliance(
                     f"the IT fund's reserve from billing ({total['Over/Under YTD']:,}) is "
                     f"{total['days_text']} days of cash expenses, over the {limit}-day limit "
                     f"(Settings ReserveDays; 2 CFR 200 App. V G.2) — lower rates or refund "
-                    f"{total['Excess Over Limit']:,}; see the Compliance sheet",
+                    f"{total['Excess Over Limit']:,}; see the {sheet} sheet",
                 )
             )
     rows += [_exception_row(e) for e in exceptions]
-    problems += _exception_problems(exceptions, charges)
+    problems += _exception_problems(exceptions, charges, bills_sheet)
     # Every cell explicit (None, not NaN) so blanks stay blank and money stays Decimal.
     table = [{c: row.get(c) for c in COMPLIANCE_COLUMNS} for row in rows]
     return pd.DataFrame(table, columns=COMPLIANCE_COLUMNS, dtype=object), problems

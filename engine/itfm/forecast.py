@@ -52,6 +52,7 @@ from costloop.rules.ast import (
     Trend,
     name_key,
 )
+from costloop.rules.plan import SetAside
 
 USAGE_PLACES = QUANTITY_PLACES
 """Usage forecasts are quantities shown to 4 decimal places."""
@@ -117,8 +118,11 @@ def build_series(
     volume = _sum_by(book.budget, "Metric", "Volume")
     budget = _sum_by(book.budget, "Pool", "Cents")
     actual = _sum_by(book.actuals, "Pool", "Cents")
+    # A metric's plan is a Volume on the Budget sheet read (Budget@NAME in a scenario run).
+    budget_at = f"{book.sources.get('Budget', 'Budget')}!A1"
     metrics = {
-        k: Series("USAGE", n, usage.get(k, {}), volume.get(k, {})) for k, n in metric_names.items()
+        k: Series("USAGE", n, usage.get(k, {}), volume.get(k, {}), budget_at)
+        for k, n in metric_names.items()
     }
     pools = {
         k: Series("COST", n, actual.get(k, {}), budget.get(k, {}), book.pool_cell(k, ("Budget",)))
@@ -350,6 +354,32 @@ def _default(series: Series, targets, period) -> Projection:
     )
 
 
+def method_label(method) -> str:
+    """A FORECAST rule's method as the Method column writes it: ``TREND OVER 6 PERIODS``."""
+    if isinstance(method, Trend):
+        return f"TREND OVER {method.periods} PERIODS"
+    if isinstance(method, RunRate):
+        return f"RUN RATE OVER {method.periods} PERIODS"
+    if isinstance(method, Growth):
+        return f"GROWTH {decimal_text(method.percent)}% PER PERIOD"
+    return "PLAN"
+
+
+def _not_computed(aside: SetAside) -> str:
+    """``TREND OVER 1 PERIODS NOT COMPUTED: <the check's message> (Rules!B15)``."""
+    rule = aside.rule
+    return f"{method_label(rule.method)} NOT COMPUTED: {aside.why} ({rule.where})"
+
+
+def _mark_set_aside(projection: Projection, aside: SetAside) -> None:
+    """The default's rows of a series whose own rule was set aside, marked as such."""
+    marked = f" — {_not_computed(aside)}"
+    if isinstance(projection.method, str):
+        projection.method += marked
+    else:
+        projection.method = {t: m + marked for t, m in projection.method.items()}
+
+
 def _missing_history(have: int, wanted: int) -> str:
     return "NO ACTUALS TO DATE" if have == 0 else f"ONLY {have} OF {wanted} PERIODS OF ACTUALS"
 
@@ -419,8 +449,14 @@ def forecast(
     bills: pd.DataFrame | None = None,
     flows: pd.DataFrame | None = None,
     year_charges: pd.DataFrame | None = None,
+    set_aside: Iterable[SetAside] = (),
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """The `Forecast` sheet: USAGE, COST and RATE rows for the rest of the fiscal year.
+
+    ``set_aside`` (the plan's FORECAST rules not run for a mistake in their text,
+    already a warning): the metric or pool is forecast by the default method and
+    its Method says the rule was NOT COMPUTED and why; a name no sheet has gets
+    one such row with no figures, so nobody looks for the rule's forecast in vain.
 
     ``year_charges`` (optional, the CHARGE bill lines of the fiscal year to
     date) scales a pool's break-even volume to the part of its metric's usage
@@ -441,11 +477,17 @@ def forecast(
     shown: dict[tuple[str, str], dict[str, Decimal]] = {}
     if not targets:
         return pd.DataFrame(columns=FORECAST_COLUMNS), problems
+    aside: dict[tuple[str, str], SetAside] = {}
+    for rule in set_aside:
+        aside.setdefault((rule.rule.kind, rule.rule.name.key), rule)
 
     for kind, group in (("USAGE", metrics), ("COST", pools)):
         projections = {}
         for key, series in group.items():
-            projection = project(series, chosen.get((kind, key)), targets, period)
+            rule = chosen.get((kind, key))
+            projection = project(series, rule, targets, period)
+            if rule is None and (kind, key) in aside:
+                _mark_set_aside(projection, aside[(kind, key)])
             problems += projection.problems
             projections[key] = projection
         for target in targets:
@@ -466,6 +508,14 @@ def forecast(
                         "Method": projection.method_for(target),
                     }
                 )
+    for (kind, key), rule in aside.items():
+        if key not in (metrics if kind == "USAGE" else pools):
+            # A metric or pool no sheet has (the rule's mistake): nothing to forecast.
+            rows.append(
+                dict.fromkeys(FORECAST_COLUMNS)
+                | {"Period": targets[0], "Kind": kind, "Name": rule.rule.name.text}
+                | {"Method": _not_computed(rule)}
+            )
     # Order: period, then USAGE before COST, then name.
     kind_order = {"USAGE": 0, "COST": 1}
     rows.sort(key=lambda r: (r["Period"], kind_order[r["Kind"]]))

@@ -5,8 +5,11 @@ Money shows the currency's minor unit and no more: ``#,##0.00`` for USD,
 A column of one sheet holds one format, so a column that mixes money with
 quantities or rates (Forecast's Plan and Forecast, Variance's Plan YTD) shows
 the currency's places and, where a number has them, more: ``#,##0.00####`` for
-USD, ``#,##0.######`` for JPY (a whole yen shows no cents, only Excel's
-decimal point).
+USD, ``#,##0.######`` for JPY.
+
+For a currency without a minor unit that column format would end a whole
+amount with Excel's decimal point ("1,234."), so there the money rows of those
+sheets (by their Kind) carry the money format cell by cell (`row_formats`).
 """
 
 from __future__ import annotations
@@ -78,3 +81,30 @@ def sheet_formats(minor_unit: int) -> dict[str, dict[str, str]]:
             "Standard Rate": rate,
         },
     }
+
+
+MONEY_KINDS = {sheets.FORECAST: ("COST",), sheets.VARIANCE: ("COST", "TOTAL")}
+"""The Kinds whose rows are money on the sheets that mix kinds in a column."""
+
+
+def row_formats(minor_unit: int) -> dict[str, tuple[str, dict[str, dict[str, str]]]]:
+    """Output sheet -> (the column naming a row's kind, {kind: {column: number format}}).
+
+    The formats a row of that kind takes instead of its column's (`sheet_formats`).
+    Only a currency without a minor unit needs any: there the mixed column format
+    (``#,##0.######``) shows a whole amount as ``1,234.``, so money rows show
+    ``#,##0``. With a minor unit the column format shows an amount of the
+    currency's places exactly as `money_format` does (its optional digits show
+    nothing), so the USD and KWD sheets stay as they were. Quantity and rate rows
+    keep their column's format in every currency.
+    """
+    if minor_unit > 0:
+        return {}
+    money = money_format(minor_unit)
+    columns = sheet_formats(minor_unit)
+    found = {}
+    for sheet, kinds in MONEY_KINDS.items():
+        # Every number column of the sheet but its ratio (Variance %) is money in these rows.
+        amounts = {c: money for c, f in columns[sheet].items() if f != PERCENT_FORMAT}
+        found[sheet] = ("Kind", {kind: amounts for kind in kinds})
+    return found

@@ -24,6 +24,7 @@ from costloop.engine.itfm.variance import variance
 from costloop.engine.model.book import Book
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
+    BILLS,
     COMPLIANCE,
     COMPLIANCE_COLUMNS,
     FORECAST,
@@ -112,6 +113,7 @@ def itfm_sheets(
             bills=result.bills,
             flows=result.pool_flows,
             year_charges=result.year_charges,
+            set_aside=plan.set_aside,
         ),
     )
     # Variance takes closed periods' actuals and usage as issued (pipeline/ledger.py).
@@ -121,7 +123,13 @@ def itfm_sheets(
         COMPLIANCE,
         COMPLIANCE_COLUMNS,
         lambda: compliance(
-            book, result.recovery, result.year_charges, period, plan.charges, compliance_sheet
+            book,
+            result.recovery,
+            result.year_charges,
+            period,
+            plan.charges,
+            compliance_sheet,
+            names.get(BILLS, BILLS),
         ),
     )
     return out

@@ -136,7 +136,7 @@ _RETIED = {
 }
 
 
-def _retie(drivers: Drivers, result: Result) -> list[Problem]:
+def _retie(drivers: Drivers, result: Result, names: dict[str, str]) -> list[Problem]:
     """Tie-outs 2 and 3 again, over the charges and the corrections the period posts (and
     Recovery with what it recognises)."""
     fresh = {
@@ -155,7 +155,8 @@ def _retie(drivers: Drivers, result: Result) -> list[Problem]:
         if t.passed:
             continue
         if t.name in _RETIED:
-            code, where = _RETIED[t.name]
+            code, sheet = _RETIED[t.name]
+            where = names.get(sheet, sheet)  # a scenario's own sheet (Journal@High)
             problems.append(
                 Problem(code, Severity.ERROR, where, f"tie-out failed: {t.name}: {t.detail}")
             )
@@ -165,7 +166,12 @@ def _retie(drivers: Drivers, result: Result) -> list[Problem]:
 
 
 def against_issued(
-    book: Book, plan: Plan, result: Result, issued: Issued, disputes: list[Dispute] = ()
+    book: Book,
+    plan: Plan,
+    result: Result,
+    issued: Issued,
+    disputes: list[Dispute] = (),
+    names: dict[str, str] | None = None,
 ) -> Corrections:
     """Amend the billed period's ``result`` in place for what was issued: corrections of
     closed periods and credit memos of accepted disputes; returns what was added."""
@@ -189,7 +195,7 @@ def against_issued(
     result.journal = _concat(result.journal, corrections.journal, journal_columns)
     result.recovery = _recovery(result, issued, corrections.recognised)
     result.year_charges = _year_charges(result, issued)
-    result.problems = _retie(drivers, result) + corrections.problems
+    result.problems = _retie(drivers, result, names or {}) + corrections.problems
     return corrections
 
 

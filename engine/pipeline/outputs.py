@@ -32,9 +32,18 @@ def _cell(value: object) -> object:
 
 
 def frame_to_sheet(
-    name: str, frame: pd.DataFrame, columns: list[str], formats: dict[str, str] | None = None
+    name: str,
+    frame: pd.DataFrame,
+    columns: list[str],
+    formats: dict[str, str] | None = None,
+    row_formats: tuple[str, dict[str, dict[str, str]]] | None = None,
 ) -> OutputSheet:
-    """An owned sheet with exactly ``columns`` (the contract's order) from ``frame``."""
+    """An owned sheet with exactly ``columns`` (the contract's order) from ``frame``.
+
+    ``row_formats`` is (the column naming a row's kind, {kind: {column: format}}),
+    as `costloop.engine.model.formats.row_formats` gives it: a row of such a kind
+    shows those columns in those formats instead of the column's.
+    """
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{name}: result has no column(s) {missing}")
@@ -43,7 +52,23 @@ def frame_to_sheet(
         columns=list(columns),
         rows=FrameRows(frame, columns),
         formats=dict(formats or {}),
+        cell_formats=_cell_formats(frame, row_formats),
     )
+
+
+def _cell_formats(
+    frame: pd.DataFrame, row_formats: tuple[str, dict[str, dict[str, str]]] | None
+) -> dict[str, list[str | None]]:
+    if not row_formats or row_formats[0] not in frame.columns:
+        return {}
+    kind_column, by_kind = row_formats
+    kinds = frame[kind_column].tolist()
+    columns = dict.fromkeys(c for formats in by_kind.values() for c in formats)
+    return {
+        column: [by_kind.get(kind, {}).get(column) for kind in kinds]
+        for column in columns
+        if column in frame.columns
+    }
 
 
 class FrameRows(Sequence):

@@ -32,7 +32,7 @@ from costloop.engine.chargeback.tieouts import TIE_OUTS
 from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
 from costloop.engine.model.book import Book
 from costloop.engine.model.disputes import Dispute
-from costloop.engine.model.formats import money_format, sheet_formats
+from costloop.engine.model.formats import money_format, row_formats, sheet_formats
 from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import Result
@@ -70,7 +70,7 @@ from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
 from costloop.engine.workbook.host import Workbook
 from costloop.problems import Problem, Reason, Reported, Severity, has_errors
-from costloop.rules import check, order, parse_rules
+from costloop.rules import check, order, parse_rules, set_aside
 from costloop.rules.plan import Plan
 
 
@@ -129,8 +129,11 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
         return outcome
     rules, parse_problems = parse_rules(book.rules)
     outcome.problems += parse_problems
-    outcome.problems += check(rules, names_from_book(book), book.rules)
-    plan, order_problems = order(rules, book.pools)
+    names = names_from_book(book)
+    outcome.problems += check(rules, names, book.rules)
+    # A FORECAST rule with a mistake in it is a warning and is not run: the Forecast
+    # sheet marks it NOT COMPUTED, and the bills go out (docs/contract.md#errors).
+    plan, order_problems = order(rules, book.pools, set_aside(rules, names))
     outcome.problems += order_problems
     outcome.plan = plan
     outcome.issued, issued_problems = read_issued(wb, book.settings.minor_unit)
@@ -397,8 +400,9 @@ def _period_problem(book: Book, period: str | None, requested: str | None) -> Pr
 def _output_sheets(book: Book, frames: dict[str, tuple], names: dict[str, str]):
     """Each output frame as its sheet, in the workbook's currency's formats."""
     formats = sheet_formats(book.settings.minor_unit)
+    by_row = row_formats(book.settings.minor_unit)
     return [
-        frame_to_sheet(names[base], frame, columns, formats[base])
+        frame_to_sheet(names[base], frame, columns, formats[base], by_row.get(base))
         for base, (frame, columns) in frames.items()
     ]
 
@@ -475,9 +479,11 @@ def bill_period(
     the ITFM sheets; the result and problems go into ``outcome``. `costloop close` does the
     same to issue exactly what the reviewed run billed."""
     book = outcome.book
-    result = execute(book, outcome.plan, chosen)
+    result = execute(book, outcome.plan, chosen, names)
     outcome.result = result
-    corrections = against_issued(book, outcome.plan, result, outcome.issued, outcome.disputes)
+    corrections = against_issued(
+        book, outcome.plan, result, outcome.issued, outcome.disputes, names
+    )
     outcome.corrected = corrections.periods
     outcome.recognised = corrections.recognised
     outcome.problems += result.problems

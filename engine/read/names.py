@@ -10,7 +10,7 @@ import pandas as pd
 
 from costloop.engine.model.book import Book
 from costloop.engine.model.values import cell_number, is_blank
-from costloop.engine.read.reader import RECALC_HINT
+from costloop.engine.read.cell_checks import RECALC_HINT
 from costloop.engine.workbook.host import ExcelError
 from costloop.engine.xlsx.sheet_xml import Uncalculated
 from costloop.rules.ast import name_key

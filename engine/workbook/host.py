@@ -67,7 +67,10 @@ class OutputSheet:
 
     Values are None, str, int, float, bool, Decimal (money, written as a number)
     or datetime. ``formats`` maps a column name to an Excel number format
-    (``#,##0.00`` for money, ``0.0%`` for a ratio).
+    (``#,##0.00`` for money, ``0.0%`` for a ratio). ``cell_formats`` maps a column
+    that mixes kinds of number (Forecast's money, quantity and rate rows) to a
+    format for each row, top to bottom; a None there keeps the column's format.
+    It is meant for short sheets: the file host writes such a column cell by cell.
     """
 
     name: str
@@ -75,6 +78,14 @@ class OutputSheet:
     rows: Sequence[tuple] = field(default_factory=list)
     """The rows below the header; they may also be `ColumnValues`."""
     formats: dict[str, str] = field(default_factory=dict)
+    cell_formats: dict[str, Sequence[str | None]] = field(default_factory=dict)
+
+    def number_format(self, column: str, row: int) -> str | None:
+        """The format of ``column`` in data row ``row`` (0 = the row below the header)."""
+        by_row = self.cell_formats.get(column)
+        if by_row is not None and row < len(by_row) and by_row[row] is not None:
+            return by_row[row]
+        return self.formats.get(column)
 
 
 class Workbook(Protocol):

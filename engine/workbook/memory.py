@@ -31,6 +31,7 @@ class _Sheet:
     owned: bool = False
     hidden_rows: set[int] = field(default_factory=set)
     formats: dict[str, str] = field(default_factory=dict)
+    cell_formats: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 class MemoryWorkbook:
@@ -85,6 +86,15 @@ class MemoryWorkbook:
         """The number format of each column of an output sheet costloop wrote."""
         return dict(self._get(name).formats)
 
+    def number_format(self, name: str, column: str, row: int) -> str | None:
+        """The number format of one cell of an output sheet costloop wrote: ``row`` 2 is
+        the first below the header, as in Excel; None where the cell has none."""
+        sheet = self._get(name)
+        by_row = sheet.cell_formats.get(column)
+        if by_row is not None and 0 <= row - 2 < len(by_row) and by_row[row - 2] is not None:
+            return by_row[row - 2]
+        return sheet.formats.get(column)
+
     # -- the Workbook interface ---------------------------------------------------------
 
     def sheet_names(self) -> list[str]:
@@ -116,6 +126,7 @@ class MemoryWorkbook:
                 self._sheets.append(existing)
             existing.grid, existing.hidden_rows = grid, set()
             existing.formats = dict(sheet.formats)
+            existing.cell_formats = {c: list(f) for c, f in sheet.cell_formats.items()}
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ import re
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -557,17 +557,34 @@ def _number(value: float) -> str:
 
 
 class _SheetStyles:
-    """Cell-format indices for one sheet, asked of styles.xml only when first used."""
+    """Cell-format indices for one sheet, asked of styles.xml only when first used.
 
-    def __init__(self, styles: parts.Styles, formats: list[str | None]):
+    A column may have a format for each row (`OutputSheet.cell_formats`); its cells
+    are then rendered one by one (`_OddColumn`), each asking with its row.
+    """
+
+    def __init__(
+        self,
+        styles: parts.Styles,
+        formats: list[str | None],
+        by_row: list[Sequence[str | None] | None] | None = None,
+    ):
         self.styles = styles
         self.formats = formats
-        self._memo: dict[tuple[int, str], str] = {}
+        self.by_row = by_row or []
+        self._memo: dict[tuple[str | None, str], str] = {}
 
-    def attr(self, column: int, kind: str) -> str:
-        key = (column, kind)
+    def has_row_formats(self, column: int) -> bool:
+        return column < len(self.by_row) and self.by_row[column] is not None
+
+    def attr(self, column: int, kind: str, row: int | None = None) -> str:
+        fmt = self.formats[column] if column < len(self.formats) else None
+        if row is not None and self.has_row_formats(column):
+            formats = self.by_row[column]
+            if row < len(formats) and formats[row] is not None:
+                fmt = formats[row]
+        key = (fmt, kind)
         if key not in self._memo:
-            fmt = self.formats[column] if column < len(self.formats) else None
             if kind == "date":
                 fmt = fmt or DEFAULT_DATE_FORMAT
             elif kind == "datetime":
@@ -609,13 +626,20 @@ def worksheet_chunks(
         )
     width = max(width, 1)
     letters = [column_letter(j) for j in range(width)]
-    sheet_styles = _SheetStyles(styles, [sheet.formats.get(c) for c in sheet.columns])
+    sheet_styles = _SheetStyles(
+        styles,
+        [sheet.formats.get(c) for c in sheet.columns],
+        [sheet.cell_formats.get(c) for c in sheet.columns],
+    )
     lengths = [len(str(c)) + 2 for c in sheet.columns] + [0] * (width - len(sheet.columns))
     header = f' s="{styles.cell_format(None, bold=True)}"'
     cells = [_text_cell(f"{letters[j]}1", str(c), header) for j, c in enumerate(sheet.columns)]
     header_row = ('<row r="1">' + "".join(cells) + "</row>").encode("utf-8")
     columns = [
-        _prepare_column(values, kinds, j, lengths) for j, (values, kinds) in enumerate(by_column)
+        _OddColumn(values)  # a format per row: cell by cell (short sheets: Forecast, Variance)
+        if sheet_styles.has_row_formats(j)
+        else _prepare_column(values, kinds, j, lengths)
+        for j, (values, kinds) in enumerate(by_column)
     ]
     _style_and_render_odd_cells(columns, letters, sheet_styles, date1904, lengths, len(rows))
     last = f"{letters[width - 1]}{len(rows) + 1}"
@@ -774,8 +798,9 @@ def _style_and_render_odd_cells(
                     column.style = styles.attr(j, "num")
             elif isinstance(column, _OddColumn):
                 cells, size = [], lengths[j]
-                for number, value in enumerate(column.values[start:stop], start=start + 2):
-                    cell, needed = _cell_xml(f"{letters[j]}{number}", value, j, styles, date1904)
+                for row, value in enumerate(column.values[start:stop], start=start):
+                    ref = f"{letters[j]}{row + 2}"
+                    cell, needed = _cell_xml(ref, value, j, styles, date1904, row)
                     cells.append(cell)
                     size = max(size, needed)
                 lengths[j] = size
@@ -856,9 +881,15 @@ def _merge_text(pieces: list) -> list:
 
 
 def _cell_xml(
-    ref: str, value: object, column: int, styles: _SheetStyles, date1904: bool
+    ref: str,
+    value: object,
+    column: int,
+    styles: _SheetStyles,
+    date1904: bool,
+    row: int | None = None,
 ) -> tuple[str, int]:
-    """One cell's XML and the width it needs ("" and 0 for a blank cell)."""
+    """One cell's XML and the width it needs ("" and 0 for a blank cell); ``row`` (0 =
+    the first below the header) picks the cell's format where its column has one per row."""
     if value is None:
         return "", 0
     kind = type(value)
@@ -871,25 +902,25 @@ def _cell_xml(
             return _nan_cell(ref, value.is_nan()), 0
         text = format(value, "f")
         # Thousands separators, breathing room.
-        return f'<c r="{ref}"{styles.attr(column, "num")}><v>{text}</v></c>', (
+        return f'<c r="{ref}"{styles.attr(column, "num", row)}><v>{text}</v></c>', (
             len(text) + len(text) // 3 + 1
         )
     if kind is bool or isinstance(value, bool):
         return f'<c r="{ref}" t="b"><v>{int(value)}</v></c>', 5
     if isinstance(value, numbers.Integral):
         text = str(int(value))
-        return f'<c r="{ref}"{styles.attr(column, "num")}><v>{text}</v></c>', (
+        return f'<c r="{ref}"{styles.attr(column, "num", row)}><v>{text}</v></c>', (
             len(text) + len(text) // 3 + 1
         )
     if isinstance(value, numbers.Real):
         if not math.isfinite(value):
             return _nan_cell(ref, math.isnan(value)), 0
         text = _number(value)
-        return f'<c r="{ref}"{styles.attr(column, "num")}><v>{text}</v></c>', (
+        return f'<c r="{ref}"{styles.attr(column, "num", row)}><v>{text}</v></c>', (
             min(len(text), 15) + 3
         )
     if isinstance(value, dt.date | dt.time):
-        return _date_cell(ref, value, column, styles, date1904)
+        return _date_cell(ref, value, column, styles, date1904, row)
     text = str(value)
     return _text_cell(ref, text, ""), len(text)
 
@@ -900,7 +931,12 @@ def _nan_cell(ref: str, is_nan: bool) -> str:
 
 
 def _date_cell(
-    ref: str, value: dt.date | dt.time, column: int, styles: _SheetStyles, date1904: bool
+    ref: str,
+    value: dt.date | dt.time,
+    column: int,
+    styles: _SheetStyles,
+    date1904: bool,
+    row: int | None = None,
 ) -> tuple[str, int]:
     if isinstance(value, dt.time):
         serial: float | None = (
@@ -912,4 +948,4 @@ def _date_cell(
         kind = "datetime" if isinstance(value, dt.datetime) else "date"
     if serial is None:  # before Excel's calendar starts: keep it readable as text
         return _text_cell(ref, value.isoformat(), ""), len(value.isoformat())
-    return f'<c r="{ref}"{styles.attr(column, kind)}><v>{_number(serial)}</v></c>', 19
+    return f'<c r="{ref}"{styles.attr(column, kind, row)}><v>{_number(serial)}</v></c>', 19
