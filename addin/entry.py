@@ -258,6 +258,30 @@ def update_forecast(book: Any, screen: Screen, confirm: Confirm) -> Report:
     return _report(screen, outcome, f"Forecast updated ({written}) for period {outcome.period}.")
 
 
+def close_period(book: Any, screen: Screen, confirm: Confirm) -> Report:
+    """Close period: record the last clean run's bills as issued (Issued), after a yes."""
+    from costloop.engine.pipeline.close import close_workbook, last_run
+
+    workbook = _workbook(book, screen)
+    period = last_run(workbook).get("Period")
+    if not period:
+        return Report(False, "Nothing to close yet: click Run chargeback first, check the bills, "
+                      "then close the period.")  # fmt: skip
+    question = (
+        f"Close {period}? Its bills and journal become issued: they are never rerun, and "
+        "later changes to its inputs are billed as corrections in the next period."
+    )
+    if not confirm(question):
+        return Report(True, f"{period} was not closed.")
+    screen.status(f"closing {period}…")
+    outcome = close_workbook(workbook, str(period), label=_book_label(book))
+    if outcome.ok:
+        screen.show_sheet("Issued")
+        lines = len(outcome.result.bills)
+        return Report(True, f"Closed {period}: {lines} bill line(s) recorded in the Issued sheet.")
+    return _report(screen, outcome, "")
+
+
 def make_bills(book: Any, screen: Screen, confirm: Confirm) -> Report:
     """Make bills: one workbook and its PDF per department, in a folder beside the workbook."""
     from costloop import bills  # on first use: the other buttons never need it
@@ -289,6 +313,7 @@ BUTTONS: dict[str, Callable[[Any, Screen, Confirm], Report]] = {
     "CheckRules": check_rules,
     "RunChargeback": run_chargeback,
     "UpdateForecast": update_forecast,
+    "ClosePeriod": close_period,
     "MakeBills": make_bills,
     "EmailBills": email_bills,
 }

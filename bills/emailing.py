@@ -121,15 +121,25 @@ def _due(statement, addresses, log: SendLog, resend: bool, report: EmailReport) 
     if resend:
         return addresses
     report.changed.append(code)
+    was = f" (total {earlier.total})" if earlier.total else ""
     report.problems.append(
         _problem(
             statement.email_cell,
             f"{code}'s bill for {statement.period} differs from the one sent to it on "
-            f"{earlier.time} UTC (run {earlier.run_id}); it was not sent again. Run "
+            f"{earlier.time} UTC (run {earlier.run_id}){was}; it was not sent again. Its "
+            f"total is now {statement.money(statement.total)}. Run "
             "`costloop email BOOK --resend` to send the corrected bill",
         )
     )
     return []
+
+
+def _replaces(statement, log: SendLog) -> str | None:
+    """The total of the different bill sent before for the same period (None: none sent)."""
+    earlier = log.last_sent(statement.period, statement.department)
+    if earlier is None or earlier.bill_hash == statement.content_hash():
+        return None
+    return earlier.total or "as sent before"
 
 
 @dataclass
@@ -267,11 +277,17 @@ def _write_messages(ready: list[_Ready], mailing: _Mailing) -> None:
 
 
 def _message(
-    bill: Bill, statement: Statement, addresses: list[Address], mailing: _Mailing
+    bill: Bill,
+    statement: Statement,
+    addresses: list[Address],
+    mailing: _Mailing,
+    replaces: str | None = None,
 ) -> tuple[EmailMessage, list[Attachment]]:
+    """``replaces``: the total of the different bill sent before (a corrected bill)."""
     settings = mailing.year.book.settings
     files = _attachments(bill)
-    return build_message(statement, settings, mailing.from_address, addresses, files), files
+    message = build_message(statement, settings, mailing.from_address, addresses, files, replaces)
+    return message, files
 
 
 def _send_messages(ready: list[_Ready], mailing: _Mailing, log: SendLog) -> None:
@@ -281,7 +297,9 @@ def _send_messages(ready: list[_Ready], mailing: _Mailing, log: SendLog) -> None
     server_down = ""
     try:
         for bill, statement, addresses in ready:
-            message, files = _message(bill, statement, addresses, mailing)
+            message, files = _message(
+                bill, statement, addresses, mailing, _replaces(statement, log)
+            )
             record = _record(mailing, statement, addresses, message, files)
             if server_down:
                 error, attempts = server_down, 0
@@ -315,6 +333,7 @@ def _record(
         status=SENT,
         attachments={a.filename: sha256(a.data) for a in files},
         message_id=str(message["Message-ID"]),
+        total=statement.money(statement.total),
     )
 
 

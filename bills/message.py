@@ -134,8 +134,14 @@ def build_message(
     from_address: Address,
     to: list[Address],
     attachments: list[Attachment],
+    replaces: str | None = None,
 ) -> EmailMessage:
-    """The department's email, ready for `smtplib` or a ``.eml`` file."""
+    """The department's email, ready for `smtplib` or a ``.eml`` file.
+
+    ``replaces`` is the total of the bill sent before for the same period, when this
+    one corrects it: the subject then starts with "Corrected" and the body gives both
+    totals, so nobody has to compare two attachments to see what changed.
+    """
     values = template_values(statement)
     subject_template = settings.email_subject or (
         ("{organization}: " if statement.organization else "") + DEFAULT_SUBJECT
@@ -143,11 +149,20 @@ def build_message(
     message = EmailMessage()
     message["From"] = from_address
     message["To"] = to
-    message["Subject"] = " ".join(subject_template.format(**values).split())
+    subject = " ".join(subject_template.format(**values).split())
+    if replaces is not None:
+        subject = f"Corrected: {subject} (was {replaces}, now {values['total']})"
+    message["Subject"] = subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid("costloop", domain=from_address.domain or None)
     message["X-Costloop-Run"] = statement.run.run_id
-    message.set_content((settings.email_body or DEFAULT_BODY).format(**values).strip() + "\n")
+    body = (settings.email_body or DEFAULT_BODY).format(**values).strip() + "\n"
+    if replaces is not None:
+        body = (
+            f"This bill corrects the one sent before for {statement.period}: its total was "
+            f"{replaces} and is now {values['total']}.\n\n" + body
+        )
+    message.set_content(body)
     for attachment in attachments:
         maintype, subtype = attachment.mime.split("/", 1)
         message.add_attachment(

@@ -53,6 +53,8 @@ class SendRecord:
     message_id: str = ""
     error: str = ""
     attempts: int = 1
+    total: str = ""
+    """The bill's total as sent (``USD 1,234.56``): a corrected bill shows it beside the new."""
 
 
 class SendLog:

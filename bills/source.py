@@ -16,15 +16,17 @@ each line and its usage rows. The re-run is tied to the run finance saw:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import pandas as pd
 
 from costloop.engine.model.book import Book
+from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.periods import add_months, fiscal_periods_to_date
 from costloop.engine.model.sheets import BILLS, RUN_LOG, RunLogKey
+from costloop.engine.pipeline.ledger import bills_as_issued
 from costloop.engine.pipeline.run import bills_by_period, prepare
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.problems import Problem, Reason, Severity, has_errors
@@ -53,6 +55,8 @@ class BilledYear:
     """Period -> that period's Bills frame (fiscal year to date, and the month before it)."""
     rules: dict[str, Statement]
     """Rule ID -> its parsed statement (for a bill line's lineage)."""
+    disputes: list[Dispute] = field(default_factory=list)
+    """The Disputes sheet (an open dispute is shown on its department's bill)."""
 
     @property
     def bills(self) -> pd.DataFrame:
@@ -193,7 +197,10 @@ def load_billed_year(path: Path) -> tuple[BilledYear | None, list[Problem]]:
     before = add_months(periods[0], -1)
     if before in book.periods:
         periods = [before, *periods]  # last period's change for the year's first month
-    by_period = bills_by_period(book, plan, periods)
+    # Closed months as issued, the billed month with its corrections and credit memos.
+    by_period = bills_as_issued(
+        book, plan, outcome.issued, outcome.disputes, bills_by_period(book, plan, periods), period
+    )
 
     written, unreadable = written_totals(wb)
     if written is None:
@@ -208,5 +215,5 @@ def load_billed_year(path: Path) -> tuple[BilledYear | None, list[Problem]]:
             rules[rule.rule_id] = rule
     for rule in plan.charges:
         rules[rule.rule_id] = rule
-    year = BilledYear(book, stamp, period, by_period, rules)
+    year = BilledYear(book, stamp, period, by_period, rules, outcome.disputes)
     return year, problems

@@ -10,19 +10,45 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
 from costloop.bills.lineage import describe
 from costloop.bills.source import BilledYear, RunStamp, department_totals
+from costloop.engine.model.disputes import OPEN, Dispute
+from costloop.engine.model.issued import CHARGE, CORRECTION, CREDIT_MEMO, REVERSAL
 from costloop.engine.model.periods import add_months, fiscal_periods
 from costloop.engine.model.sheets import BILL_COLUMNS
 from costloop.rules.ast import name_key
 
-LINE_COLUMNS = [*BILL_COLUMNS, "Rule Cell", "How"]
-"""The main workbook's Bills columns, then the lineage: the rule's cell and what it did."""
+LINE_COLUMNS = [*BILL_COLUMNS, "Pool Total", "Share", "Rule Cell", "How"]
+"""The main workbook's Bills columns, then for an allocated line the pool's total spread and
+the department's share of it, then the lineage: the rule's cell and what it did."""
+CHANGES = (REVERSAL, CORRECTION)
+
+
+@dataclass(frozen=True)
+class WhyChanged:
+    """One row of the "why it changed" table: a pool, last period against this.
+
+    For a pool charged at a rate: ``volume`` = (quantity now − then) × the rate then,
+    ``rate`` = the rest (the price moved). For an allocated pool: ``rate`` = (the pool's
+    total now − then) × the share then (the service cost more or less), ``share`` = the
+    rest (the department's share moved). The three add up to ``change`` exactly.
+    """
+
+    pool: str
+    last: Decimal
+    this: Decimal
+    volume: Decimal
+    rate: Decimal
+    share: Decimal
+
+    @property
+    def change(self) -> Decimal:
+        return self.this - self.last
 
 
 @dataclass(frozen=True)
@@ -70,6 +96,24 @@ class Statement:
     """``FY 2025-07 to 2026-06``."""
     file_stem: str
     """``ENG 2026-03``: the department and period, safe as a file name, unique in the run."""
+    why: list[WhyChanged] = field(default_factory=list)
+    """Last period against this, by pool (charges only: corrections are shown apart)."""
+    open_disputes: list[Dispute] = field(default_factory=list)
+    """The department's disputes still Open."""
+
+    @property
+    def charges(self) -> pd.DataFrame:
+        return self.lines[self.lines["Line Type"] == CHARGE]
+
+    @property
+    def corrections(self) -> pd.DataFrame:
+        """Reversals and corrections of earlier (closed) periods billed now."""
+        return self.lines[self.lines["Line Type"].isin(CHANGES)]
+
+    @property
+    def credits(self) -> pd.DataFrame:
+        """Credit memos of accepted disputes."""
+        return self.lines[self.lines["Line Type"] == CREDIT_MEMO]
 
     @property
     def total(self) -> Decimal:
@@ -159,6 +203,71 @@ def pool_charges(lines: pd.DataFrame) -> list[PoolCharge]:
     return out
 
 
+def _pool_sums(frame: pd.DataFrame) -> dict[str, tuple[Decimal, Decimal, bool]]:
+    """Pool key -> (Σ amount, Σ quantity, charged at a rate) of a frame's Charge lines."""
+    out: dict[str, tuple[Decimal, Decimal, bool]] = {}
+    charges = frame[frame["Line Type"] == CHARGE] if "Line Type" in frame else frame
+    for pool, amount, quantity, rate in zip(
+        charges["Pool"], charges["Amount"], charges["Quantity"], charges["Rate"], strict=True
+    ):
+        key = name_key(str(pool))
+        a, q, rated = out.get(key, (Decimal(0), Decimal(0), False))
+        has_q = quantity is not None and not pd.isna(quantity)
+        has_rate = rate is not None and not pd.isna(rate)
+        out[key] = (a + Decimal(amount), q + (Decimal(quantity) if has_q else 0), rated or has_rate)
+    return out
+
+
+def why_changed(
+    last: pd.DataFrame | None,
+    this: pd.DataFrame,
+    pools_last: dict[str, tuple[Decimal, Decimal, bool]],
+    pools_this: dict[str, tuple[Decimal, Decimal, bool]],
+    minor_unit: int,
+) -> list[WhyChanged]:
+    """The "why it changed" rows of one department (its lines ``last`` and ``this``), with
+    every department's pool totals (``pools_*``) for the share of an allocated pool."""
+    if last is None:
+        return []
+    cent = Decimal(1).scaleb(-minor_unit)
+    mine_last, mine_this = _pool_sums(last), _pool_sums(this)
+    names = {name_key(str(p)): str(p) for p in [*last["Pool"], *this["Pool"]]}
+    rows = []
+    for key in sorted(set(mine_last) | set(mine_this), key=lambda k: names[k].casefold()):
+        a0, q0, rated0 = mine_last.get(key, (Decimal(0), Decimal(0), False))
+        a1, q1, rated1 = mine_this.get(key, (Decimal(0), Decimal(0), False))
+        change = a1 - a0
+        volume = rate = share = Decimal(0)
+        if rated0 or rated1:
+            price = a0 / q0 if q0 else (a1 / q1 if q1 else Decimal(0))
+            volume = ((q1 - q0) * price).quantize(cent, ROUND_HALF_UP)
+            rate = change - volume
+        else:
+            t0 = pools_last.get(key, (Decimal(0),))[0]
+            t1 = pools_this.get(key, (Decimal(0),))[0]
+            rate = ((t1 - t0) * (a0 / t0 if t0 else Decimal(0))).quantize(cent, ROUND_HALF_UP)
+            share = change - rate
+        rows.append(WhyChanged(names[key], a0, a1, volume, rate, share))
+    return rows
+
+
+def _shares(lines: pd.DataFrame, rule_totals: dict[str, Decimal]) -> tuple[list, list]:
+    """Pool Total and Share of each allocated Charge line (blank for the others)."""
+    totals, shares = [], []
+    for rule, rate, kind, amount in zip(
+        lines["Rule"], lines["Rate"], lines["Line Type"], lines["Amount"], strict=True
+    ):
+        total = rule_totals.get(rule)
+        allocated = kind == CHARGE and (rate is None or pd.isna(rate)) and total
+        if not allocated:
+            totals.append(None)
+            shares.append(None)
+            continue
+        totals.append(total)
+        shares.append((Decimal(amount) / total).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+    return totals, shares
+
+
 def _usage_by_key(year: BilledYear) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The period's usage rows, split by department key once (not filtered per department)."""
     usage = year.book.usage
@@ -187,6 +296,20 @@ def build_statements(year: BilledYear) -> list[Statement]:
     # department: a few thousand departments would otherwise rescan every frame each.
     totals = {p: department_totals(frame) for p, frame in year.by_period.items()}
     lines_of = dict(tuple(bills.groupby("Department", sort=False)))
+    charges = bills[bills["Line Type"] == CHARGE]
+    rule_totals: dict[str, Decimal] = {}
+    for rule, amount in zip(charges["Rule"], charges["Amount"], strict=True):
+        rule_totals[rule] = rule_totals.get(rule, Decimal(0)) + Decimal(amount)
+    last_frame = year.by_period.get(previous_period)
+    last_of = (
+        dict(tuple(last_frame.groupby("Department", sort=False))) if last_frame is not None else {}
+    )
+    pools_last = _pool_sums(last_frame) if last_frame is not None else {}
+    pools_this = _pool_sums(bills)
+    disputes_of: dict[str, list[Dispute]] = {}
+    for dispute in year.disputes:
+        if dispute.status == OPEN:
+            disputes_of.setdefault(name_key(dispute.department), []).append(dispute)
     usage_of, no_usage = _usage_by_key(year)
     statements = []
     codes = list(dict.fromkeys(bills["Department"]))
@@ -196,6 +319,7 @@ def build_statements(year: BilledYear) -> list[Statement]:
         own = frozenset(everyone.get(key, {key}))
         private = frozenset(all_names - own)
         lines = lines_of[code].copy()
+        lines["Pool Total"], lines["Share"] = _shares(lines, rule_totals)
         lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
         lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
@@ -216,12 +340,20 @@ def build_statements(year: BilledYear) -> list[Statement]:
                 run=year.stamp,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
                 usage=usage_of.get(key, no_usage),
-                by_pool=pool_charges(lines),
+                by_pool=pool_charges(lines[lines["Line Type"] == CHARGE]),
                 months=months,
                 previous_period=previous_period,
                 previous=None if before is None else before.get(key, Decimal(0)),
                 fiscal_year=f"FY {periods[0]} to {periods[-1]}",
                 file_stem=stem,
+                why=why_changed(
+                    None if last_frame is None else last_of.get(code, last_frame.iloc[:0]),
+                    lines,
+                    pools_last,
+                    pools_this,
+                    settings.minor_unit,
+                ),
+                open_disputes=disputes_of.get(key, []),
             )
         )
     return statements

@@ -119,10 +119,11 @@ def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats
         ws.write_number(i, 4, _number(pool.amount), f.money)
         ws.write(i, 5, pool.basis, f.basis)
     last = top + len(s.by_pool) + 1
-    ws.write(last, 0, "Total", f.total_label)
+    charged = sum((p.amount for p in s.by_pool), Decimal(0))
+    ws.write(last, 0, "Total" if charged == s.total else "Charges of this period", f.total_label)
     for col in (1, 2, 3, 5):
         ws.write_blank(last, col, None, f.total_label)
-    ws.write_number(last, 4, _number(s.total), f.money_bold)
+    ws.write_number(last, 4, _number(charged), f.money_bold)
 
     # The chart's data: the fiscal year's months, blank for months not billed yet.
     months_row = last + 3
@@ -152,11 +153,65 @@ def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats
     chart.set_size({"width": 430, "height": 250})
     ws.insert_chart(months_row, 2, chart, {"x_offset": 10, "y_offset": 0})
 
+    end = _sections(ws, s, f, max(last_data, months_row + 14) + 2)
     ws.set_portrait()
-    ws.fit_to_pages(1, 1)
+    ws.fit_to_pages(1, 0)
     ws.set_margins(left=0.5, right=0.5, top=0.6, bottom=0.6)
-    ws.print_area(0, 0, max(last_data, months_row + 14), 5)
+    ws.print_area(0, 0, end, 5)
     ws.set_footer(f"&L{s.department} {s.period}&RPage &P of &N")
+
+
+def _sections(ws: Worksheet, s: Statement, f: _Formats, row: int) -> int:
+    """Why it changed, corrections to earlier periods, credits, open disputes; the last row."""
+    if s.why:
+        ws.write(row, 0, f"Why it changed ({month_label(s.previous_period)} to "
+                 f"{month_label(s.period)})", f.label)  # fmt: skip
+        row += 1
+        for col, header in enumerate(("Pool", "Last period", "This period", "Volume", "Rate",
+                                      "Share")):  # fmt: skip
+            ws.write(row, col, header, f.header if col == 0 else f.header_number)
+        for why in s.why:
+            row += 1
+            ws.write(row, 0, why.pool)
+            for col, value in enumerate((why.last, why.this, why.volume, why.rate, why.share), 1):
+                ws.write_number(row, col, _number(value), f.money)
+        row += 2
+    for title, lines in (("Corrections to earlier periods", s.corrections),
+                         ("Credits", s.credits)):  # fmt: skip
+        if not len(lines):
+            continue
+        ws.write(row, 0, title, f.label)
+        row += 1
+        for col, header in enumerate(("Pool", "Charge Period", "Line Type", "Quantity",
+                                      "Amount", "Reference")):  # fmt: skip
+            ws.write(row, col, header, f.header_number if header in ("Quantity", "Amount")
+                     else f.header)  # fmt: skip
+        for line in lines.to_dict("records"):
+            row += 1
+            ws.write_row(row, 0, (line["Pool"], line["Charge Period"], line["Line Type"]))
+            quantity = _number(line["Quantity"])
+            if quantity is not None:
+                ws.write_number(row, 3, quantity, f.quantity)
+            ws.write_number(row, 4, _number(line["Amount"]), f.money)
+            ws.write(row, 5, line["Rule"], f.basis)
+        row += 1
+        ws.write(row, 0, f"Total {title[0].lower()}{title[1:]}", f.total_label)
+        ws.write_number(row, 4, _number(sum((Decimal(a) for a in lines["Amount"]), Decimal(0))),
+                        f.money_bold)  # fmt: skip
+        row += 2
+    if s.open_disputes:
+        ws.write(row, 0, "Open disputes", f.label)
+        row += 1
+        for col, header in enumerate(("Dispute", "Period", "Pool", "Reason", "Amount", "Note")):
+            ws.write(row, col, header, f.header_number if header == "Amount" else f.header)
+        for d in s.open_disputes:
+            row += 1
+            ws.write_row(row, 0, (d.dispute, d.period, d.pool, d.reason))
+            if d.amount is not None:
+                ws.write_number(row, 4, _number(d.amount), f.money)
+            ws.write(row, 5, d.note, f.basis)
+        row += 2
+    return row
 
 
 def _table(ws: Worksheet, frame: pd.DataFrame, columns: list[str], formats: dict, f) -> None:
@@ -184,10 +239,11 @@ def _table(ws: Worksheet, frame: pd.DataFrame, columns: list[str], formats: dict
 
 
 def _bills(ws: Worksheet, s: Statement, f: _Formats) -> None:
-    widths = [9, 12, 28, 20, 14, 12, 11, 14, 7, 11, 60]
+    widths = [9, 12, 28, 20, 14, 12, 11, 14, 7, 11, 12, 14, 9, 11, 60]
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
-    formats = {"Quantity": f.quantity, "Rate": f.rate, "Amount": f.money}
+    formats = {"Quantity": f.quantity, "Rate": f.rate, "Amount": f.money,
+               "Pool Total": f.money, "Share": f.percent}  # fmt: skip
     _table(ws, s.lines, LINE_COLUMNS, formats, f)
 
 

@@ -123,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _timeout_option(p)
 
+    p = sub.add_parser("close", help="record a period's bills as issued (after a clean run)")
+    p.add_argument("book", type=Path, help="the workbook (.xlsx or .xlsm), after `costloop run`")
+    p.add_argument("--period", help="the period to close, YYYY-MM (default: the last run's period)")
+
     p = sub.add_parser("recalc", help="recalculate every formula headlessly, store the values")
     p.add_argument("books", nargs="+", type=Path, metavar="BOOK", help="workbooks (.xlsx, .xlsm)")
     _timeout_option(p)
@@ -301,6 +305,26 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def cmd_close(args) -> int:
+    from costloop.engine.pipeline.commands import close_book
+
+    _existing_book(args.book)
+    outcome = close_book(args.book, _period_option(args.period))
+    _print_problems(outcome.problems)
+    if not outcome.ok:
+        print(f"{args.book}: nothing was closed or changed")
+        return EXIT_PROBLEMS
+    result = outcome.result
+    lines = result.bills
+    corrections = int((lines["Line Type"] != "Charge").sum())
+    print(
+        f"Closed {outcome.period}: {len(lines)} bill line(s) ({corrections} correction or credit "
+        f"line(s)) and {len(result.journal)} journal line(s) recorded in Issued, sealed "
+        f"{outcome.run_log.value('Closed Hash')[:12]}"
+    )
+    return EXIT_OK
+
+
 def _period_option(period: str | None) -> str | None:
     """--period as YYYY-MM (``2026-3`` is read as 2026-03, as in cells); a usage error if not."""
     from costloop.engine.model.periods import parse_period
@@ -353,11 +377,11 @@ def cmd_recalc(args) -> int:
 def cmd_demo(args) -> int:
     from costloop.engine.pipeline.commands import demo_changes, run_book, summary_lines
     from costloop.engine.xlsx.write_guard import refuse_unwritable
-    from costloop.workbooks import demo_path
+    from costloop.workbooks import closed_demo_path
 
     book = args.dir / "costloop-demo.xlsx"
     if book.exists():
-        changed = None if args.force else demo_changes(book, demo_path())
+        changed = None if args.force else demo_changes(book, closed_demo_path())
         if changed:
             print(
                 f"costloop demo: {book} has changes of your own ({changed}); it was not "
@@ -368,7 +392,7 @@ def cmd_demo(args) -> int:
             return EXIT_PROBLEMS
         refuse_unwritable(book)  # even --force never replaces a file open in Excel
     args.dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(demo_path(), book)
+    shutil.copyfile(closed_demo_path(), book)
     outcome = run_book(book)
     _print_problems(outcome.problems)
     for line in summary_lines(outcome):
@@ -512,6 +536,7 @@ COMMANDS = {
     "portal": cmd_portal,
     "check": cmd_check,
     "run": cmd_run,
+    "close": cmd_close,
     "recalc": cmd_recalc,
     "demo": cmd_demo,
     "addin": cmd_addin,

@@ -89,6 +89,12 @@ class Reason(StrEnum):
     HEADER_ROW = "HEADER_ROW"
     # a run's advice sheets (appended)
     NOT_COMPUTED = "NOT_COMPUTED"
+    # issued bills: period close, corrections, disputes (appended)
+    ISSUED_EDITED = "ISSUED_EDITED"
+    PERIOD_CLOSED = "PERIOD_CLOSED"
+    CLOSE_REFUSED = "CLOSE_REFUSED"
+    BAD_DISPUTE = "BAD_DISPUTE"
+    LATE_DISPUTE = "LATE_DISPUTE"
 
 
 @dataclass(frozen=True)

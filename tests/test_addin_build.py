@@ -42,7 +42,14 @@ with warnings.catch_warnings():  # oletools uses pyparsing names that now warn o
 CUSTOM_UI_NS = "http://schemas.microsoft.com/office/2009/07/customui"
 CT_NS = "http://schemas.openxmlformats.org/package/2006/content-types"
 REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-BUTTONS = ["CheckRules", "RunChargeback", "UpdateForecast", "MakeBills", "EmailBills"]
+BUTTONS = [
+    "CheckRules",
+    "RunChargeback",
+    "UpdateForecast",
+    "ClosePeriod",
+    "MakeBills",
+    "EmailBills",
+]
 SOURCES = Path(build.__file__).parent
 
 

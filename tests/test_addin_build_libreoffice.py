@@ -79,7 +79,14 @@ def test_libreoffice_imports_every_vba_module_with_its_kind(ods):
 
 def test_libreoffice_reads_the_source_of_the_callbacks_and_xlwings(ods):
     ribbon = _module(ods, RIBBON_MODULE).text
-    for sub in ["CheckRules", "RunChargeback", "UpdateForecast", "MakeBills", "EmailBills"]:
+    for sub in [
+        "CheckRules",
+        "RunChargeback",
+        "UpdateForecast",
+        "ClosePeriod",
+        "MakeBills",
+        "EmailBills",
+    ]:
         assert re.search(rf"^Public Sub {sub}\(control As IRibbonControl\)$", ribbon, re.M)
     assert f'Private Const COSTLOOP_VERSION As String = "{__version__}"' in ribbon
     xlwings = _module(ods, "xlwings").text

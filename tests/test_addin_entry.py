@@ -326,3 +326,41 @@ def test_usage_source_in_a_workbook_never_saved_asks_for_a_save(demo):
     report = click(excel, "RunChargeback")
     assert not report.ok
     assert "has not been saved as a file yet; save it, then run again" in report.message
+
+
+def test_close_period_asks_first_then_records_the_last_run_as_issued(demo):
+    assert run_book(demo).ok
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    questions: list[str] = []
+
+    def answer(yes: bool):
+        def ask(question: str) -> bool:
+            questions.append(question)
+            return yes
+
+        return ask
+
+    report = click(excel, "ClosePeriod", confirm=answer(False))
+    assert report.ok and report.message == "2026-03 was not closed."
+    assert "Issued" not in excel.sheet_names()
+    assert questions == [
+        "Close 2026-03? Its bills and journal become issued: they are never rerun, and later "
+        "changes to its inputs are billed as corrections in the next period."
+    ]
+    report = click(excel, "ClosePeriod", confirm=answer(True))
+    bills = len(FileWorkbook(demo).read_sheet("Bills")) - 1
+    assert report.ok, report.message
+    assert report.message == f"Closed 2026-03: {bills} bill line(s) recorded in the Issued sheet."
+    assert excel.sheet_names()[-1] == "Issued"
+    assert active_sheet(excel) == "Issued"
+    # Closing twice is refused, with the reason, and nothing changes.
+    again = click(excel, "ClosePeriod", confirm=answer(True))
+    assert not again.ok
+    assert "period 2026-03 is already closed" in again.message
+
+
+def test_close_period_before_any_run_says_what_to_click(demo):
+    excel = Excel(payload_of(FileWorkbook(demo), str(demo)))
+    report = click(excel, "ClosePeriod", confirm=lambda q: True)
+    assert not report.ok
+    assert report.message.startswith("Nothing to close yet: click Run chargeback first")

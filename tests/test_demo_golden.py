@@ -50,6 +50,7 @@ UPDATE = os.environ.get("COSTLOOP_UPDATE_GOLDENS") == "1"
 SHEETS: dict[str, list[str]] = {
     "Bills": [
         "Period", "Department", "Name", "Pool", "Metric", "Quantity", "Rate", "Amount", "Rule",
+        "Charge Period", "Line Type",
     ],
     "Journal": [
         "Entry", "Period", "Fund", "Account", "Department", "Pool", "Debit", "Credit", "Memo",
@@ -75,7 +76,7 @@ SHEETS: dict[str, list[str]] = {
 
 # Run Log rows that differ on every run or release, not with the numbers: left out.
 VOLATILE_RUN_LOG_KEYS = {
-    "Run ID", "Run Time (UTC)", "costloop Version", "Workbook", "Input Fingerprint",
+    "Run ID", "Run Time (UTC)", "costloop Version", "Workbook", "Input Fingerprint", "User",
 }  # fmt: skip
 
 # Columns shown with at least 2 decimals (money, and the mixed money/rate/quantity columns

@@ -240,6 +240,7 @@ def test_a_department_whose_pdf_could_not_be_made_is_never_sent_half_its_bill(
 def test_a_changed_bill_is_held_back_until_resend(book, server, tmp_path):
     first = send_bills(book, env=server.env, backoff=FAST)
     assert first.ok and len(first.sent) == 23
+    was = billed_totals(book)["ENG"]
     # ENG's VM count is corrected and the workbook run again: only ENG's bill changes.
     corrected = _edited_demo(tmp_path, _more_vms_for_eng)
     shutil.copyfile(corrected, book)
@@ -251,11 +252,27 @@ def test_a_changed_bill_is_held_back_until_resend(book, server, tmp_path):
     (problem,) = [p for p in again.problems if p.is_error]
     assert problem.where.startswith("Departments!")
     assert "differs from the one sent" in problem.message and "--resend" in problem.message
+    now = billed_totals(book)["ENG"]
+    assert was != now
+    # The held-back message gives both totals, so finance sees how far the bill moved.
+    assert f"(total USD {was:,.2f}); it was not sent again. Its total is now USD {now:,.2f}" in (
+        problem.message
+    )
     assert len(server.messages) == 23
 
     resent = send_bills(book, env=server.env, backoff=FAST, resend=True)
     assert resent.ok and resent.sent == ["ENG"]
     assert server.recipients()[emails(book)["ENG"]] == 2
+    _, message = server.messages[-1]
+    assert message["Subject"] == (f"Corrected: {SUBJECT} (was USD {was:,.2f}, now USD {now:,.2f})")
+    assert (
+        message.get_body(("plain",))
+        .get_content()
+        .startswith(
+            f"This bill corrects the one sent before for 2026-03: its total was USD {was:,.2f} and "
+            f"is now USD {now:,.2f}."
+        )
+    )
 
 
 def test_an_address_refused_beside_an_accepted_one_gets_the_bill_on_a_rerun(server, tmp_path):

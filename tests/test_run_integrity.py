@@ -67,7 +67,8 @@ def sheet(path: Path, name: str) -> list[list[object]]:
 
 
 def run_log(path: Path) -> list[tuple[str, object]]:
-    return [(k, v) for k, v in sheet(path, "Run Log")[1:]]
+    # The Key / Value lines (the history of every run is to their right).
+    return [(row[0], row[1]) for row in sheet(path, "Run Log")[1:] if row[0] is not None]
 
 
 def from_tieouts(path: Path) -> list[tuple[str, object]]:
@@ -263,8 +264,8 @@ def test_an_error_from_an_itfm_sheet_is_only_a_warning(demo: Path, capsys, monke
     """The guard holds whatever a future Forecast, Variance or Compliance check reports."""
     real = itfm_sheets.variance
 
-    def with_an_error(book, period):
-        frame, problems = real(book, period)
+    def with_an_error(book, period, closed=None):
+        frame, problems = real(book, period, closed)
         return frame, [*problems, Problem(Reason.NO_BUDGET, Severity.ERROR, "Budget!A1", "no")]
 
     monkeypatch.setattr(itfm_sheets, "variance", with_an_error)

@@ -89,9 +89,13 @@ def rule_texts(demo) -> list[str]:
 # --- the committed files are the generator's output ---------------------------------
 
 
-@pytest.mark.parametrize("name", ["template.xlsx", "demo.xlsx"])
+@pytest.mark.parametrize("name", ["template.xlsx", "demo.xlsx", "demo-closed.xlsx"])
 def test_committed_workbook_matches_generator(tmp_path, name):
-    build = generate.build_template if name == "template.xlsx" else generate.build_demo
+    build = {
+        "template.xlsx": generate.build_template,
+        "demo.xlsx": generate.build_demo,
+        "demo-closed.xlsx": generate.build_closed_demo,
+    }[name]
     fresh = build(tmp_path / name)
     assert snapshot(WORKBOOKS / name) == snapshot(fresh), (
         f"workbooks/{name} is stale: run `python -m costloop.workbooks.generate`"
@@ -102,6 +106,9 @@ def test_generation_is_byte_deterministic(tmp_path):
     a = generate.build_demo(tmp_path / "a.xlsx").read_bytes()
     b = generate.build_demo(tmp_path / "b.xlsx").read_bytes()
     assert a == b
+    c1 = generate.build_closed_demo(tmp_path / "c1.xlsx").read_bytes()
+    c2 = generate.build_closed_demo(tmp_path / "c2.xlsx").read_bytes()
+    assert c1 == c2
     t1 = generate.build_template(tmp_path / "t1.xlsx").read_bytes()
     t2 = generate.build_template(tmp_path / "t2.xlsx").read_bytes()
     assert t1 == t2
@@ -110,6 +117,7 @@ def test_generation_is_byte_deterministic(tmp_path):
 def test_main_writes_both_files(tmp_path, capsys):
     assert generate.main([str(tmp_path)]) == 0
     assert (tmp_path / "template.xlsx").exists() and (tmp_path / "demo.xlsx").exists()
+    assert (tmp_path / "demo-closed.xlsx").exists()
     assert "demo.xlsx" in capsys.readouterr().out
 
 

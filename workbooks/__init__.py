@@ -11,6 +11,12 @@ def demo_path() -> Path:
     return Path(str(files(__name__).joinpath("demo.xlsx")))
 
 
+def closed_demo_path() -> Path:
+    """The demo as `costloop demo` writes it: the same university with February 2026 closed,
+    a late February meter reading and two disputes (docs/audit.md)."""
+    return Path(str(files(__name__).joinpath("demo-closed.xlsx")))
+
+
 def template_path() -> Path:
     """The packaged empty template with every input sheet and instructions."""
     return Path(str(files(__name__).joinpath("template.xlsx")))

@@ -453,3 +453,21 @@ def demo_data() -> DemoData:
         rates=RATES,
         rules=RULES,
     )
+
+
+# --- a closed month, a late meter reading and two disputes (docs/audit.md) -------------
+
+CLOSED_PERIOD = "2026-02"
+CLOSED_RUN = ("demo0226run1", "2026-03-02 09:00:00")
+"""The run of February that finance reviewed (a fixed id and time: the demo is reproducible)."""
+CLOSE = ("demo0226close", "2026-03-03 17:00:00")
+LATE_USAGE = [("2026-02", "ENG", "Server Hours", 2160, "Hosting", "MTR-202602-LATE")]
+"""Three servers' February hours, read after February was closed: billed in March as a
+correction of February."""
+DISPUTES = [
+    ("D-2026-017", "ENG", "2026-02", "Cloud", "Rate", 250, "Accepted", 120,
+     "vCPU-Hours billed at the old tier; credit agreed with the department", None),
+    ("D-2026-018", "MED", "2026-02", "Service Desk", "Volume", 85, "Open",
+     None, "tickets of a shared lab counted twice?", None),
+]  # fmt: skip
+"""(Dispute, Department, Period, Pool, Reason, Amount, Status, Resolution, Note, Raised)."""

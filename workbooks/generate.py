@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -19,9 +20,11 @@ from openpyxl import Workbook
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
+from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from costloop.engine.xlsx.parts import OWNED_NAME, OWNED_VALUE
 from costloop.workbooks import demo_data, instructions, layout
 from costloop.workbooks.layout import TEXT, WHOLE, Col, SheetLayout
 
@@ -223,21 +226,71 @@ DEMO_DEPARTMENTS = replace(
 )
 
 
-def build_demo(path: Path | str) -> Path:
-    """State University — Central IT: a fiscal year of plan, usage, actuals and rules."""
-    d = demo_data.demo_data()
-    wb = _workbook(
+def _demo_workbook(d: demo_data.DemoData, late: bool) -> Workbook:
+    usage = [*d.usage, *demo_data.LATE_USAGE] if late else d.usage
+    return _workbook(
         dict(d.settings),
         DEMO_DEPARTMENTS,
         {
             "Departments": d.departments,
             "Budget": d.budget,
             "Actuals": d.actuals,
-            "Usage": d.usage,
+            "Usage": usage,
             "Rates": d.rates,
             "Rules": d.rules,
         },
     )
+
+
+def _closed_month(path: Path) -> list[list[object]]:
+    """Run and close the demo's closed month in ``path``, as finance would: the Issued rows.
+
+    The run and the close get fixed ids and times, so the demo is the same file on every
+    build; every real run gets a fresh id and the time.
+    """
+    from costloop.engine.pipeline.close import close_workbook
+    from costloop.engine.pipeline.run import run_workbook
+    from costloop.engine.xlsx.file_workbook import FileWorkbook
+
+    month = demo_data.CLOSED_PERIOD
+    ran = run_workbook(FileWorkbook(path), "demo.xlsx", month, stamp=demo_data.CLOSED_RUN)
+    closed = close_workbook(FileWorkbook(path), month, "demo.xlsx", stamp=demo_data.CLOSE)
+    if not (ran.ok and closed.ok):  # pragma: no cover - the demo's own data
+        raise RuntimeError(f"the demo's {month} did not run and close cleanly")
+    return FileWorkbook(path).read_sheet("Issued")
+
+
+def _issued_sheet(wb: Workbook, grid: list[list[object]]) -> None:
+    """The Issued sheet as costloop wrote it, marked as costloop's own (its owned name)."""
+    ws = wb.create_sheet("Issued")
+    for row in grid:
+        ws.append(row)
+    ws.freeze_panes = "A2"
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    ws.defined_names[OWNED_NAME] = DefinedName(OWNED_NAME, attr_text=OWNED_VALUE, hidden=True)
+
+
+def build_demo(path: Path | str) -> Path:
+    """State University — Central IT: a fiscal year of plan, usage, actuals and rules."""
+    _save(_demo_workbook(demo_data.demo_data(), late=False), Path(path))
+    return Path(path)
+
+
+def build_closed_demo(path: Path | str) -> Path:
+    """The demo as `costloop demo` writes it: February 2026 closed (the Issued sheet), a
+    meter reading for February that arrived late, and two of its lines disputed (one
+    dispute accepted), so billing March shows the correction of February and the credit
+    memo (docs/audit.md).
+    """
+    d = demo_data.demo_data()
+    with tempfile.TemporaryDirectory(prefix="costloop-demo-") as tmp:
+        first = build_demo(Path(tmp) / "demo.xlsx")
+        issued = _closed_month(first)
+    wb = _demo_workbook(d, late=True)
+    _input_sheet(wb, layout.DISPUTES, demo_data.DISPUTES)
+    _issued_sheet(wb, issued)
+    wb.active = 0
     _save(wb, Path(path))
     return Path(path)
 
@@ -246,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     """Regenerate `workbooks/template.xlsx` and `workbooks/demo.xlsx` (or into a folder)."""
     argv = sys.argv[1:] if argv is None else argv
     folder = Path(argv[0]) if argv else HERE
-    for built in (build_template(folder / "template.xlsx"), build_demo(folder / "demo.xlsx")):
+    for built in (
+        build_template(folder / "template.xlsx"),
+        build_demo(folder / "demo.xlsx"),
+        build_closed_demo(folder / "demo-closed.xlsx"),
+    ):
         print(f"wrote {built}")
     return 0
 

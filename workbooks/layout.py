@@ -203,3 +203,21 @@ SETTING_KEYS: tuple[tuple[str, object, str], ...] = (
     ("EmailSubject", None, "Email subject; placeholders {department}, {period}, {total}."),
     ("EmailBody", None, "Email body; same placeholders."),
 )
+
+
+DISPUTES = SheetLayout(
+    "Disputes",
+    (
+        Col("Dispute", 12, "The dispute's id (the department's reference). Unique.", TEXT, True),
+        Col("Department", 12, "The department's code, as in Departments.", TEXT, True),
+        Col("Period", 10, "The closed period of the bill disputed, YYYY-MM.", TEXT, True),
+        Col("Pool", 22, "The pool of the line disputed.", None, True),
+        Col("Reason", 12, "Rate, Volume, Allocation, Duplicate or Other.", None, True),
+        Col("Amount", 12, "The amount disputed.", MONEY, True),
+        Col("Status", 10, "Open, Accepted or Rejected.", None, True),
+        Col("Resolution", 12, "The amount credited (an Accepted dispute).", MONEY, True),
+        Col("Note", 44, "For people.", None, True),
+        Col("Raised", 12, "The date it was raised (checked against DisputeDays).", "yyyy-mm-dd"),
+    ),
+    "A department questioning a line of an issued bill: an Accepted one is credited once.",
+)

@@ -21,6 +21,10 @@ Public Sub UpdateForecast(control As IRibbonControl)
     CallCostloop control
 End Sub
 
+Public Sub ClosePeriod(control As IRibbonControl)
+    CallCostloop control
+End Sub
+
 Public Sub MakeBills(control As IRibbonControl)
     CallCostloop control
 End Sub

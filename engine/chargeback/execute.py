@@ -41,6 +41,7 @@ from costloop.engine.chargeback.reciprocal import spread_group
 from costloop.engine.chargeback.recovery import build_pool_flows, build_recovery
 from costloop.engine.chargeback.tieouts import run_tieouts
 from costloop.engine.model.book import Book
+from costloop.engine.model.issued import CHARGE
 from costloop.engine.model.money import cents_to_money, format_money, money_array, object_array
 from costloop.engine.model.periods import fiscal_periods_to_date
 from costloop.engine.model.result import BillLines, PeriodRun, Result, Spread, TieOut
@@ -234,6 +235,8 @@ def _lines_frame(drivers: Drivers, periods: list[tuple[str, list[BillLines]]]) -
         ),
         "Amount": per_line([money_array(b.cents, drivers.minor_unit) for b in blocks]),
         "Rule": per_block([b.rule_id for b in blocks]),
+        "Charge Period": per_block([periods[i][0] for i in block_period]),
+        "Line Type": np.full(len(at), CHARGE, dtype=object),
     }
     return pd.DataFrame(frame, columns=BILL_COLUMNS)
 
@@ -263,9 +266,7 @@ def bills_by_period(book: Book, plan: Plan, periods: list[str]) -> dict[str, pd.
     return {p: bills_frame(drivers, run_period(drivers, plan, p)) for p in periods}
 
 
-def execute(
-    book: Book, plan: Plan, period: str, sheets: Mapping[str, str] | None = None
-) -> Result:
+def execute(book: Book, plan: Plan, period: str, sheets: Mapping[str, str] | None = None) -> Result:
     """Run the plan for the billed ``period`` and its fiscal year to date.
 
     ``sheets`` names the output sheets as they are written (``Bills`` ->
@@ -299,9 +300,7 @@ def execute(
     if not has_errors(billed.problems):
         # Bills held back by an error are never issued: checking them would report a
         # PASS for bills nobody gets (Run Log shows the tie-outs as not run).
-        tieouts, tie_problems = run_tieouts(
-            drivers, billed, bills, journal, recovery, sheets
-        )
+        tieouts, tie_problems = run_tieouts(drivers, billed, bills, journal, recovery, sheets)
         problems += tie_problems
     return Result(
         period=period,

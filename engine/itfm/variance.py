@@ -33,13 +33,30 @@ _STATUS = {
 }
 
 
-def _totals(frame: pd.DataFrame, name_col: str, value_col: str, periods: set[str]):
-    """({name key: exact total over ``periods``}, {name key: first spelling}) for one sheet."""
+def _totals(
+    frame: pd.DataFrame,
+    name_col: str,
+    value_col: str,
+    periods: set[str],
+    fixed: dict[str, dict[str, Fraction]] | None = None,
+):
+    """({name key: exact total over ``periods``}, {name key: first spelling}) for one sheet.
+
+    ``fixed`` replaces the sheet's sums of the periods it names (a closed period's
+    figures as issued): {period: {name key: total}}.
+    """
+    fixed = {p: sums for p, sums in (fixed or {}).items() if p in periods}
     if frame is None or len(frame) == 0 or name_col not in frame or value_col not in frame:
         return {}, {}
     names = first_spellings(frame[name_col])
+    sums = exact_sums(frame, name_col, value_col)
+    for period, by_key in fixed.items():
+        for per_period in sums.values():
+            per_period.pop(period, None)
+        for key, total in by_key.items():
+            sums.setdefault(key, {})[period] = total
     totals = {}
-    for key, per_period in exact_sums(frame, name_col, value_col).items():
+    for key, per_period in sums.items():
         in_range = [v for p, v in per_period.items() if p in periods]
         if in_range and key in names:
             totals[key] = sum(in_range, Fraction(0))
@@ -71,8 +88,16 @@ def _row(kind, name, span, plan, actual, show) -> dict:
     }
 
 
-def variance(book: Book, period: str) -> tuple[pd.DataFrame, list[Problem]]:
-    """The `Variance` sheet: year-to-date plan vs actual by pool and by metric."""
+def variance(
+    book: Book, period: str, closed: dict[str, dict[str, dict[str, Fraction]]] | None = None
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """The `Variance` sheet: year-to-date plan vs actual by pool and by metric.
+
+    ``closed`` holds the actuals (``"actual"``: cents by pool key) and usage
+    (``"usage"``: quantity by metric key) of the periods that do not come from the
+    input sheets: closed periods as issued (`costloop.engine.pipeline.ledger`).
+    """
+    closed = closed or {}
     ytd = fiscal_periods_to_date(period, book.settings.fiscal_year_start)
     span = ytd[0] if len(ytd) == 1 else f"{ytd[0]} to {ytd[-1]}"
     periods = set(ytd)
@@ -85,7 +110,7 @@ def variance(book: Book, period: str) -> tuple[pd.DataFrame, list[Problem]]:
         return round_to_places(value, QUANTITY_PLACES)
 
     budget, budget_names = _totals(book.budget, "Pool", "Cents", periods)
-    actual, actual_names = _totals(book.actuals, "Pool", "Cents", periods)
+    actual, actual_names = _totals(book.actuals, "Pool", "Cents", periods, closed.get("actual"))
     pool_names = {**actual_names, **budget_names}  # Budget's spelling first (Book.pools)
     rows = []
     for key in sorted(pool_names):
@@ -96,7 +121,7 @@ def variance(book: Book, period: str) -> tuple[pd.DataFrame, list[Problem]]:
         rows.append(_row("TOTAL", "All pools", span, plan_total, actual_total, cash))
 
     volume, volume_names = _totals(book.budget, "Metric", "Volume", periods)
-    used, used_names = _totals(book.usage, "Metric", "Quantity", periods)
+    used, used_names = _totals(book.usage, "Metric", "Quantity", periods, closed.get("usage"))
     metric_names = {**volume_names, **used_names}
     for key in sorted(metric_names):
         rows.append(

@@ -32,6 +32,10 @@ VARIANCE = "Variance"
 COMPLIANCE = "Compliance"
 RULE_CHECK = "Rule Check"
 RUN_LOG = "Run Log"
+ISSUED = "Issued"
+"""Owned too, but written only by `costloop close` (engine/model/issued.py), never by a run."""
+DISPUTES = "Disputes"
+"""An optional input sheet (engine/model/disputes.py)."""
 OUTPUT_SHEETS = (BILLS, JOURNAL, RECOVERY, FORECAST, VARIANCE, COMPLIANCE, RULE_CHECK, RUN_LOG)
 """Every sheet the engine owns, in the order a new workbook gets them."""
 ITFM_SHEETS = (FORECAST, VARIANCE, COMPLIANCE)
@@ -40,7 +44,10 @@ ITFM_SHEETS = (FORECAST, VARIANCE, COMPLIANCE)
 # --- their columns, in the contract's order -------------------------------------------
 
 BILL_COLUMNS = ["Period", "Department", "Name", "Pool", "Metric", "Quantity", "Rate", "Amount",
-                "Rule"]  # fmt: skip
+                "Rule", "Charge Period", "Line Type"]  # fmt: skip
+"""A bill line's Period is the period it is billed in; its Charge Period the period the
+charge belongs to (earlier for a Reversal or a Correction of a closed period, or a
+Credit memo of a dispute). Line Type is one of `costloop.engine.model.issued.LINE_TYPES`."""
 JOURNAL_COLUMNS = ["Entry", "Period", "Fund", "Account", "Department", "Pool", "Debit", "Credit",
                    "Memo", "Rule"]  # fmt: skip
 RECOVERY_COLUMNS = ["Period", "Pool", "Cost", "Recovered", "OverUnder", "RecoveryPct",

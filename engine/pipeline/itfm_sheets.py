@@ -82,7 +82,12 @@ def _guarded(
 
 
 def itfm_sheets(
-    book: Book, plan: Plan, result: Result, period: str, names: dict[str, str]
+    book: Book,
+    plan: Plan,
+    result: Result,
+    period: str,
+    names: dict[str, str],
+    closed: dict | None = None,
 ) -> ItfmSheets:
     """Forecast, Variance and Compliance for the billed ``period``; never an error.
 
@@ -111,7 +116,8 @@ def itfm_sheets(
             set_aside=plan.set_aside,
         ),
     )
-    add(VARIANCE, VARIANCE_COLUMNS, lambda: variance(book, period))
+    # Variance takes closed periods' actuals and usage as issued (pipeline/ledger.py).
+    add(VARIANCE, VARIANCE_COLUMNS, lambda: variance(book, period, closed))
     compliance_sheet = names.get(COMPLIANCE, COMPLIANCE)
     add(
         COMPLIANCE,

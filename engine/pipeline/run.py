@@ -23,6 +23,7 @@ from decimal import Decimal
 import pandas as pd
 
 from costloop import __version__
+from costloop.engine.chargeback.corrections import Recognised
 
 # bills/ re-runs the year through the pipeline, never the chargeback internals.
 from costloop.engine.chargeback.execute import bills_by_period as bills_by_period
@@ -30,7 +31,9 @@ from costloop.engine.chargeback.execute import execute
 from costloop.engine.chargeback.tieouts import TIE_OUTS
 from costloop.engine.chargeback.unbilled import no_usage_in_period, unbilled_usage
 from costloop.engine.model.book import Book
+from costloop.engine.model.disputes import Dispute
 from costloop.engine.model.formats import money_format, row_formats, sheet_formats
+from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import parse_period
 from costloop.engine.model.result import Result
 from costloop.engine.model.sheets import (
@@ -50,10 +53,19 @@ from costloop.engine.model.sheets import (
     USAGE,
     RunLogKey,
 )
-from costloop.engine.pipeline.itfm_sheets import itfm_sheets
+from costloop.engine.pipeline.history import (
+    current_user,
+    history_entry,
+    read_history,
+    with_history,
+)
+from costloop.engine.pipeline.itfm_sheets import ItfmSheets, itfm_sheets
+from costloop.engine.pipeline.ledger import against_issued, closed_figures
 from costloop.engine.pipeline.outputs import frame_to_sheet
 from costloop.engine.pipeline.report import RunLog, rule_check_sheet
 from costloop.engine.pipeline.scenario import output_sheet_names, resolve_scenario
+from costloop.engine.read.disputes import disputes_fingerprint, read_disputes
+from costloop.engine.read.issued import read_issued
 from costloop.engine.read.names import names_from_book
 from costloop.engine.read.reader import read_book
 from costloop.engine.workbook.host import Workbook
@@ -76,6 +88,15 @@ class Outcome(Reported):
     not_written: str = ""
     """Why a check wrote nothing though it could report (the workbook is open in Excel)."""
     run_log: RunLog = field(default_factory=RunLog)
+    issued: Issued = field(default_factory=Issued)
+    """The closed periods (the Issued sheet), as read and checked."""
+    corrected: list[str] = field(default_factory=list)
+    """Closed periods this run bills corrections for."""
+    recognised: list[Recognised] = field(default_factory=list)
+    """How far those closed periods' Recovery and Variance figures moved."""
+    disputes: list[Dispute] = field(default_factory=list)
+    """The Disputes sheet, typed."""
+    disputes_fingerprint: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per stage (read+check, run, forecast, write)."""
 
@@ -115,6 +136,11 @@ def prepare(wb: Workbook, sheets: dict[str, str] | None = None) -> Outcome:
     plan, order_problems = order(rules, book.pools, set_aside(rules, names))
     outcome.problems += order_problems
     outcome.plan = plan
+    outcome.issued, issued_problems = read_issued(wb, book.settings.minor_unit)
+    outcome.problems += issued_problems
+    outcome.disputes, dispute_problems = read_disputes(wb, book, outcome.issued)
+    outcome.problems += dispute_problems
+    outcome.disputes_fingerprint = disputes_fingerprint(wb)
     return outcome
 
 
@@ -156,13 +182,27 @@ def usage_problems(
     return unbilled_usage(book, plan, period)
 
 
+Stamp = tuple[str, str]
+"""(run id, ``YYYY-MM-DD HH:MM:SS`` UTC): given only to build a workbook reproducibly (the
+demo ships with a closed month); every real run gets a fresh id and the time."""
+
+
+def new_stamp() -> Stamp:
+    return uuid.uuid4().hex[:12], dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def new_run_log(
-    wb_label: str, book: Book | None, period: str | None, scenario: str | None = None
+    wb_label: str,
+    book: Book | None,
+    period: str | None,
+    scenario: str | None = None,
+    stamp: Stamp | None = None,
 ) -> RunLog:
     key = RunLogKey
     log = RunLog()
-    log.add(key.RUN_ID, uuid.uuid4().hex[:12])
-    log.add(key.RUN_TIME, dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"))
+    run_id, run_time = stamp or new_stamp()
+    log.add(key.RUN_ID, run_id)
+    log.add(key.RUN_TIME, run_time)
     log.add(key.VERSION, __version__)
     log.add(key.WORKBOOK, wb_label)
     if book is not None:
@@ -219,6 +259,16 @@ def _money_format(book: Book | None) -> str:
     return money_format(book.settings.minor_unit if book is not None else 2)
 
 
+def run_log_sheet(wb: Workbook, outcome: Outcome, name: str, command: str = "run"):
+    """This run's Key / Value lines, and the history of every run with this one added."""
+    log = outcome.run_log
+    values = dict(log.entries)
+    history = read_history(wb, name)
+    history.append(history_entry(values, command, values.get(RunLogKey.TOTAL_BILLED)))
+    rows = [(k, "" if v is None else v) for k, v in log.entries]
+    return with_history(rows, history, name, _money_format(outcome.book))
+
+
 def write_failure(
     wb: Workbook,
     outcome: Outcome,
@@ -245,7 +295,7 @@ def write_failure(
             money_format=_money_format(outcome.book),
             name=names[RULE_CHECK],
         ),
-        outcome.run_log.sheet(names[RUN_LOG]),
+        run_log_sheet(wb, outcome, names[RUN_LOG]),
     ]
     if _not_owned(wb, [s.name for s in sheets]):
         return  # the user's own sheet has the name; the messages say so
@@ -365,6 +415,7 @@ def run_workbook(
     scenario: str | None = None,
     failure_report: bool = True,
     progress: Progress | None = None,
+    stamp: Stamp | None = None,
 ) -> Outcome:
     """`costloop run`: the whole loop; every owned sheet on success, Rule Check + Run Log if not.
 
@@ -385,7 +436,14 @@ def run_workbook(
     book = outcome.book
     chosen = billed_period(book, period) if book else period
     outcome.period = chosen
-    outcome.run_log = new_run_log(label, book, chosen, target.scenario)
+    outcome.run_log = new_run_log(label, book, chosen, target.scenario, stamp)
+    outcome.run_log.add("Command", "run")
+    outcome.run_log.add("User", current_user())
+    closed = closed_problem(outcome, chosen, period)
+    if closed is not None:
+        # Never rewritten: not even Rule Check or Run Log change (the file stays as it was).
+        outcome.problems.append(closed)
+        return outcome
     if book is not None and not has_errors(outcome.problems):
         bad_period = _period_problem(book, chosen, period)
         if bad_period:
@@ -396,14 +454,8 @@ def run_workbook(
         write_failure(wb, outcome, target.names, failure_report)
         return outcome
 
-    result = execute(book, outcome.plan, chosen, target.names)
-    outcome.result = result
-    outcome.problems += result.problems
-    clock.lap("run")
-    # Forecast, Variance and Compliance only warn: they never hold back the bills.
-    itfm = itfm_sheets(book, outcome.plan, result, chosen, target.names)
-    outcome.problems += itfm.problems
-    clock.lap("forecast")
+    itfm = bill_period(outcome, chosen, target.names, clock)
+    result = outcome.result
 
     if has_errors(outcome.problems):
         # A failed tie-out is already an ERROR problem (engine/chargeback/tieouts.py).
@@ -413,10 +465,73 @@ def run_workbook(
         return outcome
 
     _log_result(outcome.run_log, result)
+    log_ledger(outcome.run_log, outcome)
     finish_log(outcome.run_log, outcome.problems)
     _write_outputs(wb, outcome, itfm.sheets, target.names)
     clock.lap("write")
     return outcome
+
+
+def bill_period(
+    outcome: Outcome, chosen: str, names: dict[str, str], clock: _Clock | None = None
+) -> ItfmSheets:
+    """Execute the billed period, bill the corrections and credits of what was issued, then
+    the ITFM sheets; the result and problems go into ``outcome``. `costloop close` does the
+    same to issue exactly what the reviewed run billed."""
+    book = outcome.book
+    result = execute(book, outcome.plan, chosen, names)
+    outcome.result = result
+    corrections = against_issued(
+        book, outcome.plan, result, outcome.issued, outcome.disputes, names
+    )
+    outcome.corrected = corrections.periods
+    outcome.recognised = corrections.recognised
+    outcome.problems += result.problems
+    if clock is not None:
+        clock.lap("run")
+    # Forecast, Variance and Compliance only warn: they never hold back the bills.
+    closed = closed_figures(book, chosen, outcome.issued, corrections.recognised)
+    itfm = itfm_sheets(book, outcome.plan, result, chosen, names, closed)
+    outcome.problems += itfm.problems
+    if clock is not None:
+        clock.lap("forecast")
+    return itfm
+
+
+def closed_problem(outcome: Outcome, chosen: str | None, requested: str | None) -> Problem | None:
+    """The billed period is closed: a run of it is refused, with how corrections work."""
+    closed = outcome.issued.get(chosen) if chosen else None
+    if closed is None:
+        return None
+    book = outcome.book
+    where = "--period"
+    if not requested and book is not None:
+        where = book.settings.cells.get("period", where)
+    later = [p for p in (book.periods if book else []) if p > outcome.issued.closed[-1]]
+    then = f"run the next open period ({later[0]})" if later else "run the next open period"
+    return Problem(
+        Reason.PERIOD_CLOSED,
+        Severity.ERROR,
+        where,
+        f"period {chosen} is closed (issued {closed.closed_at} UTC, run {closed.run_id}): its "
+        f"bills are never rewritten, so nothing was changed. To correct it, change its inputs "
+        f"and {then}: it bills a Reversal of each changed line and the Correction, each with "
+        f"Charge Period {chosen} (docs/audit.md)",
+    )
+
+
+def log_ledger(log: RunLog, outcome: Outcome) -> None:
+    """What the run stood on: the closed periods and the seal of the last one."""
+    issued = outcome.issued
+    log.add("Closed Periods", ", ".join(issued.closed))
+    log.add("Issued Hash", issued.last_hash)
+    log.add("Disputes Fingerprint", outcome.disputes_fingerprint)
+    log.add("Open Disputes", sum(1 for d in outcome.disputes if d.status == "Open"))
+    log.add("Corrected Periods", ", ".join(outcome.corrected))
+    if outcome.result is not None:
+        kinds = outcome.result.bills["Line Type"].value_counts()
+        for kind in ("Reversal", "Correction", "Credit memo"):
+            log.add(f"{kind} Lines", int(kinds.get(kind, 0)))
 
 
 @dataclass(frozen=True)
@@ -479,6 +594,6 @@ def _write_outputs(
             name=names[RULE_CHECK],
         )
     )
-    sheets.append(outcome.run_log.sheet(names[RUN_LOG]))
+    sheets.append(run_log_sheet(wb, outcome, names[RUN_LOG]))
     wb.replace_sheets(sheets)
     outcome.written = [s.name for s in sheets]

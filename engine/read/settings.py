@@ -24,7 +24,7 @@ _SETTING_SPELLINGS = {
         "RevenueAccount", "ExpenseAccount", "ReimbursementAccount", "DueFromAccount",
         "DueToAccount", "ReserveDays", "EmailFrom", "EmailSubject", "EmailBody",
         "UsageSource", "UsageDepartmentTag", "UsageDateFormat", "UsageCost",
-        "UntaggedDepartment",
+        "UntaggedDepartment", "DisputeDays",
     )
 }  # fmt: skip
 """Known setting key -> its spelling in the contract."""
@@ -48,9 +48,13 @@ _SETTING_FIELDS = {
 
 
 _SETTINGS_READ_ELSEWHERE = frozenset(
-    ("usagesource", "usagedepartmenttag", "usagedateformat", "usagecost", "untaggeddepartment")
-)
-"""Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py reads them."""
+    (
+        "usagesource", "usagedepartmenttag", "usagedateformat", "usagecost",
+        "untaggeddepartment", "disputedays",
+    )
+)  # fmt: skip
+"""Known keys kept only as written (``Settings.raw``): engine/read/usage_source.py and
+engine/read/disputes.py read them."""
 
 
 def read_settings(sheet: InputSheet | None, problems: list[Problem]) -> Settings:
