@@ -21,11 +21,13 @@ from costloop.engine.model.disputes import OPEN, Dispute
 from costloop.engine.model.issued import CHARGE, CORRECTION, CREDIT_MEMO, REVERSAL
 from costloop.engine.model.periods import add_months, fiscal_periods
 from costloop.engine.model.sheets import BILL_COLUMNS
+from costloop.engine.pipeline.bands import tier_lines
 from costloop.rules.ast import name_key
 
-LINE_COLUMNS = [*BILL_COLUMNS, "Pool Total", "Share", "Rule Cell", "How"]
+LINE_COLUMNS = [*BILL_COLUMNS, "Pool Total", "Share", "Band", "Rate Date", "Rule Cell", "How"]
 """The main workbook's Bills columns, then for an allocated line the pool's total spread and
-the department's share of it, then the lineage: the rule's cell and what it did."""
+the department's share of it, for a tier line its band and (a Rates-sheet card) its rate
+date, then the lineage: the rule's cell and what it did."""
 CHANGES = (REVERSAL, CORRECTION)
 
 
@@ -320,6 +322,7 @@ def build_statements(year: BilledYear) -> list[Statement]:
         private = frozenset(all_names - own)
         lines = lines_of[code].copy()
         lines["Pool Total"], lines["Share"] = _shares(lines, rule_totals)
+        lines["Band"], lines["Rate Date"] = tier_lines(book.rates, year.rules, lines)
         lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
         lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]

@@ -239,7 +239,7 @@ def _table(ws: Worksheet, frame: pd.DataFrame, columns: list[str], formats: dict
 
 
 def _bills(ws: Worksheet, s: Statement, f: _Formats) -> None:
-    widths = [9, 12, 28, 20, 14, 12, 11, 14, 7, 11, 12, 14, 9, 11, 60]
+    widths = [9, 12, 28, 20, 14, 12, 11, 14, 7, 11, 12, 14, 9, 16, 10, 11, 60]
     for c, width in enumerate(widths):
         ws.set_column(c, c, width)
     formats = {"Quantity": f.quantity, "Rate": f.rate, "Amount": f.money,

@@ -157,6 +157,31 @@ def test_bill_lines_carry_lineage_without_naming_other_departments(made):
         assert line["How"]
 
 
+def test_tier_lines_show_their_band_and_rate_date_and_flat_lines_none(made):
+    _, report = made
+    eng = next(b for b in report.bills if b.statement.department == "ENG")
+    lines = sheet_rows(eng.workbook, "Bills")
+    shown = [(r["Pool"], r["Rule"], r["Rate"], r["Band"], r["Rate Date"]) for r in lines
+             if r["Band"] is not None or r["Rate Date"] is not None]  # fmt: skip
+    assert shown == [
+        # R12: TIERED FIRST 5000 AT 0.12, NEXT 45000 AT 0.09, ABOVE AT 0.07 (no Rates row)
+        ("Cloud", "R12", 0.12, "0 to 5,000", None),
+        ("Cloud", "R12", 0.09, "5,000 to 50,000", None),
+        ("Cloud", "R12", 0.07, "50,000 up", None),
+        # R11: the Storage card's tier rows, EffectiveFrom 2025-07
+        ("Storage", "R11", 0.08, "0 to 10,000", "2025-07"),
+        ("Storage", "R11", 0.04, "10,000 up", "2025-07"),
+    ]
+    flat = [r for r in lines if r["Pool"] not in ("Cloud", "Storage")]
+    # The flat rate card (R10, 88.00 from 2026-01), the fixed rate (R13), the allocations.
+    assert {r["Rule"] for r in flat} >= {"R10", "R13", "R04", "R05"}
+    assert all(r["Band"] is None and r["Rate Date"] is None for r in flat)
+    # A department below the first band has one line, in that band.
+    fin = next(b for b in report.bills if b.statement.department == "FIN")
+    storage = [r for r in sheet_rows(fin.workbook, "Bills") if r["Pool"] == "Storage"]
+    assert [(r["Band"], r["Rate Date"]) for r in storage] == [("0 to 10,000", "2025-07")]
+
+
 @pytest.mark.parametrize(
     ("text", "how"),
     [
