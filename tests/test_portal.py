@@ -170,7 +170,10 @@ def test_downloads_are_the_bill_workbook_and_the_exact_lines(app, book):
     csv = client.get(f"/d/ADM/{PERIOD}/lines.csv")
     assert csv.headers["content-type"] == "text/csv; charset=utf-8"
     lines = csv.content.decode("utf-8-sig").splitlines()
-    assert lines[0] == "Period,Department,Name,Pool,Metric,Quantity,Rate,Amount,Rule,Rule Cell,How"
+    assert lines[0] == (
+        "Period,Department,Name,Pool,Metric,Quantity,Rate,Amount,Rule,Charge Period,Line Type,"
+        "Pool Total,Share,Band,Rate Date,Rule Cell,How"
+    )
     amounts = [Decimal(line.split(",")[7]) for line in lines[1:]]
     assert sum(amounts) == Decimal("13834.83") and len(amounts) == 7
 
