@@ -453,3 +453,44 @@ def test_instruction_examples_parse_and_mistakes_do_not():
     for text in syntax:
         _rule, problems = rules_pkg.parse_rule(RuleCell("M", "Instructions!A1", text))
         assert problems, text
+
+
+# --- the Disputes sheet -------------------------------------------------------------
+
+# docs/contract.md#input-sheets: the Disputes columns, then the optional Raised.
+DISPUTE_HEADERS = ["Dispute", "Department", "Period", "Pool", "Reason", "Amount", "Status",
+                   "Resolution", "Note", "Raised"]  # fmt: skip
+
+
+def test_template_has_an_empty_disputes_sheet_with_the_contract_headers():
+    wb = openpyxl.load_workbook(WORKBOOKS / "template.xlsx")
+    ws = wb["Disputes"]
+    assert [c.value for c in ws[1]] == DISPUTE_HEADERS
+    assert all(c.font.b for c in ws[1]) and ws.freeze_panes == "A2"
+    assert ws.max_row == 1
+    lists = {(s, f) for s, t, f in validations("template.xlsx", "Disputes") if t == "list"}
+    assert lists == {
+        ("E2:E5000", '"Rate,Volume,Allocation,Duplicate,Other"'),
+        ("G2:G5000", '"Open,Accepted,Rejected"'),
+    }
+
+
+def test_the_templates_empty_disputes_sheet_reads_cleanly():
+    from costloop.engine.pipeline.run import prepare
+
+    outcome = prepare(FileWorkbook(WORKBOOKS / "template.xlsx"))
+    assert [p.render() for p in outcome.problems] == []
+    assert outcome.disputes == []
+
+
+def test_an_empty_disputes_sheet_changes_nothing_the_demo_reads(tmp_path):
+    from costloop.engine.pipeline.run import prepare
+
+    wb = generate._demo_workbook(demo_data.demo_data(), late=False)
+    generate._disputes_sheet(wb)
+    with_sheet = tmp_path / "demo-with-disputes.xlsx"
+    generate._save(wb, with_sheet)
+    plain = prepare(FileWorkbook(WORKBOOKS / "demo.xlsx"))
+    empty = prepare(FileWorkbook(with_sheet))
+    assert empty.disputes == [] and not any(p.is_error for p in empty.problems)
+    assert [p.render() for p in empty.problems] == [p.render() for p in plain.problems]

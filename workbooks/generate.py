@@ -24,6 +24,7 @@ from openpyxl.workbook.defined_name import DefinedName
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
+from costloop.engine.model.disputes import REASONS, STATUSES
 from costloop.engine.xlsx.parts import OWNED_NAME, OWNED_VALUE
 from costloop.workbooks import demo_data, instructions, layout
 from costloop.workbooks.layout import TEXT, WHOLE, Col, SheetLayout
@@ -93,6 +94,22 @@ def _non_negative(ws: Worksheet, sheet: SheetLayout, header: str) -> None:
     dv.error, dv.errorTitle = f"{header} must be a number of 0 or more.", f"{sheet.name}!{header}"
     dv.showErrorMessage = True
     _validate(ws, dv, f"{col}2:{col}{VALIDATED_ROWS}")
+
+
+def _one_of(ws: Worksheet, sheet: SheetLayout, header: str, choices: Sequence[str]) -> None:
+    col = sheet.letter(header)
+    dv = DataValidation(type="list", formula1=f'"{",".join(choices)}"', allow_blank=True)
+    dv.error, dv.errorTitle = f"{header} is one of {', '.join(choices)}.", f"{sheet.name}!{header}"
+    dv.showErrorMessage = True
+    _validate(ws, dv, f"{col}2:{col}{VALIDATED_ROWS}")
+
+
+def _disputes_sheet(wb: Workbook, rows: Iterable[Sequence] = ()) -> Worksheet:
+    """The Disputes input sheet, its Reason and Status limited to the contract's lists."""
+    ws = _input_sheet(wb, layout.DISPUTES, rows)
+    _one_of(ws, layout.DISPUTES, "Reason", REASONS)
+    _one_of(ws, layout.DISPUTES, "Status", STATUSES)
+    return ws
 
 
 def _settings_sheet(wb: Workbook, values: dict[str, object]) -> Worksheet:
@@ -210,8 +227,13 @@ def _save(wb: Workbook, path: Path) -> None:
 
 
 def build_template(path: Path | str) -> Path:
-    """The empty template: every input sheet with headers, Settings defaults, Instructions."""
+    """The empty template: every input sheet with headers, Settings defaults, Instructions.
+
+    Disputes too, empty: a sheet left empty reads as no disputes, and finance finds the
+    columns ready when a department first questions a bill.
+    """
     wb = _workbook({}, layout.DEPARTMENTS, {})
+    _disputes_sheet(wb)
     _save(wb, Path(path))
     return Path(path)
 
@@ -288,7 +310,7 @@ def build_closed_demo(path: Path | str) -> Path:
         first = build_demo(Path(tmp) / "demo.xlsx")
         issued = _closed_month(first)
     wb = _demo_workbook(d, late=True)
-    _input_sheet(wb, layout.DISPUTES, demo_data.DISPUTES)
+    _disputes_sheet(wb, demo_data.DISPUTES)
     _issued_sheet(wb, issued)
     wb.active = 0
     _save(wb, Path(path))
