@@ -291,7 +291,10 @@ def build_statements(year: BilledYear) -> list[Statement]:
         for k, n in zip(deps["_key"], deps["Name"].fillna(""), strict=True)
     }
     all_names = set().union(*everyone.values())
-    bills = year.bills
+    # Band and rate date for the whole period at once: the Rates sheet is resolved once,
+    # not once per department.
+    bills = year.bills.copy()
+    bills["Band"], bills["Rate Date"] = tier_lines(book.rates, year.rules, bills)
     periods = fiscal_periods(year.period, settings.fiscal_year_start)
     previous_period = add_months(year.period, -1)
     # Each period's totals and the period's lines and usage split once, not once per
@@ -322,7 +325,6 @@ def build_statements(year: BilledYear) -> list[Statement]:
         private = frozenset(all_names - own)
         lines = lines_of[code].copy()
         lines["Pool Total"], lines["Share"] = _shares(lines, rule_totals)
-        lines["Band"], lines["Rate Date"] = tier_lines(book.rates, year.rules, lines)
         lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
         lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
