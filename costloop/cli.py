@@ -49,6 +49,7 @@ EXAMPLES = {
         "costloop run chargeback.xlsx --output what-if.xlsx --scenario High\n"
         "costloop run chargeback.xlsx --recalc"
     ),
+    "close": "costloop close chargeback.xlsx\ncostloop close chargeback.xlsx --period 2026-03",
     "recalc": "costloop recalc chargeback.xlsx\ncostloop recalc a.xlsx b.xlsm --timeout 600",
     "bills": (
         "costloop bills chargeback.xlsx --outdir bills\n"

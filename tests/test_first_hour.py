@@ -40,6 +40,7 @@ def test_new_writes_the_blank_template(tmp_path, capsys):
         "Usage",
         "Rates",
         "Rules",
+        "Disputes",
     ]
     wb.close()
 
