@@ -110,6 +110,25 @@ def test_a_resolution_larger_than_the_bill_is_an_error_at_its_cell(book: Path, c
     )
 
 
+def test_disputes_that_together_credit_more_than_the_bill_are_an_error(book: Path, capsys):
+    """Each fits the 100.00 billed on its own; the second would credit the bill below zero."""
+    disputes(
+        book,
+        ("D-8", "ENG", "2025-07", "Cloud", "Rate", 60, "Accepted", 60, ""),
+        ("D-9", "ENG", "2025-07", "Cloud", "Volume", 50, "Accepted", 50, ""),
+        ("D-10", "ENG", "2025-07", "Cloud", "Other", 40, "Accepted", 40, ""),
+    )
+    capsys.readouterr()
+    assert run(book, "2025-08") == 1
+    out = capsys.readouterr().out
+    assert (
+        "Disputes!H3: dispute D-9 credits 50, but D-8 (60) already credits 60 of the 100.00 ENG "
+        "was billed for Cloud in 2025-07; together they cannot exceed the bill: lower this "
+        "Resolution to at most 40.00"
+    ) in out
+    assert "D-10" not in out  # 60 + 40 fits: only the dispute that overdraws is named
+
+
 def test_a_dispute_must_name_an_issued_bill_and_a_known_reason(book: Path, capsys):
     disputes(
         book,

@@ -133,7 +133,40 @@ def read_disputes(wb: Workbook, book: Book, issued: Issued) -> tuple[list[Disput
         found = _Row(book, issued, days, value, cells, problems).read(seen, excel_row)
         if found is not None:
             out.append(found)
+    problems += _credits_beyond_the_bill(out, issued)
     return out, problems
+
+
+def _credits_beyond_the_bill(disputes: list[Dispute], issued: Issued) -> list[Problem]:
+    """Accepted disputes of one bill (department, pool, period) that together credit more
+    than it billed: each alone may fit, but a bill is never credited below zero."""
+    problems: list[Problem] = []
+    taken: dict[tuple[str, str, str], list[Dispute]] = {}
+    for d in disputes:
+        if d.status != ACCEPTED or d.resolution is None:
+            continue
+        key = (name_key(d.department), name_key(d.pool), d.period)
+        earlier = taken.setdefault(key, [])
+        billed = billed_amount(issued, d.department, d.pool, d.period)
+        credited = sum((e.resolution for e in earlier), Decimal(0))
+        if earlier and credited + d.resolution > billed:
+            names = ", ".join(f"{e.dispute} ({e.resolution:,})" for e in earlier)
+            problems.append(
+                Problem(
+                    Reason.BAD_DISPUTE,
+                    Severity.ERROR,
+                    d.cells["Resolution"],
+                    f"dispute {d.dispute} credits {d.resolution:,}, but {names} already "
+                    f"credit{'s' if len(earlier) == 1 else ''} {credited:,} of the "
+                    f"{billed:,} {d.department} was billed for {d.pool} in {d.period}; "
+                    "together they cannot exceed the bill: lower this Resolution to at most "
+                    f"{max(billed - credited, Decimal(0)):,}",
+                )
+            )
+            continue
+        earlier.append(d)
+    return problems
+
 
 
 class _Row:
