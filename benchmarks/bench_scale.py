@@ -349,6 +349,19 @@ def _report_run(label: str, run: dict, floor: dict | None) -> None:
         )
 
 
+def _focus_run(rows: int, suffix: str, kind: str, make, label: str) -> None:
+    """A FOCUS file of ``rows`` (made once, cached) billed through a workbook's UsageSource."""
+    focus = cached(f"focus-{rows}-v{GENERATOR_VERSION}.{suffix}", lambda p: make(p, rows))
+    book_name = "focus-book" if suffix == "parquet" else f"focus-{suffix}-book"
+    book = cached(
+        f"{book_name}-{rows}-v{GENERATOR_VERSION}.xlsx",
+        lambda p: generate(p, 0, usage_source=focus.name),
+    )
+    run = _child("run", book)
+    print(f"  FOCUS UsageSource: {rows:,} rows ({focus.stat().st_size / 1e6:.0f} MB {kind})")
+    _report_run(label, run, None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,300000,1000000")
@@ -381,35 +394,9 @@ def main() -> int:
         )
         _report_run(f"{rows:,} rows", run, floor)
     if args.focus:
-        focus = cached(
-            f"focus-{args.focus}-v{GENERATOR_VERSION}.parquet",
-            lambda p: generate_focus(p, args.focus),
-        )
-        book = cached(
-            f"focus-book-{args.focus}-v{GENERATOR_VERSION}.xlsx",
-            lambda p: generate(p, 0, usage_source=focus.name),
-        )
-        run = _child("run", book)
-        print(
-            f"  FOCUS UsageSource: {args.focus:,} rows "
-            f"({focus.stat().st_size / 1e6:.0f} MB Parquet)"
-        )
-        _report_run("FOCUS", run, None)
+        _focus_run(args.focus, "parquet", "Parquet", generate_focus, "FOCUS")
     if args.focus_csv:
-        focus = cached(
-            f"focus-{args.focus_csv}-v{GENERATOR_VERSION}.csv",
-            lambda p: generate_focus_csv(p, args.focus_csv),
-        )
-        book = cached(
-            f"focus-csv-book-{args.focus_csv}-v{GENERATOR_VERSION}.xlsx",
-            lambda p: generate(p, 0, usage_source=focus.name),
-        )
-        run = _child("run", book)
-        print(
-            f"  FOCUS UsageSource: {args.focus_csv:,} rows "
-            f"({focus.stat().st_size / 1e6:.0f} MB CSV)"
-        )
-        _report_run("FOCUS CSV", run, None)
+        _focus_run(args.focus_csv, "csv", "CSV", generate_focus_csv, "FOCUS CSV")
     return 0
 
 
