@@ -30,7 +30,7 @@ from decimal import Decimal
 
 from costloop.bills.statement import Statement
 from costloop.engine.model.periods import add_months
-from costloop.portal.views import blank
+from costloop.portal.views import blank, csv_cell, csv_text
 
 FOCUS_COLUMNS = [
     "BillingAccountId",
@@ -84,29 +84,36 @@ def focus_csv(statement: Statement) -> bytes:
             "costloop-rule-cell": _text(line["Rule Cell"]),
             "costloop-run": statement.run.run_id,
         }
+        # Text from the workbook is guarded against formula injection (`csv_text`);
+        # numbers are written as they are, so a credit stays -120.00.
+        department, name, org_text = (
+            csv_text(statement.department),
+            csv_text(statement.display_name),
+            csv_text(org),
+        )
         writer.writerow(
             [
-                statement.department,
-                statement.display_name,
-                statement.department,
-                statement.display_name,
-                org,
-                org,
-                org,
-                statement.currency,
+                department,
+                name,
+                department,
+                name,
+                org_text,
+                org_text,
+                org_text,
+                csv_text(statement.currency),
                 start,
                 end,
                 start,
                 end,
                 "Credit" if Decimal(line["Amount"]) < 0 else "Usage",
                 "",
-                _text(line["How"]),
-                _text(line["Pool"]),
-                _text(line["Quantity"]),
-                _text(line["Metric"]),
-                _text(line["Quantity"]) if rated else "",
-                _text(line["Metric"]) if rated else "",
-                _text(line["Rate"]),
+                csv_cell(line["How"]),
+                csv_cell(line["Pool"]),
+                csv_cell(line["Quantity"]),
+                csv_cell(line["Metric"]),
+                csv_cell(line["Quantity"]) if rated else "",
+                csv_cell(line["Metric"]) if rated else "",
+                csv_cell(line["Rate"]),
                 amount,
                 amount,
                 amount,

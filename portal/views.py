@@ -135,13 +135,32 @@ def bill_pdf(statement: Statement, slots: threading.BoundedSemaphore) -> tuple[b
         return made.read_bytes(), ""
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection")."""
+
+
+def csv_text(text: str) -> str:
+    """A text cell for a CSV download: a department name or rule text that starts like a
+    formula (``=HYPERLINK(…)``, ``-2+3``, ``@SUM(…)``) gets a single quote in front, so
+    Excel or LibreOffice opening the file shows it as text instead of running it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_cell(value: object) -> str:
+    """Any cell for a CSV download. Only text is guarded: numbers (a credit of -120.00)
+    stay numbers a spreadsheet can add up."""
+    if blank(value):
+        return ""
+    return csv_text(value) if isinstance(value, str) else str(value)
+
+
 def lines_csv(statement: Statement) -> bytes:
     """The bill lines as CSV: the main workbook's Bills columns, then the lineage."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(LINE_COLUMNS)
     for row in statement.lines[LINE_COLUMNS].itertuples(index=False):
-        writer.writerow(["" if blank(v) else str(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     # A byte-order mark so Excel opens accented department names as UTF-8.
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
