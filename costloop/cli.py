@@ -39,6 +39,8 @@ examples:
   costloop COMMAND --help                one command's options and examples"""
 
 _USER_ADD = "echo 'a long password' | costloop portal user add chargeback.xlsx ada --department ENG"
+_EXPORT = "costloop portal export chargeback.xlsx --outdir site"
+_PULL = "costloop disputes pull chargeback.xlsx"
 
 EXAMPLES = {
     "new": "costloop new chargeback.xlsx\ncostloop new chargeback.xlsx --force",
@@ -65,8 +67,11 @@ EXAMPLES = {
         "costloop serve chargeback.xlsx --port 8080 --proxy-headers\n"
         "costloop serve chargeback.xlsx --db postgresql+psycopg://costloop@db/costloop"
     ),
-    "portal": _USER_ADD,
+    "portal": f"{_USER_ADD}\n{_EXPORT}",
     "user": _USER_ADD,
+    "export": f"{_EXPORT}\ncostloop portal export chargeback.xlsx --outdir site --no-pdf",
+    "disputes": _PULL,
+    "pull": f"{_PULL}\ncostloop disputes pull chargeback.xlsx --db postgresql+psycopg://costloop@db/costloop",
     "add": f"{_USER_ADD}\ncostloop portal user add chargeback.xlsx fin --finance",
     "demo": "costloop demo\ncostloop demo my-demo --force",
     "addin": "costloop addin build\ncostloop addin install",
@@ -187,6 +192,20 @@ def _parser() -> argparse.ArgumentParser:
         help="a department the user sees (repeat for more than one)",
     )
     who.add_argument("--finance", action="store_true", help="the user sees every department")
+    _db_option(a)
+    a = actions.add_parser(
+        "export", help="write a static, showback-only site: one folder per department"
+    )
+    a.add_argument("book", type=Path, help="the workbook, after `costloop run`")
+    a.add_argument("--outdir", type=Path, required=True, help="folder to write the site into")
+    a.add_argument("--no-pdf", action="store_true", help="make no bill.pdf (no LibreOffice)")
+
+    p = sub.add_parser("disputes", help="the portal's disputes and the Disputes sheet")
+    actions = p.add_subparsers(dest="disputes_action", required=True, metavar="ACTION")
+    a = actions.add_parser(
+        "pull", help="add the portal's new disputes to the workbook's Disputes sheet"
+    )
+    a.add_argument("book", type=Path, help="the workbook the portal serves")
     _db_option(a)
 
     p = sub.add_parser("demo", help="write the demo workbook and run it")
@@ -501,6 +520,8 @@ def _portal_ready(command: str) -> bool:
 def cmd_portal(args) -> int:
     if not _portal_ready("portal"):
         return EXIT_PROBLEMS
+    if args.portal_what == "export":
+        return _portal_export(args)
     from costloop.portal.commands import add_user
 
     book = _existing_book(args.book)
@@ -512,6 +533,28 @@ def cmd_portal(args) -> int:
         finance=args.finance,
         db_url=args.db,
     )
+    _print_problems(report.problems)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def _portal_export(args) -> int:
+    from costloop.portal.export import export_site
+
+    report = export_site(_existing_book(args.book), args.outdir, pdf=not args.no_pdf)
+    _print_problems(report.problems)
+    for line in report.lines():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_PROBLEMS
+
+
+def cmd_disputes(args) -> int:
+    if not _portal_ready("disputes"):
+        return EXIT_PROBLEMS
+    from costloop.portal.pull import pull_disputes
+
+    report = pull_disputes(_existing_book(args.book), args.db)
     _print_problems(report.problems)
     for line in report.lines():
         print(line)
@@ -535,6 +578,7 @@ COMMANDS = {
     "new": cmd_new,
     "serve": cmd_serve,
     "portal": cmd_portal,
+    "disputes": cmd_disputes,
     "check": cmd_check,
     "run": cmd_run,
     "close": cmd_close,

@@ -29,7 +29,7 @@ from costloop.bills.pdf import PDF_TYPE
 from costloop.bills.statement import Statement
 from costloop.bills.workbook import XLSX_TYPE, bill_workbook, month_label
 from costloop.errors import PortalError
-from costloop.portal import views
+from costloop.portal import resolutions, views
 from costloop.portal.accounts import sign_in
 from costloop.portal.disputes import DisputeRefused, new_dispute
 from costloop.portal.focus import focus_csv
@@ -176,6 +176,12 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             "may_act": may_act(account, s),
             "reasons": REASONS,
         }
+
+    def dispute_list(snapshot: Snapshot, s: Statement) -> dict:
+        """The department's disputes of this bill and earlier ones (a credit comes on a
+        later bill), each with finance's answer from the workbook, for disputes_list.html."""
+        raised = [d for d in store.disputes(name_key(s.department)) if d.period <= s.period]
+        return {"disputes": raised, "answers": resolutions.shown(raised, snapshot.answers)}
 
     def audit(request: Request, account: Account, action: str, s: Statement, detail: str = ""):
         store.audit(account.user_name, address(request), action, s.department, s.period, detail)
@@ -339,9 +345,8 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         )
         if fragment:
             context = line_context(snapshot, account, s, n)
-            disputes = store.disputes(name_key(s.department), s.period)
             return render(
-                request, "line_fragment.html", raised=number, disputes=disputes, **context
+                request, "line_fragment.html", raised=number, **context, **dispute_list(snapshot, s)
             )
         return RedirectResponse(f"{views.dept_url(s)}#disputes", status_code=303)
 
@@ -376,7 +381,11 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         if not account.finance:
             raise HTTPException(404, "There is no such page.")
         store.audit(account.user_name, address(request), "view", detail="/finance/disputes")
-        return render(request, "finance_disputes.html", account=account, disputes=store.disputes())
+        raised = store.disputes()
+        answers = resolutions.shown(raised, bills.get().answers)
+        return render(
+            request, "finance_disputes.html", account=account, disputes=raised, answers=answers
+        )
 
     @app.get("/d/{dept:path}/{period:period}/bill.xlsx")
     def bill_xlsx(request: Request, dept: str, period: str):
@@ -438,7 +447,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             bill_url=views.dept_url(s),
             may_act=may_act(account, s),
             accepted=store.acceptance(name_key(s.department), s.period, snapshot.stamp.run_id),
-            disputes=store.disputes(name_key(s.department), s.period),
+            **dispute_list(snapshot, s),
         )
 
     @app.get("/{anything:path}")

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from costloop.bills.source import RunStamp, load_billed_year
 from costloop.bills.statement import Statement, build_statements
+from costloop.portal.resolutions import SheetAnswer, sheet_answers
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Statement as Rule
 from costloop.rules.ast import name_key
@@ -47,6 +48,9 @@ class Snapshot:
     rules: dict[str, Rule] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     """Why the workbook cannot be billed now (empty when this snapshot is current)."""
+    answers: dict[str, SheetAnswer] = field(default_factory=dict)
+    """The Disputes sheet's rows by dispute id key, with their credit memos
+    (`costloop.portal.resolutions`): finance's answers to the portal's disputes."""
 
     @property
     def ok(self) -> bool:
@@ -99,7 +103,9 @@ def load_snapshot(path: Path) -> Snapshot:
     if year is None:
         return Snapshot(sig, loaded, None, problems=tuple(problems))
     statements = {(name_key(s.department), s.period): s for s in build_statements(year)}
-    return Snapshot(sig, loaded, year.stamp, statements, dict(year.rules))
+    return Snapshot(
+        sig, loaded, year.stamp, statements, dict(year.rules), answers=sheet_answers(year)
+    )
 
 
 _pool: ProcessPoolExecutor | None = None

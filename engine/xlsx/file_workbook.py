@@ -85,6 +85,7 @@ from costloop.engine.workbook.host import (
 from costloop.engine.xlsx import columns as sheet_columns
 from costloop.engine.xlsx import parts, sheet_xml
 from costloop.engine.xlsx import survey as sheet_survey
+from costloop.engine.xlsx.typed_rows import type_rows
 from costloop.engine.xlsx.write_guard import refuse_unwritable
 from costloop.errors import WorkbookError
 
@@ -367,6 +368,21 @@ class FileWorkbook:
         _atomic_write(destination, updated, mode_from=self.path)
         if destination.resolve() == self.path.resolve():
             self._forget()
+
+    def type_rows(self, name: str, first_row: int, rows: list[list[object]]) -> None:
+        """Type rows into the user's sheet ``name`` from ``first_row`` on, keeping everything
+        else of the file (`costloop.engine.xlsx.typed_rows`); atomically, into ``path``."""
+        package = parts.Package.read(self.path.read_bytes())
+        _atomic_write(self.path, type_rows(package, name, first_row, rows), mode_from=self.path)
+        self._forget()
+
+    def add_user_sheet(self, sheet: OutputSheet) -> None:
+        """Append a sheet that is the user's, not costloop's (an input sheet costloop lays
+        out for them, such as a Disputes sheet with its first rows); atomically."""
+        package = parts.Package.read(self.path.read_bytes())
+        updated = write_owned_sheets(package, [sheet], mark_owned=False)
+        _atomic_write(self.path, updated, mode_from=self.path)
+        self._forget()
 
 
 def write_owned_sheets(
