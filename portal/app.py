@@ -21,13 +21,12 @@ from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, PackageLoader
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.middleware.sessions import SessionMiddleware
 
 from costloop.bills.pdf import PDF_TYPE
 from costloop.bills.statement import Statement
-from costloop.bills.workbook import XLSX_TYPE, bill_workbook, month_label
+from costloop.bills.workbook import XLSX_TYPE, bill_workbook
 from costloop.errors import PortalError
 from costloop.portal import resolutions, views
 from costloop.portal.accounts import sign_in
@@ -35,6 +34,7 @@ from costloop.portal.disputes import DisputeRefused, new_dispute
 from costloop.portal.focus import focus_csv
 from costloop.portal.snapshot import Bills, Snapshot
 from costloop.portal.store import REASONS, Acceptance, Account, Store, now
+from costloop.portal.templating import page_templates
 from costloop.rules.ast import name_key
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -89,13 +89,7 @@ class PortalConfig:
 
 def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -> FastAPI:
     bills = bills or Bills(config.book, check_every=config.check_every)
-    templates = Environment(
-        loader=PackageLoader("costloop.portal", "templates"),
-        autoescape=True,  # every value is text, whatever a workbook cell holds
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    templates.filters["month"] = month_label
+    templates = page_templates()  # the same templates the static export renders
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # LibreOffice makes each PDF; a burst of downloads waits for a slot rather than
     # starting a LibreOffice per request.
