@@ -175,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         help="with --proxy-headers: the proxy's addresses, comma-separated (default 127.0.0.1)",
     )
 
-    p = sub.add_parser("portal", help="the portal's accounts")
+    p = sub.add_parser("portal", help="the portal's accounts and its static export")
     actions = p.add_subparsers(dest="portal_what", required=True, metavar="WHAT")
     users = actions.add_parser("user", help="portal users")
     user_actions = users.add_subparsers(dest="user_action", required=True, metavar="ACTION")
