@@ -196,3 +196,21 @@ def test_folder_names_are_safe_and_never_the_same_twice():
     assert folder_names(["ENG", "R&D", "R/D", "r_d", "static", "Économie", "..", ""]) == [
         "ENG", "R_D", "R_D-2", "r_d-3", "static-2", "conomie", "department", "department-2",
     ]  # fmt: skip
+
+
+def test_a_workbook_not_run_is_refused_and_nothing_is_written(tmp_path, capsys):
+    import shutil
+
+    from costloop.workbooks import demo_path
+
+    book = tmp_path / "never-run.xlsx"
+    shutil.copyfile(demo_path(), book)
+    outdir = tmp_path / "site"
+    assert main(["portal", "export", str(book), "--outdir", str(outdir)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "Run Log!A1: the workbook has not been run yet: run `costloop run BOOK` first, then "
+        "make the bills from its result",
+        f"FAILED: no site was written to {outdir}",
+    ]
+    assert not outdir.exists()

@@ -367,3 +367,15 @@ def test_a_workbook_without_a_disputes_sheet_gets_one(tmp_path, capsys):
     ]
     assert main(["check", str(book)]) == 0  # the engine reads the new sheet as it is
     assert isinstance(workbook.read_sheet("Disputes")[1][9], dt.date)
+
+
+def test_nothing_raised_in_the_portal_is_nothing_to_pull(tmp_path, capsys):
+    book = make_closed_book(tmp_path)
+    assert add_user(book, "eng", "--department", "ENG", password=PASSWORD) == 0  # the database
+    before = book.read_bytes()
+    capsys.readouterr()
+    assert main(["disputes", "pull", str(book)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Nothing to pull: no dispute has been raised in the portal"
+    ]
+    assert book.read_bytes() == before
