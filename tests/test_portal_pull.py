@@ -11,11 +11,13 @@ portal, once it has reloaded the workbook, shows finance's answers.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zipfile
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
+import postgres_cluster
 import pytest
 from closed_books import PERIOD, make_closed_book
 from fastapi.testclient import TestClient
@@ -379,3 +381,54 @@ def test_nothing_raised_in_the_portal_is_nothing_to_pull(tmp_path, capsys):
         "Nothing to pull: no dispute has been raised in the portal"
     ]
     assert book.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    if not postgres_cluster.available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is missing; .ci/run installs postgresql")
+        pytest.skip("needs Debian's postgresql (initdb, pg_ctl)")
+    with postgres_cluster.cluster() as base:
+        yield base
+
+
+def test_a_pull_from_a_postgresql_portal_database(tmp_path, postgres, capsys):
+    """The same pull, the portal's database on a real PostgreSQL (--db, as for serve)."""
+    book = make_closed_book(tmp_path)
+    url = postgres_cluster.new_database(postgres)
+    store = Store(url)
+    number = store.raise_dispute(
+        Dispute(
+            now(),
+            "eng",
+            "eng",
+            "ENG",
+            PERIOD,
+            "run",
+            1,
+            "Cloud",
+            "R13",
+            "Rate",
+            Decimal("5.00"),
+            "too much",
+        )
+    )
+    store.close()
+    capsys.readouterr()
+    assert main(["disputes", "pull", str(book), "--db", url]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "Pulled 1 dispute(s) from the portal into Disputes:",
+        f"  PORTAL-{number}  ENG  2026-03  Cloud  Rate  5.00  -> Disputes!A4",
+    ]
+    assert sheet(book, "Disputes")[3][:7] == [
+        f"PORTAL-{number}",
+        "ENG",
+        "2026-03",
+        "Cloud",
+        "Rate",
+        5,
+        "Open",
+    ]
+    assert main(["disputes", "pull", str(book), "--db", url]) == 0
+    assert len(sheet(book, "Disputes")) == 4
