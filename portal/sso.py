@@ -68,7 +68,7 @@ class SsoSetupError(PortalError):
     exit_code = EXIT_USAGE
 
 
-class SignInRefused(Exception):
+class SignInRefused(PortalError):
     """A single sign-on that ended without a session; its message is for the user."""
 
     def __init__(self, message: str, status: int = 401, detail: str = "", user: str = ""):
@@ -78,7 +78,7 @@ class SignInRefused(Exception):
         self.user = user
 
 
-class NoDepartment(Exception):
+class NoDepartment(PortalError):
     """A signed-in SSO user none of whose groups sees a department (any more)."""
 
     def __init__(self, user: str, groups: list[str]):
