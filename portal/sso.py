@@ -36,6 +36,7 @@ from authlib.integrations.starlette_client import OAuth
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from joserfc.errors import BadSignatureError, ClaimError, ExpiredTokenError, JoseError
+from starlette.concurrency import run_in_threadpool
 
 from costloop.errors import EXIT_USAGE, PortalError
 from costloop.portal.groups import SEPARATOR, group_names
@@ -173,9 +174,20 @@ def account(config: SsoConfig, session: Mapping, snapshot: Snapshot) -> Account:
     groups = list(sso.get("groups", ()))
     finance = any(g in config.finance_groups for g in groups)
     departments = frozenset(k for g in groups for k in snapshot.groups.get(g, ()))
-    if not finance and not departments:
+    # Without any good run there is no mapping yet: that is the workbook's problem to
+    # show (to finance), not a sign that this user lost their department.
+    if not finance and not departments and snapshot.ok:
         raise NoDepartment(session.get("user", ""), groups)
     return Account(session["user"], finance, departments)
+
+
+def _codes(snapshot: Snapshot, keys: frozenset[str]) -> str:
+    """The departments' codes as written in the workbook (for the audit log)."""
+    codes = []
+    for key in sorted(keys):
+        periods = snapshot.periods_of(key)
+        codes.append(snapshot.statement(key, periods[-1]).department if periods else key)
+    return ", ".join(codes)
 
 
 def _user_name(claims: Mapping) -> str:
@@ -367,10 +379,12 @@ def install(
     """Add /login/sso (start) and /login/sso/callback (finish) to the portal."""
     sso = SingleSignOn(config)
 
-    def refused(request: Request, exc: SignInRefused) -> HTMLResponse:
-        store.audit(
-            exc.user or "(single sign-on)", address(request), "sign-in failed", detail=exc.detail
-        )
+    async def audit(request: Request, user: str, action: str, detail: str) -> None:
+        # The database call off the event loop, as the portal's other routes make theirs.
+        await run_in_threadpool(store.audit, user, address(request), action, detail=detail)
+
+    async def refused(request: Request, exc: SignInRefused) -> HTMLResponse:
+        await audit(request, exc.user or "(single sign-on)", "sign-in failed", exc.detail)
         return render(request, "sso_refused.html", exc.status, message=str(exc))
 
     def no_department(request: Request, user: str, groups: list[str]) -> HTMLResponse:
@@ -387,11 +401,9 @@ def install(
     @app.exception_handler(NoDepartment)
     async def _no_department(request: Request, exc: NoDepartment):
         # The workbook's mapping changed under a signed-in user: their session ends here.
-        store.audit(
-            exc.user,
-            address(request),
-            "sign-out",
-            detail="single sign-on: no department for groups: " + (", ".join(exc.groups) or "none"),
+        groups = ", ".join(exc.groups) or "none"
+        await audit(
+            request, exc.user, "sign-out", f"single sign-on: no department for groups: {groups}"
         )
         request.session.clear()
         return no_department(request, exc.user, exc.groups)
@@ -402,44 +414,56 @@ def install(
         try:
             return await sso.start(request)
         except SignInRefused as exc:
-            return refused(request, exc)
+            return await refused(request, exc)
 
     @app.get(CALLBACK)
     async def sso_callback(request: Request):
         try:
             user, subject, groups = await sso.finish(request)
         except SignInRefused as exc:
-            return refused(request, exc)
+            return await refused(request, exc)
         snapshot = current()
+        if not snapshot.ok:
+            # No good run yet: no mapping to read. Finance may still come in and see why.
+            snapshot_refusal = SignInRefused(
+                "The portal has no bills to show yet (the workbook has no good run); "
+                "try again later.",
+                status=503,
+                detail="single sign-on: the workbook has no good run",
+                user=user,
+            )
+        else:
+            snapshot_refusal = None
         meaningful = set(snapshot.groups) | config.finance_groups
         kept = sorted(g for g in dict.fromkeys(groups) if g in meaningful)
         session = {"user": user, "sso": {"sub": subject, "groups": kept}}
         try:
             signed_in = account(config, session, snapshot)
         except NoDepartment:
-            store.audit(
+            listed = ", ".join(groups) or "none"
+            await audit(
+                request,
                 user,
-                address(request),
                 "sign-in refused",
-                detail=f"single sign-on (sub {subject}): no department for groups: "
-                + (", ".join(groups) or "none"),
+                f"single sign-on (sub {subject}): no department for groups: {listed}",
             )
             return no_department(request, user, groups)
+        if snapshot_refusal is not None and not signed_in.finance:
+            return await refused(request, snapshot_refusal)
         # A new session on sign-in, as for a local account (the state keys go with it).
         request.session.clear()
         request.session.update(session)
         request.session["expires"] = time.time() + session_seconds
         request.session["csrf"] = secrets.token_urlsafe(32)
-        sees = (
-            "every department (finance)"
-            if signed_in.finance
-            else ", ".join(sorted(signed_in.departments))
-        )
-        store.audit(
+        if signed_in.finance:
+            sees = "every department (finance)"
+        else:
+            sees = _codes(snapshot, signed_in.departments)
+        await audit(
+            request,
             user,
-            address(request),
             "sign-in",
-            detail=f"single sign-on (sub {subject}); groups used: {', '.join(kept)}; sees {sees}",
+            f"single sign-on (sub {subject}); groups used: {', '.join(kept)}; sees {sees}",
         )
         return RedirectResponse("/", status_code=303)
 

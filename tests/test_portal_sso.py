@@ -199,7 +199,7 @@ def test_sign_in_through_the_provider_shows_the_users_own_department_only(portal
     sign_in = sign_in_row(store)
     assert sign_in.user_name == "ada"
     assert sign_in.address == "10.0.0.7"
-    assert sign_in.detail == "single sign-on (sub ada); groups used: adm-staff; sees adm"
+    assert sign_in.detail == "single sign-on (sub ada); groups used: adm-staff; sees ADM"
 
 
 def test_a_group_written_on_several_departments_sees_each(portal, issuer):
@@ -209,7 +209,7 @@ def test_a_group_written_on_several_departments_sees_each(portal, issuer):
     assert home_codes(client) == {"CAS", "ENG"}
     assert client.get(f"/d/ADM/{PERIOD}").status_code == 404
     assert sign_in_row(store).detail == (
-        "single sign-on (sub dean); groups used: dean-office; sees cas, eng"
+        "single sign-on (sub dean); groups used: dean-office; sees CAS, ENG"
     )
 
 
@@ -472,3 +472,21 @@ def test_the_bills_are_the_same_with_or_without_the_column(book, tmp_path):
         return sums
 
     assert totals(plain) == totals(book)
+
+
+def test_before_any_good_run_a_department_user_is_told_so_and_finance_comes_in(issuer, tmp_path):
+    book = tmp_path / "never-run.xlsx"
+    shutil.copyfile(demo_path(), book)  # never run: no bills and no mapping yet
+    store = Store(f"sqlite:///{tmp_path / 'p.sqlite'}")
+    app = create_app(PortalConfig(book=book, sso=sso_config(issuer)), store)
+    ada = browser(app)
+    answer = sso_sign_in(ada, issuer, "ada")
+    assert answer.status_code == 503
+    assert "The portal has no bills to show yet (the workbook has no good run)" in answer.text
+    assert ada.get("/").status_code == 303
+    finn = browser(app)
+    assert sso_sign_in(finn, issuer, "finn").status_code == 303
+    home = finn.get("/")
+    assert home.status_code == 200
+    assert "the workbook has not been run yet" in home.text
+    store.close()

@@ -114,4 +114,4 @@ def test_click_through_single_sign_on_to_the_own_department(served):
             chromium.close()
     sign_in = next(r for r in reversed(store.audit_rows()) if r.action == "sign-in")
     assert (sign_in.user_name, sign_in.address) == ("ada", "127.0.0.1")
-    assert sign_in.detail == "single sign-on (sub ada); groups used: adm-staff; sees adm"
+    assert sign_in.detail == "single sign-on (sub ada); groups used: adm-staff; sees ADM"
