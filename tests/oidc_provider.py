@@ -34,13 +34,24 @@ def password_of(user: str) -> str:
     return f"{user}-sso-password"
 
 
+NODE_AT_LEAST = (20, 12)
+"""oidc-provider 9 uses crypto.hash (Node 20.12); Debian 12's own nodejs is 18."""
+
+
 def node_or_skip() -> str:
     node, npm = shutil.which("node"), shutil.which("npm")
-    if node and npm:
-        return node
-    if os.environ.get("CI"):
-        pytest.fail("node and npm are missing; .ci/run installs nodejs and npm")
-    pytest.skip("needs node and npm (apt-get install nodejs npm)")
+    if not (node and npm):
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are missing; .ci/run installs nodejs and npm")
+        pytest.skip("needs node and npm (apt-get install nodejs npm)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout
+    found = tuple(int(n) for n in re.findall(r"\d+", version)[:2])
+    if found < NODE_AT_LEAST:
+        pytest.fail(
+            f"node {version.strip()} is too old for oidc-provider 9: it needs "
+            f"{'.'.join(map(str, NODE_AT_LEAST))} or newer (Debian 13's nodejs, or NodeSource's)"
+        )
+    return node
 
 
 def ensure_installed() -> None:
