@@ -423,17 +423,6 @@ def install(
         except SignInRefused as exc:
             return await refused(request, exc)
         snapshot = current()
-        if not snapshot.ok:
-            # No good run yet: no mapping to read. Finance may still come in and see why.
-            snapshot_refusal = SignInRefused(
-                "The portal has no bills to show yet (the workbook has no good run); "
-                "try again later.",
-                status=503,
-                detail="single sign-on: the workbook has no good run",
-                user=user,
-            )
-        else:
-            snapshot_refusal = None
         meaningful = set(snapshot.groups) | config.finance_groups
         kept = sorted(g for g in dict.fromkeys(groups) if g in meaningful)
         session = {"user": user, "sso": {"sub": subject, "groups": kept}}
@@ -448,8 +437,16 @@ def install(
                 f"single sign-on (sub {subject}): no department for groups: {listed}",
             )
             return no_department(request, user, groups)
-        if snapshot_refusal is not None and not signed_in.finance:
-            return await refused(request, snapshot_refusal)
+        if not snapshot.ok and not signed_in.finance:
+            # No good run yet, so no mapping to read; finance may come in and see why.
+            why = SignInRefused(
+                "The portal has no bills to show yet (the workbook has no good run); "
+                "try again later.",
+                status=503,
+                detail="single sign-on: the workbook has no good run",
+                user=user,
+            )
+            return await refused(request, why)
         # A new session on sign-in, as for a local account (the state keys go with it).
         request.session.clear()
         request.session.update(session)
