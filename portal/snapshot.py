@@ -28,6 +28,7 @@ from pathlib import Path
 
 from costloop.bills.source import RunStamp, load_billed_year
 from costloop.bills.statement import Statement, build_statements
+from costloop.portal.groups import portal_groups
 from costloop.portal.resolutions import SheetAnswer, sheet_answers
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Statement as Rule
@@ -48,6 +49,8 @@ class Snapshot:
     rules: dict[str, Rule] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     """Why the workbook cannot be billed now (empty when this snapshot is current)."""
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Single sign-on group -> the department keys it sees (the run's Portal Group column)."""
     answers: dict[str, SheetAnswer] = field(default_factory=dict)
     """The Disputes sheet's rows by dispute id key, with their credit memos
     (`costloop.portal.resolutions`): finance's answers to the portal's disputes."""
@@ -103,8 +106,15 @@ def load_snapshot(path: Path) -> Snapshot:
     if year is None:
         return Snapshot(sig, loaded, None, problems=tuple(problems))
     statements = {(name_key(s.department), s.period): s for s in build_statements(year)}
+    groups = portal_groups(year.book.departments)
     return Snapshot(
-        sig, loaded, year.stamp, statements, dict(year.rules), answers=sheet_answers(year)
+        sig,
+        loaded,
+        year.stamp,
+        statements,
+        dict(year.rules),
+        groups=groups,
+        answers=sheet_answers(year),
     )
 
 
