@@ -290,9 +290,7 @@ def _shares(lines: pd.DataFrame, rule_totals: dict[str, Decimal]) -> tuple[list,
     return totals, shares
 
 
-def _usage_by_key(
-    year: BilledYear, period: str
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def _usage_by_key(year: BilledYear, period: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The period's usage rows, split by department key once (not filtered per department)."""
     usage = year.book.usage
     columns = [c for c in usage.columns if not str(c).startswith("_")]
