@@ -300,8 +300,21 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
                     [(s, views.dept_url(s), state_of(s, accepted, disputed)) for s in periods],
                 )
             )
+        summary = None
+        if account.finance and snapshot.ok:
+            period = snapshot.stamp.period
+            summary = views.run_summary(
+                [s for periods in bills_of for s in periods if s.period == period]
+            )
         store.audit(account.user_name, address(request), "view", detail="/")
-        return render(request, "home.html", snapshot=snapshot, account=account, departments=shown)
+        return render(
+            request,
+            "home.html",
+            snapshot=snapshot,
+            account=account,
+            departments=shown,
+            summary=summary,
+        )
 
     @app.get("/d/{dept:path}/{period:period}/lines/{line}", response_class=HTMLResponse)
     def line_page(request: Request, dept: str, period: str, line: str):

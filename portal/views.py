@@ -223,6 +223,39 @@ def budget_rows(s: Statement) -> tuple[list[BudgetRow], BudgetRow | None]:
 
 
 @dataclass(frozen=True)
+class RunSummary:
+    """Finance's line above the first page: the open period's bills, corrections and credits."""
+
+    period: str
+    departments: int
+    total: str
+    correction_lines: int
+    corrections_net: str
+    credit_lines: int
+    credits_total: str
+
+
+def run_summary(statements: list[Statement]) -> RunSummary | None:
+    """Every department's bill of the open period, added up (none: no bills)."""
+    if not statements:
+        return None
+    first = statements[0]
+    zero = Decimal(0)
+    total = sum((s.total for s in statements), zero)
+    changes = [Decimal(a) for s in statements for a in s.corrections["Amount"]]
+    memos = [Decimal(a) for s in statements for a in s.credits["Amount"]]
+    return RunSummary(
+        first.period,
+        len(statements),
+        first.money(total),
+        len(changes),
+        first.money(sum(changes, zero)),
+        len(memos),
+        first.money(sum(memos, zero)),
+    )
+
+
+@dataclass(frozen=True)
 class UsageTable:
     columns: list[str]
     rows: list[list[str]]
