@@ -13,6 +13,7 @@ kept: `ChartCache` forgets everything when the portal moves to a new run.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from decimal import Decimal
 
 import altair as alt
@@ -103,21 +104,34 @@ def render_svg(s: Statement, kind: str) -> bytes:
 
 
 class ChartCache:
-    """Rendered charts of the current snapshot, by (snapshot, department key, period, chart)."""
+    """Rendered charts of the current snapshot, by (department key, period, chart).
 
-    def __init__(self) -> None:
+    At most ``limit`` charts are kept, the least recently asked for dropped first: a
+    chart is about 12 KB, and 2,000 departments with a year of closed periods would
+    otherwise keep every chart ever asked for (some 600 MB)."""
+
+    def __init__(self, limit: int = 4096) -> None:
         self._lock = threading.Lock()
+        self._limit = limit
         self._snapshot: object | None = None
-        self._svgs: dict[tuple[str, str, str], bytes] = {}
+        self._svgs: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
 
     def svg(self, snapshot: object, key: str, s: Statement, kind: str) -> bytes:
+        name = (key, s.period, kind)
         with self._lock:
             if snapshot is not self._snapshot:  # a new run: the old charts are of the old one
-                self._snapshot, self._svgs = snapshot, {}
-            made = self._svgs.get((key, s.period, kind))
-        if made is None:
-            made = render_svg(s, kind)  # outside the lock: two charts render at once
-            with self._lock:
-                if snapshot is self._snapshot:
-                    self._svgs[(key, s.period, kind)] = made
+                self._snapshot, self._svgs = snapshot, OrderedDict()
+            made = self._svgs.get(name)
+            if made is not None:
+                self._svgs.move_to_end(name)
+                return made
+        made = render_svg(s, kind)  # outside the lock: two charts render at once
+        with self._lock:
+            if snapshot is self._snapshot:
+                self._svgs[name] = made
+                while len(self._svgs) > self._limit:
+                    self._svgs.popitem(last=False)
         return made
+
+    def __len__(self) -> int:
+        return len(self._svgs)

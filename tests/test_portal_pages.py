@@ -332,3 +332,20 @@ def test_the_own_chart_answers_and_signed_out_goes_to_sign_in(app):
     assert signed_in(app, "med").get("/d/MED/2026-03/months.svg?x=1").status_code == 200
     anonymous = TestClient(app, follow_redirects=False).get("/d/MED/2026-03/months.svg")
     assert (anonymous.status_code, anonymous.headers["location"]) == (303, "/login")
+
+
+def test_the_chart_cache_keeps_the_most_recent_charts_of_the_current_run_only(app, monkeypatch):
+    made = []
+    monkeypatch.setattr(charts, "render_svg", lambda s, kind: made.append(kind) or b"<svg/>")
+    cache = charts.ChartCache(limit=2)
+    snapshot = app.state.bills.current
+    eng = [snapshot.statement("eng", p) for p in ("2026-02", "2026-03")]
+    for s in (*eng, eng[0]):  # Feb, Mar, Feb again: from the cache
+        cache.svg(snapshot, "eng", s, "months")
+    assert (made, len(cache)) == (["months", "months"], 2)
+    cache.svg(snapshot, "eng", eng[1], "budget")  # a third: Mar's months chart is dropped
+    cache.svg(snapshot, "eng", eng[0], "months")
+    cache.svg(snapshot, "eng", eng[1], "months")
+    assert made == ["months", "months", "budget", "months"]
+    cache.svg(object(), "eng", eng[1], "months")  # another run: nothing of the old one
+    assert (len(made), len(cache)) == (5, 1)
