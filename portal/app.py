@@ -39,12 +39,13 @@ from costloop.bills.workbook import (
     why_title,
 )
 from costloop.errors import PortalError
-from costloop.portal import views
+from costloop.portal import sso, views
 from costloop.portal.accounts import sign_in
 from costloop.portal.charts import CHARTS, SVG_TYPE, ChartCache
 from costloop.portal.disputes import DisputeRefused, new_dispute
 from costloop.portal.focus import focus_csv
 from costloop.portal.snapshot import Bills, Snapshot
+from costloop.portal.sso import SsoConfig
 from costloop.portal.states import state_of
 from costloop.portal.store import REASONS, Acceptance, Account, Store, now
 from costloop.rules.ast import name_key
@@ -103,6 +104,8 @@ class PortalConfig:
     """A session ends this long after sign-in, however busy it is."""
     check_every: float = 1.0
     """Seconds between looks at the workbook file for a change."""
+    sso: SsoConfig | None = None
+    """Single sign-on (portal/sso.py), from the COSTLOOP_OIDC_* environment variables."""
 
 
 def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -> FastAPI:
@@ -122,6 +125,11 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     app.state.bills = bills
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    headers = dict(SECURITY_HEADERS)
+    if config.sso:
+        headers["Content-Security-Policy"] = sso.content_security_policy(
+            CONTENT_SECURITY_POLICY, config.sso
+        )
 
     # --- helpers ---------------------------------------------------------
     def address(request: Request) -> str:
@@ -145,6 +153,8 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         if not user or time.time() >= expires:
             request.session.clear()
             raise SignInNeeded
+        if request.session.get("sso") is not None and config.sso:
+            return sso.account(config.sso, request.session, bills.get())
         account = store.account(user)
         if account is None:  # the account was removed while signed in
             request.session.clear()
@@ -153,6 +163,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
 
     def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         context.setdefault("account", None)
+        context.setdefault("sso", config.sso is not None)
         snapshot: Snapshot = context.pop("snapshot", None) or bills.current
         page = templates.get_template(name).render(
             csrf=csrf_token(request), stamp=snapshot.stamp, problems=bills.problems, **context
@@ -215,7 +226,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     @app.middleware("http")
     async def _headers(request: Request, call_next):
         response = await call_next(request)
-        for header, value in SECURITY_HEADERS.items():
+        for header, value in headers.items():
             response.headers.setdefault(header, value)
         return response
 
@@ -275,6 +286,18 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             store.audit(user, address(request), "sign-out")
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
+
+    if config.sso:  # before the catch-all 404 route below
+        sso.install(
+            app,
+            config.sso,
+            store,
+            bills.get,
+            render,
+            check_csrf,
+            address,
+            config.session_length.total_seconds(),
+        )
 
     # --- pages -------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)

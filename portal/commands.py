@@ -115,9 +115,11 @@ def serve(
     import uvicorn
 
     from costloop.portal.app import PortalConfig, create_app
+    from costloop.portal.sso import SsoConfig
 
+    sso = SsoConfig.from_environment()  # before the database: a bad setting changes nothing
     store = Store(db_url or default_url(book))
-    app = create_app(PortalConfig(book=book, secure_cookies=proxy_headers), store)
+    app = create_app(PortalConfig(book=book, secure_cookies=proxy_headers, sso=sso), store)
     uvicorn.run(
         app,
         host=host,
