@@ -160,7 +160,7 @@ def test_finance_sees_the_open_periods_corrections_net_and_credits(app, book):
     assert sum(money(r["Amount"]) for r in bills) == Decimal("1073175.02")
     assert text(re.search(r'<p class="summary".*?</p>', page, re.S).group(0)) == (
         "Mar 2026, the open period: 25 departments billed USD 1,073,175.02; corrections of "
-        "earlier periods: 30 lines, net USD 0.00; credits: 1 lines, USD -120.00."
+        "earlier periods: 30 lines, net USD 0.00; credits: 1 line, USD -120.00."
     )
     assert len(re.findall(r'href="/d/[^/"]+/2026-02"', page)) == 25
 
