@@ -20,7 +20,7 @@ from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.model.disputes import OPEN, Dispute
 from costloop.engine.model.issued import CHARGE, CORRECTION, CREDIT_MEMO, REVERSAL
 from costloop.engine.model.periods import add_months, fiscal_periods, fiscal_periods_to_date
-from costloop.engine.model.sheets import BILL_COLUMNS
+from costloop.engine.model.sheets import BILL_COLUMNS, ISSUED
 from costloop.engine.pipeline.bands import tier_lines
 from costloop.engine.pipeline.budget import budget_by_department
 from costloop.rules.ast import name_key
@@ -378,7 +378,9 @@ def build_statements(year: BilledYear, period: str | None = None) -> list[Statem
     codes = list(dict.fromkeys(bills["Department"]))
     for code, stem in zip(codes, file_stems([str(c) for c in codes], period), strict=True):
         key = name_key(code)
-        row = deps.iloc[by_key[key]]
+        # A closed period's department may have left the Departments sheet since: its bill
+        # is still shown as issued, with the name it was issued under and no email.
+        row = deps.iloc[by_key[key]] if key in by_key else None
         own = frozenset(everyone.get(key, {key}))
         private = frozenset(all_names - own)
         lines = lines_of[code].copy()
@@ -387,8 +389,8 @@ def build_statements(year: BilledYear, period: str | None = None) -> list[Statem
         lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
         before = totals.get(previous_period)
-        name = row["Name"]
-        email = row["Email"] if "Email" in deps else None
+        name = row["Name"] if row is not None else lines["Name"].iloc[0]
+        email = row["Email"] if row is not None and "Email" in deps else None
         memos = lines[lines["Line Type"] == CREDIT_MEMO]["Rule"]
         mine = charged.get(key, {})
         statements.append(
@@ -400,8 +402,14 @@ def build_statements(year: BilledYear, period: str | None = None) -> list[Statem
                 department=str(code),
                 name="" if pd.isna(name) else str(name),
                 email="" if email is None or pd.isna(email) else str(email).strip(),
-                email_cell=book.cell("Departments", "Email", int(row["_row"])),
-                department_cell=book.cell("Departments", "Department", int(row["_row"])),
+                email_cell=""
+                if row is None
+                else book.cell("Departments", "Email", int(row["_row"])),
+                department_cell=(
+                    f"{ISSUED}!A1"
+                    if row is None
+                    else book.cell("Departments", "Department", int(row["_row"]))
+                ),
                 run=run,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
                 usage=usage_of.get(key, no_usage),

@@ -349,3 +349,35 @@ def test_the_chart_cache_keeps_the_most_recent_charts_of_the_current_run_only(ap
     assert made == ["months", "months", "budget", "months"]
     cache.svg(object(), "eng", eng[1], "months")  # another run: nothing of the old one
     assert (len(made), len(cache)) == (5, 1)
+
+
+def test_a_department_gone_from_the_departments_sheet_keeps_its_issued_bill(tmp_path):
+    """BKS taken off Departments (and Usage) after February closed: the run reverses its
+    February lines in March, and the portal still loads and shows both bills."""
+    book = tmp_path / "gone.xlsx"
+    shutil.copyfile(closed_demo_path(), book)
+    wb = openpyxl.load_workbook(book)
+    for name in ("Departments", "Usage"):
+        ws = wb[name]
+        column = [c.value for c in ws[1]].index("Department") + 1
+        for r in reversed(range(2, ws.max_row + 1)):
+            if ws.cell(r, column).value == "BKS":
+                ws.delete_rows(r)
+    wb.save(book)
+    assert run_book(book).ok
+    assert add_user(book, "fin", "--finance", password=PASSWORD.format("fin")) == 0
+    store = Store(default_url(book))
+    try:
+        app = create_app(PortalConfig(book=book), store)
+        fin = signed_in(app, "fin")
+        rows = [r for r in home_rows(fin) if r[0] == "Feb 2026"]
+        assert len(rows) == 25
+        february = fin.get("/d/BKS/2026-02").text
+        assert "<h1>University Bookstore" in february
+        assert table(february, "charges")[-1] == ["Total", "USD 3,979.81", ""]
+        march = fin.get("/d/BKS/2026-03").text
+        assert table(march, "corrections")[-1] == [
+            "Total corrections to earlier periods", "USD -3,979.81", "",
+        ]  # fmt: skip
+    finally:
+        store.close()
