@@ -19,9 +19,10 @@ from costloop.bills.lineage import describe
 from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.model.disputes import OPEN, Dispute
 from costloop.engine.model.issued import CHARGE, CORRECTION, CREDIT_MEMO, REVERSAL
-from costloop.engine.model.periods import add_months, fiscal_periods
-from costloop.engine.model.sheets import BILL_COLUMNS
+from costloop.engine.model.periods import add_months, fiscal_periods, fiscal_periods_to_date
+from costloop.engine.model.sheets import BILL_COLUMNS, ISSUED
 from costloop.engine.pipeline.bands import tier_lines
+from costloop.engine.pipeline.budget import budget_by_department
 from costloop.rules.ast import name_key
 
 LINE_COLUMNS = [*BILL_COLUMNS, "Pool Total", "Share", "Band", "Rate Date", "Rule Cell", "How"]
@@ -102,6 +103,20 @@ class Statement:
     """Last period against this, by pool (charges only: corrections are shown apart)."""
     open_disputes: list[Dispute] = field(default_factory=list)
     """The department's disputes still Open."""
+    closed_at: str = ""
+    """When the period was closed (``Issued!Closed (UTC)``); blank: the open period's bill."""
+    corrected_in: list[str] = field(default_factory=list)
+    """Later bills of the fiscal year carrying reversals and corrections of this one."""
+    credited: dict[str, Dispute] = field(default_factory=dict)
+    """The accepted disputes the bill's credit memos settle, by the Dispute id on the line."""
+    charged: list[tuple[str, Decimal | None]] = field(default_factory=list)
+    """Every month of the fiscal year and what was billed for its services up to this bill
+    (by Charge Period: a month with the corrections and credits billed for it later; None
+    after this bill's period)."""
+    budget: list[tuple[str, Decimal | None]] = field(default_factory=list)
+    """Every month of the fiscal year and the department's budget for it: its bill at
+    CostBasis BUDGET (`costloop.engine.pipeline.budget`); None where there is none, and
+    empty unless asked for (`build_year_statements`)."""
 
     @property
     def charges(self) -> pd.DataFrame:
@@ -116,6 +131,11 @@ class Statement:
     def credits(self) -> pd.DataFrame:
         """Credit memos of accepted disputes."""
         return self.lines[self.lines["Line Type"] == CREDIT_MEMO]
+
+    @property
+    def issued(self) -> bool:
+        """A closed period's bill, as it was issued (never recomputed)."""
+        return bool(self.closed_at)
 
     @property
     def total(self) -> Decimal:
@@ -270,17 +290,47 @@ def _shares(lines: pd.DataFrame, rule_totals: dict[str, Decimal]) -> tuple[list,
     return totals, shares
 
 
-def _usage_by_key(year: BilledYear) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def _usage_by_key(year: BilledYear, period: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The period's usage rows, split by department key once (not filtered per department)."""
     usage = year.book.usage
     columns = [c for c in usage.columns if not str(c).startswith("_")]
-    period = usage[usage["Period"] == year.period].sort_values("_row")
-    groups = {k: g[columns].reset_index(drop=True) for k, g in period.groupby("_key", sort=False)}
+    rows = usage[usage["Period"] == period].sort_values("_row")
+    groups = {k: g[columns].reset_index(drop=True) for k, g in rows.groupby("_key", sort=False)}
     return groups, usage.iloc[:0][columns].reset_index(drop=True)
 
 
-def build_statements(year: BilledYear) -> list[Statement]:
-    """A statement for every department billed in the period, in department order."""
+def _corrected_in(year: BilledYear, period: str) -> dict[str, list[str]]:
+    """Department key -> the later bills of the year that correct its bill of ``period``
+    (Reversal and Correction lines whose Charge Period is ``period``)."""
+    out: dict[str, list[str]] = {}
+    for later, frame in year.by_period.items():
+        if later <= period or "Line Type" not in frame:
+            continue
+        changed = frame[frame["Line Type"].isin(CHANGES) & (frame["Charge Period"] == period)]
+        for code in dict.fromkeys(changed["Department"]):
+            out.setdefault(name_key(str(code)), []).append(later)
+    return out
+
+
+def _charged_by_month(year: BilledYear, period: str) -> dict[str, dict[str, Decimal]]:
+    """Department key -> {charge period: Σ amount} of every bill of the year up to
+    ``period``: a month's services with the corrections and credits billed for it later."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for billed, frame in year.by_period.items():
+        if billed > period:
+            continue
+        charge = frame["Charge Period"] if "Charge Period" in frame else [billed] * len(frame)
+        for code, month, amount in zip(frame["Department"], charge, frame["Amount"], strict=True):
+            months = out.setdefault(name_key(str(code)), {})
+            months[month] = months.get(month, Decimal(0)) + Decimal(amount)
+    return out
+
+
+def build_statements(year: BilledYear, period: str | None = None) -> list[Statement]:
+    """A statement for every department billed in ``period`` (default: the billed period),
+    in department order. A closed period's statement is its bill as issued (its lines from
+    the Issued sheet), with the fiscal year as it stood then: no later month."""
+    period = period or year.period
     book = year.book
     settings = book.settings
     deps = book.departments
@@ -291,15 +341,20 @@ def build_statements(year: BilledYear) -> list[Statement]:
         for k, n in zip(deps["_key"], deps["Name"].fillna(""), strict=True)
     }
     all_names = set().union(*everyone.values())
+    closed = year.issued.get(period)
+    run = year.stamp
+    if closed is not None:
+        # The run that was closed, not today's: accepting or disputing it names that run.
+        run = RunStamp(closed.run_id, period, closed.closed_at, closed.fingerprint)
     # Band and rate date for the whole period at once: the Rates sheet is resolved once,
     # not once per department.
-    bills = year.bills.copy()
+    bills = year.by_period[period].copy()
     bills["Band"], bills["Rate Date"] = tier_lines(book.rates, year.rules, bills)
-    periods = fiscal_periods(year.period, settings.fiscal_year_start)
-    previous_period = add_months(year.period, -1)
+    periods = fiscal_periods(period, settings.fiscal_year_start)
+    previous_period = add_months(period, -1)
     # Each period's totals and the period's lines and usage split once, not once per
     # department: a few thousand departments would otherwise rescan every frame each.
-    totals = {p: department_totals(frame) for p, frame in year.by_period.items()}
+    totals = {p: department_totals(f) for p, f in year.by_period.items() if p <= period}
     lines_of = dict(tuple(bills.groupby("Department", sort=False)))
     charges = bills[bills["Line Type"] == CHARGE]
     rule_totals: dict[str, Decimal] = {}
@@ -315,12 +370,17 @@ def build_statements(year: BilledYear) -> list[Statement]:
     for dispute in year.disputes:
         if dispute.status == OPEN:
             disputes_of.setdefault(name_key(dispute.department), []).append(dispute)
-    usage_of, no_usage = _usage_by_key(year)
+    dispute_of = {name_key(d.dispute): d for d in year.disputes}
+    corrected_in = _corrected_in(year, period)
+    charged = _charged_by_month(year, period)
+    usage_of, no_usage = _usage_by_key(year, period)
     statements = []
     codes = list(dict.fromkeys(bills["Department"]))
-    for code, stem in zip(codes, file_stems([str(c) for c in codes], year.period), strict=True):
+    for code, stem in zip(codes, file_stems([str(c) for c in codes], period), strict=True):
         key = name_key(code)
-        row = deps.iloc[by_key[key]]
+        # A closed period's department may have left the Departments sheet since: its bill
+        # is still shown as issued, with the name it was issued under and no email.
+        row = deps.iloc[by_key[key]] if key in by_key else None
         own = frozenset(everyone.get(key, {key}))
         private = frozenset(all_names - own)
         lines = lines_of[code].copy()
@@ -329,20 +389,28 @@ def build_statements(year: BilledYear) -> list[Statement]:
         lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
         before = totals.get(previous_period)
-        name = row["Name"]
-        email = row["Email"] if "Email" in deps else None
+        name = row["Name"] if row is not None else lines["Name"].iloc[0]
+        email = row["Email"] if row is not None and "Email" in deps else None
+        memos = lines[lines["Line Type"] == CREDIT_MEMO]["Rule"]
+        mine = charged.get(key, {})
         statements.append(
             Statement(
                 organization=settings.organization,
                 currency=settings.currency,
                 minor_unit=settings.minor_unit,
-                period=year.period,
+                period=period,
                 department=str(code),
                 name="" if pd.isna(name) else str(name),
                 email="" if email is None or pd.isna(email) else str(email).strip(),
-                email_cell=book.cell("Departments", "Email", int(row["_row"])),
-                department_cell=book.cell("Departments", "Department", int(row["_row"])),
-                run=year.stamp,
+                email_cell=""
+                if row is None
+                else book.cell("Departments", "Email", int(row["_row"])),
+                department_cell=(
+                    f"{ISSUED}!A1"
+                    if row is None
+                    else book.cell("Departments", "Department", int(row["_row"]))
+                ),
+                run=run,
                 lines=lines[LINE_COLUMNS].reset_index(drop=True),
                 usage=usage_of.get(key, no_usage),
                 by_pool=pool_charges(lines[lines["Line Type"] == CHARGE]),
@@ -359,6 +427,32 @@ def build_statements(year: BilledYear) -> list[Statement]:
                     settings.minor_unit,
                 ),
                 open_disputes=disputes_of.get(key, []),
+                closed_at="" if closed is None else closed.closed_at,
+                corrected_in=corrected_in.get(key, []),
+                credited={
+                    str(m): dispute_of[name_key(str(m))]
+                    for m in memos
+                    if name_key(str(m)) in dispute_of
+                },
+                charged=[(p, mine.get(p) if p in totals else None) for p in periods],
             )
         )
     return statements
+
+
+def build_year_statements(year: BilledYear) -> list[Statement]:
+    """The billed period's statements and every closed period's of the fiscal year, as
+    issued (the periods a department can look back on in the portal), each with the
+    department's budget by month."""
+    shown = [p for p in year.by_period if p == year.period or year.issued.is_closed(p)]
+    months = fiscal_periods_to_date(year.period, year.book.settings.fiscal_year_start)
+    budgets = budget_by_department(year.book, year.plan, months) if year.plan else {}
+    out = []
+    for period in shown:
+        for statement in build_statements(year, period):
+            planned = budgets.get(name_key(statement.department), {})
+            statement.budget = [
+                (p, planned.get(p) if p <= period else None) for p, _ in statement.months
+            ]
+            out.append(statement)
+    return out

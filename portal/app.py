@@ -30,10 +30,12 @@ from costloop.bills.workbook import XLSX_TYPE, bill_workbook
 from costloop.errors import PortalError
 from costloop.portal import resolutions, sso, views
 from costloop.portal.accounts import sign_in
+from costloop.portal.charts import CHARTS, SVG_TYPE, ChartCache
 from costloop.portal.disputes import DisputeRefused, new_dispute
 from costloop.portal.focus import focus_csv
 from costloop.portal.snapshot import Bills, Snapshot
 from costloop.portal.sso import SsoConfig
+from costloop.portal.states import state_of
 from costloop.portal.store import REASONS, Acceptance, Account, Store, now
 from costloop.portal.templating import page_templates
 from costloop.rules.ast import name_key
@@ -73,6 +75,12 @@ class _Period(Convertor):
 register_url_convertor("period", _Period())
 
 
+def _run_of(snapshot: Snapshot, key: tuple[str, str]) -> str | None:
+    """The run a (department key, period) bill belongs to, if the snapshot has it."""
+    found = snapshot.statement(*key)
+    return None if found is None else found.run.run_id
+
+
 class SignInNeeded(PortalError):
     """The request has no live session: send the browser to /login."""
 
@@ -97,6 +105,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     # LibreOffice makes each PDF; a burst of downloads waits for a slot rather than
     # starting a LibreOffice per request.
     pdf_slots = threading.BoundedSemaphore(2)
+    charts = ChartCache()
     app.state.bills = bills
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -162,12 +171,6 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         """Disputing and accepting are the department's own acts, not finance's."""
         return name_key(s.department) in account.departments
 
-    def state_of(s: Statement, accepted: set, disputed: set) -> str:
-        key = (name_key(s.department), s.period)
-        if key in accepted:
-            return "accepted"
-        return "disputed" if key in disputed else "billed"
-
     def line_context(snapshot: Snapshot, account: Account, s: Statement, n: int) -> dict:
         row = views.line_rows(s)[n - 1]
         rule = snapshot.rules.get(row.rule)
@@ -177,6 +180,11 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             "s": s,
             "line": row,
             "usage": views.usage_of_line(s, rule),
+            "line_period_url": (
+                views.period_url(s, row.charge_period)
+                if snapshot.statement(name_key(s.department), row.charge_period) is not None
+                else ""
+            ),
             "bill_url": views.dept_url(s),
             "may_act": may_act(account, s),
             "reasons": REASONS,
@@ -287,21 +295,39 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         account = account_of(request)
         snapshot = bills.get()
         shown = []
-        accepted, disputed = store.states(snapshot.stamp.run_id) if snapshot.ok else (set(), set())
         # A department user's own keys only; finance every billed department.
         keys = snapshot.department_keys()
         if not account.finance:
             keys = [k for k in keys if k in account.departments]
-        for key in keys:
-            periods = [snapshot.statement(key, p) for p in snapshot.periods_of(key)]
+        bills_of = [[snapshot.statement(k, p) for p in snapshot.periods_of(k)] for k in keys]
+        # Accepted is per run: a closed period's bill is the closing run's, the open one the
+        # last run's; one query per run shown (at most the year's closed periods and one).
+        accepted, disputed = set(), set()
+        for run_id in sorted({s.run.run_id for periods in bills_of for s in periods}):
+            accepted_in_run, disputed = store.states(run_id)
+            accepted |= {k for k in accepted_in_run if _run_of(snapshot, k) == run_id}
+        for periods in bills_of:
             shown.append(
                 (
                     periods[-1],
                     [(s, views.dept_url(s), state_of(s, accepted, disputed)) for s in periods],
                 )
             )
+        summary = None
+        if account.finance and snapshot.ok:
+            period = snapshot.stamp.period
+            summary = views.run_summary(
+                [s for periods in bills_of for s in periods if s.period == period]
+            )
         store.audit(account.user_name, address(request), "view", detail="/")
-        return render(request, "home.html", snapshot=snapshot, account=account, departments=shown)
+        return render(
+            request,
+            "home.html",
+            snapshot=snapshot,
+            account=account,
+            departments=shown,
+            summary=summary,
+        )
 
     @app.get("/d/{dept:path}/{period:period}/lines/{line}", response_class=HTMLResponse)
     def line_page(request: Request, dept: str, period: str, line: str):
@@ -339,9 +365,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             raise HTTPException(403, "Only the department's own users can dispute its bill.")
         fragment = bool(request.headers.get("HX-Request"))
         try:
-            dispute = new_dispute(
-                s, snapshot.stamp.run_id, account.user_name, n, reason, amount, comment
-            )
+            dispute = new_dispute(s, s.run.run_id, account.user_name, n, reason, amount, comment)
         except DisputeRefused as refused:
             context = line_context(snapshot, account, s, n)
             context["form"] = {"reason": reason, "amount": amount, "comment": comment}
@@ -376,7 +400,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     ):
         account = account_of(request)
         check_csrf(request, csrf_token_)
-        snapshot, s = statement_for(account, dept, period)
+        _, s = statement_for(account, dept, period)
         if not may_act(account, s):
             raise HTTPException(403, "Only the department's own users can accept its bill.")
         accepted = Acceptance(
@@ -385,7 +409,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             department_key=name_key(s.department),
             department=s.department,
             period=s.period,
-            run_id=snapshot.stamp.run_id,
+            run_id=s.run.run_id,  # an issued bill is the closing run's, not today's
             total=s.total,
         )
         if store.accept(accepted):
@@ -459,13 +483,22 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             snapshot=snapshot,
             account=account,
             s=s,
-            lines=views.line_rows(s),
-            months=views.months(s),
             bill_url=views.dept_url(s),
             may_act=may_act(account, s),
-            accepted=store.acceptance(name_key(s.department), s.period, snapshot.stamp.run_id),
+            accepted=store.acceptance(name_key(s.department), s.period, s.run.run_id),
             **dispute_list(snapshot, s),
+            **views.bill_sections(snapshot, s),
         )
+
+    @app.get("/d/{dept:path}/{period:period}/{chart}.svg")
+    def chart_svg(request: Request, dept: str, period: str, chart: str):
+        """A chart of the bill as SVG, made once per run (scoped like the bill: 404)."""
+        account = account_of(request)
+        snapshot, s = statement_for(account, dept, period)
+        if chart not in CHARTS:
+            raise HTTPException(404, "There is no such page.")
+        svg = charts.svg(snapshot, name_key(s.department), s, chart)
+        return Response(svg, media_type=SVG_TYPE)
 
     @app.get("/{anything:path}")
     def not_found(request: Request, anything: str):

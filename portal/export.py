@@ -12,6 +12,11 @@ relative links only, so a folder works wherever it is put::
     DIR/<dept>/<period>/index.html        the bill
     DIR/<dept>/<period>/lines/<n>.html    a line and the usage rows behind it
     DIR/<dept>/<period>/bill.xlsx, bill.pdf, lines.csv, focus.csv
+    DIR/<dept>/<period>/months.svg, budget.svg    the bill's two charts
+
+Every period the portal lists is there (the open one and the fiscal year's closed
+ones, as issued). The state beside each period is the workbook's (issued, corrected,
+disputed on the Disputes sheet): acceptances live in the portal's database.
 
 A department's folder is made only from its own `Statement`, which holds nothing of
 another department (bills/statement.py), so no page or file in it names another one.
@@ -21,6 +26,7 @@ The bills are the workbook's last successful run, read as the portal reads them.
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -30,10 +36,13 @@ from costloop.bills.commands import write_bills
 from costloop.bills.statement import Statement
 from costloop.bills.workbook import bill_workbook
 from costloop.portal import views
+from costloop.portal.charts import render_svg
 from costloop.portal.focus import focus_csv
 from costloop.portal.snapshot import Snapshot, load_snapshot
+from costloop.portal.states import state_of
 from costloop.portal.templating import page_templates
 from costloop.problems import Problem, Reason, Reported, Severity
+from costloop.rules.ast import name_key
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_FILES = ("portal.css",)
@@ -113,7 +122,9 @@ class _Site:
         self.files += 1
 
     def department(self, folder: Path, statements: list[Statement], pdfs: dict) -> None:
-        periods = [(s, f"{s.period}/index.html", "billed") for s in statements]
+        # The state from the workbook alone (issued, corrected, disputed on the Disputes
+        # sheet): acceptances and the portal's own disputes are in its database, not here.
+        periods = [(s, f"{s.period}/index.html", state_of(s, set(), set())) for s in statements]
         self.page(
             folder / "index.html",
             "home.html",
@@ -125,24 +136,24 @@ class _Site:
             self.bill(folder / s.period, s, pdfs.get((s.department, s.period)))
 
     def bill(self, folder: Path, s: Statement, pdf: Path | None) -> None:
-        rows = views.line_rows(s)
-        relative = [dataclasses.replace(r, url=f"lines/{r.number}.html") for r in rows]
+        sections = _relative(views.bill_sections(self.snapshot, s))
         self.page(
             folder / "index.html",
             "bill.html",
             2,
             s=s,
-            lines=relative,
-            months=views.months(s),
             bill_url=".",
             home_url="../index.html",
             may_act=False,
             accepted=None,
             disputes=[],
             pdf=pdf is not None,
+            **sections,
         )
-        for row in relative:
+        key = name_key(s.department)
+        for row in sections["lines"]:
             rule = self.snapshot.rules.get(row.rule)
+            shown = self.snapshot.statement(key, row.charge_period) is not None
             self.page(
                 folder / "lines" / f"{row.number}.html",
                 "line.html",
@@ -150,6 +161,8 @@ class _Site:
                 s=s,
                 line=row,
                 usage=views.usage_of_line(s, rule),
+                # From DIR/ENG/2026-03/lines/: the bill, and a line's own month's bill.
+                line_period_url=f"../../{row.charge_period}/index.html" if shown else "",
                 bill_url="../index.html",
                 home_url="../../index.html",
                 may_act=False,
@@ -157,8 +170,37 @@ class _Site:
         self.write(folder / "bill.xlsx", bill_workbook(s))
         self.write(folder / "lines.csv", views.lines_csv(s))
         self.write(folder / "focus.csv", focus_csv(s))
+        self.write(folder / "months.svg", render_svg(s, "months"))
+        if sections["budget"]:
+            self.write(folder / "budget.svg", render_svg(s, "budget"))
         if pdf is not None:
             self.write(folder / "bill.pdf", pdf.read_bytes())
+
+
+_PORTAL_URL = re.compile(r"^/d/[^/]+/(\d{4}-\d{2})(?:/lines/(\d+))?$")
+
+
+def _relative(value):
+    """The bill page's links, which name the live portal's addresses (``/d/ENG/2026-02``,
+    ``/d/ENG/2026-03/lines/4``), as the static site's files seen from a bill's folder
+    (``../2026-02/index.html``, ``../2026-03/lines/4.html``). Every link of a statement is
+    its own department's, so only the period and the line are kept."""
+    if isinstance(value, str):
+        found = _PORTAL_URL.match(value)
+        if found is None:
+            return value
+        period, line = found.groups()
+        return f"../{period}/lines/{line}.html" if line else f"../{period}/index.html"
+    if isinstance(value, list):
+        return [_relative(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_relative(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _relative(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _relative(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    return value
 
 
 def export_site(book: Path, outdir: Path, pdf: bool = True) -> ExportReport:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from costloop.bills.source import RunStamp, load_billed_year
-from costloop.bills.statement import Statement, build_statements
+from costloop.bills.statement import Statement, build_year_statements
 from costloop.portal.groups import portal_groups
 from costloop.portal.resolutions import SheetAnswer, sheet_answers
 from costloop.problems import Problem, Reason, Severity
@@ -105,7 +105,7 @@ def load_snapshot(path: Path) -> Snapshot:
         return Snapshot(sig, loaded, None, problems=(problem,))
     if year is None:
         return Snapshot(sig, loaded, None, problems=tuple(problems))
-    statements = {(name_key(s.department), s.period): s for s in build_statements(year)}
+    statements = {(name_key(s.department), s.period): s for s in build_year_statements(year)}
     groups = portal_groups(year.book.departments)
     return Snapshot(
         sig,

@@ -80,7 +80,8 @@ def test_one_folder_per_department_with_its_pages_and_downloads(site, book, caps
         bill = site / code / PERIOD
         assert (site / code / "index.html").is_file()
         assert sorted(p.name for p in bill.iterdir()) == [
-            "bill.pdf", "bill.xlsx", "focus.csv", "index.html", "lines", "lines.csv",
+            "bill.pdf", "bill.xlsx", "budget.svg", "focus.csv", "index.html", "lines",
+            "lines.csv", "months.svg",
         ]  # fmt: skip
         lines = sorted(int(p.stem) for p in (bill / "lines").iterdir())
         assert lines == list(range(1, bill_lines(book, code) + 1))
@@ -99,7 +100,8 @@ def test_no_file_of_a_folder_names_another_department(site, book):
             for other, name in others.items():
                 assert not re.search(rf"\b{re.escape(other)}\b", text), (path, other)
                 assert name not in text, (path, name)
-            assert code in text or (path.suffix == ".pdf" and codes[code] in text), path
+            # Each file is of its own department (a chart's SVG names nobody).
+            assert code in text or path.suffix == ".svg" or codes[code] in text, path
 
 
 @WITH_PDF
@@ -128,7 +130,7 @@ def test_no_form_no_script_and_a_script_name_is_text(site):
 
 @WITH_PDF
 def test_the_pages_are_the_live_portals_templates(site, book):
-    """The bill's lines table is the live page's, with the links made relative."""
+    """The bill's charges table is the live page's, with the links made relative."""
     add_users(book)
     store = Store(default_url(book))
     client = TestClient(create_app(PortalConfig(book=book), store), follow_redirects=False)
@@ -140,8 +142,8 @@ def test_the_pages_are_the_live_portals_templates(site, book):
 
     def table(page: str) -> str:
         return page[
-            page.index('<table class="lines">') : page.index(
-                "</table>", page.index('<table class="lines">')
+            page.index('<table class="lines charges">') : page.index(
+                "</table>", page.index('<table class="lines charges">')
             )
         ]
 
@@ -149,7 +151,7 @@ def test_the_pages_are_the_live_portals_templates(site, book):
     relinked = re.sub(
         r'<a href="/d/ADM/2026-03/lines/(\d+)" hx-get="[^"]+" hx-target="#line-detail" '
         r'hx-push-url="true">',
-        r'<a href="lines/\1.html">',
+        r'<a href="../2026-03/lines/\1.html">',
         table(live),
     )
     assert relinked == table(static)
@@ -164,11 +166,11 @@ def test_no_pdf_makes_no_pdf_and_links_none_and_a_second_export_replaces_the_fir
     outdir = tmp_path / "site"
     assert main(["portal", "export", str(book), "--outdir", str(outdir), "--no-pdf"]) == 0
     head = capsys.readouterr().out.splitlines()[0]
-    # The stylesheet; per department its periods page, the bill page and three downloads;
-    # a page per bill line (218 in Bills).
-    assert 1 + 25 * 5 + 218 == 344
+    # The stylesheet; per department its periods page, the bill page, three downloads and
+    # the two charts; a page per bill line (218 in Bills).
+    assert 1 + 25 * 7 + 218 == 394
     assert head == (
-        f"Wrote the showback site of 25 department(s) to {outdir}: 344 file(s), one folder "
+        f"Wrote the showback site of 25 department(s) to {outdir}: 394 file(s), one folder "
         "per department (no PDFs: --no-pdf)"
     )
     assert not list(outdir.rglob("*.pdf"))
@@ -214,3 +216,26 @@ def test_a_workbook_not_run_is_refused_and_nothing_is_written(tmp_path, capsys):
         f"FAILED: no site was written to {outdir}",
     ]
     assert not outdir.exists()
+
+
+def test_the_closed_demo_exports_its_issued_month_corrections_and_credit(tmp_path, capsys):
+    """February closed, March with February's corrections and a credit memo: each month a
+    folder, the corrections linking the issued February bill, every link resolving."""
+    from closed_books import make_closed_book
+
+    book = make_closed_book(tmp_path)
+    site = tmp_path / "site"
+    assert main(["portal", "export", str(book), "--outdir", str(site), "--no-pdf"]) == 0
+    eng = site / "ENG"
+    assert sorted(p.name for p in eng.iterdir() if p.is_dir())[-2:] == ["2026-02", "2026-03"]
+    march = (eng / "2026-03" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="../2026-02/index.html">Feb 2026</a>' in march  # what it corrects
+    assert "D-2026-017" in march  # the credit memo
+    home = (eng / "index.html").read_text(encoding="utf-8")
+    assert '<span class="state-issued">issued</span>' in home
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "hx-" not in text and "<form" not in text, page
+        for link in HREF.findall(text):
+            assert not link.startswith("/"), (page, link)
+            assert (page.parent / link).resolve().is_file(), (page, link)
