@@ -196,64 +196,115 @@ def file_stems(codes: list[str], period: str) -> list[str]:
     return stems
 
 
+def _blank(value) -> bool:
+    return value is None or pd.isna(value)
+
+
+def _pool_charge(pool, rows: list[tuple]) -> PoolCharge:
+    """One "by pool" row from the pool's Charge lines as (metric, quantity, rate, rule, amount)."""
+    metrics = [m for m in dict.fromkeys(r[0] for r in rows) if isinstance(m, str) and m]
+    quantities = [r[1] for r in rows if not _blank(r[1])]
+    rated = [(r[2], r[3]) for r in rows if not _blank(r[2])]
+    rates = list(dict.fromkeys(r for r, _ in rated))
+    amount = sum((Decimal(r[4]) for r in rows), Decimal(0))
+    one_metric = len(metrics) == 1 and len(quantities) == len(rows)
+    quantity = sum((Decimal(q) for q in quantities), Decimal(0)) if one_metric else None
+    if not rated:
+        rate, basis = None, "allocated share"
+    elif len(rated) < len(rows):
+        rate, basis = None, "rate and allocated share"
+    elif len(rates) == 1:
+        rate, basis = Decimal(rates[0]), "rate"
+    elif len({rule for _, rule in rated}) == 1:
+        rate, basis = None, "graduated"  # one rule's price bands
+    else:
+        rate, basis = None, "several rates"
+    return PoolCharge(str(pool), ", ".join(metrics), quantity, rate, amount, basis)
+
+
+def _pool_charges_by_department(lines: pd.DataFrame) -> dict[object, list[PoolCharge]]:
+    """Department -> its "by pool" rows, in one pass over a period's lines (a few thousand
+    departments' small frames grouped one by one cost seconds)."""
+    grouped: dict[object, dict[object, list[tuple]]] = {}
+    columns = ("Department", "Pool", "Metric", "Quantity", "Rate", "Rule", "Amount")
+    for department, pool, *row in zip(*(lines[c] for c in columns), strict=True):
+        if _blank(pool):
+            continue
+        grouped.setdefault(department, {}).setdefault(pool, []).append(tuple(row))
+    return {
+        department: [_pool_charge(pool, rows) for pool, rows in pools.items()]
+        for department, pools in grouped.items()
+    }
+
+
 def pool_charges(lines: pd.DataFrame) -> list[PoolCharge]:
-    """The Summary's "by pool" rows; a rate only where every line of the pool obeys it."""
-    out = []
-    for pool, group in lines.groupby("Pool", sort=False):
-        metrics = [m for m in dict.fromkeys(group["Metric"]) if isinstance(m, str) and m]
-        quantities = [q for q in group["Quantity"] if q is not None and not pd.isna(q)]
-        rated = [
-            (r, rule)
-            for r, rule in zip(group["Rate"], group["Rule"], strict=True)
-            if r is not None and not pd.isna(r)
-        ]
-        rates = list(dict.fromkeys(r for r, _ in rated))
-        amount = sum((Decimal(a) for a in group["Amount"]), Decimal(0))
-        one_metric = len(metrics) == 1 and len(quantities) == len(group)
-        quantity = sum((Decimal(q) for q in quantities), Decimal(0)) if one_metric else None
-        if not rated:
-            rate, basis = None, "allocated share"
-        elif len(rated) < len(group):
-            rate, basis = None, "rate and allocated share"
-        elif len(rates) == 1:
-            rate, basis = Decimal(rates[0]), "rate"
-        elif len({rule for _, rule in rated}) == 1:
-            rate, basis = None, "graduated"  # one rule's price bands
-        else:
-            rate, basis = None, "several rates"
-        out.append(PoolCharge(str(pool), ", ".join(metrics), quantity, rate, amount, basis))
+    """The Summary's "by pool" rows of one department's Charge lines, in the order the pools
+    first appear; a rate only where every line of the pool obeys it."""
+    if lines.empty:
+        return []
+    return _pool_charges_by_department(lines.assign(Department=0)).get(0, [])
+
+
+PoolSums = dict[str, tuple[Decimal, Decimal, bool]]
+"""Pool key -> (Σ amount, Σ quantity, charged at a rate) of Charge lines."""
+
+
+def _add_to(sums: PoolSums, pool, amount, quantity, rate) -> None:
+    key = name_key(str(pool))
+    a, q, rated = sums.get(key, (Decimal(0), Decimal(0), False))
+    has_q, has_rate = not _blank(quantity), not _blank(rate)
+    sums[key] = (a + Decimal(amount), q + (Decimal(quantity) if has_q else 0), rated or has_rate)
+
+
+def _charge_columns(frame: pd.DataFrame):
+    charges = frame[frame["Line Type"] == CHARGE] if "Line Type" in frame else frame
+    return charges["Pool"], charges["Amount"], charges["Quantity"], charges["Rate"]
+
+
+def _pool_sums(frame: pd.DataFrame) -> PoolSums:
+    """Every department's pool totals of a frame's Charge lines."""
+    out: PoolSums = {}
+    for row in zip(*_charge_columns(frame), strict=True):
+        _add_to(out, *row)
     return out
 
 
-def _pool_sums(frame: pd.DataFrame) -> dict[str, tuple[Decimal, Decimal, bool]]:
-    """Pool key -> (Σ amount, Σ quantity, charged at a rate) of a frame's Charge lines."""
-    out: dict[str, tuple[Decimal, Decimal, bool]] = {}
+@dataclass
+class _Mine:
+    """One department's pools in one period: its Charge lines' sums, and each pool's
+    spelling (of any line, the last written) for the table."""
+
+    sums: PoolSums = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _pools_by_department(frame: pd.DataFrame | None) -> dict[object, _Mine]:
+    """Department -> its `_Mine`, in one pass over a period's lines."""
+    out: dict[object, _Mine] = {}
+    if frame is None:
+        return out
+    for department, pool in zip(frame["Department"], frame["Pool"], strict=True):
+        out.setdefault(department, _Mine()).names[name_key(str(pool))] = str(pool)
     charges = frame[frame["Line Type"] == CHARGE] if "Line Type" in frame else frame
-    for pool, amount, quantity, rate in zip(
-        charges["Pool"], charges["Amount"], charges["Quantity"], charges["Rate"], strict=True
-    ):
-        key = name_key(str(pool))
-        a, q, rated = out.get(key, (Decimal(0), Decimal(0), False))
-        has_q = quantity is not None and not pd.isna(quantity)
-        has_rate = rate is not None and not pd.isna(rate)
-        out[key] = (a + Decimal(amount), q + (Decimal(quantity) if has_q else 0), rated or has_rate)
+    for department, *row in zip(charges["Department"], *_charge_columns(charges), strict=True):
+        _add_to(out[department].sums, *row)
     return out
 
 
 def why_changed(
-    last: pd.DataFrame | None,
-    this: pd.DataFrame,
-    pools_last: dict[str, tuple[Decimal, Decimal, bool]],
-    pools_this: dict[str, tuple[Decimal, Decimal, bool]],
+    last: _Mine | None,
+    this: _Mine,
+    pools_last: PoolSums,
+    pools_this: PoolSums,
     minor_unit: int,
 ) -> list[WhyChanged]:
-    """The "why it changed" rows of one department (its lines ``last`` and ``this``), with
+    """The "why it changed" rows of one department (its pools ``last`` and ``this``), with
     every department's pool totals (``pools_*``) for the share of an allocated pool."""
     if last is None:
         return []
     cent = Decimal(1).scaleb(-minor_unit)
-    mine_last, mine_this = _pool_sums(last), _pool_sums(this)
-    names = {name_key(str(p)): str(p) for p in [*last["Pool"], *this["Pool"]]}
+    mine_last, mine_this = last.sums, this.sums
+    names = {**last.names, **this.names}
     rows = []
     for key in sorted(set(mine_last) | set(mine_this), key=lambda k: names[k].casefold()):
         a0, q0, rated0 = mine_last.get(key, (Decimal(0), Decimal(0), False))
@@ -355,15 +406,35 @@ def build_statements(year: BilledYear, period: str | None = None) -> list[Statem
     # Each period's totals and the period's lines and usage split once, not once per
     # department: a few thousand departments would otherwise rescan every frame each.
     totals = {p: department_totals(f) for p, f in year.by_period.items() if p <= period}
-    lines_of = dict(tuple(bills.groupby("Department", sort=False)))
     charges = bills[bills["Line Type"] == CHARGE]
     rule_totals: dict[str, Decimal] = {}
     for rule, amount in zip(charges["Rule"], charges["Amount"], strict=True):
         rule_totals[rule] = rule_totals.get(rule, Decimal(0)) + Decimal(amount)
+    # The lineage columns for the whole period at once; only "How" is the department's
+    # own (the rule in words, reduced to its share).
+    bills["Pool Total"], bills["Share"] = _shares(bills, rule_totals)
+    bills["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in bills["Rule"]]
+    described: dict[tuple[str, object], str] = {}
+    how = []
+    for code, rule in zip(bills["Department"], bills["Rule"], strict=True):
+        key = name_key(code)
+        if (key, rule) not in described:
+            own = frozenset(everyone.get(key, {key}))
+            described[key, rule] = describe(year.rules.get(rule), own, frozenset(all_names - own))
+        how.append(described[key, rule])
+    bills["How"] = how
+    lines_of = {
+        code: frame.reset_index(drop=True)
+        for code, frame in bills[LINE_COLUMNS].groupby("Department", sort=False)
+    }
+    by_pool_of = _pool_charges_by_department(charges)
+    memos_of: dict[object, list] = {}
+    memos = bills[bills["Line Type"] == CREDIT_MEMO]
+    for code, rule in zip(memos["Department"], memos["Rule"], strict=True):
+        memos_of.setdefault(code, []).append(rule)
     last_frame = year.by_period.get(previous_period)
-    last_of = (
-        dict(tuple(last_frame.groupby("Department", sort=False))) if last_frame is not None else {}
-    )
+    last_of = _pools_by_department(last_frame)
+    this_of = _pools_by_department(bills)
     pools_last = _pool_sums(last_frame) if last_frame is not None else {}
     pools_this = _pool_sums(bills)
     disputes_of: dict[str, list[Dispute]] = {}
@@ -381,17 +452,12 @@ def build_statements(year: BilledYear, period: str | None = None) -> list[Statem
         # A closed period's department may have left the Departments sheet since: its bill
         # is still shown as issued, with the name it was issued under and no email.
         row = deps.iloc[by_key[key]] if key in by_key else None
-        own = frozenset(everyone.get(key, {key}))
-        private = frozenset(all_names - own)
-        lines = lines_of[code].copy()
-        lines["Pool Total"], lines["Share"] = _shares(lines, rule_totals)
-        lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
-        lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
+        lines = lines_of[code]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
         before = totals.get(previous_period)
         name = row["Name"] if row is not None else lines["Name"].iloc[0]
         email = row["Email"] if row is not None and "Email" in deps else None
-        memos = lines[lines["Line Type"] == CREDIT_MEMO]["Rule"]
+        memos = memos_of.get(code, [])
         mine = charged.get(key, {})
         statements.append(
             Statement(
@@ -411,17 +477,17 @@ def build_statements(year: BilledYear, period: str | None = None) -> list[Statem
                     else book.cell("Departments", "Department", int(row["_row"]))
                 ),
                 run=run,
-                lines=lines[LINE_COLUMNS].reset_index(drop=True),
+                lines=lines,
                 usage=usage_of.get(key, no_usage),
-                by_pool=pool_charges(lines[lines["Line Type"] == CHARGE]),
+                by_pool=by_pool_of.get(code, []),
                 months=months,
                 previous_period=previous_period,
                 previous=None if before is None else before.get(key, Decimal(0)),
                 fiscal_year=f"FY {periods[0]} to {periods[-1]}",
                 file_stem=stem,
                 why=why_changed(
-                    None if last_frame is None else last_of.get(code, last_frame.iloc[:0]),
-                    lines,
+                    None if last_frame is None else last_of.get(code, _Mine()),
+                    this_of[code],
                     pools_last,
                     pools_this,
                     settings.minor_unit,
