@@ -306,6 +306,8 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         for run_id in sorted({s.run.run_id for periods in bills_of for s in periods}):
             accepted_in_run, disputed = store.states(run_id)
             accepted |= {k for k in accepted_in_run if _run_of(snapshot, k) == run_id}
+        # A portal dispute finance has answered on the Disputes sheet no longer counts.
+        disputed = resolutions.still_disputed(store.open_disputes(), snapshot.answers)
         for periods in bills_of:
             shown.append(
                 (

@@ -113,3 +113,23 @@ def _shown(dispute: Dispute, answer: SheetAnswer | None) -> Shown:
 def shown(disputes: list[Dispute], answers: dict[str, SheetAnswer]) -> dict[int, Shown]:
     """The portal's dispute number -> what its Status cell says, as of the run shown."""
     return {d.number: _shown(d, answers.get(name_key(sheet_id(d.number)))) for d in disputes}
+
+
+def still_disputed(
+    open_rows: list[tuple[int, str, str]], answers: dict[str, SheetAnswer]
+) -> set[tuple[str, str]]:
+    """(department key, period) of each bill with a portal dispute finance has not yet
+    answered (Accepted or Rejected) on the Disputes sheet, of the rows `Store.open_disputes`
+    gives: a bill whose disputes are all answered is no longer "disputed"."""
+    out = set()
+    for number, key, period in open_rows:
+        answer = answers.get(name_key(sheet_id(number)))
+        answered = (
+            answer is not None
+            and name_key(answer.department) == key
+            and answer.period == period
+            and answer.status != OPEN
+        )
+        if not answered:
+            out.add((key, period))
+    return out

@@ -7,7 +7,8 @@ The words, in this order, each when it holds (docs/portal.md#the-state-of-a-bill
 - ``corrected in MONTH``: issued, and a later bill of the fiscal year carries Reversal and
   Correction lines of this department whose Charge Period is this period;
 - ``disputed``: an open dispute of this department on this period, raised in the portal
-  (still Open there) or on the workbook's `Disputes` sheet (Status `Open`);
+  (and not yet answered on the Disputes sheet: `resolutions.still_disputed`) or on the
+  workbook's `Disputes` sheet (Status `Open`);
 - ``accepted``: accepted in the portal for the run the bill belongs to (the run that was
   closed, for an issued bill; the workbook's last run, for the open period);
 - ``billed``: none of the above: the open period's bill of the last run.

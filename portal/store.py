@@ -500,6 +500,17 @@ class Store:
             ).all()
         return {tuple(r) for r in accepted}, {tuple(r) for r in disputed}
 
+    def open_disputes(self) -> list[tuple[int, str, str]]:
+        """(number, department key, period) of every dispute the portal holds Open: the
+        first page asks which of them finance has answered on the Disputes sheet."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(disputes.c.id, disputes.c.department_key, disputes.c.period).where(
+                    disputes.c.status == "Open"
+                )
+            ).all()
+        return [tuple(r) for r in rows]
+
     def acceptance(self, department_key: str, period: str, run_id: str) -> Acceptance | None:
         with self.engine.connect() as conn:
             return self._acceptance(conn, department_key, period, run_id)

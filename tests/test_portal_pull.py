@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import zipfile
 from decimal import Decimal
 from pathlib import Path
@@ -215,6 +216,13 @@ def test_a_portal_dispute_goes_to_the_sheet_and_its_answer_comes_back(closed, ca
             f'<td class="dispute-status"><strong>Open</strong>: with finance (Disputes sheet, '
             f"PORTAL-{n})</td>"
         ) in bill
+    home = eng.get("/").text
+    march = re.search(
+        r'<a href="/d/ENG/2026-03">Mar 2026</a></td>\s*<td class="state">(.*?)</td>', home
+    )
+    assert march.group(1) == (
+        '<span class="state-issued">issued</span>, <span class="state-disputed">disputed</span>'
+    )
 
     # --- finance answers, bills April, and the credit memo is on April's bill ----------
     answer(
@@ -248,6 +256,11 @@ def test_a_portal_dispute_goes_to_the_sheet_and_its_answer_comes_back(closed, ca
         '<span class="note">Finance: the volume was in use all month</span></td>'
     ) in bill
     assert "PORTAL-1" in bill  # the credit memo line itself, its Rule the dispute id
+    home = eng.get("/").text
+    march = re.search(
+        r'<a href="/d/ENG/2026-03">Mar 2026</a></td>\s*<td class="state">(.*?)</td>', home
+    )
+    assert march.group(1) == '<span class="state-issued">issued</span>'  # both answered
     finance = sign_in(app, "fin", "fin-password-1").get("/finance/disputes").text
     assert finance.count("<strong>Accepted</strong>: USD 40.00 credited") == 1
     assert finance.count("<strong>Rejected</strong>") == 1
