@@ -164,7 +164,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         return "disputed" if key in disputed else "billed"
 
     def line_context(snapshot: Snapshot, account: Account, s: Statement, n: int) -> dict:
-        row = views.line_rows(s)[n - 1]
+        row = snapshot.page(s, views.line_rows)[n - 1]
         rule = snapshot.rules.get(row.rule)
         return {
             "snapshot": snapshot,
@@ -433,8 +433,8 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             snapshot=snapshot,
             account=account,
             s=s,
-            lines=views.line_rows(s),
-            months=views.months(s),
+            lines=snapshot.page(s, views.line_rows),
+            months=snapshot.page(s, views.months),
             bill_url=views.dept_url(s),
             may_act=may_act(account, s),
             accepted=store.acceptance(name_key(s.department), s.period, snapshot.stamp.run_id),
