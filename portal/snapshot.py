@@ -22,6 +22,7 @@ once per snapshot, and what its pages show is worked out once too (`Snapshot.pag
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
@@ -198,6 +199,13 @@ _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _in_background() -> None:
+    # The reload is background work: where it shares cores with the server, the pages
+    # being answered meanwhile come first (it then takes longer, and nobody waits on it).
+    with contextlib.suppress(OSError):
+        os.nice(10)
+
+
 def load_elsewhere(path: Path) -> Snapshot:
     """`load_snapshot` in a worker process, so re-running a big year while serving holds
     that process's interpreter, not the server's: pages keep being answered meanwhile.
@@ -208,7 +216,9 @@ def load_elsewhere(path: Path) -> Snapshot:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_in_background
+            )
         pool = _pool
     try:
         return pool.submit(load_snapshot, path).result()
