@@ -210,14 +210,20 @@ def load_elsewhere(path: Path) -> Snapshot:
     """`load_snapshot` in a worker process, so re-running a big year while serving holds
     that process's interpreter, not the server's: pages keep being answered meanwhile.
 
-    The worker is started (spawned, never forked from a threaded server) on the first
-    reload and kept for the next; if it dies the snapshot is built here instead.
+    The worker is spawned (never forked from a threaded server) for each reload and
+    ends after it: re-running a million-row year leaves its process holding most of a
+    gigabyte it no longer needs, which a kept worker would hold between reloads; a
+    new one costs a second or two of start-up per reload. If it dies the snapshot is
+    built here instead.
     """
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = ProcessPoolExecutor(
-                1, mp_context=multiprocessing.get_context("spawn"), initializer=_in_background
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_in_background,
+                max_tasks_per_child=1,
             )
         pool = _pool
     try:
