@@ -5,7 +5,7 @@ Run: ``python benchmarks/bench_portal.py --rows 1000000 --departments 2000 --ses
 runs). It generates a workbook (benchmarks/bench_scale.py's generator) and runs it
 (once per size: the run workbook is cached in ``benchmarks/.cache`` and copied for each
 measurement), adds one portal user per session, starts the real `costloop serve` in its
-own process (``--workers N`` uvicorn workers), and signs each session in. Then every
+own process, and signs each session in. Then every
 session asks for its department's bill page, a line of it and the home page over and
 over for ``--seconds``; half way through the workbook is run again (a new Run ID), so
 the portal reloads while serving. It prints the latency percentiles of the bill pages
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import random
 import re
 import shutil
 import socket
@@ -97,7 +98,7 @@ def _run_book(rows: int, departments: int) -> Path:
 
 
 def _tree(pid: int) -> list[int]:
-    """The server process and every process under it (uvicorn workers, the reload worker)."""
+    """The server process and every process under it (the reload worker)."""
     found, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -144,12 +145,18 @@ def main() -> int:
     parser.add_argument("--departments", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--think",
         type=float,
         default=0.0,
-        help="seconds a session waits between its requests (0: ask again at once, the worst case)",
+        help="seconds a session waits between its requests, on average: each wait is drawn "
+        "from 0.5 to 1.5 times it, as people do not click in step (0: ask again at once, "
+        "the worst case)",
+    )
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="wait exactly --think seconds every time (the 50 sessions then ask in waves)",
     )
     args = parser.parse_args()
 
@@ -183,7 +190,6 @@ def main() -> int:
                 str(port),
                 "--db",
                 db,
-                *(["--workers", str(args.workers)] if args.workers > 1 else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -211,6 +217,9 @@ def main() -> int:
 
             def session(client: httpx.Client, code: str) -> None:
                 nonlocal requests
+                pace = random.Random(code)  # the same waits each time the bench is run
+                if args.think and not args.lockstep:
+                    done.wait(pace.uniform(0.0, args.think))  # not all at the first second
                 paths = [f"/d/{code}/{period}", f"/d/{code}/{period}/lines/1", "/"]
                 n = 0
                 while not done.is_set():
@@ -230,7 +239,8 @@ def main() -> int:
                         elif path == paths[0]:
                             bill_times.append((started, took))
                     if args.think:
-                        done.wait(args.think)
+                        jitter = 1.0 if args.lockstep else pace.uniform(0.5, 1.5)
+                        done.wait(args.think * jitter)
 
             def watch() -> None:
                 # Memory of every server process, and the machine's load, once a second.
@@ -275,8 +285,9 @@ def main() -> int:
             server.wait(30)
         seconds = time.monotonic() - started
         print(
-            f"{args.sessions} sessions, {args.workers} worker(s), {seconds:.0f} s, think time "
-            f"{args.think:g} s: {requests:,} requests, {requests / seconds:.0f} a second"
+            f"{args.sessions} sessions, {seconds:.0f} s, think time {args.think:g} s"
+            f"{' (lockstep)' if args.lockstep else ''}: {requests:,} requests, "
+            f"{requests / seconds:.0f} a second"
         )
         print(f"bill page latency: {_percentiles([took for _, took in bill_times])}")
         during = [took for at, took in bill_times if changed <= at <= shown]

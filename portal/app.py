@@ -201,7 +201,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             "account": account,
             "s": s,
             "line": row,
-            "usage": views.usage_of_line(s, rule),
+            "usage": snapshot.page(s, views.usage_of_line, rule),
             "bill_url": views.dept_url(s),
             "may_act": may_act(account, s),
             "reasons": REASONS,

@@ -122,19 +122,21 @@ class Snapshot:
     def statement(self, department_key: str, period: str) -> Statement | None:
         return self.statements.get((department_key, period))
 
-    def page(self, s: Statement, build: Callable[[Statement], object]):
-        """``build(s)`` — what a page shows of a statement (its formatted lines, say) —
-        worked out once for this snapshot and shared by every request after.
+    def page(self, s: Statement, build: Callable[..., object], *of: object):
+        """``build(s, *of)`` — what a page shows of a statement (its formatted lines, the
+        usage rows behind a line's rule) — worked out once for this snapshot and shared
+        by every request after. ``of`` are this snapshot's own objects (a rule of its
+        `rules`), told apart by identity: they live as long as the snapshot does.
 
         A snapshot never changes, so neither does what is made from it; a reload makes
         a new snapshot with nothing worked out yet. Two requests that ask at once may
         both build it (the same value; the first one kept) rather than wait on a lock.
         """
-        key = (name_key(s.department), s.period, build)
+        key = (name_key(s.department), s.period, build, *map(id, of))
         try:
             return self._pages[key]
         except KeyError:
-            return self._pages.setdefault(key, build(s))
+            return self._pages.setdefault(key, build(s, *of))
 
     def __post_init__(self) -> None:
         if not isinstance(self.statements, Statements):
