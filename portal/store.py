@@ -404,20 +404,17 @@ class Store:
             ).scalar()
 
     def account(self, user_name: str) -> Account | None:
+        # One query (the user and its departments, joined): it runs on every request.
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(users.c.id, users.c.user_name, users.c.finance).where(
-                    users.c.user_key == user_key(user_name)
-                )
-            ).first()
-            if row is None:
-                return None
-            keys = conn.execute(
-                select(user_departments.c.department_key).where(
-                    user_departments.c.user_id == row.id
-                )
-            ).scalars()
-            return Account(row.user_name, bool(row.finance), frozenset(keys))
+            rows = conn.execute(
+                select(users.c.user_name, users.c.finance, user_departments.c.department_key)
+                .select_from(users.outerjoin(user_departments))
+                .where(users.c.user_key == user_key(user_name))
+            ).all()
+        if not rows:
+            return None
+        keys = frozenset(r.department_key for r in rows if r.department_key is not None)
+        return Account(rows[0].user_name, bool(rows[0].finance), keys)
 
     # --- sign-in throttling -------------------------------------------------
     def recent_failures(self, user_name: str, address: str, since: dt.datetime) -> int:
