@@ -24,6 +24,7 @@ import pandas as pd
 
 from costloop.engine.model.book import Book
 from costloop.engine.model.disputes import Dispute
+from costloop.engine.model.issued import Issued
 from costloop.engine.model.periods import add_months, fiscal_periods_to_date
 from costloop.engine.model.sheets import BILLS, RUN_LOG, RunLogKey
 from costloop.engine.pipeline.ledger import bills_as_issued
@@ -31,6 +32,7 @@ from costloop.engine.pipeline.run import bills_by_period, prepare
 from costloop.engine.xlsx.file_workbook import FileWorkbook
 from costloop.problems import Problem, Reason, Severity, has_errors
 from costloop.rules.ast import Statement, name_key
+from costloop.rules.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,10 @@ class BilledYear:
     """Rule ID -> its parsed statement (for a bill line's lineage)."""
     disputes: list[Dispute] = field(default_factory=list)
     """The Disputes sheet (an open dispute is shown on its department's bill)."""
+    issued: Issued = field(default_factory=Issued)
+    """The closed periods (the Issued sheet): their bills are shown as they were issued."""
+    plan: Plan | None = None
+    """The rules in run order (for a re-run at another cost basis: the department's budget)."""
 
     @property
     def bills(self) -> pd.DataFrame:
@@ -215,5 +221,5 @@ def load_billed_year(path: Path) -> tuple[BilledYear | None, list[Problem]]:
             rules[rule.rule_id] = rule
     for rule in plan.charges:
         rules[rule.rule_id] = rule
-    year = BilledYear(book, stamp, period, by_period, rules, outcome.disputes)
+    year = BilledYear(book, stamp, period, by_period, rules, outcome.disputes, outcome.issued, plan)
     return year, problems

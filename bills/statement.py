@@ -19,9 +19,10 @@ from costloop.bills.lineage import describe
 from costloop.bills.source import BilledYear, RunStamp, department_totals
 from costloop.engine.model.disputes import OPEN, Dispute
 from costloop.engine.model.issued import CHARGE, CORRECTION, CREDIT_MEMO, REVERSAL
-from costloop.engine.model.periods import add_months, fiscal_periods
-from costloop.engine.model.sheets import BILL_COLUMNS
+from costloop.engine.model.periods import add_months, fiscal_periods, fiscal_periods_to_date
+from costloop.engine.model.sheets import BILL_COLUMNS, ISSUED
 from costloop.engine.pipeline.bands import tier_lines
+from costloop.engine.pipeline.budget import budget_by_department
 from costloop.rules.ast import name_key
 
 LINE_COLUMNS = [*BILL_COLUMNS, "Pool Total", "Share", "Band", "Rate Date", "Rule Cell", "How"]
@@ -102,6 +103,20 @@ class Statement:
     """Last period against this, by pool (charges only: corrections are shown apart)."""
     open_disputes: list[Dispute] = field(default_factory=list)
     """The department's disputes still Open."""
+    closed_at: str = ""
+    """When the period was closed (``Issued!Closed (UTC)``); blank: the open period's bill."""
+    corrected_in: list[str] = field(default_factory=list)
+    """Later bills of the fiscal year carrying reversals and corrections of this one."""
+    credited: dict[str, Dispute] = field(default_factory=dict)
+    """The accepted disputes the bill's credit memos settle, by the Dispute id on the line."""
+    charged: list[tuple[str, Decimal | None]] = field(default_factory=list)
+    """Every month of the fiscal year and what was billed for its services up to this bill
+    (by Charge Period: a month with the corrections and credits billed for it later; None
+    after this bill's period)."""
+    budget: list[tuple[str, Decimal | None]] = field(default_factory=list)
+    """Every month of the fiscal year and the department's budget for it: its bill at
+    CostBasis BUDGET (`costloop.engine.pipeline.budget`); None where there is none, and
+    empty unless asked for (`build_year_statements`)."""
 
     @property
     def charges(self) -> pd.DataFrame:
@@ -116,6 +131,11 @@ class Statement:
     def credits(self) -> pd.DataFrame:
         """Credit memos of accepted disputes."""
         return self.lines[self.lines["Line Type"] == CREDIT_MEMO]
+
+    @property
+    def issued(self) -> bool:
+        """A closed period's bill, as it was issued (never recomputed)."""
+        return bool(self.closed_at)
 
     @property
     def total(self) -> Decimal:
@@ -176,64 +196,115 @@ def file_stems(codes: list[str], period: str) -> list[str]:
     return stems
 
 
+def _blank(value) -> bool:
+    return value is None or pd.isna(value)
+
+
+def _pool_charge(pool, rows: list[tuple]) -> PoolCharge:
+    """One "by pool" row from the pool's Charge lines as (metric, quantity, rate, rule, amount)."""
+    metrics = [m for m in dict.fromkeys(r[0] for r in rows) if isinstance(m, str) and m]
+    quantities = [r[1] for r in rows if not _blank(r[1])]
+    rated = [(r[2], r[3]) for r in rows if not _blank(r[2])]
+    rates = list(dict.fromkeys(r for r, _ in rated))
+    amount = sum((Decimal(r[4]) for r in rows), Decimal(0))
+    one_metric = len(metrics) == 1 and len(quantities) == len(rows)
+    quantity = sum((Decimal(q) for q in quantities), Decimal(0)) if one_metric else None
+    if not rated:
+        rate, basis = None, "allocated share"
+    elif len(rated) < len(rows):
+        rate, basis = None, "rate and allocated share"
+    elif len(rates) == 1:
+        rate, basis = Decimal(rates[0]), "rate"
+    elif len({rule for _, rule in rated}) == 1:
+        rate, basis = None, "graduated"  # one rule's price bands
+    else:
+        rate, basis = None, "several rates"
+    return PoolCharge(str(pool), ", ".join(metrics), quantity, rate, amount, basis)
+
+
+def _pool_charges_by_department(lines: pd.DataFrame) -> dict[object, list[PoolCharge]]:
+    """Department -> its "by pool" rows, in one pass over a period's lines (a few thousand
+    departments' small frames grouped one by one cost seconds)."""
+    grouped: dict[object, dict[object, list[tuple]]] = {}
+    columns = ("Department", "Pool", "Metric", "Quantity", "Rate", "Rule", "Amount")
+    for department, pool, *row in zip(*(lines[c] for c in columns), strict=True):
+        if _blank(pool):
+            continue
+        grouped.setdefault(department, {}).setdefault(pool, []).append(tuple(row))
+    return {
+        department: [_pool_charge(pool, rows) for pool, rows in pools.items()]
+        for department, pools in grouped.items()
+    }
+
+
 def pool_charges(lines: pd.DataFrame) -> list[PoolCharge]:
-    """The Summary's "by pool" rows; a rate only where every line of the pool obeys it."""
-    out = []
-    for pool, group in lines.groupby("Pool", sort=False):
-        metrics = [m for m in dict.fromkeys(group["Metric"]) if isinstance(m, str) and m]
-        quantities = [q for q in group["Quantity"] if q is not None and not pd.isna(q)]
-        rated = [
-            (r, rule)
-            for r, rule in zip(group["Rate"], group["Rule"], strict=True)
-            if r is not None and not pd.isna(r)
-        ]
-        rates = list(dict.fromkeys(r for r, _ in rated))
-        amount = sum((Decimal(a) for a in group["Amount"]), Decimal(0))
-        one_metric = len(metrics) == 1 and len(quantities) == len(group)
-        quantity = sum((Decimal(q) for q in quantities), Decimal(0)) if one_metric else None
-        if not rated:
-            rate, basis = None, "allocated share"
-        elif len(rated) < len(group):
-            rate, basis = None, "rate and allocated share"
-        elif len(rates) == 1:
-            rate, basis = Decimal(rates[0]), "rate"
-        elif len({rule for _, rule in rated}) == 1:
-            rate, basis = None, "graduated"  # one rule's price bands
-        else:
-            rate, basis = None, "several rates"
-        out.append(PoolCharge(str(pool), ", ".join(metrics), quantity, rate, amount, basis))
+    """The Summary's "by pool" rows of one department's Charge lines, in the order the pools
+    first appear; a rate only where every line of the pool obeys it."""
+    if lines.empty:
+        return []
+    return _pool_charges_by_department(lines.assign(Department=0)).get(0, [])
+
+
+PoolSums = dict[str, tuple[Decimal, Decimal, bool]]
+"""Pool key -> (Σ amount, Σ quantity, charged at a rate) of Charge lines."""
+
+
+def _add_to(sums: PoolSums, pool, amount, quantity, rate) -> None:
+    key = name_key(str(pool))
+    a, q, rated = sums.get(key, (Decimal(0), Decimal(0), False))
+    has_q, has_rate = not _blank(quantity), not _blank(rate)
+    sums[key] = (a + Decimal(amount), q + (Decimal(quantity) if has_q else 0), rated or has_rate)
+
+
+def _charge_columns(frame: pd.DataFrame):
+    charges = frame[frame["Line Type"] == CHARGE] if "Line Type" in frame else frame
+    return charges["Pool"], charges["Amount"], charges["Quantity"], charges["Rate"]
+
+
+def _pool_sums(frame: pd.DataFrame) -> PoolSums:
+    """Every department's pool totals of a frame's Charge lines."""
+    out: PoolSums = {}
+    for row in zip(*_charge_columns(frame), strict=True):
+        _add_to(out, *row)
     return out
 
 
-def _pool_sums(frame: pd.DataFrame) -> dict[str, tuple[Decimal, Decimal, bool]]:
-    """Pool key -> (Σ amount, Σ quantity, charged at a rate) of a frame's Charge lines."""
-    out: dict[str, tuple[Decimal, Decimal, bool]] = {}
+@dataclass
+class _Mine:
+    """One department's pools in one period: its Charge lines' sums, and each pool's
+    spelling (of any line, the last written) for the table."""
+
+    sums: PoolSums = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def _pools_by_department(frame: pd.DataFrame | None) -> dict[object, _Mine]:
+    """Department -> its `_Mine`, in one pass over a period's lines."""
+    out: dict[object, _Mine] = {}
+    if frame is None:
+        return out
+    for department, pool in zip(frame["Department"], frame["Pool"], strict=True):
+        out.setdefault(department, _Mine()).names[name_key(str(pool))] = str(pool)
     charges = frame[frame["Line Type"] == CHARGE] if "Line Type" in frame else frame
-    for pool, amount, quantity, rate in zip(
-        charges["Pool"], charges["Amount"], charges["Quantity"], charges["Rate"], strict=True
-    ):
-        key = name_key(str(pool))
-        a, q, rated = out.get(key, (Decimal(0), Decimal(0), False))
-        has_q = quantity is not None and not pd.isna(quantity)
-        has_rate = rate is not None and not pd.isna(rate)
-        out[key] = (a + Decimal(amount), q + (Decimal(quantity) if has_q else 0), rated or has_rate)
+    for department, *row in zip(charges["Department"], *_charge_columns(charges), strict=True):
+        _add_to(out[department].sums, *row)
     return out
 
 
 def why_changed(
-    last: pd.DataFrame | None,
-    this: pd.DataFrame,
-    pools_last: dict[str, tuple[Decimal, Decimal, bool]],
-    pools_this: dict[str, tuple[Decimal, Decimal, bool]],
+    last: _Mine | None,
+    this: _Mine,
+    pools_last: PoolSums,
+    pools_this: PoolSums,
     minor_unit: int,
 ) -> list[WhyChanged]:
-    """The "why it changed" rows of one department (its lines ``last`` and ``this``), with
+    """The "why it changed" rows of one department (its pools ``last`` and ``this``), with
     every department's pool totals (``pools_*``) for the share of an allocated pool."""
     if last is None:
         return []
     cent = Decimal(1).scaleb(-minor_unit)
-    mine_last, mine_this = _pool_sums(last), _pool_sums(this)
-    names = {name_key(str(p)): str(p) for p in [*last["Pool"], *this["Pool"]]}
+    mine_last, mine_this = last.sums, this.sums
+    names = {**last.names, **this.names}
     rows = []
     for key in sorted(set(mine_last) | set(mine_this), key=lambda k: names[k].casefold()):
         a0, q0, rated0 = mine_last.get(key, (Decimal(0), Decimal(0), False))
@@ -270,17 +341,47 @@ def _shares(lines: pd.DataFrame, rule_totals: dict[str, Decimal]) -> tuple[list,
     return totals, shares
 
 
-def _usage_by_key(year: BilledYear) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+def _usage_by_key(year: BilledYear, period: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The period's usage rows, split by department key once (not filtered per department)."""
     usage = year.book.usage
     columns = [c for c in usage.columns if not str(c).startswith("_")]
-    period = usage[usage["Period"] == year.period].sort_values("_row")
-    groups = {k: g[columns].reset_index(drop=True) for k, g in period.groupby("_key", sort=False)}
+    rows = usage[usage["Period"] == period].sort_values("_row")
+    groups = {k: g[columns].reset_index(drop=True) for k, g in rows.groupby("_key", sort=False)}
     return groups, usage.iloc[:0][columns].reset_index(drop=True)
 
 
-def build_statements(year: BilledYear) -> list[Statement]:
-    """A statement for every department billed in the period, in department order."""
+def _corrected_in(year: BilledYear, period: str) -> dict[str, list[str]]:
+    """Department key -> the later bills of the year that correct its bill of ``period``
+    (Reversal and Correction lines whose Charge Period is ``period``)."""
+    out: dict[str, list[str]] = {}
+    for later, frame in year.by_period.items():
+        if later <= period or "Line Type" not in frame:
+            continue
+        changed = frame[frame["Line Type"].isin(CHANGES) & (frame["Charge Period"] == period)]
+        for code in dict.fromkeys(changed["Department"]):
+            out.setdefault(name_key(str(code)), []).append(later)
+    return out
+
+
+def _charged_by_month(year: BilledYear, period: str) -> dict[str, dict[str, Decimal]]:
+    """Department key -> {charge period: Σ amount} of every bill of the year up to
+    ``period``: a month's services with the corrections and credits billed for it later."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for billed, frame in year.by_period.items():
+        if billed > period:
+            continue
+        charge = frame["Charge Period"] if "Charge Period" in frame else [billed] * len(frame)
+        for code, month, amount in zip(frame["Department"], charge, frame["Amount"], strict=True):
+            months = out.setdefault(name_key(str(code)), {})
+            months[month] = months.get(month, Decimal(0)) + Decimal(amount)
+    return out
+
+
+def build_statements(year: BilledYear, period: str | None = None) -> list[Statement]:
+    """A statement for every department billed in ``period`` (default: the billed period),
+    in department order. A closed period's statement is its bill as issued (its lines from
+    the Issued sheet), with the fiscal year as it stood then: no later month."""
+    period = period or year.period
     book = year.book
     settings = book.settings
     deps = book.departments
@@ -291,74 +392,133 @@ def build_statements(year: BilledYear) -> list[Statement]:
         for k, n in zip(deps["_key"], deps["Name"].fillna(""), strict=True)
     }
     all_names = set().union(*everyone.values())
+    closed = year.issued.get(period)
+    run = year.stamp
+    if closed is not None:
+        # The run that was closed, not today's: accepting or disputing it names that run.
+        run = RunStamp(closed.run_id, period, closed.closed_at, closed.fingerprint)
     # Band and rate date for the whole period at once: the Rates sheet is resolved once,
     # not once per department.
-    bills = year.bills.copy()
+    bills = year.by_period[period].copy()
     bills["Band"], bills["Rate Date"] = tier_lines(book.rates, year.rules, bills)
-    periods = fiscal_periods(year.period, settings.fiscal_year_start)
-    previous_period = add_months(year.period, -1)
+    periods = fiscal_periods(period, settings.fiscal_year_start)
+    previous_period = add_months(period, -1)
     # Each period's totals and the period's lines and usage split once, not once per
     # department: a few thousand departments would otherwise rescan every frame each.
-    totals = {p: department_totals(frame) for p, frame in year.by_period.items()}
-    lines_of = dict(tuple(bills.groupby("Department", sort=False)))
+    totals = {p: department_totals(f) for p, f in year.by_period.items() if p <= period}
     charges = bills[bills["Line Type"] == CHARGE]
     rule_totals: dict[str, Decimal] = {}
     for rule, amount in zip(charges["Rule"], charges["Amount"], strict=True):
         rule_totals[rule] = rule_totals.get(rule, Decimal(0)) + Decimal(amount)
+    # The lineage columns for the whole period at once; only "How" is the department's
+    # own (the rule in words, reduced to its share).
+    bills["Pool Total"], bills["Share"] = _shares(bills, rule_totals)
+    bills["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in bills["Rule"]]
+    described: dict[tuple[str, object], str] = {}
+    how = []
+    for code, rule in zip(bills["Department"], bills["Rule"], strict=True):
+        key = name_key(code)
+        if (key, rule) not in described:
+            own = frozenset(everyone.get(key, {key}))
+            described[key, rule] = describe(year.rules.get(rule), own, frozenset(all_names - own))
+        how.append(described[key, rule])
+    bills["How"] = how
+    lines_of = {
+        code: frame.reset_index(drop=True)
+        for code, frame in bills[LINE_COLUMNS].groupby("Department", sort=False)
+    }
+    by_pool_of = _pool_charges_by_department(charges)
+    memos_of: dict[object, list] = {}
+    memos = bills[bills["Line Type"] == CREDIT_MEMO]
+    for code, rule in zip(memos["Department"], memos["Rule"], strict=True):
+        memos_of.setdefault(code, []).append(rule)
     last_frame = year.by_period.get(previous_period)
-    last_of = (
-        dict(tuple(last_frame.groupby("Department", sort=False))) if last_frame is not None else {}
-    )
+    last_of = _pools_by_department(last_frame)
+    this_of = _pools_by_department(bills)
     pools_last = _pool_sums(last_frame) if last_frame is not None else {}
     pools_this = _pool_sums(bills)
     disputes_of: dict[str, list[Dispute]] = {}
     for dispute in year.disputes:
         if dispute.status == OPEN:
             disputes_of.setdefault(name_key(dispute.department), []).append(dispute)
-    usage_of, no_usage = _usage_by_key(year)
+    dispute_of = {name_key(d.dispute): d for d in year.disputes}
+    corrected_in = _corrected_in(year, period)
+    charged = _charged_by_month(year, period)
+    usage_of, no_usage = _usage_by_key(year, period)
     statements = []
     codes = list(dict.fromkeys(bills["Department"]))
-    for code, stem in zip(codes, file_stems([str(c) for c in codes], year.period), strict=True):
+    for code, stem in zip(codes, file_stems([str(c) for c in codes], period), strict=True):
         key = name_key(code)
-        row = deps.iloc[by_key[key]]
-        own = frozenset(everyone.get(key, {key}))
-        private = frozenset(all_names - own)
-        lines = lines_of[code].copy()
-        lines["Pool Total"], lines["Share"] = _shares(lines, rule_totals)
-        lines["Rule Cell"] = [getattr(year.rules.get(r), "where", "") for r in lines["Rule"]]
-        lines["How"] = [describe(year.rules.get(r), own, private) for r in lines["Rule"]]
+        # A closed period's department may have left the Departments sheet since: its bill
+        # is still shown as issued, with the name it was issued under and no email.
+        row = deps.iloc[by_key[key]] if key in by_key else None
+        lines = lines_of[code]
         months = [(p, totals[p].get(key, Decimal(0)) if p in totals else None) for p in periods]
         before = totals.get(previous_period)
-        name = row["Name"]
-        email = row["Email"] if "Email" in deps else None
+        name = row["Name"] if row is not None else lines["Name"].iloc[0]
+        email = row["Email"] if row is not None and "Email" in deps else None
+        memos = memos_of.get(code, [])
+        mine = charged.get(key, {})
         statements.append(
             Statement(
                 organization=settings.organization,
                 currency=settings.currency,
                 minor_unit=settings.minor_unit,
-                period=year.period,
+                period=period,
                 department=str(code),
                 name="" if pd.isna(name) else str(name),
                 email="" if email is None or pd.isna(email) else str(email).strip(),
-                email_cell=book.cell("Departments", "Email", int(row["_row"])),
-                department_cell=book.cell("Departments", "Department", int(row["_row"])),
-                run=year.stamp,
-                lines=lines[LINE_COLUMNS].reset_index(drop=True),
+                email_cell=""
+                if row is None
+                else book.cell("Departments", "Email", int(row["_row"])),
+                department_cell=(
+                    f"{ISSUED}!A1"
+                    if row is None
+                    else book.cell("Departments", "Department", int(row["_row"]))
+                ),
+                run=run,
+                lines=lines,
                 usage=usage_of.get(key, no_usage),
-                by_pool=pool_charges(lines[lines["Line Type"] == CHARGE]),
+                by_pool=by_pool_of.get(code, []),
                 months=months,
                 previous_period=previous_period,
                 previous=None if before is None else before.get(key, Decimal(0)),
                 fiscal_year=f"FY {periods[0]} to {periods[-1]}",
                 file_stem=stem,
                 why=why_changed(
-                    None if last_frame is None else last_of.get(code, last_frame.iloc[:0]),
-                    lines,
+                    None if last_frame is None else last_of.get(code, _Mine()),
+                    this_of[code],
                     pools_last,
                     pools_this,
                     settings.minor_unit,
                 ),
                 open_disputes=disputes_of.get(key, []),
+                closed_at="" if closed is None else closed.closed_at,
+                corrected_in=corrected_in.get(key, []),
+                credited={
+                    str(m): dispute_of[name_key(str(m))]
+                    for m in memos
+                    if name_key(str(m)) in dispute_of
+                },
+                charged=[(p, mine.get(p) if p in totals else None) for p in periods],
             )
         )
     return statements
+
+
+def build_year_statements(year: BilledYear) -> list[Statement]:
+    """The billed period's statements and every closed period's of the fiscal year, as
+    issued (the periods a department can look back on in the portal), each with the
+    department's budget by month."""
+    shown = [p for p in year.by_period if p == year.period or year.issued.is_closed(p)]
+    months = fiscal_periods_to_date(year.period, year.book.settings.fiscal_year_start)
+    budgets = budget_by_department(year.book, year.plan, months) if year.plan else {}
+    out = []
+    for period in shown:
+        for statement in build_statements(year, period):
+            planned = budgets.get(name_key(statement.department), {})
+            statement.budget = [
+                (p, planned.get(p) if p <= period else None) for p, _ in statement.months
+            ]
+            out.append(statement)
+    return out

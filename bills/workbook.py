@@ -35,6 +35,22 @@ def month_label(period: str) -> str:
     return f"{_MONTHS[int(month) - 1]} {year}"
 
 
+# The Summary's section wording, shared with the portal's bill page (one wording, two places).
+WHY_COLUMNS = ("Pool", "Last period", "This period", "Volume", "Rate", "Share")
+CORRECTIONS_TITLE, CREDITS_TITLE = "Corrections to earlier periods", "Credits"
+SECTION_COLUMNS = ("Pool", "Charge Period", "Line Type", "Quantity", "Amount", "Reference")
+
+
+def why_title(s: Statement) -> str:
+    """``Why it changed (Feb 2026 to Mar 2026)``."""
+    return f"Why it changed ({month_label(s.previous_period)} to {month_label(s.period)})"
+
+
+def section_total(title: str) -> str:
+    """``Total corrections to earlier periods``, ``Total credits``."""
+    return f"Total {title[0].lower()}{title[1:]}"
+
+
 def _created(statement: Statement) -> dt.datetime:
     try:
         return dt.datetime.strptime(statement.run.run_time, "%Y-%m-%d %H:%M:%S")
@@ -164,11 +180,9 @@ def _summary(book: xlsxwriter.Workbook, ws: Worksheet, s: Statement, f: _Formats
 def _sections(ws: Worksheet, s: Statement, f: _Formats, row: int) -> int:
     """Why it changed, corrections to earlier periods, credits, open disputes; the last row."""
     if s.why:
-        ws.write(row, 0, f"Why it changed ({month_label(s.previous_period)} to "
-                 f"{month_label(s.period)})", f.label)  # fmt: skip
+        ws.write(row, 0, why_title(s), f.label)
         row += 1
-        for col, header in enumerate(("Pool", "Last period", "This period", "Volume", "Rate",
-                                      "Share")):  # fmt: skip
+        for col, header in enumerate(WHY_COLUMNS):
             ws.write(row, col, header, f.header if col == 0 else f.header_number)
         for why in s.why:
             row += 1
@@ -176,14 +190,12 @@ def _sections(ws: Worksheet, s: Statement, f: _Formats, row: int) -> int:
             for col, value in enumerate((why.last, why.this, why.volume, why.rate, why.share), 1):
                 ws.write_number(row, col, _number(value), f.money)
         row += 2
-    for title, lines in (("Corrections to earlier periods", s.corrections),
-                         ("Credits", s.credits)):  # fmt: skip
+    for title, lines in ((CORRECTIONS_TITLE, s.corrections), (CREDITS_TITLE, s.credits)):
         if not len(lines):
             continue
         ws.write(row, 0, title, f.label)
         row += 1
-        for col, header in enumerate(("Pool", "Charge Period", "Line Type", "Quantity",
-                                      "Amount", "Reference")):  # fmt: skip
+        for col, header in enumerate(SECTION_COLUMNS):
             ws.write(row, col, header, f.header_number if header in ("Quantity", "Amount")
                      else f.header)  # fmt: skip
         for line in lines.to_dict("records"):
@@ -195,7 +207,7 @@ def _sections(ws: Worksheet, s: Statement, f: _Formats, row: int) -> int:
             ws.write_number(row, 4, _number(line["Amount"]), f.money)
             ws.write(row, 5, line["Rule"], f.basis)
         row += 1
-        ws.write(row, 0, f"Total {title[0].lower()}{title[1:]}", f.total_label)
+        ws.write(row, 0, section_total(title), f.total_label)
         ws.write_number(row, 4, _number(sum((Decimal(a) for a in lines["Amount"]), Decimal(0))),
                         f.money_bold)  # fmt: skip
         row += 2

@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from fastapi import FastAPI, Form, Request
@@ -29,13 +30,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from costloop.bills.pdf import PDF_TYPE
 from costloop.bills.statement import Statement
-from costloop.bills.workbook import XLSX_TYPE, bill_workbook, month_label
+from costloop.bills.workbook import (
+    CORRECTIONS_TITLE,
+    CREDITS_TITLE,
+    WHY_COLUMNS,
+    XLSX_TYPE,
+    bill_workbook,
+    month_label,
+    section_total,
+    why_title,
+)
 from costloop.errors import PortalError
-from costloop.portal import views
+from costloop.portal import sso, views
 from costloop.portal.accounts import sign_in
+from costloop.portal.charts import CHARTS, SVG_TYPE, ChartCache
 from costloop.portal.disputes import DisputeRefused, new_dispute
 from costloop.portal.focus import focus_csv
 from costloop.portal.snapshot import Bills, Snapshot
+from costloop.portal.sso import SsoConfig
+from costloop.portal.states import state_of
 from costloop.portal.store import REASONS, Acceptance, Account, Store, now
 from costloop.rules.ast import name_key
 
@@ -75,15 +88,16 @@ register_url_convertor("period", _Period())
 
 
 class SecurityHeaders:
-    """`SECURITY_HEADERS` on every answer (a header the page set itself is kept).
+    """The security headers on every answer (a header the page set itself is kept).
 
     A plain ASGI middleware: Starlette's ``@app.middleware("http")`` passes every
     response through a task group and a memory stream, which under 50 sessions was a
     third of the server's time.
     """
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, headers: dict[str, str]):
         self.app = app
+        self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,11 +107,17 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for header, value in SECURITY_HEADERS.items():
+                for header, value in self.headers.items():
                     headers.setdefault(header, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _run_of(snapshot: Snapshot, key: tuple[str, str]) -> str | None:
+    """The run a (department key, period) bill belongs to, if the snapshot has it."""
+    found = snapshot.statement(*key)
+    return None if found is None else found.run.run_id
 
 
 class SignInNeeded(PortalError):
@@ -113,6 +133,8 @@ class PortalConfig:
     """A session ends this long after sign-in, however busy it is."""
     check_every: float = 1.0
     """Seconds between looks at the workbook file for a change."""
+    sso: SsoConfig | None = None
+    """Single sign-on (portal/sso.py), from the COSTLOOP_OIDC_* environment variables."""
 
 
 def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -> FastAPI:
@@ -130,9 +152,15 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     # LibreOffice makes each PDF; a burst of downloads waits for a slot rather than
     # starting a LibreOffice per request.
     pdf_slots = threading.BoundedSemaphore(2)
+    charts = ChartCache()
     app.state.bills = bills
     app.state.store = store
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    headers = dict(SECURITY_HEADERS)
+    if config.sso:
+        headers["Content-Security-Policy"] = sso.content_security_policy(
+            CONTENT_SECURITY_POLICY, config.sso
+        )
 
     # --- helpers ---------------------------------------------------------
     def address(request: Request) -> str:
@@ -156,6 +184,8 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         if not user or time.time() >= expires:
             request.session.clear()
             raise SignInNeeded
+        if request.session.get("sso") is not None and config.sso:
+            return sso.account(config.sso, request.session, bills.get())
         account = store.account(user)
         if account is None:  # the account was removed while signed in
             request.session.clear()
@@ -164,6 +194,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
 
     def render(request: Request, name: str, status: int = 200, **context) -> HTMLResponse:
         context.setdefault("account", None)
+        context.setdefault("sso", config.sso is not None)
         snapshot: Snapshot = context.pop("snapshot", None) or bills.current
         page = templates.get_template(name).render(
             csrf=csrf_token(request), stamp=snapshot.stamp, problems=bills.problems, **context
@@ -187,12 +218,6 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         """Disputing and accepting are the department's own acts, not finance's."""
         return name_key(s.department) in account.departments
 
-    def state_of(s: Statement, accepted: set, disputed: set) -> str:
-        key = (name_key(s.department), s.period)
-        if key in accepted:
-            return "accepted"
-        return "disputed" if key in disputed else "billed"
-
     def line_context(snapshot: Snapshot, account: Account, s: Statement, n: int) -> dict:
         row = snapshot.page(s, views.line_rows)[n - 1]
         rule = snapshot.rules.get(row.rule)
@@ -202,6 +227,11 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             "s": s,
             "line": row,
             "usage": snapshot.page(s, views.usage_of_line, rule),
+            "line_period_url": (
+                views.period_url(s, row.charge_period)
+                if snapshot.statement(name_key(s.department), row.charge_period) is not None
+                else ""
+            ),
             "bill_url": views.dept_url(s),
             "may_act": may_act(account, s),
             "reasons": REASONS,
@@ -224,7 +254,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             message = "That is not how this page is used."
         return render(request, "error.html", exc.status_code, message=message)
 
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, headers=headers)
 
     # SessionMiddleware wraps the header middleware, so its cookie is set on every answer.
     app.add_middleware(
@@ -283,27 +313,57 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
+    if config.sso:  # before the catch-all 404 route below
+        sso.install(
+            app,
+            config.sso,
+            store,
+            bills.get,
+            render,
+            check_csrf,
+            address,
+            config.session_length.total_seconds(),
+        )
+
     # --- pages -------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request):
         account = account_of(request)
         snapshot = bills.get()
         shown = []
-        accepted, disputed = store.states(snapshot.stamp.run_id) if snapshot.ok else (set(), set())
         # A department user's own keys only; finance every billed department.
         keys = snapshot.department_keys()
         if not account.finance:
             keys = [k for k in keys if k in account.departments]
-        for key in keys:
-            periods = [snapshot.statement(key, p) for p in snapshot.periods_of(key)]
+        bills_of = [[snapshot.statement(k, p) for p in snapshot.periods_of(k)] for k in keys]
+        # Accepted is per run: a closed period's bill is the closing run's, the open one the
+        # last run's; one query per run shown (at most the year's closed periods and one).
+        accepted, disputed = set(), set()
+        for run_id in sorted({s.run.run_id for periods in bills_of for s in periods}):
+            accepted_in_run, disputed = store.states(run_id)
+            accepted |= {k for k in accepted_in_run if _run_of(snapshot, k) == run_id}
+        for periods in bills_of:
             shown.append(
                 (
                     periods[-1],
                     [(s, views.dept_url(s), state_of(s, accepted, disputed)) for s in periods],
                 )
             )
+        summary = None
+        if account.finance and snapshot.ok:
+            period = snapshot.stamp.period
+            summary = views.run_summary(
+                [s for periods in bills_of for s in periods if s.period == period]
+            )
         store.audit(account.user_name, address(request), "view", detail="/")
-        return render(request, "home.html", snapshot=snapshot, account=account, departments=shown)
+        return render(
+            request,
+            "home.html",
+            snapshot=snapshot,
+            account=account,
+            departments=shown,
+            summary=summary,
+        )
 
     @app.get("/d/{dept:path}/{period:period}/lines/{line}", response_class=HTMLResponse)
     def line_page(request: Request, dept: str, period: str, line: str):
@@ -341,9 +401,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             raise HTTPException(403, "Only the department's own users can dispute its bill.")
         fragment = bool(request.headers.get("HX-Request"))
         try:
-            dispute = new_dispute(
-                s, snapshot.stamp.run_id, account.user_name, n, reason, amount, comment
-            )
+            dispute = new_dispute(s, s.run.run_id, account.user_name, n, reason, amount, comment)
         except DisputeRefused as refused:
             context = line_context(snapshot, account, s, n)
             context["form"] = {"reason": reason, "amount": amount, "comment": comment}
@@ -379,7 +437,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
     ):
         account = account_of(request)
         check_csrf(request, csrf_token_)
-        snapshot, s = statement_for(account, dept, period)
+        _, s = statement_for(account, dept, period)
         if not may_act(account, s):
             raise HTTPException(403, "Only the department's own users can accept its bill.")
         accepted = Acceptance(
@@ -388,7 +446,7 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             department_key=name_key(s.department),
             department=s.department,
             period=s.period,
-            run_id=snapshot.stamp.run_id,
+            run_id=s.run.run_id,  # an issued bill is the closing run's, not today's
             total=s.total,
         )
         if store.accept(accepted):
@@ -458,13 +516,47 @@ def create_app(config: PortalConfig, store: Store, bills: Bills | None = None) -
             snapshot=snapshot,
             account=account,
             s=s,
-            lines=snapshot.page(s, views.line_rows),
-            months=snapshot.page(s, views.months),
             bill_url=views.dept_url(s),
             may_act=may_act(account, s),
-            accepted=store.acceptance(name_key(s.department), s.period, snapshot.stamp.run_id),
+            accepted=store.acceptance(name_key(s.department), s.period, s.run.run_id),
             disputes=store.disputes(name_key(s.department), s.period),
+            # Worked out once per snapshot: the same for every request of this bill.
+            **snapshot.page(s, bill_sections, snapshot),
         )
+
+    def bill_sections(s: Statement, snapshot: Snapshot) -> dict:
+        """The bill page's sections: charges, corrections, credits, why, the year, budget."""
+        lines = snapshot.page(s, views.line_rows)
+        shown = set(snapshot.periods_of(name_key(s.department)))
+        budget, budget_ytd = views.budget_rows(s)
+        return {
+            "lines": lines,
+            "charges": [row for row in lines if row.line_type == "Charge"],
+            "corrections": views.corrections(s, shown - {s.period}),
+            "credits": views.credits(s),
+            "why": views.why(s),
+            "why_title": why_title(s),
+            "months": views.months(s),
+            "budget": budget,
+            "budget_ytd": budget_ytd,
+            "charges_total": s.money(sum((Decimal(a) for a in s.charges["Amount"]), Decimal(0))),
+            "corrected_links": [(month_label(p), views.period_url(s, p)) for p in s.corrected_in],
+            "why_columns": WHY_COLUMNS,
+            "corrections_title": CORRECTIONS_TITLE,
+            "credits_title": CREDITS_TITLE,
+            "corrections_total_label": section_total(CORRECTIONS_TITLE),
+            "credits_total_label": section_total(CREDITS_TITLE),
+        }
+
+    @app.get("/d/{dept:path}/{period:period}/{chart}.svg")
+    def chart_svg(request: Request, dept: str, period: str, chart: str):
+        """A chart of the bill as SVG, made once per run (scoped like the bill: 404)."""
+        account = account_of(request)
+        snapshot, s = statement_for(account, dept, period)
+        if chart not in CHARTS:
+            raise HTTPException(404, "There is no such page.")
+        svg = charts.svg(snapshot, name_key(s.department), s, chart)
+        return Response(svg, media_type=SVG_TYPE)
 
     @app.get("/{anything:path}")
     def not_found(request: Request, anything: str):

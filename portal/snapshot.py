@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from costloop.bills.source import RunStamp, load_billed_year
-from costloop.bills.statement import Statement, build_statements
+from costloop.bills.statement import Statement, build_year_statements
+from costloop.portal.groups import portal_groups
 from costloop.problems import Problem, Reason, Severity
 from costloop.rules.ast import Statement as Rule
 from costloop.rules.ast import name_key
@@ -114,6 +115,8 @@ class Snapshot:
     rules: dict[str, Rule] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     """Why the workbook cannot be billed now (empty when this snapshot is current)."""
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Single sign-on group -> the department keys it sees (the run's Portal Group column)."""
 
     @property
     def ok(self) -> bool:
@@ -193,8 +196,9 @@ def load_snapshot(path: Path) -> Snapshot:
         return Snapshot(sig, loaded, None, problems=(problem,))
     if year is None:
         return Snapshot(sig, loaded, None, problems=tuple(problems))
-    statements = {(name_key(s.department), s.period): s for s in build_statements(year)}
-    return Snapshot(sig, loaded, year.stamp, statements, dict(year.rules))
+    statements = {(name_key(s.department), s.period): s for s in build_year_statements(year)}
+    groups = portal_groups(year.book.departments)
+    return Snapshot(sig, loaded, year.stamp, statements, dict(year.rules), groups=groups)
 
 
 _pool: ProcessPoolExecutor | None = None

@@ -20,6 +20,7 @@ import pandas as pd
 from costloop.bills.pdf import convert_to_pdf
 from costloop.bills.statement import LINE_COLUMNS, Statement
 from costloop.bills.workbook import bill_workbook, month_label
+from costloop.engine.model.issued import CORRECTION, CREDIT_MEMO, REVERSAL
 from costloop.engine.pipeline.lineage import usage_behind
 from costloop.rules.ast import Statement as Rule
 
@@ -61,7 +62,12 @@ def cell(value: object) -> str:
 
 def dept_url(statement: Statement) -> str:
     """``/d/ENG/2026-03``; a code with ``/`` or ``?`` in it is percent-encoded."""
-    return f"/d/{quote(statement.department, safe='')}/{statement.period}"
+    return period_url(statement, statement.period)
+
+
+def period_url(statement: Statement, period: str) -> str:
+    """The department's bill of another ``period`` (``/d/ENG/2026-02``)."""
+    return f"/d/{quote(statement.department, safe='')}/{period}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,8 @@ class LineRow:
     rule_cell: str
     how: str
     url: str
+    line_type: str = "Charge"
+    charge_period: str = ""
 
 
 def line_rows(statement: Statement) -> list[LineRow]:
@@ -94,6 +102,8 @@ def line_rows(statement: Statement) -> list[LineRow]:
                 rule_cell=cell(line["Rule Cell"]),
                 how=cell(line["How"]),
                 url=f"{base}/lines/{n}",
+                line_type=cell(line["Line Type"]),
+                charge_period=cell(line["Charge Period"]),
             )
         )
     return rows
@@ -102,6 +112,147 @@ def line_rows(statement: Statement) -> list[LineRow]:
 def months(statement: Statement) -> list[tuple[str, str]]:
     """The fiscal year's months and this department's charges (blank: not billed yet)."""
     return [(month_label(p), "" if m is None else statement.money(m)) for p, m in statement.months]
+
+
+@dataclass(frozen=True)
+class ChangeRow:
+    """A line of the bill's corrections or credits, with what it corrects or settles."""
+
+    line: LineRow
+    charge_period: str
+    """``Feb 2026``: the period the line is for."""
+    what: str
+    issued_url: str
+    """The bill it corrects, when the portal shows it (a closed period of the year)."""
+
+
+def _sum(s: Statement, frame: pd.DataFrame) -> str:
+    return s.money(sum((Decimal(a) for a in frame["Amount"]), Decimal(0)))
+
+
+def corrections(s: Statement, shown_periods: set[str]) -> tuple[list[ChangeRow], str]:
+    """The Reversal and Correction lines, each saying what it corrects; and their total."""
+    rows = []
+    for row in line_rows(s):
+        if row.line_type not in (REVERSAL, CORRECTION):
+            continue
+        month = month_label(row.charge_period)
+        if row.line_type == REVERSAL:
+            what = f"takes back the {row.pool} charge of {month} as it was issued"
+        else:
+            what = f"the {row.pool} charge of {month} as it is now, from the corrected inputs"
+        url = period_url(s, row.charge_period) if row.charge_period in shown_periods else ""
+        rows.append(ChangeRow(row, month, what, url))
+    return rows, _sum(s, s.corrections)
+
+
+def credits(s: Statement) -> tuple[list[ChangeRow], str]:
+    """The credit memos, each with the accepted dispute it settles; and their total."""
+    rows = []
+    for row in line_rows(s):
+        if row.line_type != CREDIT_MEMO:
+            continue
+        d = s.credited.get(row.rule)
+        if d is None:
+            what = f"dispute {row.rule}"
+        else:
+            claimed = "" if d.amount is None else f" for {s.money(d.amount)}"
+            what = f"dispute {d.dispute} ({d.reason}{claimed}) on {d.pool}, {month_label(d.period)}"
+            what += f", accepted: {s.money(d.resolution)} credited"
+            if d.note:
+                what += f". {d.note}"
+        rows.append(ChangeRow(row, month_label(row.charge_period), what, ""))
+    return rows, _sum(s, s.credits)
+
+
+@dataclass(frozen=True)
+class WhyRow:
+    pool: str
+    last: str
+    this: str
+    volume: str
+    rate: str
+    share: str
+
+
+def why(s: Statement) -> list[WhyRow]:
+    """The "why it changed" table as the emailed Summary has it, in the bill's money."""
+    return [
+        WhyRow(w.pool, *(s.money(v) for v in (w.last, w.this, w.volume, w.rate, w.share)))
+        for w in s.why
+    ]
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    month: str
+    budget: str
+    actual: str
+    difference: str
+    """Actual − budget: above zero, billed more than the budget."""
+
+
+def budget_rows(s: Statement) -> tuple[list[BudgetRow], BudgetRow | None]:
+    """Budget against actual by month up to the bill's month, and the year to date (the
+    months that have both). A month without a budget says so rather than show zero."""
+    rows: list[BudgetRow] = []
+    planned_ytd = actual_ytd = Decimal(0)
+    both = False
+    for (period, planned), (_, actual) in zip(s.budget, s.charged, strict=True):
+        if planned is None and actual is None:
+            continue
+        if planned is not None and actual is not None:
+            planned_ytd, actual_ytd, both = planned_ytd + planned, actual_ytd + actual, True
+        rows.append(
+            BudgetRow(
+                month_label(period),
+                "no budget" if planned is None else s.money(planned),
+                "" if actual is None else s.money(actual),
+                "" if planned is None or actual is None else s.money(actual - planned),
+            )
+        )
+    if not both:
+        return rows, None
+    ytd = BudgetRow(
+        "Year to date",
+        s.money(planned_ytd),
+        s.money(actual_ytd),
+        s.money(actual_ytd - planned_ytd),
+    )
+    return rows, ytd
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Finance's line above the first page: the open period's bills, corrections and credits."""
+
+    period: str
+    departments: int
+    total: str
+    correction_lines: int
+    corrections_net: str
+    credit_lines: int
+    credits_total: str
+
+
+def run_summary(statements: list[Statement]) -> RunSummary | None:
+    """Every department's bill of the open period, added up (none: no bills)."""
+    if not statements:
+        return None
+    first = statements[0]
+    zero = Decimal(0)
+    total = sum((s.total for s in statements), zero)
+    changes = [Decimal(a) for s in statements for a in s.corrections["Amount"]]
+    memos = [Decimal(a) for s in statements for a in s.credits["Amount"]]
+    return RunSummary(
+        first.period,
+        len(statements),
+        first.money(total),
+        len(changes),
+        first.money(sum(changes, zero)),
+        len(memos),
+        first.money(sum(memos, zero)),
+    )
 
 
 @dataclass(frozen=True)

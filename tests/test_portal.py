@@ -120,9 +120,9 @@ def test_the_bill_page_shows_every_line_and_the_total_of_the_bills_sheet(app, bo
     for n, row in enumerate(rows, start=1):
         assert f'href="/d/ADM/2026-03/lines/{n}"' in page
         assert f"USD {Decimal(str(row['Amount'])).quantize(Decimal('0.01')):,}" in page
-    # The figure, the Accept button's words, the lines table's total row and March in
-    # the fiscal year's table.
-    assert page.count("USD 13,834.83") == 4
+    # The figure, the Accept button's words, the charges table's total row, March in the
+    # fiscal year's table and March's actual against its budget.
+    assert page.count("USD 13,834.83") == 5
     # The lineage, not the raw rule text: R07's text names other departments' shares.
     assert "share of &#34;Data Center&#34; by usage of &#34;Server Hours&#34;" in page
 
@@ -611,7 +611,8 @@ def test_a_department_raises_a_dispute_on_a_line_and_its_bill_shows_it(fresh):
     assert d.run_id == app.state.bills.current.stamp.run_id
     bill = ada.get(f"/d/ADM/{PERIOD}").text
     assert '<td>Volume</td><td class="num">USD 100.25</td>' in bill
-    assert '<td class="state state-disputed">disputed</td>' in ada.get("/").text
+    home = ada.get("/").text
+    assert '<td class="state"><span class="state-disputed">disputed</span></td>' in home
     # Without htmx the form still works: a plain POST, then back to the bill.
     plain = _dispute(ada, htmx=False, line="6", reason="Rate", amount="12")
     assert (plain.status_code, plain.headers["location"]) == (303, "/d/ADM/2026-03#disputes")
@@ -680,7 +681,8 @@ def test_a_department_accepts_its_bill_of_this_run_once(fresh):
     shown = f"Accepted by ada on {accepted.at:%Y-%m-%d %H:%M} UTC (USD 13,834.83, run {run_id})."
     assert shown in bill
     assert "Accept this bill" not in bill
-    assert '<td class="state state-accepted">accepted</td>' in ada.get("/").text
+    home = ada.get("/").text
+    assert '<td class="state"><span class="state-accepted">accepted</span></td>' in home
     assert [r.detail for r in store.audit_rows() if r.action == "accept"] == [
         f"run {run_id}, 13834.83"
     ]

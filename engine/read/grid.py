@@ -24,7 +24,10 @@ from costloop.rules.suggest import closest, did_you_mean
 
 COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Settings": (("Key", "Value"), ()),
-    "Departments": (("Department", "Fund"), ("Name", "Email", "Parent", "Billable")),
+    "Departments": (
+        ("Department", "Fund"),
+        ("Name", "Email", "Parent", "Billable", "Portal Group"),
+    ),
     "Budget": (("Period", "Pool", "Amount"), ("Metric", "Volume", "Tower", "Service")),
     "Actuals": (("Period", "Pool", "Amount"), ("Account", "Description")),
     "Usage": (("Period", "Department", "Metric", "Quantity"), ("Service", "Reference")),

@@ -17,7 +17,7 @@ from costloop.rules.ast import name_key
 from costloop.rules.checks import Names, value_key
 
 # Columns with a fixed meaning in Departments: not drivers even if numeric.
-_DEPARTMENT_FIXED = {"department", "fund", "name", "email", "parent", "billable"}
+_DEPARTMENT_FIXED = {"department", "fund", "name", "email", "parent", "billable", "portal group"}
 
 
 def names_from_book(book: Book) -> Names:

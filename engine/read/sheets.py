@@ -51,6 +51,10 @@ def read_departments(sheet: InputSheet, problems: list[Problem]) -> pd.DataFrame
         "Parent": checked.text("parent"),
         "Billable": checked.yes_no("billable"),
     }
+    if sheet.has("portal group"):
+        # The portal's single sign-on groups (portal/groups.py): text, never a driver,
+        # even when a group is a number such as 4400.
+        columns["Portal Group"] = checked.text("portal group")
     frame = frame_of(checked, columns)
     frame["_key"] = map_unique(frame["Department"].to_numpy(dtype=object), name_key)
     return frame
