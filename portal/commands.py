@@ -115,11 +115,16 @@ def serve(
     import uvicorn
 
     from costloop.portal.app import PortalConfig, create_app
+    from costloop.portal.snapshot import Bills, load_elsewhere
     from costloop.portal.sso import SsoConfig
 
     sso = SsoConfig.from_environment()  # before the database: a bad setting changes nothing
     store = Store(db_url or default_url(book))
-    app = create_app(PortalConfig(book=book, secure_cookies=proxy_headers, sso=sso), store)
+    # The first load in a worker process too: what running the year needs on the way
+    # (most of a gigabyte at a million usage rows) is then never the server's own.
+    bills = Bills(book, loader=load_elsewhere)
+    config = PortalConfig(book=book, secure_cookies=proxy_headers, sso=sso)
+    app = create_app(config, store, bills)
     uvicorn.run(
         app,
         host=host,

@@ -136,7 +136,7 @@ class _Site:
             self.bill(folder / s.period, s, pdfs.get((s.department, s.period)))
 
     def bill(self, folder: Path, s: Statement, pdf: Path | None) -> None:
-        sections = _relative(views.bill_sections(self.snapshot, s))
+        sections = _relative(views.bill_sections(s, self.snapshot))
         self.page(
             folder / "index.html",
             "bill.html",

@@ -18,6 +18,8 @@ def page_templates() -> Environment:
         autoescape=True,  # every value is text, whatever a workbook cell holds
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates are files of the installed package: not looked at again per page.
+        auto_reload=False,
     )
     templates.filters["month"] = month_label
     return templates

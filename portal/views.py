@@ -331,10 +331,11 @@ def attachment(file_name: str) -> str:
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(file_name)}"
 
 
-def bill_sections(snapshot, s: Statement) -> dict:
+def bill_sections(s: Statement, snapshot) -> dict:
     """The bill page's sections: charges, corrections, credits, why, the year, budget (the
-    live page and the static export render the same; ``snapshot`` a `Snapshot`)."""
-    lines = line_rows(s)
+    live page and the static export render the same; ``snapshot`` a `Snapshot`, whose
+    `page` keeps what is worked out of it)."""
+    lines = snapshot.page(s, line_rows)
     shown = set(snapshot.periods_of(name_key(s.department)))
     budget, budget_ytd = budget_rows(s)
     return {
